@@ -1,0 +1,87 @@
+//! Panic-free byte helpers for keys and values stored as raw bytes.
+//!
+//! On the GPU there is no panic handler to link against, so these work on raw pointers with
+//! wrapping arithmetic and pick the widest aligned word the operands allow.
+
+/// Compares `len` bytes at `a` and `b`.
+///
+/// # Safety
+/// `a` and `b` must be valid for reads of `len` bytes.
+#[inline(always)]
+pub unsafe fn bytes_eq(a: *const u8, b: *const u8, len: usize) -> bool {
+    let mut i = 0usize;
+    if ((a as usize) | (b as usize) | len) & 7 == 0 {
+        while i < len {
+            // SAFETY: both pointers are 8-aligned, `i + 8 <= len` (len is a multiple of 8).
+            let (x, y) = unsafe { (*(a.add(i) as *const u64), *(b.add(i) as *const u64)) };
+            if x != y {
+                return false;
+            }
+            i = i.wrapping_add(8);
+        }
+        return true;
+    }
+    if ((a as usize) | (b as usize) | len) & 3 == 0 {
+        while i < len {
+            // SAFETY: both pointers are 4-aligned, `i + 4 <= len` (len is a multiple of 4).
+            let (x, y) = unsafe { (*(a.add(i) as *const u32), *(b.add(i) as *const u32)) };
+            if x != y {
+                return false;
+            }
+            i = i.wrapping_add(4);
+        }
+        return true;
+    }
+    while i < len {
+        // SAFETY: `i < len`, both valid for `len` bytes.
+        if unsafe { *a.add(i) != *b.add(i) } {
+            return false;
+        }
+        i = i.wrapping_add(1);
+    }
+    true
+}
+
+/// Copies `len` bytes from `src` to `dst` (non-overlapping).
+///
+/// # Safety
+/// `src` valid for reads and `dst` valid for writes of `len` bytes; the ranges do not overlap.
+#[inline(always)]
+pub unsafe fn copy_bytes(src: *const u8, dst: *mut u8, len: usize) {
+    let mut i = 0usize;
+    if ((src as usize) | (dst as usize) | len) & 7 == 0 {
+        while i < len {
+            // SAFETY: 8-aligned, in bounds (see above).
+            unsafe { *(dst.add(i) as *mut u64) = *(src.add(i) as *const u64) };
+            i = i.wrapping_add(8);
+        }
+        return;
+    }
+    if ((src as usize) | (dst as usize) | len) & 3 == 0 {
+        while i < len {
+            // SAFETY: 4-aligned, in bounds.
+            unsafe { *(dst.add(i) as *mut u32) = *(src.add(i) as *const u32) };
+            i = i.wrapping_add(4);
+        }
+        return;
+    }
+    while i < len {
+        // SAFETY: in bounds.
+        unsafe { *dst.add(i) = *src.add(i) };
+        i = i.wrapping_add(1);
+    }
+}
+
+/// Writes `len` zero bytes at `dst`.
+///
+/// # Safety
+/// `dst` valid for writes of `len` bytes.
+#[inline(always)]
+pub unsafe fn zero_bytes(dst: *mut u8, len: usize) {
+    let mut i = 0usize;
+    while i < len {
+        // SAFETY: in bounds.
+        unsafe { *dst.add(i) = 0 };
+        i = i.wrapping_add(1);
+    }
+}

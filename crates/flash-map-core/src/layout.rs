@@ -1,0 +1,151 @@
+//! The structure-of-arrays layout and its capacity arithmetic.
+//!
+//! A table of `slots` slots (a power of two) is three arrays:
+//! `states: [u32; slots]`, `keys: [u8; slots * key_size]`, `values: [u8; slots * value_size]`.
+//! Slot `i`'s key is at byte `i * key_size` of `keys`, its value at `i * value_size`.
+//! All sizes are computed with checked arithmetic, so absurd requests become errors.
+
+/// The largest number of slots a table may have (2^31): slot indices and batch positions
+/// travel as `u32` through the engines and kernels.
+pub const MAX_SLOTS: usize = 1 << 31;
+
+/// The default maximum load factor.
+pub const DEFAULT_MAX_LOAD_FACTOR: f64 = 0.5;
+
+/// Why a layout cannot be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutError {
+    /// A capacity of zero was requested.
+    ZeroCapacity,
+    /// The key type has size zero.
+    ZeroSizedKey,
+    /// The load factor is not in (0, 1).
+    InvalidLoadFactor,
+    /// The table would need more than [`MAX_SLOTS`] slots or more bytes than `usize` holds.
+    CapacityOverflow,
+}
+
+/// Sizes of one table: slot count, per-slot key/value sizes, and the entry limit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TableLayout {
+    /// Number of slots, a power of two.
+    pub slots: usize,
+    /// Bytes per key.
+    pub key_size: usize,
+    /// Bytes per value.
+    pub value_size: usize,
+    /// The most live entries allowed (`floor(slots * max_load_factor)`, always `< slots`).
+    pub capacity: usize,
+    /// The maximum load factor this layout was made for.
+    pub max_load_factor: f64,
+}
+
+impl TableLayout {
+    /// The smallest layout that holds `capacity` entries at `max_load_factor`.
+    pub fn for_capacity(
+        capacity: usize,
+        max_load_factor: f64,
+        key_size: usize,
+        value_size: usize,
+    ) -> Result<Self, LayoutError> {
+        if key_size == 0 {
+            return Err(LayoutError::ZeroSizedKey);
+        }
+        // `!(x > 0.0 && x < 1.0)` is also true for NaN.
+        if !(max_load_factor > 0.0 && max_load_factor < 1.0) {
+            return Err(LayoutError::InvalidLoadFactor);
+        }
+        if capacity == 0 {
+            return Err(LayoutError::ZeroCapacity);
+        }
+        if capacity >= MAX_SLOTS {
+            return Err(LayoutError::CapacityOverflow);
+        }
+        // ceil(capacity / lf) in f64 is exact enough below 2^31; re-checked below.
+        let want = capacity as f64 / max_load_factor;
+        if !(want < MAX_SLOTS as f64 * 2.0) {
+            return Err(LayoutError::CapacityOverflow);
+        }
+        // `as` truncates: a start at or just below ceil(want); the loop below corrects it.
+        let mut slots = (want as usize).max(2).next_power_of_two();
+        loop {
+            if slots > MAX_SLOTS {
+                return Err(LayoutError::CapacityOverflow);
+            }
+            let cap = Self::capacity_of(slots, max_load_factor);
+            if cap >= capacity {
+                break;
+            }
+            slots *= 2;
+        }
+        Self::with_slots(slots, max_load_factor, key_size, value_size)
+    }
+
+    /// A layout with exactly `slots` slots (a power of two, at least 2).
+    pub fn with_slots(
+        slots: usize,
+        max_load_factor: f64,
+        key_size: usize,
+        value_size: usize,
+    ) -> Result<Self, LayoutError> {
+        if key_size == 0 {
+            return Err(LayoutError::ZeroSizedKey);
+        }
+        if !(max_load_factor > 0.0 && max_load_factor < 1.0) {
+            return Err(LayoutError::InvalidLoadFactor);
+        }
+        if slots < 2 || !slots.is_power_of_two() || slots > MAX_SLOTS {
+            return Err(LayoutError::CapacityOverflow);
+        }
+        let layout = TableLayout {
+            slots,
+            key_size,
+            value_size,
+            capacity: Self::capacity_of(slots, max_load_factor),
+            max_load_factor,
+        };
+        layout.total_bytes().ok_or(LayoutError::CapacityOverflow)?;
+        Ok(layout)
+    }
+
+    fn capacity_of(slots: usize, lf: f64) -> usize {
+        // `as` truncates toward zero, i.e. floors a positive product.
+        let cap = (slots as f64 * lf) as usize;
+        // At least one slot always stays free so that every probe ends.
+        cap.clamp(1, slots - 1)
+    }
+
+    /// `slots - 1`: the mask that turns a hash into a slot index.
+    #[inline(always)]
+    pub const fn mask(&self) -> usize {
+        self.slots - 1
+    }
+
+    /// Bytes of the state array.
+    pub fn state_bytes(&self) -> Option<usize> {
+        self.slots.checked_mul(4)
+    }
+
+    /// Bytes of the key array.
+    pub fn key_bytes(&self) -> Option<usize> {
+        self.slots.checked_mul(self.key_size)
+    }
+
+    /// Bytes of the value array.
+    pub fn value_bytes(&self) -> Option<usize> {
+        self.slots.checked_mul(self.value_size)
+    }
+
+    /// Bytes of all three arrays together, or `None` on overflow.
+    pub fn total_bytes(&self) -> Option<usize> {
+        self.state_bytes()?
+            .checked_add(self.key_bytes()?)?
+            .checked_add(self.value_bytes()?)
+    }
+
+    /// Tombstones beyond this many trigger an in-place rebuild (one eighth of the slots), so
+    /// that removal never rots probe lengths.
+    pub const fn tombstone_limit(&self) -> usize {
+        self.slots / 8
+    }
+}

@@ -1,0 +1,31 @@
+//! The `no_std`, allocation-free heart of flash-map, shared by the CPU engines and the GPU kernels.
+//!
+//! Everything that decides *where* a key lives is defined once, here:
+//!
+//! - [`hash`]: the two hash strategies ([`HashStrategy::Identity`], [`HashStrategy::Murmur3`]).
+//! - [`slot`]: the 32-bit slot-state word (empty, tombstone, busy, full + fingerprint tag).
+//! - [`layout`]: the structure-of-arrays table layout (states, keys, values as raw bytes) and
+//!   the capacity arithmetic (power-of-two slot counts, load factor, overflow checks).
+//! - [`probe`]: the linear probe sequence and the three per-key algorithms (find, claim,
+//!   remove), generic over a [`probe::Slots`] accessor so that the serial engine, the rayon
+//!   engine and the nvptx kernels run literally the same code with different memory accesses.
+//! - [`bytes`]: panic-free byte comparison and copying used on the device path.
+//!
+//! The crate has no dependencies, no `std`, no allocation, and its hot functions contain no
+//! panicking paths, so it compiles for `nvptx64-nvidia-cuda` and inlines into the kernels.
+#![no_std]
+
+pub mod batch;
+pub mod bytes;
+pub mod hash;
+pub mod layout;
+pub mod probe;
+pub mod slot;
+
+pub use batch::Batch;
+pub use hash::{hash_key, HashStrategy};
+pub use layout::{LayoutError, TableLayout};
+pub use probe::{Claim, Slots};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,207 @@
+//! The probe sequence and the per-key algorithms, written once for every backend.
+//!
+//! Probing is linear: a key's home slot is `hash & mask`, then `+1`, `+2`, ... wrapping at
+//! the power-of-two slot count. Every loop is bounded by the slot count, so a full table
+//! ends in [`Claim::NoRoom`] or a miss, never in an endless loop.
+//!
+//! The algorithms are generic over [`Slots`], which says how a slot's state is read,
+//! compared-and-swapped and published. The serial engine implements it with plain loads and
+//! stores, the rayon engine with `AtomicU32`, the kernels with device-scope PTX atomics.
+//!
+//! Concurrent inserters (rayon threads, GPU threads) run [`claim`] at the same time. A claim
+//! first swaps a free slot to *busy*, writes the key, then publishes *full* with release
+//! ordering; a thread that meets a busy slot with its own fingerprint waits for the publish
+//! and compares keys. This makes a key that appears several times in one batch land in
+//! exactly one slot, whichever thread gets there first.
+
+use crate::bytes::bytes_eq;
+use crate::slot::{busy_word, full_word, is_free, tag_of, EMPTY, TOMBSTONE};
+
+/// Access to a table's slots. Implemented by each engine for its kind of memory.
+///
+/// # Safety
+/// Implementations must make `state`/`cas_state`/`publish` act on the state word of slot
+/// `slot`, with acquire loads and release publishes where threads share the table, and
+/// `key_ptr` return a pointer valid for `key_size()` bytes of slot `slot`'s key.
+pub unsafe trait Slots {
+    /// `slots - 1`.
+    fn mask(&self) -> usize;
+    /// Bytes per key.
+    fn key_size(&self) -> usize;
+    /// Reads slot `slot`'s state (acquire).
+    ///
+    /// # Safety
+    /// `slot <= mask()`.
+    unsafe fn state(&self, slot: usize) -> u32;
+    /// Replaces the state `current` by `new` if it is still `current`; true on success.
+    ///
+    /// # Safety
+    /// `slot <= mask()`.
+    unsafe fn cas_state(&self, slot: usize, current: u32, new: u32) -> bool;
+    /// Stores `state` (release): makes the key written before it visible.
+    ///
+    /// # Safety
+    /// `slot <= mask()`.
+    unsafe fn publish(&self, slot: usize, state: u32);
+    /// Pointer to slot `slot`'s key bytes.
+    ///
+    /// # Safety
+    /// `slot <= mask()`.
+    unsafe fn key_ptr(&self, slot: usize) -> *mut u8;
+}
+
+/// The outcome of [`claim`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The key was already present (or was claimed by another thread in this batch).
+    Existing(usize),
+    /// This call claimed a free slot; `prev` is its former state, for rollback.
+    New {
+        /// The slot claimed.
+        slot: usize,
+        /// Its state before the claim ([`EMPTY`] or [`TOMBSTONE`]).
+        prev: u32,
+    },
+    /// No free slot is left anywhere in the table.
+    NoRoom,
+}
+
+/// The home slot of a hash.
+#[inline(always)]
+pub const fn home(hash: u64, mask: usize) -> usize {
+    (hash as usize) & mask
+}
+
+/// The slot after `slot`.
+#[inline(always)]
+pub const fn next(slot: usize, mask: usize) -> usize {
+    slot.wrapping_add(1) & mask
+}
+
+/// Waits while `slot` is busy with `busy`, then tells whether it is `full`.
+#[inline(always)]
+unsafe fn settled_is<S: Slots>(s: &S, slot: usize, mut st: u32, busy: u32, full: u32) -> bool {
+    while st == busy {
+        core::hint::spin_loop();
+        // SAFETY: forwarded `slot <= mask`.
+        st = unsafe { s.state(slot) };
+    }
+    st == full
+}
+
+/// Finds the slot holding `key`.
+///
+/// # Safety
+/// `key` valid for `s.key_size()` bytes; no concurrent claims on the same table.
+#[inline(always)]
+pub unsafe fn find<S: Slots>(s: &S, hash: u64, key: *const u8) -> Option<usize> {
+    let mask = s.mask();
+    let full = full_word(tag_of(hash));
+    let ks = s.key_size();
+    let mut slot = home(hash, mask);
+    let mut left = mask.wrapping_add(1);
+    while left != 0 {
+        // SAFETY: `slot <= mask`.
+        let st = unsafe { s.state(slot) };
+        if st == EMPTY {
+            return None;
+        }
+        // SAFETY: slot in range; key valid for `ks` bytes by contract.
+        if st == full && unsafe { bytes_eq(s.key_ptr(slot), key, ks) } {
+            return Some(slot);
+        }
+        slot = next(slot, mask);
+        left -= 1;
+    }
+    None
+}
+
+/// Finds `key` or claims a free slot for it, writing the key bytes (not the value).
+///
+/// Safe to run from many threads at once on one table, given `Slots` atomics.
+///
+/// # Safety
+/// `key` valid for `s.key_size()` bytes.
+#[inline(always)]
+pub unsafe fn claim<S: Slots>(s: &S, hash: u64, key: *const u8) -> Claim {
+    let mask = s.mask();
+    let tag = tag_of(hash);
+    let full = full_word(tag);
+    let busy = busy_word(tag);
+    let ks = s.key_size();
+    let mut slot = home(hash, mask);
+    let mut first_free = usize::MAX;
+    let mut left = mask.wrapping_add(1);
+    // Phase 1: is the key present? Stop at the first empty slot; remember the first free one.
+    while left != 0 {
+        // SAFETY: `slot <= mask`.
+        let st = unsafe { s.state(slot) };
+        if st == EMPTY {
+            if first_free == usize::MAX {
+                first_free = slot;
+            }
+            break;
+        }
+        if st == TOMBSTONE {
+            if first_free == usize::MAX {
+                first_free = slot;
+            }
+        } else if (st == full || st == busy)
+            // SAFETY: slot in range; a settled full slot's key is published.
+            && unsafe { settled_is(s, slot, st, busy, full) && bytes_eq(s.key_ptr(slot), key, ks) }
+        {
+            return Claim::Existing(slot);
+        }
+        slot = next(slot, mask);
+        left -= 1;
+    }
+    if first_free == usize::MAX {
+        return Claim::NoRoom;
+    }
+    // Phase 2: claim the first free slot from `first_free` on; a concurrent inserter of the
+    // same key may win a slot first, and is then found on the way.
+    slot = first_free;
+    left = mask.wrapping_add(1);
+    while left != 0 {
+        // SAFETY: `slot <= mask`.
+        let st = unsafe { s.state(slot) };
+        if is_free(st) {
+            // SAFETY: slot in range.
+            if unsafe { s.cas_state(slot, st, busy) } {
+                // SAFETY: the slot is ours until published; key valid by contract.
+                unsafe {
+                    crate::bytes::copy_bytes(key, s.key_ptr(slot), ks);
+                    s.publish(slot, full);
+                }
+                return Claim::New { slot, prev: st };
+            }
+            // Lost the race for this slot: look at it again.
+            continue;
+        }
+        if (st == full || st == busy)
+            // SAFETY: as in phase 1.
+            && unsafe { settled_is(s, slot, st, busy, full) && bytes_eq(s.key_ptr(slot), key, ks) }
+        {
+            return Claim::Existing(slot);
+        }
+        slot = next(slot, mask);
+        left -= 1;
+    }
+    Claim::NoRoom
+}
+
+/// Removes `key`: turns its slot into a tombstone. True if this call removed it.
+///
+/// Safe to run from many threads at once (only one of several removers of a key wins).
+///
+/// # Safety
+/// `key` valid for `s.key_size()` bytes; no concurrent claims on the same table.
+#[inline(always)]
+pub unsafe fn remove<S: Slots>(s: &S, hash: u64, key: *const u8) -> bool {
+    // SAFETY: forwarded contract.
+    match unsafe { find(s, hash, key) } {
+        // SAFETY: slot in range.
+        Some(slot) => unsafe { s.cas_state(slot, full_word(tag_of(hash)), TOMBSTONE) },
+        None => false,
+    }
+}

@@ -1,0 +1,53 @@
+//! The slot-state word: one `u32` per slot, stored in its own array (the "S" of SoA).
+//!
+//! | word | meaning |
+//! |---|---|
+//! | `0` | [`EMPTY`]: never used since the last clear or rebuild; ends every probe |
+//! | `1` | [`TOMBSTONE`]: held a key that was removed; probes go on past it |
+//! | `0x4000_0000 \| tag` | busy: being claimed by a concurrent inserter of a key with `tag` |
+//! | `0x8000_0000 \| tag` | full: holds a key whose fingerprint is `tag` |
+//!
+//! The 30-bit fingerprint `tag` comes from the hash, so a probe compares keys only when the
+//! tags agree: misses and collisions almost never read the key array.
+
+/// A slot that has never held a key (since the last clear or rebuild).
+pub const EMPTY: u32 = 0;
+/// A slot whose key was removed.
+pub const TOMBSTONE: u32 = 1;
+/// High bit pattern of a busy (being-claimed) slot.
+pub const BUSY_BIT: u32 = 0x4000_0000;
+/// High bit of a full slot.
+pub const FULL_BIT: u32 = 0x8000_0000;
+/// Mask of the fingerprint bits.
+pub const TAG_MASK: u32 = 0x3FFF_FFFF;
+
+/// The 30-bit fingerprint of a hash. Derived by a multiplicative mix so that it is
+/// independent of the home slot (the low hash bits), also for the Identity strategy.
+#[inline(always)]
+pub const fn tag_of(hash: u64) -> u32 {
+    ((hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 34) as u32) & TAG_MASK
+}
+
+/// The state word of a full slot with fingerprint `tag`.
+#[inline(always)]
+pub const fn full_word(tag: u32) -> u32 {
+    FULL_BIT | tag
+}
+
+/// The state word of a busy slot with fingerprint `tag`.
+#[inline(always)]
+pub const fn busy_word(tag: u32) -> u32 {
+    BUSY_BIT | tag
+}
+
+/// Whether a state word marks a live entry.
+#[inline(always)]
+pub const fn is_full(state: u32) -> bool {
+    state & FULL_BIT != 0
+}
+
+/// Whether a state word can be claimed by an inserter (empty or tombstone).
+#[inline(always)]
+pub const fn is_free(state: u32) -> bool {
+    state <= TOMBSTONE
+}

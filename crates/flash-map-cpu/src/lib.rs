@@ -1,0 +1,57 @@
+//! CPU engines of flash-map: one SoA table, driven by one thread or by all cores with rayon.
+//!
+//! - [`buf`]: 64-byte-aligned, lazily zeroed, fallibly allocated byte buffers.
+//! - [`slots`]: the two [`flash_map_core::Slots`] implementations (plain and atomic).
+//! - [`table`]: [`CpuTable`], the table's arrays and its bookkeeping (len, tombstones,
+//!   rebuilds, growth, entries).
+//! - [`ops`]: the bulk operations, each a pass (or three) over the batch.
+//! - [`exec`]: [`Exec`], the driver that runs a pass serially or on rayon.
+//!
+//! Both engines run the same per-key algorithms from `flash-map-core`, and resolve duplicate
+//! keys by batch position, so they return identical results for identical calls.
+
+pub mod buf;
+pub mod exec;
+pub mod ops;
+pub mod slots;
+pub mod table;
+
+pub use exec::Exec;
+pub use ops::{CounterKind, GetSink};
+pub use table::CpuTable;
+
+use flash_map_core::LayoutError;
+
+/// Errors of the CPU engines.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CpuError {
+    /// The table's sizes are invalid.
+    #[error("invalid table layout: {0:?}")]
+    Layout(LayoutError),
+    /// Memory for the table could not be allocated.
+    #[error("could not allocate {bytes} bytes for the table; ask for a smaller capacity")]
+    Alloc {
+        /// Bytes requested.
+        bytes: usize,
+    },
+    /// The batch's new keys do not fit; nothing was changed.
+    #[error("table full: {len} entries + {new} new keys exceed capacity {capacity}")]
+    TableFull {
+        /// Live entries before the batch.
+        len: usize,
+        /// New keys the batch would add (at least this many).
+        new: usize,
+        /// Entry limit of the table.
+        capacity: usize,
+    },
+}
+
+impl From<LayoutError> for CpuError {
+    fn from(e: LayoutError) -> Self {
+        CpuError::Layout(e)
+    }
+}
+
+#[cfg(test)]
+mod tests;

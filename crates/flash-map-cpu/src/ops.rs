@@ -1,0 +1,422 @@
+//! The bulk operations of [`CpuTable`].
+//!
+//! Every mutating operation runs in passes so that it is atomic and deterministic:
+//!
+//! 1. **claim**: each key finds its slot or claims a free one (writing only the key);
+//!    `pos[i]` records the slot, `kind[i]` whether the claim was new.
+//! 2. **check**: if the new keys exceed the capacity, the new claims are rolled back (their
+//!    slots get their former state) and the call fails with nothing changed.
+//! 3. **values**: serially, values are written in batch order, so the last duplicate wins
+//!    (first for `insert_new`). In parallel, each slot's winner is chosen by an atomic max
+//!    (min) over batch positions in a per-slot scratch word, then only winners write.
+//!    Counters are added with atomic adds, which commute.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use flash_map_core::probe::{claim, find, remove, Claim};
+use flash_map_core::slot::TOMBSTONE;
+use flash_map_core::{hash_key, Batch};
+
+use crate::buf::AlignedBuf;
+#[cfg(feature = "rayon")]
+use crate::slots::AtomicSlots;
+use crate::slots::{PlainSlots, RawTable};
+use crate::{CpuError, CpuTable, Exec};
+
+const KIND_EXISTING: u8 = 0;
+const KIND_NEW_FROM_EMPTY: u8 = 1;
+const KIND_NEW_FROM_TOMBSTONE: u8 = 2;
+const KIND_NO_ROOM: u8 = 3;
+
+/// Receives the results of a lookup, one call per batch position.
+pub trait GetSink: Sync {
+    /// Stores the result for position `i`: the value's bytes if the key is present.
+    ///
+    /// # Safety
+    /// Called exactly once per `i < batch.len`, possibly from several threads for distinct `i`;
+    /// a `Some` pointer is valid for `value_size` bytes during the call.
+    unsafe fn put(&self, i: usize, value: Option<*const u8>);
+}
+
+/// The width of a counter value for [`CpuTable::add`] (signed types add the same bits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CounterKind {
+    /// 4-byte wrapping add.
+    U32,
+    /// 8-byte wrapping add.
+    U64,
+}
+
+/// Raw pointer wrapper for disjoint per-index writes from a parallel pass.
+#[derive(Clone, Copy)]
+struct SyncPtr<T>(*mut T);
+// SAFETY: used only for writes to distinct indices, whose owner outlives the pass.
+unsafe impl<T> Send for SyncPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for SyncPtr<T> {}
+impl<T> SyncPtr<T> {
+    /// # Safety
+    /// `i` in bounds and written by one thread only.
+    #[inline(always)]
+    unsafe fn write(self, i: usize, v: T) {
+        // SAFETY: by contract.
+        unsafe { *self.0.add(i) = v }
+    }
+    #[inline(always)]
+    unsafe fn read(self, i: usize) -> T
+    where
+        T: Copy,
+    {
+        // SAFETY: by contract.
+        unsafe { *self.0.add(i) }
+    }
+}
+
+/// What a claim pass found.
+#[derive(Default, Clone, Copy)]
+struct ClaimStats {
+    new: usize,
+    from_tombstone: usize,
+    no_room: usize,
+}
+
+/// How the claim pass prepares a newly claimed slot.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnNew {
+    Nothing,
+    ZeroValue,
+    MarkAux,
+}
+
+impl CpuTable {
+    #[inline(always)]
+    fn aux_at(&self, slot: usize) -> &AtomicU32 {
+        // SAFETY: `aux` holds `slots` aligned u32 words when a parallel pass runs (see
+        // `ensure_aux`); all access during a pass is atomic.
+        unsafe { AtomicU32::from_ptr((self.aux.as_ptr() as *mut u32).add(slot)) }
+    }
+
+    fn ensure_aux(&mut self) -> Result<(), CpuError> {
+        if self.aux.len() != self.layout.slots * 4 {
+            self.aux = AlignedBuf::zeroed(self.layout.slots * 4)?;
+        }
+        Ok(())
+    }
+
+    fn ensure_scratch(&mut self, n: usize) -> Result<(), CpuError> {
+        let grow = |v: usize| CpuError::Alloc { bytes: v };
+        if self.pos.len() < n {
+            self.pos.try_reserve_exact(n - self.pos.len()).map_err(|_| grow(n * 4))?;
+            self.pos.resize(n, 0);
+        }
+        if self.kind.len() < n {
+            self.kind.try_reserve_exact(n - self.kind.len()).map_err(|_| grow(n))?;
+            self.kind.resize(n, 0);
+        }
+        Ok(())
+    }
+
+    /// Pass 1: claim a slot for every key of `b`.
+    fn claim_pass(&mut self, b: &Batch, on_new: OnNew) -> Result<ClaimStats, CpuError> {
+        self.ensure_scratch(b.len)?;
+        if self.exec.is_parallel() && on_new == OnNew::MarkAux {
+            self.ensure_aux()?;
+        }
+        let raw = self.raw();
+        let hs = self.hash;
+        let pos = SyncPtr(self.pos.as_mut_ptr());
+        let kind = SyncPtr(self.kind.as_mut_ptr());
+        let this = &*self;
+        let one = |i: usize, c: Claim| -> (usize, usize, usize) {
+            // SAFETY: `i < b.len` (scratch sized above), each `i` visited by one thread.
+            unsafe {
+                match c {
+                    Claim::Existing(slot) => {
+                        pos.write(i, slot as u32);
+                        kind.write(i, KIND_EXISTING);
+                        (0, 0, 0)
+                    }
+                    Claim::New { slot, prev } => {
+                        pos.write(i, slot as u32);
+                        let t = prev == TOMBSTONE;
+                        kind.write(i, if t { KIND_NEW_FROM_TOMBSTONE } else { KIND_NEW_FROM_EMPTY });
+                        match on_new {
+                            OnNew::Nothing => {}
+                            OnNew::ZeroValue => {
+                                std::ptr::write_bytes(raw.value_ptr(slot), 0, raw.value_size)
+                            }
+                            OnNew::MarkAux => {
+                                if this.exec.is_parallel() {
+                                    this.aux_at(slot).store(u32::MAX, Ordering::Relaxed)
+                                }
+                            }
+                        }
+                        (1, t as usize, 0)
+                    }
+                    Claim::NoRoom => {
+                        kind.write(i, KIND_NO_ROOM);
+                        (0, 0, 1)
+                    }
+                }
+            }
+        };
+        // Counted afterwards from `kind`: one cheap sequential scan, no shared counters.
+        match self.exec {
+            Exec::Serial => {
+                let s = PlainSlots(raw);
+                for i in 0..b.len {
+                    // SAFETY: `i < b.len`; key valid for key_size bytes.
+                    let c = unsafe { claim(&s, hash_key(hs, b.key(i), raw.key_size), b.key(i)) };
+                    one(i, c);
+                }
+            }
+            #[cfg(feature = "rayon")]
+            Exec::Rayon => {
+                let s = AtomicSlots(raw);
+                self.exec.for_each(b.len, |i| {
+                    // SAFETY: as above; claims are atomic.
+                    let c = unsafe { claim(&s, hash_key(hs, b.key(i), raw.key_size), b.key(i)) };
+                    one(i, c);
+                });
+            }
+        }
+        let mut st = ClaimStats::default();
+        for &k in &self.kind[..b.len] {
+            match k {
+                KIND_NEW_FROM_EMPTY => st.new += 1,
+                KIND_NEW_FROM_TOMBSTONE => {
+                    st.new += 1;
+                    st.from_tombstone += 1
+                }
+                KIND_NO_ROOM => st.no_room += 1,
+                _ => {}
+            }
+        }
+        Ok(st)
+    }
+
+    /// Pass 2: fail and undo the claims if the new keys do not fit; else account for them.
+    fn check_claims(&mut self, n: usize, st: ClaimStats) -> Result<(), CpuError> {
+        if st.no_room == 0 && self.len + st.new <= self.layout.capacity {
+            self.len += st.new;
+            self.tombstones -= st.from_tombstone;
+            return Ok(());
+        }
+        let states = self.states.as_mut_ptr() as *mut u32;
+        let aux_used = self.aux.len() == self.layout.slots * 4;
+        for i in 0..n {
+            let prev = match self.kind[i] {
+                KIND_NEW_FROM_EMPTY => flash_map_core::slot::EMPTY,
+                KIND_NEW_FROM_TOMBSTONE => TOMBSTONE,
+                _ => continue,
+            };
+            let slot = self.pos[i] as usize;
+            // SAFETY: `slot` came from a claim on this table.
+            unsafe { *states.add(slot) = prev };
+            if aux_used {
+                self.aux_at(slot).store(0, Ordering::Relaxed);
+            }
+        }
+        Err(CpuError::TableFull {
+            len: self.len,
+            new: st.new + st.no_room,
+            capacity: self.layout.capacity,
+        })
+    }
+
+    /// Upserts every pair of `b`; returns how many keys were new. Last duplicate wins.
+    /// On [`CpuError::TableFull`] the table is unchanged.
+    pub fn insert(&mut self, b: &Batch) -> Result<usize, CpuError> {
+        let st = self.claim_pass(b, OnNew::Nothing)?;
+        self.check_claims(b.len, st)?;
+        let raw = self.raw();
+        let vs = raw.value_size;
+        let pos = SyncPtr(self.pos.as_mut_ptr());
+        match self.exec {
+            Exec::Serial => {
+                for i in 0..b.len {
+                    // SAFETY: pos[i] is a slot of this table; value valid for vs bytes.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(b.val(i), raw.value_ptr(pos.read(i) as usize), vs)
+                    };
+                }
+            }
+            #[cfg(feature = "rayon")]
+            Exec::Rayon => {
+                self.ensure_aux()?;
+                let this = &*self;
+                // SAFETY (both closures): `i < b.len`, pos[i] a slot of this table.
+                this.exec.for_each(b.len, |i| {
+                    let slot = unsafe { pos.read(i) } as usize;
+                    this.aux_at(slot).fetch_max(i as u32 + 1, Ordering::Relaxed);
+                });
+                this.exec.for_each(b.len, |i| {
+                    let slot = unsafe { pos.read(i) } as usize;
+                    let a = this.aux_at(slot);
+                    if a.load(Ordering::Relaxed) == i as u32 + 1 {
+                        unsafe { std::ptr::copy_nonoverlapping(b.val(i), raw.value_ptr(slot), vs) };
+                        a.store(0, Ordering::Relaxed);
+                    }
+                });
+            }
+        }
+        Ok(st.new)
+    }
+
+    /// Inserts the pairs whose keys are absent; the first copy of a new key wins.
+    /// `out[i]` says whether pair `i` was inserted. Atomic on [`CpuError::TableFull`].
+    pub fn insert_new(&mut self, b: &Batch, out: &mut [bool]) -> Result<usize, CpuError> {
+        assert_eq!(out.len(), b.len, "one result per pair");
+        let st = self.claim_pass(b, OnNew::MarkAux)?;
+        self.check_claims(b.len, st)?;
+        let raw = self.raw();
+        let vs = raw.value_size;
+        let pos = SyncPtr(self.pos.as_mut_ptr());
+        match self.exec {
+            Exec::Serial => {
+                // In batch order, the claimer of a new key is its first copy.
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = self.kind[i] == KIND_NEW_FROM_EMPTY || self.kind[i] == KIND_NEW_FROM_TOMBSTONE;
+                    if *o {
+                        // SAFETY: pos[i] a slot of this table.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(b.val(i), raw.value_ptr(pos.read(i) as usize), vs)
+                        };
+                    }
+                }
+            }
+            #[cfg(feature = "rayon")]
+            Exec::Rayon => {
+                let this = &*self;
+                let outp = SyncPtr(out.as_mut_ptr());
+                // SAFETY (both closures): `i < b.len`, pos[i] a slot of this table; slots
+                // claimed in this batch carry a nonzero aux mark from the claim pass.
+                this.exec.for_each(b.len, |i| {
+                    let a = this.aux_at(unsafe { pos.read(i) } as usize);
+                    if a.load(Ordering::Relaxed) != 0 {
+                        a.fetch_min(i as u32 + 1, Ordering::Relaxed);
+                    }
+                });
+                this.exec.for_each(b.len, |i| {
+                    let slot = unsafe { pos.read(i) } as usize;
+                    let a = this.aux_at(slot);
+                    let won = a.load(Ordering::Relaxed) == i as u32 + 1;
+                    if won {
+                        unsafe { std::ptr::copy_nonoverlapping(b.val(i), raw.value_ptr(slot), vs) };
+                        a.store(0, Ordering::Relaxed);
+                    }
+                    unsafe { outp.write(i, won) };
+                });
+            }
+        }
+        Ok(st.new)
+    }
+
+    /// Adds each pair's value to the stored counter (absent keys start at zero); returns
+    /// how many keys were new. Atomic on [`CpuError::TableFull`].
+    pub fn add(&mut self, b: &Batch, kind: CounterKind) -> Result<usize, CpuError> {
+        let width = match kind {
+            CounterKind::U32 => 4,
+            CounterKind::U64 => 8,
+        };
+        assert_eq!(self.layout.value_size, width, "counter width matches the value size");
+        let st = self.claim_pass(b, OnNew::ZeroValue)?;
+        self.check_claims(b.len, st)?;
+        let raw = self.raw();
+        let pos = SyncPtr(self.pos.as_mut_ptr());
+        let parallel = self.exec.is_parallel();
+        self.exec.for_each(b.len, |i| {
+            // SAFETY: pos[i] a slot of this table; values are `width`-aligned (64-byte
+            // aligned array, stride = width); adds from several threads are atomic.
+            unsafe {
+                let dst = raw.value_ptr(pos.read(i) as usize);
+                add_one(dst, b.val(i), kind, parallel);
+            }
+        });
+        Ok(st.new)
+    }
+
+    /// Looks up every key of `b`, handing each result to `sink`.
+    pub fn get(&self, b: &Batch, sink: &impl GetSink) {
+        self.lookup(b, |i, slot, raw| {
+            // SAFETY: `i < b.len`, slot (if any) in range.
+            unsafe { sink.put(i, slot.map(|s| raw.value_ptr(s) as *const u8)) }
+        });
+    }
+
+    /// Writes whether each key of `b` is present into `out`.
+    pub fn contains(&self, b: &Batch, out: &mut [bool]) {
+        assert_eq!(out.len(), b.len, "one result per key");
+        let outp = SyncPtr(out.as_mut_ptr());
+        // SAFETY: `i < out.len()`, one writer per index.
+        self.lookup(b, |i, slot, _| unsafe { outp.write(i, slot.is_some()) });
+    }
+
+    fn lookup(&self, b: &Batch, f: impl Fn(usize, Option<usize>, &RawTable) + Sync + Send) {
+        let raw = self.raw();
+        let hs = self.hash;
+        let s = PlainSlots(raw);
+        // Lookups never race with writers (`&self`), so plain loads serve both engines.
+        self.exec.for_each(b.len, |i| {
+            // SAFETY: `i < b.len`, key valid for key_size bytes.
+            let slot = unsafe { find(&s, hash_key(hs, b.key(i), raw.key_size), b.key(i)) };
+            f(i, slot, &raw);
+        });
+    }
+
+    /// Removes every key of `b`; returns how many distinct keys were present.
+    pub fn remove(&mut self, b: &Batch) -> Result<usize, CpuError> {
+        let raw = self.raw();
+        let hs = self.hash;
+        let removed = match self.exec {
+            Exec::Serial => {
+                let s = PlainSlots(raw);
+                // SAFETY: `i < b.len`, keys valid.
+                self.exec
+                    .sum(b.len, |i| unsafe { remove(&s, hash_key(hs, b.key(i), raw.key_size), b.key(i)) } as usize)
+            }
+            #[cfg(feature = "rayon")]
+            Exec::Rayon => {
+                let s = AtomicSlots(raw);
+                // SAFETY: as above; the tombstone swap is a CAS, so one remover wins.
+                self.exec
+                    .sum(b.len, |i| unsafe { remove(&s, hash_key(hs, b.key(i), raw.key_size), b.key(i)) } as usize)
+            }
+        };
+        self.len -= removed;
+        self.tombstones += removed;
+        self.compact_if_needed()?;
+        Ok(removed)
+    }
+}
+
+/// Adds the counter at `src` to the one at `dst`.
+///
+/// # Safety
+/// `dst` aligned and valid for the counter width, `src` valid for reads of it.
+#[inline(always)]
+unsafe fn add_one(dst: *mut u8, src: *const u8, kind: CounterKind, atomic: bool) {
+    // SAFETY: by contract.
+    unsafe {
+        match kind {
+            CounterKind::U32 => {
+                let v = std::ptr::read_unaligned(src as *const u32);
+                let d = AtomicU32::from_ptr(dst as *mut u32);
+                if atomic {
+                    d.fetch_add(v, Ordering::Relaxed);
+                } else {
+                    *d.as_ptr() = (*d.as_ptr()).wrapping_add(v);
+                }
+            }
+            CounterKind::U64 => {
+                let v = std::ptr::read_unaligned(src as *const u64);
+                let d = AtomicU64::from_ptr(dst as *mut u64);
+                if atomic {
+                    d.fetch_add(v, Ordering::Relaxed);
+                } else {
+                    *d.as_ptr() = (*d.as_ptr()).wrapping_add(v);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The CPU implementations of [`Slots`]: plain memory for one thread, atomics for many.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use flash_map_core::Slots;
+
+/// Raw pointers to one table's arrays, shared by the threads of one pass.
+#[derive(Clone, Copy)]
+pub struct RawTable {
+    /// State words.
+    pub states: *mut u32,
+    /// Key bytes.
+    pub keys: *mut u8,
+    /// Value bytes.
+    pub values: *mut u8,
+    /// `slots - 1`.
+    pub mask: usize,
+    /// Bytes per key.
+    pub key_size: usize,
+    /// Bytes per value.
+    pub value_size: usize,
+}
+
+// SAFETY: a pass hands the same `RawTable` to its threads only with atomic slot claims
+// (`AtomicSlots`) or disjoint writes; the table outlives the pass (it is borrowed mutably).
+unsafe impl Send for RawTable {}
+// SAFETY: as above.
+unsafe impl Sync for RawTable {}
+
+impl RawTable {
+    /// Pointer to slot `slot`'s value.
+    ///
+    /// # Safety
+    /// `slot <= mask`.
+    #[inline(always)]
+    pub unsafe fn value_ptr(&self, slot: usize) -> *mut u8 {
+        // SAFETY: in range by contract.
+        unsafe { self.values.add(slot * self.value_size) }
+    }
+
+    #[inline(always)]
+    unsafe fn key_at(&self, slot: usize) -> *mut u8 {
+        // SAFETY: in range by contract.
+        unsafe { self.keys.add(slot * self.key_size) }
+    }
+
+    #[inline(always)]
+    unsafe fn atomic(&self, slot: usize) -> &AtomicU32 {
+        // SAFETY: `states` is 64-byte aligned, `slot <= mask`; all concurrent access to the
+        // word goes through atomics during a parallel pass.
+        unsafe { AtomicU32::from_ptr(self.states.add(slot)) }
+    }
+}
+
+/// Single-threaded access: plain loads and stores.
+#[derive(Clone, Copy)]
+pub struct PlainSlots(pub RawTable);
+
+// SAFETY: used only while one thread owns the table; indices are checked by the core.
+unsafe impl Slots for PlainSlots {
+    #[inline(always)]
+    fn mask(&self) -> usize {
+        self.0.mask
+    }
+    #[inline(always)]
+    fn key_size(&self) -> usize {
+        self.0.key_size
+    }
+    #[inline(always)]
+    unsafe fn state(&self, slot: usize) -> u32 {
+        // SAFETY: slot in range.
+        unsafe { *self.0.states.add(slot) }
+    }
+    #[inline(always)]
+    unsafe fn cas_state(&self, slot: usize, current: u32, new: u32) -> bool {
+        // SAFETY: slot in range, single thread.
+        unsafe {
+            let p = self.0.states.add(slot);
+            if *p == current {
+                *p = new;
+                true
+            } else {
+                false
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn publish(&self, slot: usize, state: u32) {
+        // SAFETY: slot in range.
+        unsafe { *self.0.states.add(slot) = state }
+    }
+    #[inline(always)]
+    unsafe fn key_ptr(&self, slot: usize) -> *mut u8 {
+        // SAFETY: slot in range.
+        unsafe { self.0.key_at(slot) }
+    }
+}
+
+/// Multi-threaded access: acquire loads, acq-rel compare-and-swap, release publishes —
+/// the same protocol the GPU kernels follow.
+#[derive(Clone, Copy)]
+pub struct AtomicSlots(pub RawTable);
+
+// SAFETY: all state accesses are atomic; keys are written only by the thread holding the
+// slot busy and read only after an acquire load of the published full word.
+unsafe impl Slots for AtomicSlots {
+    #[inline(always)]
+    fn mask(&self) -> usize {
+        self.0.mask
+    }
+    #[inline(always)]
+    fn key_size(&self) -> usize {
+        self.0.key_size
+    }
+    #[inline(always)]
+    unsafe fn state(&self, slot: usize) -> u32 {
+        // SAFETY: slot in range.
+        unsafe { self.0.atomic(slot) }.load(Ordering::Acquire)
+    }
+    #[inline(always)]
+    unsafe fn cas_state(&self, slot: usize, current: u32, new: u32) -> bool {
+        // SAFETY: slot in range.
+        unsafe { self.0.atomic(slot) }
+            .compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+    #[inline(always)]
+    unsafe fn publish(&self, slot: usize, state: u32) {
+        // SAFETY: slot in range.
+        unsafe { self.0.atomic(slot) }.store(state, Ordering::Release)
+    }
+    #[inline(always)]
+    unsafe fn key_ptr(&self, slot: usize) -> *mut u8 {
+        // SAFETY: slot in range.
+        unsafe { self.0.key_at(slot) }
+    }
+}

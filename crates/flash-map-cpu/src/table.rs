@@ -1,0 +1,197 @@
+//! [`CpuTable`]: the SoA arrays of one table and their bookkeeping.
+
+use flash_map_core::probe::{claim, Claim};
+use flash_map_core::slot::{is_full, EMPTY};
+use flash_map_core::{hash_key, HashStrategy, TableLayout};
+
+use crate::buf::AlignedBuf;
+use crate::slots::{PlainSlots, RawTable};
+use crate::{CpuError, Exec};
+
+/// A hash table in host memory, in structure-of-arrays form.
+pub struct CpuTable {
+    pub(crate) layout: TableLayout,
+    pub(crate) hash: HashStrategy,
+    pub(crate) exec: Exec,
+    pub(crate) states: AlignedBuf,
+    pub(crate) keys: AlignedBuf,
+    pub(crate) values: AlignedBuf,
+    pub(crate) len: usize,
+    pub(crate) tombstones: usize,
+    /// Per batch position: the slot the key landed in.
+    pub(crate) pos: Vec<u32>,
+    /// Per batch position: what the claim did ([`crate::ops`] `KIND_*`).
+    pub(crate) kind: Vec<u8>,
+    /// Per slot, for parallel passes: duplicate resolution by batch position. All zero
+    /// between operations. Allocated on first use.
+    pub(crate) aux: AlignedBuf,
+}
+
+impl std::fmt::Debug for CpuTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CpuTable")
+            .field("exec", &self.exec)
+            .field("len", &self.len)
+            .field("slots", &self.layout.slots)
+            .field("capacity", &self.layout.capacity)
+            .field("tombstones", &self.tombstones)
+            .finish()
+    }
+}
+
+fn alloc(bytes: Option<usize>) -> Result<AlignedBuf, CpuError> {
+    AlignedBuf::zeroed(bytes.ok_or(CpuError::Alloc { bytes: usize::MAX })?)
+}
+
+impl CpuTable {
+    /// An empty table with `layout`, hashing with `hash`, run by `exec`.
+    pub fn new(layout: TableLayout, hash: HashStrategy, exec: Exec) -> Result<Self, CpuError> {
+        let states = alloc(layout.state_bytes())?;
+        let keys = alloc(layout.key_bytes())?;
+        let values = alloc(layout.value_bytes())?;
+        log::debug!(
+            "cpu table: {} slots, {} + {} + {} bytes, {:?}",
+            layout.slots,
+            states.len(),
+            keys.len(),
+            values.len(),
+            exec
+        );
+        Ok(CpuTable {
+            layout,
+            hash,
+            exec,
+            states,
+            keys,
+            values,
+            len: 0,
+            tombstones: 0,
+            pos: Vec::new(),
+            kind: Vec::new(),
+            aux: AlignedBuf::zeroed(0)?,
+        })
+    }
+
+    /// The table's layout.
+    pub fn layout(&self) -> &TableLayout {
+        &self.layout
+    }
+
+    /// The hash strategy.
+    pub fn hash_strategy(&self) -> HashStrategy {
+        self.hash
+    }
+
+    /// How passes run.
+    pub fn exec(&self) -> Exec {
+        self.exec
+    }
+
+    /// Live entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no entry is live.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Tombstones currently in the table.
+    pub fn tombstones(&self) -> usize {
+        self.tombstones
+    }
+
+    pub(crate) fn raw(&self) -> RawTable {
+        RawTable {
+            states: self.states.as_ptr() as *mut u32,
+            keys: self.keys.as_ptr() as *mut u8,
+            values: self.values.as_ptr() as *mut u8,
+            mask: self.layout.mask(),
+            key_size: self.layout.key_size,
+            value_size: self.layout.value_size,
+        }
+    }
+
+    /// Removes every entry; keeps the arrays.
+    pub fn clear(&mut self) {
+        self.states.fill_zero();
+        self.len = 0;
+        self.tombstones = 0;
+    }
+
+    /// Calls `f(key, value)` for every live entry, in slot order.
+    pub fn for_each_entry(&self, mut f: impl FnMut(&[u8], &[u8])) {
+        let (ks, vs) = (self.layout.key_size, self.layout.value_size);
+        let keys = self.keys.as_slice();
+        let values = self.values.as_slice();
+        for (slot, &st) in self.state_words().iter().enumerate() {
+            if is_full(st) {
+                f(&keys[slot * ks..][..ks], &values[slot * vs..][..vs]);
+            }
+        }
+    }
+
+    fn state_words(&self) -> &[u32] {
+        // SAFETY: `states` holds `slots` aligned, initialised u32 words.
+        unsafe { std::slice::from_raw_parts(self.states.as_ptr() as *const u32, self.layout.slots) }
+    }
+
+    /// Moves every entry into fresh arrays of `layout` (same or larger): drops tombstones,
+    /// and grows the table when `layout` is larger. On allocation failure nothing changes.
+    pub fn rebuild(&mut self, layout: TableLayout) -> Result<(), CpuError> {
+        debug_assert!(layout.capacity >= self.len);
+        let mut next = CpuTable::new(layout, self.hash, self.exec)?;
+        let dst = PlainSlots(next.raw());
+        let (ks, vs) = (layout.key_size, layout.value_size);
+        self.for_each_entry(|k, v| {
+            // SAFETY: `k` holds `ks` bytes; the new table has room for every entry (its
+            // capacity is at least `len`), so the claim is new and in range.
+            unsafe {
+                let h = hash_key(self.hash, k.as_ptr(), ks);
+                if let Claim::New { slot, .. } = claim(&dst, h, k.as_ptr()) {
+                    std::ptr::copy_nonoverlapping(v.as_ptr(), dst.0.value_ptr(slot), vs);
+                }
+            }
+        });
+        next.len = self.len;
+        log::debug!(
+            "rebuilt table: {} -> {} slots, {} entries, {} tombstones dropped",
+            self.layout.slots,
+            layout.slots,
+            self.len,
+            self.tombstones
+        );
+        next.pos = std::mem::take(&mut self.pos);
+        next.kind = std::mem::take(&mut self.kind);
+        *self = next;
+        Ok(())
+    }
+
+    /// Rebuilds in place when tombstones have piled up, so probe lengths stay those of the
+    /// live load. Called after removals.
+    pub fn compact_if_needed(&mut self) -> Result<(), CpuError> {
+        if needs_compaction(&self.layout, self.len, self.tombstones) {
+            self.rebuild(self.layout)?;
+        }
+        Ok(())
+    }
+
+    /// Number of live entries counted from the state array (for tests and checks).
+    pub fn count_full(&self) -> usize {
+        self.state_words().iter().filter(|&&s| is_full(s)).count()
+    }
+
+    /// Number of empty slots (for tests and checks).
+    pub fn count_empty(&self) -> usize {
+        self.state_words().iter().filter(|&&s| s == EMPTY).count()
+    }
+}
+
+/// The compaction rule, shared with the GPU backend: rebuild when tombstones exceed one
+/// eighth of the slots, or eat into the last half of the slots above the capacity.
+pub fn needs_compaction(layout: &TableLayout, len: usize, tombstones: usize) -> bool {
+    let headroom = layout.slots - layout.capacity;
+    tombstones > layout.tombstone_limit()
+        || (tombstones > 0 && len + tombstones > layout.slots - headroom / 2)
+}

@@ -1,0 +1,167 @@
+//! [`FlashMapBuilder`]: capacity, hashing, load factor, growth and backend choice.
+
+use std::marker::PhantomData;
+
+use flash_map_core::layout::DEFAULT_MAX_LOAD_FACTOR;
+use flash_map_core::{HashStrategy, TableLayout};
+
+use crate::backend::{Backend, Engine};
+use crate::error::{layout_error, FlashMapError, Result};
+use crate::FlashMap;
+
+/// Configures and builds a [`FlashMap`].
+///
+/// ```
+/// use flash_map::{FlashMap, HashStrategy};
+///
+/// let m: FlashMap<[u8; 32], [u8; 64]> = FlashMap::builder(1_000)
+///     .hash_strategy(HashStrategy::Murmur3)
+///     .max_load_factor(0.75)
+///     .auto_grow(true)
+///     .force_cpu()
+///     .build()?;
+/// assert!(m.capacity() >= 1_000);
+/// # Ok::<(), flash_map::FlashMapError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct FlashMapBuilder<K, V> {
+    pub(crate) capacity: usize,
+    pub(crate) hash: HashStrategy,
+    pub(crate) device_id: usize,
+    pub(crate) force_cpu: bool,
+    pub(crate) backend: Option<Backend>,
+    pub(crate) max_load_factor: f64,
+    pub(crate) auto_grow: bool,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMapBuilder<K, V> {
+    /// A builder for a map that holds at least `capacity` entries.
+    pub fn new(capacity: usize) -> Self {
+        FlashMapBuilder {
+            capacity,
+            hash: HashStrategy::Identity,
+            device_id: 0,
+            force_cpu: false,
+            backend: None,
+            max_load_factor: DEFAULT_MAX_LOAD_FACTOR,
+            auto_grow: false,
+            _types: PhantomData,
+        }
+    }
+
+    /// How keys are hashed (default [`HashStrategy::Identity`]).
+    pub fn hash_strategy(mut self, hash: HashStrategy) -> Self {
+        self.hash = hash;
+        self
+    }
+
+    /// The CUDA device ordinal (default 0).
+    pub fn device_id(mut self, device_id: usize) -> Self {
+        self.device_id = device_id;
+        self
+    }
+
+    /// Never use the GPU, even when one is available.
+    pub fn force_cpu(mut self) -> Self {
+        self.force_cpu = true;
+        self
+    }
+
+    /// Use exactly this backend; [`build`](Self::build) fails if it cannot be used.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// The maximum load factor, in (0, 1) (default 0.5). Validated by `build`.
+    pub fn max_load_factor(mut self, lf: f64) -> Self {
+        self.max_load_factor = lf;
+        self
+    }
+
+    /// Grow (rehash into a larger table) when a batch does not fit, instead of failing
+    /// with [`FlashMapError::TableFull`] (default false).
+    pub fn auto_grow(mut self, on: bool) -> Self {
+        self.auto_grow = on;
+        self
+    }
+
+    pub(crate) fn layout(&self) -> Result<TableLayout> {
+        TableLayout::for_capacity(
+            self.capacity,
+            self.max_load_factor,
+            std::mem::size_of::<K>(),
+            std::mem::size_of::<V>(),
+        )
+        .map_err(|e| layout_error(e, self.capacity, self.max_load_factor))
+    }
+
+    /// Builds the map on the chosen or best available backend.
+    ///
+    /// Without [`backend`](Self::backend): Cuda if compiled in and usable (unless
+    /// [`force_cpu`](Self::force_cpu)), else Rayon if compiled in, else Serial. Why the GPU
+    /// was skipped goes to the `log` facade at `info` level.
+    pub fn build(self) -> Result<FlashMap<K, V>> {
+        let layout = self.layout()?;
+        let backend = self.choose_backend()?;
+        let engine = Engine::new(backend, layout, self.hash, self.device_id)?;
+        Ok(FlashMap::from_parts(engine, backend, self.auto_grow))
+    }
+
+    fn choose_backend(&self) -> Result<Backend> {
+        if let Some(b) = self.backend {
+            if !b.is_compiled() {
+                let feature = match b {
+                    Backend::Cuda => "cuda",
+                    Backend::Rayon => "rayon",
+                    Backend::Serial => "cpu-fallback",
+                };
+                return Err(FlashMapError::BackendUnavailable {
+                    backend: b,
+                    reason: format!("not compiled in; enable the `{feature}` feature of flash-map"),
+                });
+            }
+            if b == Backend::Cuda {
+                if let Err(reason) = cuda_usable(self.device_id) {
+                    return Err(FlashMapError::BackendUnavailable { backend: b, reason });
+                }
+            }
+            return Ok(b);
+        }
+        if Backend::Cuda.is_compiled() {
+            if self.force_cpu {
+                log::info!("flash-map: GPU skipped: force_cpu() was set");
+            } else {
+                match cuda_usable(self.device_id) {
+                    Ok(()) => return Ok(Backend::Cuda),
+                    Err(reason) => log::info!("flash-map: GPU skipped: {reason}"),
+                }
+            }
+        } else {
+            log::debug!("flash-map: GPU skipped: the `cuda` feature is not enabled");
+        }
+        if Backend::Rayon.is_compiled() {
+            return Ok(Backend::Rayon);
+        }
+        if Backend::Serial.is_compiled() {
+            return Ok(Backend::Serial);
+        }
+        Err(FlashMapError::BackendUnavailable {
+            backend: Backend::Cuda,
+            reason: "no GPU could be used and no CPU backend is compiled in; enable the \
+                     `cpu-fallback` or `rayon` feature"
+                .into(),
+        })
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_usable(device_id: usize) -> std::result::Result<(), String> {
+    flash_map_cuda::probe_device(device_id).map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_usable(_device_id: usize) -> std::result::Result<(), String> {
+    Err("the `cuda` feature is not enabled".into())
+}

@@ -1,0 +1,97 @@
+//! [`FlashMapError`]: every way a call can fail, with what to do about it.
+
+use crate::Backend;
+
+/// Errors returned by flash-map. Every message says what to change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlashMapError {
+    /// A capacity of zero was requested.
+    #[error("capacity must be at least 1")]
+    ZeroCapacity,
+    /// The batch's new keys do not fit and `auto_grow` is off; the map is unchanged.
+    #[error(
+        "table full: {len} entries + {new} new keys exceed capacity {capacity}; \
+         build with a larger capacity, call reserve(), or enable auto_grow(true)"
+    )]
+    TableFull {
+        /// Live entries before the batch.
+        len: usize,
+        /// New keys the batch would add (a lower bound when the table ran out of slots).
+        new: usize,
+        /// Entries the map holds.
+        capacity: usize,
+    },
+    /// The key type has size zero, so keys cannot be told apart.
+    #[error("zero-sized key types are not supported; use a key of at least one byte")]
+    ZeroSizedKey,
+    /// The requested capacity cannot be represented (more than 2^31 slots or `usize` bytes).
+    #[error("capacity {requested} is too large (at most 2^31 slots); ask for less")]
+    CapacityOverflow {
+        /// The capacity asked for.
+        requested: usize,
+    },
+    /// Memory for the table or a batch could not be allocated.
+    #[error("could not allocate {bytes} bytes; ask for a smaller capacity or batch")]
+    AllocationFailed {
+        /// Bytes requested.
+        bytes: usize,
+    },
+    /// The maximum load factor is not in (0, 1).
+    #[error("max_load_factor must be in (0, 1), got {0}")]
+    InvalidLoadFactor(f64),
+    /// The backend asked for is not compiled in or cannot be used here.
+    #[error("backend {backend} is unavailable: {reason}")]
+    BackendUnavailable {
+        /// The backend asked for.
+        backend: Backend,
+        /// Why it cannot be used, and what to enable.
+        reason: String,
+    },
+    /// A batch has more entries than one call can take.
+    #[error("batch of {len} entries exceeds the limit of {max} per call; split it")]
+    BatchTooLarge {
+        /// Entries in the batch.
+        len: usize,
+        /// The most entries one call takes.
+        max: usize,
+    },
+    /// The CUDA driver reported an error.
+    #[error("CUDA error: {0}")]
+    Cuda(String),
+    /// A snapshot could not be read: it is not a flash-map snapshot, or does not match.
+    #[error("invalid snapshot: {0}")]
+    Snapshot(String),
+    /// Reading or writing a snapshot failed.
+    #[error("snapshot I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Shorthand for `Result<T, FlashMapError>`.
+pub type Result<T, E = FlashMapError> = std::result::Result<T, E>;
+
+impl From<flash_map_cpu::CpuError> for FlashMapError {
+    fn from(e: flash_map_cpu::CpuError) -> Self {
+        use flash_map_cpu::CpuError as C;
+        match e {
+            C::Layout(l) => layout_error(l, 0, 0.5),
+            C::Alloc { bytes } => FlashMapError::AllocationFailed { bytes },
+            C::TableFull { len, new, capacity } => FlashMapError::TableFull { len, new, capacity },
+            other => FlashMapError::Cuda(other.to_string()),
+        }
+    }
+}
+
+pub(crate) fn layout_error(
+    e: flash_map_core::LayoutError,
+    requested: usize,
+    lf: f64,
+) -> FlashMapError {
+    use flash_map_core::LayoutError as L;
+    match e {
+        L::ZeroCapacity => FlashMapError::ZeroCapacity,
+        L::ZeroSizedKey => FlashMapError::ZeroSizedKey,
+        L::InvalidLoadFactor => FlashMapError::InvalidLoadFactor(lf),
+        L::CapacityOverflow => FlashMapError::CapacityOverflow { requested },
+    }
+}

@@ -1,0 +1,287 @@
+//! [`FlashMap`]: the bulk API over whichever engine was chosen.
+
+use std::marker::PhantomData;
+use std::mem::{size_of, MaybeUninit};
+
+use flash_map_core::{Batch, TableLayout};
+
+use crate::backend::{Backend, Engine};
+use crate::error::{layout_error, FlashMapError, Result};
+use crate::{Counter, FlashMapBuilder};
+
+/// The most entries one bulk call takes (batch positions travel as `u32`).
+pub const MAX_BATCH: usize = u32::MAX as usize - 1;
+
+/// A hash map from fixed-size keys to fixed-size values, operated on in batches.
+///
+/// ```
+/// use flash_map::FlashMap;
+///
+/// let mut map: FlashMap<u64, u64> = FlashMap::with_capacity(1_000)?;
+/// assert_eq!(map.bulk_insert(&[(1, 10), (2, 20), (1, 11)])?, 2); // last duplicate wins
+/// assert_eq!(map.bulk_get(&[1, 2, 3])?, vec![Some(11), Some(20), None]);
+/// assert_eq!(map.bulk_remove(&[2, 2, 3])?, 1);
+/// assert_eq!(map.len(), 1);
+/// # Ok::<(), flash_map::FlashMapError>(())
+/// ```
+pub struct FlashMap<K, V> {
+    pub(crate) engine: Engine,
+    backend: Backend,
+    auto_grow: bool,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> std::fmt::Debug for FlashMap<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let layout = self.engine.layout();
+        let len = self.engine.len();
+        f.debug_struct("FlashMap")
+            .field("backend", &self.backend)
+            .field("len", &len)
+            .field("capacity", &layout.capacity)
+            .field("load_factor", &(len as f64 / layout.slots as f64))
+            .finish()
+    }
+}
+
+fn check_batch(len: usize) -> Result<()> {
+    if len > MAX_BATCH {
+        return Err(FlashMapError::BatchTooLarge { len, max: MAX_BATCH });
+    }
+    Ok(())
+}
+
+/// The byte view of a batch of pairs.
+fn pair_batch<K, V>(pairs: &[(K, V)]) -> Batch {
+    let probe = MaybeUninit::<(K, V)>::uninit();
+    let base = probe.as_ptr();
+    // SAFETY: only field addresses are taken, nothing is read.
+    let (key_off, val_off) = unsafe {
+        (
+            std::ptr::addr_of!((*base).0) as usize - base as usize,
+            std::ptr::addr_of!((*base).1) as usize - base as usize,
+        )
+    };
+    Batch {
+        base: pairs.as_ptr() as *const u8,
+        len: pairs.len(),
+        stride: size_of::<(K, V)>(),
+        key_off,
+        val_off,
+    }
+}
+
+/// The byte view of a batch of keys.
+fn key_batch<K>(keys: &[K]) -> Batch {
+    Batch { base: keys.as_ptr() as *const u8, len: keys.len(), stride: size_of::<K>(), key_off: 0, val_off: 0 }
+}
+
+impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K, V> {
+    /// A builder for a map holding at least `capacity` entries.
+    pub fn builder(capacity: usize) -> FlashMapBuilder<K, V> {
+        FlashMapBuilder::new(capacity)
+    }
+
+    /// A map holding at least `capacity` entries, on the best available backend.
+    ///
+    /// `0` gives [`FlashMapError::ZeroCapacity`]; a capacity too large to represent or
+    /// allocate gives an error, never a panic or abort.
+    pub fn with_capacity(capacity: usize) -> Result<Self> {
+        Self::builder(capacity).build()
+    }
+
+    pub(crate) fn from_parts(engine: Engine, backend: Backend, auto_grow: bool) -> Self {
+        FlashMap { engine, backend, auto_grow, _types: PhantomData }
+    }
+
+    /// How many entries the map holds before a batch fails with `TableFull`.
+    pub fn capacity(&self) -> usize {
+        self.engine.layout().capacity
+    }
+
+    /// Live entries.
+    pub fn len(&self) -> usize {
+        self.engine.len()
+    }
+
+    /// Whether the map has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `len / slots` (0.0 when empty).
+    pub fn load_factor(&self) -> f64 {
+        self.len() as f64 / self.engine.layout().slots as f64
+    }
+
+    /// The backend the map runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The maximum load factor the map was built with.
+    pub fn max_load_factor(&self) -> f64 {
+        self.engine.layout().max_load_factor
+    }
+
+    /// The hash strategy the map was built with.
+    pub fn hash_strategy(&self) -> crate::HashStrategy {
+        match &self.engine {
+            Engine::Cpu(t) => t.hash_strategy(),
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(t) => t.hash_strategy(),
+        }
+    }
+
+    /// Runs a mutating batch operation; with `auto_grow`, grows and retries on `TableFull`.
+    fn grow_on_full<T>(&mut self, mut op: impl FnMut(&mut Engine) -> Result<T>) -> Result<T> {
+        loop {
+            match op(&mut self.engine) {
+                Err(FlashMapError::TableFull { len, new, capacity }) if self.auto_grow => {
+                    let want = len.saturating_add(new).max(capacity.saturating_mul(2));
+                    log::debug!("flash-map: growing from capacity {capacity} to at least {want}");
+                    self.grow_to(want)?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn grow_to(&mut self, capacity: usize) -> Result<()> {
+        let old = self.engine.layout();
+        let layout = TableLayout::for_capacity(capacity, old.max_load_factor, old.key_size, old.value_size)
+            .map_err(|e| layout_error(e, capacity, old.max_load_factor))?;
+        self.engine.rebuild(layout)
+    }
+
+    /// Inserts or updates every pair; returns how many keys were new.
+    ///
+    /// Duplicate keys in one batch: the **last** occurrence wins, on every backend. If the
+    /// new keys do not fit (and `auto_grow` is off) the call fails with
+    /// [`FlashMapError::TableFull`] and the map is unchanged. Updates never fail for capacity.
+    pub fn bulk_insert(&mut self, pairs: &[(K, V)]) -> Result<usize> {
+        check_batch(pairs.len())?;
+        if pairs.is_empty() {
+            return Ok(0);
+        }
+        let b = pair_batch(pairs);
+        self.grow_on_full(|e| e.insert(&b))
+    }
+
+    /// Inserts only the pairs whose keys are absent. Within the batch the **first** copy of
+    /// a new key is inserted (`true`); later copies and keys already present report `false`
+    /// and change nothing. Atomic on `TableFull` like [`bulk_insert`](Self::bulk_insert).
+    ///
+    /// ```
+    /// # use flash_map::FlashMap;
+    /// let mut seen: FlashMap<[u8; 32], u64> = FlashMap::with_capacity(100)?;
+    /// let a = [1u8; 32];
+    /// let b = [2u8; 32];
+    /// assert_eq!(seen.bulk_insert_new(&[(a, 1), (b, 2), (a, 3)])?, vec![true, true, false]);
+    /// assert_eq!(seen.bulk_insert_new(&[(a, 9)])?, vec![false]);
+    /// assert_eq!(seen.bulk_get(&[a])?, vec![Some(1)]);
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
+    pub fn bulk_insert_new(&mut self, pairs: &[(K, V)]) -> Result<Vec<bool>> {
+        check_batch(pairs.len())?;
+        let mut out = vec![false; pairs.len()];
+        if pairs.is_empty() {
+            return Ok(out);
+        }
+        let b = pair_batch(pairs);
+        self.grow_on_full(|e| e.insert_new(&b, &mut out))?;
+        Ok(out)
+    }
+
+    /// Looks up every key; one result per key, in order.
+    pub fn bulk_get(&self, keys: &[K]) -> Result<Vec<Option<V>>> {
+        check_batch(keys.len())?;
+        let n = keys.len();
+        let mut out: Vec<Option<V>> = Vec::new();
+        out.try_reserve_exact(n)
+            .map_err(|_| FlashMapError::AllocationFailed { bytes: n.saturating_mul(size_of::<Option<V>>()) })?;
+        struct OutPtr<V>(*mut Option<V>);
+        // SAFETY: each index is written by exactly one thread (the engines' contract).
+        unsafe impl<V> Sync for OutPtr<V> {}
+        let dst = OutPtr(out.as_mut_ptr());
+        let put = |i: usize, v: Option<*const u8>| {
+            let _ = &dst;
+            // SAFETY: `i < n <= capacity`; a `Some` pointer holds `size_of::<V>()` bytes of a
+            // stored `V` (any bit pattern is a valid Pod value).
+            unsafe { dst.0.add(i).write(v.map(|p| std::ptr::read_unaligned(p as *const V))) };
+        };
+        self.engine.get(&key_batch(keys), &put)?;
+        // SAFETY: the engine called `put` once for every `i < n`.
+        unsafe { out.set_len(n) };
+        Ok(out)
+    }
+
+    /// Whether each key is present, in order.
+    pub fn bulk_contains(&self, keys: &[K]) -> Result<Vec<bool>> {
+        check_batch(keys.len())?;
+        let mut out = vec![false; keys.len()];
+        if !keys.is_empty() {
+            self.engine.contains(&key_batch(keys), &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Removes every key; returns how many distinct keys were present and removed.
+    pub fn bulk_remove(&mut self, keys: &[K]) -> Result<usize> {
+        check_batch(keys.len())?;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        self.engine.remove(&key_batch(keys))
+    }
+
+    /// Every live entry exactly once, in no particular order.
+    pub fn entries(&self) -> Result<Vec<(K, V)>> {
+        let mut out = Vec::new();
+        out.try_reserve_exact(self.len())
+            .map_err(|_| FlashMapError::AllocationFailed { bytes: self.len().saturating_mul(size_of::<(K, V)>()) })?;
+        self.engine.for_each_entry(&mut |k, v| {
+            out.push((bytemuck::pod_read_unaligned(k), bytemuck::pod_read_unaligned(v)))
+        })?;
+        Ok(out)
+    }
+
+    /// Removes every entry; the capacity stays.
+    pub fn clear(&mut self) -> Result<()> {
+        self.engine.clear()
+    }
+
+    /// Grows the map so that `len() + additional` entries fit.
+    pub fn reserve(&mut self, additional: usize) -> Result<()> {
+        let need = self
+            .len()
+            .checked_add(additional)
+            .ok_or(FlashMapError::CapacityOverflow { requested: usize::MAX })?;
+        if need > self.capacity() {
+            self.grow_to(need)?;
+        }
+        Ok(())
+    }
+}
+
+impl<K: bytemuck::Pod + Send + Sync, V: Counter + Send + Sync> FlashMap<K, V> {
+    /// Adds each pair's value to the stored counter (absent keys start at 0; duplicates in
+    /// a batch all add up; wrapping). Returns how many keys were new. Atomic on `TableFull`.
+    ///
+    /// ```
+    /// # use flash_map::FlashMap;
+    /// let mut counts: FlashMap<u64, u32> = FlashMap::with_capacity(16)?;
+    /// assert_eq!(counts.bulk_add(&[(7, 1), (7, 1), (9, 5)])?, 2);
+    /// counts.bulk_add(&[(7, 1)])?;
+    /// assert_eq!(counts.bulk_get(&[7, 9])?, vec![Some(3), Some(5)]);
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
+    pub fn bulk_add(&mut self, pairs: &[(K, V)]) -> Result<usize> {
+        check_batch(pairs.len())?;
+        if pairs.is_empty() {
+            return Ok(0);
+        }
+        let b = pair_batch(pairs);
+        self.grow_on_full(|e| e.add(&b, V::KIND))
+    }
+}

@@ -1,0 +1,216 @@
+//! Snapshots: `save` / `load` in a versioned, checksummed format.
+//!
+//! # Format (version 1, all integers little-endian)
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 8 | magic `FLASHMAP` |
+//! | 4 | format version (`1`) |
+//! | 4 | key size in bytes |
+//! | 4 | value size in bytes |
+//! | 4 | hash strategy code (0 Identity, 1 Murmur3) |
+//! | 8 | max load factor (`f64` bits) |
+//! | 8 | capacity (entries) |
+//! | 8 | number of entries `n` |
+//! | n × (key + value) | the entries, key bytes then value bytes |
+//! | 4 | CRC-32 (IEEE) of every byte before it |
+//!
+//! `load` checks magic, version and sizes before reading entries, reads entries in bounded
+//! chunks (a corrupt count cannot make it allocate more than the stream holds), verifies the
+//! checksum before building anything, and returns [`FlashMapError::Snapshot`] for any
+//! mismatch, truncation or corruption.
+
+use std::io::{Read, Write};
+use std::mem::size_of;
+
+use flash_map_core::layout::MAX_SLOTS;
+use flash_map_core::HashStrategy;
+
+use crate::error::{FlashMapError, Result};
+use crate::{FlashMap, FlashMapBuilder};
+
+const MAGIC: &[u8; 8] = b"FLASHMAP";
+const VERSION: u32 = 1;
+const HEADER_LEN: usize = 48;
+const CHUNK: usize = 1 << 20;
+
+struct Header {
+    key_size: usize,
+    value_size: usize,
+    hash: HashStrategy,
+    max_load_factor: f64,
+    capacity: usize,
+    len: usize,
+}
+
+fn bad(msg: impl Into<String>) -> FlashMapError {
+    FlashMapError::Snapshot(msg.into())
+}
+
+impl Header {
+    fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[0..8].copy_from_slice(MAGIC);
+        h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        h[12..16].copy_from_slice(&(self.key_size as u32).to_le_bytes());
+        h[16..20].copy_from_slice(&(self.value_size as u32).to_le_bytes());
+        h[20..24].copy_from_slice(&self.hash.code().to_le_bytes());
+        h[24..32].copy_from_slice(&self.max_load_factor.to_bits().to_le_bytes());
+        h[32..40].copy_from_slice(&(self.capacity as u64).to_le_bytes());
+        h[40..48].copy_from_slice(&(self.len as u64).to_le_bytes());
+        h
+    }
+
+    fn decode(h: &[u8; HEADER_LEN], key_size: usize, value_size: usize) -> Result<Header> {
+        let u32_at = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().expect("4 bytes"));
+        let u64_at = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().expect("8 bytes"));
+        if &h[0..8] != MAGIC {
+            return Err(bad("bad magic: not a flash-map snapshot"));
+        }
+        let version = u32_at(8);
+        if version != VERSION {
+            return Err(bad(format!("unsupported version {version}; this build reads version {VERSION}")));
+        }
+        let (ks, vs) = (u32_at(12) as usize, u32_at(16) as usize);
+        if ks != key_size || vs != value_size {
+            return Err(bad(format!(
+                "snapshot holds {ks}-byte keys and {vs}-byte values; this map has {key_size} and {value_size}"
+            )));
+        }
+        let hash = HashStrategy::from_code(u32_at(20)).ok_or_else(|| bad("unknown hash strategy"))?;
+        let max_load_factor = f64::from_bits(u64_at(24));
+        if !(max_load_factor > 0.0 && max_load_factor < 1.0) {
+            return Err(bad("max load factor out of range"));
+        }
+        let (capacity, len) = (u64_at(32), u64_at(40));
+        if capacity == 0 || capacity >= MAX_SLOTS as u64 || len > capacity {
+            return Err(bad(format!("inconsistent sizes: {len} entries, capacity {capacity}")));
+        }
+        Ok(Header { key_size: ks, value_size: vs, hash, max_load_factor, capacity: capacity as usize, len: len as usize })
+    }
+}
+
+/// Reads the header, entries and checksum; returns the header and the raw entry bytes.
+fn read_snapshot<R: Read>(mut r: R, key_size: usize, value_size: usize) -> Result<(Header, Vec<u8>)> {
+    let truncated = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            bad("truncated snapshot")
+        } else {
+            FlashMapError::Io(e)
+        }
+    };
+    let mut raw = [0u8; HEADER_LEN];
+    r.read_exact(&mut raw).map_err(truncated)?;
+    let header = Header::decode(&raw, key_size, value_size)?;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&raw);
+    let total = header
+        .len
+        .checked_mul(key_size + value_size)
+        .ok_or_else(|| bad("entry count overflows"))?;
+    // Grow with the data actually read, never by the header's word alone.
+    let mut body = Vec::with_capacity(total.min(CHUNK));
+    while body.len() < total {
+        let want = (total - body.len()).min(CHUNK);
+        let start = body.len();
+        body.resize(start + want, 0);
+        r.read_exact(&mut body[start..]).map_err(truncated)?;
+    }
+    crc.update(&body);
+    let mut sum = [0u8; 4];
+    r.read_exact(&mut sum).map_err(truncated)?;
+    if u32::from_le_bytes(sum) != crc.finalize() {
+        return Err(bad("checksum mismatch: the snapshot is corrupt"));
+    }
+    Ok((header, body))
+}
+
+impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K, V> {
+    /// Writes a snapshot of the map (see the [`snapshot`](crate::snapshot) module for the
+    /// format).
+    ///
+    /// ```
+    /// # use flash_map::FlashMap;
+    /// let mut m: FlashMap<u64, [u8; 16]> = FlashMap::with_capacity(100)?;
+    /// m.bulk_insert(&[(1, [7; 16]), (2, [8; 16])])?;
+    /// let mut bytes = Vec::new();
+    /// m.save(&mut bytes)?;
+    /// let back: FlashMap<u64, [u8; 16]> = FlashMap::load(&bytes[..])?;
+    /// assert_eq!(back.bulk_get(&[1, 2, 3])?, vec![Some([7; 16]), Some([8; 16]), None]);
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
+    pub fn save<W: Write>(&self, mut w: W) -> Result<()> {
+        let layout = self.engine.layout();
+        let header = Header {
+            key_size: size_of::<K>(),
+            value_size: size_of::<V>(),
+            hash: self.hash_strategy(),
+            max_load_factor: layout.max_load_factor,
+            capacity: layout.capacity,
+            len: self.len(),
+        }
+        .encode();
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&header);
+        w.write_all(&header)?;
+        let mut buf = Vec::with_capacity(CHUNK + size_of::<K>() + size_of::<V>());
+        let mut result = Ok(());
+        self.engine.for_each_entry(&mut |k, v| {
+            if result.is_err() {
+                return;
+            }
+            buf.extend_from_slice(k);
+            buf.extend_from_slice(v);
+            if buf.len() >= CHUNK {
+                crc.update(&buf);
+                result = w.write_all(&buf);
+                buf.clear();
+            }
+        })?;
+        result?;
+        crc.update(&buf);
+        w.write_all(&buf)?;
+        w.write_all(&crc.finalize().to_le_bytes())?;
+        w.flush()?;
+        Ok(())
+    }
+
+    /// Reads a snapshot written by [`save`](Self::save), with the hash strategy, load
+    /// factor and capacity it was saved with, on the best available backend.
+    pub fn load<R: Read>(r: R) -> Result<Self> {
+        let (h, body) = read_snapshot(r, size_of::<K>(), size_of::<V>())?;
+        let map = FlashMapBuilder::new(h.capacity)
+            .hash_strategy(h.hash)
+            .max_load_factor(h.max_load_factor)
+            .build()?;
+        fill(map, &body)
+    }
+}
+
+impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMapBuilder<K, V> {
+    /// Reads a snapshot into a map built with this builder's options (backend, hash
+    /// strategy, load factor, growth); the capacity is the larger of the builder's and the
+    /// snapshot's.
+    pub fn load<R: Read>(mut self, r: R) -> Result<FlashMap<K, V>> {
+        let (h, body) = read_snapshot(r, size_of::<K>(), size_of::<V>())?;
+        self.capacity = self.capacity.max(h.capacity).max(h.len);
+        fill(self.build()?, &body)
+    }
+}
+
+fn fill<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync>(
+    mut map: FlashMap<K, V>,
+    body: &[u8],
+) -> Result<FlashMap<K, V>> {
+    let rec = size_of::<K>() + size_of::<V>();
+    let mut batch: Vec<(K, V)> = Vec::with_capacity((body.len() / rec).min(CHUNK));
+    for chunk in body.chunks(rec * CHUNK) {
+        batch.clear();
+        batch.extend(chunk.chunks_exact(rec).map(|e| {
+            let (k, v) = e.split_at(size_of::<K>());
+            (bytemuck::pod_read_unaligned(k), bytemuck::pod_read_unaligned(v))
+        }));
+        map.bulk_insert(&batch)?;
+    }
+    Ok(map)
+}

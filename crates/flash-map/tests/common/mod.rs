@@ -1,0 +1,182 @@
+//! The shared model harness: seeded random batches checked against `std::collections::HashMap`.
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::{HashMap, HashSet};
+
+use flash_map::{Backend, FlashMap, FlashMapError, HashStrategy, Pod};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The backends to test: every compiled one, Cuda only when `FLASH_MAP_TEST_CUDA=1`.
+pub fn backends() -> Vec<Backend> {
+    let mut v = Vec::new();
+    for b in Backend::compiled() {
+        if b == Backend::Cuda && std::env::var("FLASH_MAP_TEST_CUDA").as_deref() != Ok("1") {
+            eprintln!("SKIPPED: Cuda backend (set FLASH_MAP_TEST_CUDA=1 on a GPU machine to run it)");
+            continue;
+        }
+        v.push(b);
+    }
+    assert!(!v.is_empty(), "no backend to test");
+    v
+}
+
+/// A deterministic Pod value from an id: every byte depends on the id.
+pub fn from_id<T: Pod>(id: u64) -> T {
+    let mut t = T::zeroed();
+    let mut x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x1234_5678;
+    for (j, b) in bytemuck::bytes_of_mut(&mut t).iter_mut().enumerate() {
+        if j % 8 == 0 {
+            x = splitmix(x);
+        }
+        *b = (x >> ((j % 8) * 8)) as u8;
+    }
+    t
+}
+
+pub fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn b<T: Pod>(t: &T) -> Vec<u8> {
+    bytemuck::bytes_of(t).to_vec()
+}
+
+/// Options of one model run.
+#[derive(Clone, Copy, Debug)]
+pub struct Run {
+    pub backend: Backend,
+    pub hash: HashStrategy,
+    pub capacity: usize,
+    pub rounds: usize,
+    pub max_batch: usize,
+    pub seed: u64,
+    pub auto_grow: bool,
+}
+
+/// Runs random insert / insert_new / get / contains / remove / entries / clear batches
+/// against a std HashMap model and checks every result, `len()` after every batch, and
+/// that a failed batch left the map unchanged. Returns a log of all results, so callers
+/// can compare backends with each other.
+pub fn model_run<K: Pod + Send + Sync, V: Pod + Send + Sync>(r: Run) -> Vec<String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(r.seed);
+    let mut map: FlashMap<K, V> = FlashMap::builder(r.capacity)
+        .backend(r.backend)
+        .hash_strategy(r.hash)
+        .auto_grow(r.auto_grow)
+        .build()
+        .unwrap_or_else(|e| panic!("build {:?}: {e}", r.backend));
+    assert_eq!(map.backend(), r.backend);
+    let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let pool = (r.capacity as u64 * 3 / 2).max(4);
+    let mut log = Vec::new();
+    let mut fulls = 0;
+    for round in 0..r.rounds {
+        let n = rng.gen_range(0..=r.max_batch);
+        let ctx = format!("{:?} {:?} seed {} round {round}", r.backend, r.hash, r.seed);
+        let op = rng.gen_range(0..100);
+        let cap = map.capacity();
+        if op < 35 {
+            let pairs: Vec<(K, V)> =
+                (0..n).map(|_| (from_id(rng.gen_range(0..pool)), from_id(rng.gen()))).collect();
+            let distinct_new: HashSet<Vec<u8>> =
+                pairs.iter().map(|p| b(&p.0)).filter(|k| !model.contains_key(k)).collect();
+            let res = map.bulk_insert(&pairs);
+            if model.len() + distinct_new.len() > cap && !r.auto_grow {
+                assert!(matches!(res, Err(FlashMapError::TableFull { .. })), "{ctx}: {res:?}");
+                fulls += 1;
+                log.push("insert full".to_string());
+            } else {
+                assert_eq!(res.as_ref().ok(), Some(&distinct_new.len()), "{ctx}: {res:?}");
+                for (k, v) in &pairs {
+                    model.insert(b(k), b(v));
+                }
+                log.push(format!("insert {}", distinct_new.len()));
+            }
+        } else if op < 45 {
+            let pairs: Vec<(K, V)> =
+                (0..n).map(|_| (from_id(rng.gen_range(0..pool)), from_id(rng.gen()))).collect();
+            let mut expect = Vec::with_capacity(n);
+            let mut fresh = HashSet::new();
+            for (k, _) in &pairs {
+                let kb = b(k);
+                expect.push(!model.contains_key(&kb) && fresh.insert(kb));
+            }
+            let res = map.bulk_insert_new(&pairs);
+            if model.len() + fresh.len() > cap && !r.auto_grow {
+                assert!(matches!(res, Err(FlashMapError::TableFull { .. })), "{ctx}: {res:?}");
+                fulls += 1;
+                log.push("insert_new full".to_string());
+            } else {
+                let got = res.unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                assert_eq!(got, expect, "{ctx}");
+                for ((k, v), e) in pairs.iter().zip(&expect) {
+                    if *e {
+                        model.insert(b(k), b(v));
+                    }
+                }
+                log.push(format!("insert_new {:?}", got.iter().filter(|x| **x).count()));
+            }
+        } else if op < 70 {
+            let keys: Vec<K> = (0..n).map(|_| from_id(rng.gen_range(0..pool * 2))).collect();
+            let got = map.bulk_get(&keys).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            assert_eq!(got.len(), n);
+            for (k, g) in keys.iter().zip(&got) {
+                assert_eq!(g.as_ref().map(b), model.get(&b(k)).cloned(), "{ctx}");
+            }
+            let hits = got.iter().filter(|g| g.is_some()).count();
+            let has = map.bulk_contains(&keys).unwrap();
+            assert_eq!(has, got.iter().map(|g| g.is_some()).collect::<Vec<_>>(), "{ctx}");
+            log.push(format!("get {hits}"));
+        } else if op < 93 {
+            let keys: Vec<K> = (0..n).map(|_| from_id(rng.gen_range(0..pool * 2))).collect();
+            let distinct: HashSet<Vec<u8>> = keys.iter().map(b).collect();
+            let expect = distinct.iter().filter(|k| model.remove(*k).is_some()).count();
+            let got = map.bulk_remove(&keys).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            assert_eq!(got, expect, "{ctx}");
+            log.push(format!("remove {got}"));
+        } else if op < 98 {
+            let mut got: Vec<(Vec<u8>, Vec<u8>)> =
+                map.entries().unwrap().iter().map(|(k, v)| (b(k), b(v))).collect();
+            got.sort();
+            let mut want: Vec<(Vec<u8>, Vec<u8>)> = model.clone().into_iter().collect();
+            want.sort();
+            assert_eq!(got, want, "{ctx}: entries");
+            log.push(format!("entries {}", got.len()));
+        } else {
+            map.clear().unwrap();
+            model.clear();
+            assert_eq!(map.capacity(), cap, "{ctx}: clear keeps capacity");
+            log.push("clear".into());
+        }
+        assert_eq!(map.len(), model.len(), "{ctx}: len");
+        assert!(map.len() <= map.capacity());
+    }
+    // The sequence must have exercised the full-table path unless growth was on.
+    if !r.auto_grow && r.rounds >= 200 {
+        assert!(fulls > 0, "{:?}: no TableFull was hit; the test lost its edge", r);
+    }
+    log
+}
+
+/// Runs the model over every backend and checks they all logged identical results.
+pub fn all_backends<K: Pod + Send + Sync, V: Pod + Send + Sync>(
+    capacity: usize,
+    rounds: usize,
+    max_batch: usize,
+    seed: u64,
+) {
+    for hash in [HashStrategy::Identity, HashStrategy::Murmur3] {
+        let mut first: Option<(Backend, Vec<String>)> = None;
+        for backend in backends() {
+            let log = model_run::<K, V>(Run { backend, hash, capacity, rounds, max_batch, seed, auto_grow: false });
+            match &first {
+                None => first = Some((backend, log)),
+                Some((b0, l0)) => assert_eq!(l0, &log, "{backend:?} differs from {b0:?}"),
+            }
+        }
+    }
+}
