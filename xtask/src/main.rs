@@ -1,1 +1,280 @@
-fn main() {}
+//! Project automation: `cargo xtask <command>`.
+//!
+//! - `ptx [--check]`: build `kernels-rs` to PTX with the nightly toolchain and write it to
+//!   `crates/flash-map-cuda/ptx/`; with `--check`, fail if the committed PTX differs, then
+//!   assemble it with `ptxas` for sm_70, sm_80 and sm_90 and fail on any error or spill.
+//! - `ci`: everything `.ci/run` checks (fmt, clippy, tests per feature set, docs, no_std
+//!   build, `ptx --check`).
+//! - `gpu-bundle [DIR]`: build the GPU test and benchmark executables into one folder with a
+//!   `run.sh` that runs them on a CUDA machine and writes logs to a given directory.
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+type Res = Result<(), String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let r = match args.first().map(String::as_str) {
+        Some("ptx") => ptx(args.iter().any(|a| a == "--check")),
+        Some("ci") => ci(),
+        Some("gpu-bundle") => gpu_bundle(args.get(1).map(PathBuf::from)),
+        _ => Err("usage: cargo xtask <ptx [--check] | ci | gpu-bundle [DIR]>".into()),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is in the workspace").to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(cmd: &mut Command) -> Res {
+    eprintln!("xtask: running {cmd:?}");
+    let st = cmd.status().map_err(|e| format!("could not start {cmd:?}: {e}"))?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed: {st}"))
+    }
+}
+
+fn output(cmd: &mut Command) -> Result<String, String> {
+    let o = cmd.output().map_err(|e| format!("could not start {cmd:?}: {e}"))?;
+    let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+    if o.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("{cmd:?} failed: {}\n{text}", o.status))
+    }
+}
+
+/// A `cargo +nightly` command with the stable toolchain's environment removed.
+fn nightly_cargo() -> Command {
+    let mut c = Command::new("cargo");
+    c.arg("+nightly");
+    for v in ["RUSTUP_TOOLCHAIN", "CARGO", "RUSTC", "RUSTDOC", "CARGO_TARGET_DIR", "RUSTC_WRAPPER", "CARGO_MANIFEST_DIR"] {
+        c.env_remove(v);
+    }
+    c
+}
+
+const PTX_OUT: &str = "crates/flash-map-cuda/ptx/flash_map_kernels.ptx";
+const ARCHS: [&str; 3] = ["sm_70", "sm_80", "sm_90"];
+
+fn ptx(check: bool) -> Res {
+    let root = root();
+    if let Err(e) = output(nightly_cargo().arg("--version")) {
+        return skip_or_fail(check, &format!("the nightly toolchain is not installed ({e})"));
+    }
+    let kernels = root.join("kernels-rs");
+    // Force a rebuild so that the assembly file is written afresh.
+    let lib = kernels.join("src/lib.rs");
+    let text = fs::read(&lib).map_err(|e| e.to_string())?;
+    fs::write(&lib, text).map_err(|e| e.to_string())?;
+    let asm = kernels.join("target/flash_map_kernels.ptx");
+    let _ = fs::remove_file(&asm);
+    let r = run(nightly_cargo().current_dir(&kernels).args([
+        "rustc",
+        "--release",
+        "--target",
+        "nvptx64-nvidia-cuda",
+        "-Zbuild-std=core",
+        "--",
+        "-C",
+        "target-cpu=sm_70",
+        &format!("--emit=asm={}", asm.display()),
+    ]));
+    if let Err(e) = r {
+        if !kernels.join("target").exists() || output(nightly_cargo().args(["rustc", "--print", "sysroot"])).is_err() {
+            return skip_or_fail(check, &e);
+        }
+        return Err(e);
+    }
+    let fresh = fs::read_to_string(&asm).map_err(|e| format!("no PTX at {}: {e}", asm.display()))?;
+    if fresh.contains("core9panicking") || fresh.contains(".extern .func") {
+        return Err("the PTX references external functions (a panicking path?): kernels must be panic-free".into());
+    }
+    let out = root.join(PTX_OUT);
+    if check {
+        let committed = fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+        if committed != fresh {
+            return Err(format!("{PTX_OUT} differs from a fresh build of kernels-rs; run `cargo xtask ptx` and commit"));
+        }
+        println!("ptx: committed PTX matches a fresh build ({} bytes)", fresh.len());
+        return ptxas(&out);
+    }
+    fs::write(&out, &fresh).map_err(|e| e.to_string())?;
+    println!("ptx: wrote {PTX_OUT} ({} bytes)", fresh.len());
+    Ok(())
+}
+
+fn skip_or_fail(check: bool, why: &str) -> Res {
+    if check {
+        println!("SKIPPED: xtask ptx --check: {why}");
+        Ok(())
+    } else {
+        Err(why.to_string())
+    }
+}
+
+/// Finds `ptxas`, fetching the PyPI wheel `nvidia-cuda-nvcc-cu12` into `.cache/` if needed.
+fn find_ptxas() -> Result<PathBuf, String> {
+    if let Ok(p) = env::var("PTXAS") {
+        return Ok(PathBuf::from(p));
+    }
+    let cache = root().join(".cache/ptxas");
+    let bin = cache.join("nvidia/cuda_nvcc/bin/ptxas");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    fs::create_dir_all(&cache).map_err(|e| e.to_string())?;
+    let wheels = cache.join("wheel");
+    output(Command::new("python3").args(["-m", "pip", "download", "--no-deps", "-q", "-d"]).arg(&wheels).arg("nvidia-cuda-nvcc-cu12==12.9.86"))?;
+    let script = "import sys, zipfile, glob, os\n\
+                  w = glob.glob(os.path.join(sys.argv[1], '*.whl'))[0]\n\
+                  zipfile.ZipFile(w).extract('nvidia/cuda_nvcc/bin/ptxas', sys.argv[2])\n";
+    output(Command::new("python3").args(["-c", script]).arg(&wheels).arg(&cache))?;
+    output(Command::new("chmod").arg("+x").arg(&bin))?;
+    Ok(bin)
+}
+
+fn ptxas(ptx: &Path) -> Res {
+    let bin = match find_ptxas() {
+        Ok(b) => b,
+        Err(e) => {
+            println!("SKIPPED: ptxas validation: could not obtain ptxas from the nvidia-cuda-nvcc-cu12 wheel ({e})");
+            return Ok(());
+        }
+    };
+    for arch in ARCHS {
+        let text = output(Command::new(&bin).args(["-arch", arch, "-v"]).arg(ptx).args(["-o", "/dev/null"]))?;
+        let mut kernel = String::new();
+        let mut spills = Vec::new();
+        let mut regs = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.split("Compiling entry function '").nth(1) {
+                kernel = rest.split('\'').next().unwrap_or("").to_string();
+            }
+            if line.contains("spill stores") && !line.contains(" 0 bytes spill stores, 0 bytes spill loads") {
+                spills.push(format!("{kernel}: {}", line.trim()));
+            }
+            if let Some(r) = line.split("Used ").nth(1) {
+                regs.push(format!("{kernel}={}", r.split(' ').next().unwrap_or("?")));
+            }
+            if line.contains("error") {
+                return Err(format!("ptxas {arch}: {line}"));
+            }
+        }
+        println!("ptxas {arch}: ok, registers: {}", regs.join(" "));
+        if !spills.is_empty() {
+            return Err(format!("ptxas {arch}: register spills: {}", spills.join("; ")));
+        }
+    }
+    Ok(())
+}
+
+fn ci() -> Res {
+    let root = root();
+    let c = || {
+        let mut c = cargo();
+        c.current_dir(&root);
+        c
+    };
+    run(c().args(["fmt", "--all", "--check"]))?;
+    for feats in ["", "rayon", "tokio", "rayon,tokio", "cuda", "cuda,rayon,tokio"] {
+        run(c().args(["clippy", "--workspace", "--all-targets", "--no-default-features", "--features"])
+            .arg(format!("flash-map/cpu-fallback,{}", prefix(feats)))
+            .args(["--", "-D", "warnings"]))?;
+    }
+    // The README's test command: every backend's model tests, docs and examples.
+    run(c().args(["test", "--workspace", "--all-features"]))?;
+    for feats in ["", "rayon", "tokio", "rayon,tokio", "cuda"] {
+        run(c().args(["test", "-p", "flash-map", "-p", "flash-map-cpu", "--features"]).arg(prefix(feats)))?;
+    }
+    run(c().args(["build", "-p", "flash-map-core", "--target", "thumbv7em-none-eabi"]))
+        .or_else(|e| {
+            println!("SKIPPED: thumbv7em no_std build ({e}); checking no_std via nvptx in `ptx --check`");
+            Ok::<(), String>(())
+        })?;
+    run(c().args(["doc", "--workspace", "--no-deps", "--all-features"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    ptx(true)
+}
+
+fn prefix(feats: &str) -> String {
+    feats.split(',').filter(|f| !f.is_empty()).map(|f| format!("flash-map/{f}")).collect::<Vec<_>>().join(",")
+}
+
+fn gpu_bundle(dir: Option<PathBuf>) -> Res {
+    let root = root();
+    let dir = dir.unwrap_or_else(|| root.join("gpu-bundle"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("bin")).map_err(|e| e.to_string())?;
+    let target = root.join("target/bundle");
+    let feats = "flash-map/cuda,flash-map/rayon,flash-map/tokio";
+    let c = || {
+        let mut c = cargo();
+        c.current_dir(&root)
+            .env("CARGO_PROFILE_RELEASE_DEBUG", "0")
+            .env("CARGO_PROFILE_RELEASE_STRIP", "symbols")
+            .arg("--quiet");
+        c
+    };
+    let json = output(c().args(["test", "--release", "--no-run", "-p", "flash-map", "--features", feats, "--message-format=json", "--target-dir"]).arg(&target))?;
+    let mut tests = Vec::new();
+    for line in json.lines() {
+        if line.contains("\"test\":true") {
+            if let Some(exe) = line.split("\"executable\":\"").nth(1).and_then(|r| r.split('"').next()) {
+                let src = PathBuf::from(exe);
+                let name = src.file_name().and_then(|n| n.to_str()).unwrap_or("t").split('-').next().unwrap_or("t").to_string();
+                fs::copy(&src, dir.join("bin").join(format!("test_{name}"))).map_err(|e| e.to_string())?;
+                tests.push(format!("test_{name}"));
+            }
+        }
+    }
+    run(c().args(["build", "--release", "-p", "flash-map", "--features", feats, "--example", "gpu_bench", "--example", "quickstart", "--target-dir"]).arg(&target))?;
+    for ex in ["gpu_bench", "quickstart"] {
+        fs::copy(target.join("release/examples").join(ex), dir.join("bin").join(ex)).map_err(|e| e.to_string())?;
+    }
+    let script = format!(
+        r#"#!/usr/bin/env bash
+# flash-map GPU checks: the model tests against the Cuda backend, the quickstart, the benchmark.
+# Usage: run.sh LOGDIR   (made by `cargo xtask gpu-bundle`)
+set -u
+here="$(cd "$(dirname "$0")" && pwd)"
+logs="${{1:-$here/logs}}"; mkdir -p "$logs"
+export FLASH_MAP_TEST_CUDA=1 RUST_LOG=${{RUST_LOG:-info}}
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$logs/device.txt" 2>&1
+status=0
+for t in {tests}; do
+  echo "== $t" | tee -a "$logs/summary.txt"
+  timeout 100 "$here/bin/$t" --test-threads=4 > "$logs/$t.log" 2>&1; rc=$?
+  tail -n 3 "$logs/$t.log" | tee -a "$logs/summary.txt"; [ $rc -eq 0 ] || status=1
+done
+echo "== quickstart" | tee -a "$logs/summary.txt"
+timeout 120 "$here/bin/quickstart" > "$logs/quickstart.log" 2>&1 || status=1
+cat "$logs/quickstart.log" >> "$logs/summary.txt"
+echo "== gpu_bench" | tee -a "$logs/summary.txt"
+timeout 150 "$here/bin/gpu_bench" > "$logs/gpu_bench.log" 2>&1 || status=1
+cat "$logs/gpu_bench.log" >> "$logs/summary.txt"
+echo "exit status $status" >> "$logs/summary.txt"
+exit $status
+"#,
+        tests = tests.join(" ")
+    );
+    fs::write(dir.join("run.sh"), script).map_err(|e| e.to_string())?;
+    output(Command::new("chmod").arg("+x").arg(dir.join("run.sh")))?;
+    println!("gpu-bundle: {} with {} test executables, gpu_bench, quickstart; run `{}/run.sh LOGDIR` on a CUDA machine", dir.display(), tests.len(), dir.display());
+    Ok(())
+}

@@ -171,7 +171,7 @@ impl CpuTable {
     /// Rebuilds in place when tombstones have piled up, so probe lengths stay those of the
     /// live load. Called after removals.
     pub fn compact_if_needed(&mut self) -> Result<(), CpuError> {
-        if needs_compaction(&self.layout, self.len, self.tombstones) {
+        if flash_map_core::layout::needs_compaction(&self.layout, self.len, self.tombstones) {
             self.rebuild(self.layout)?;
         }
         Ok(())
@@ -186,12 +186,4 @@ impl CpuTable {
     pub fn count_empty(&self) -> usize {
         self.state_words().iter().filter(|&&s| s == EMPTY).count()
     }
-}
-
-/// The compaction rule, shared with the GPU backend: rebuild when tombstones exceed one
-/// eighth of the slots, or eat into the last half of the slots above the capacity.
-pub fn needs_compaction(layout: &TableLayout, len: usize, tombstones: usize) -> bool {
-    let headroom = layout.slots - layout.capacity;
-    tombstones > layout.tombstone_limit()
-        || (tombstones > 0 && len + tombstones > layout.slots - headroom / 2)
 }

@@ -58,7 +58,7 @@ impl From<flash_map_cuda::CudaError> for FlashMapError {
         use flash_map_cuda::CudaError as C;
         match e {
             C::TableFull { len, new, capacity } => FlashMapError::TableFull { len, new, capacity },
-            C::HostAlloc { bytes } => FlashMapError::AllocationFailed { bytes },
+            C::HostAlloc { bytes } | C::DeviceAlloc { bytes } => FlashMapError::AllocationFailed { bytes },
             other => FlashMapError::Cuda(other.to_string()),
         }
     }
@@ -100,6 +100,14 @@ impl Engine {
             Engine::Cpu(t) => t.len(),
             #[cfg(feature = "cuda")]
             Engine::Cuda(t) => t.len(),
+        }
+    }
+
+    pub(crate) fn tombstones(&self) -> usize {
+        match self {
+            Engine::Cpu(t) => t.tombstones(),
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(t) => t.tombstones(),
         }
     }
 

@@ -12,6 +12,20 @@ use crate::{Counter, FlashMapBuilder};
 /// The most entries one bulk call takes (batch positions travel as `u32`).
 pub const MAX_BATCH: usize = u32::MAX as usize - 1;
 
+/// A snapshot of a map's table statistics (see [`FlashMap::stats`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MapStats {
+    /// Slots in the table (a power of two).
+    pub slots: usize,
+    /// Live entries.
+    pub len: usize,
+    /// Entries the map holds before `TableFull`.
+    pub capacity: usize,
+    /// Removed-entry markers not yet cleaned up (never above `slots / 8`).
+    pub tombstones: usize,
+}
+
 /// A hash map from fixed-size keys to fixed-size values, operated on in batches.
 ///
 /// ```
@@ -130,6 +144,17 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
             Engine::Cpu(t) => t.hash_strategy(),
             #[cfg(feature = "cuda")]
             Engine::Cuda(t) => t.hash_strategy(),
+        }
+    }
+
+    /// Table statistics: slots, live entries, capacity, tombstones.
+    pub fn stats(&self) -> MapStats {
+        let layout = self.engine.layout();
+        MapStats {
+            slots: layout.slots,
+            len: self.len(),
+            capacity: layout.capacity,
+            tombstones: self.engine.tombstones(),
         }
     }
 

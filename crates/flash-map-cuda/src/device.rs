@@ -1,0 +1,187 @@
+//! Driver presence, device probing, and the per-device context and kernel module.
+
+use std::collections::HashMap;
+use std::ffi::{c_void, CString};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cudarc::driver::{result, sys};
+
+use crate::{drv, CudaError, PTX};
+
+/// What [`probe_device`] found.
+#[derive(Clone, Debug)]
+pub struct DeviceInfo {
+    /// The device's name.
+    pub name: String,
+    /// Compute capability (major, minor).
+    pub compute_capability: (i32, i32),
+    /// Streaming multiprocessors.
+    pub sm_count: i32,
+    /// Device memory in bytes.
+    pub total_mem: usize,
+}
+
+fn driver_present() -> bool {
+    // SAFETY: only tries to open the library; no driver call is made.
+    unsafe { sys::is_culib_present() }
+}
+
+/// Checks that device `device_id` can run the kernels, without allocating on it.
+pub fn probe_device(device_id: usize) -> Result<DeviceInfo, CudaError> {
+    if !driver_present() {
+        return Err(CudaError::NoDriver);
+    }
+    result::init().map_err(drv("cuInit"))?;
+    let count = result::device::get_count().map_err(drv("cuDeviceGetCount"))? as usize;
+    if device_id >= count {
+        return Err(CudaError::NoDevice { requested: device_id, count });
+    }
+    let dev = result::device::get(device_id as i32).map_err(drv("cuDeviceGet"))?;
+    let attr = |a| {
+        // SAFETY: `dev` is a valid device handle.
+        unsafe { result::device::get_attribute(dev, a) }.map_err(drv("cuDeviceGetAttribute"))
+    };
+    use sys::CUdevice_attribute::*;
+    let major = attr(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
+    let minor = attr(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+    if major < 7 {
+        return Err(CudaError::Unsupported { major, minor });
+    }
+    let sm_count = attr(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?;
+    let name = result::device::get_name(dev).map_err(drv("cuDeviceGetName"))?;
+    // SAFETY: valid device handle.
+    let total_mem = unsafe { result::device::total_mem(dev) }.map_err(drv("cuDeviceTotalMem"))?;
+    Ok(DeviceInfo { name, compute_capability: (major, minor), sm_count, total_mem })
+}
+
+/// The kernels of the module, by name.
+pub(crate) struct Funcs {
+    pub(crate) claim: sys::CUfunction,
+    pub(crate) rollback: sys::CUfunction,
+    pub(crate) winner_last: sys::CUfunction,
+    pub(crate) winner_first: sys::CUfunction,
+    pub(crate) write_winners: sys::CUfunction,
+    pub(crate) add: sys::CUfunction,
+    pub(crate) find: sys::CUfunction,
+    pub(crate) remove: sys::CUfunction,
+    pub(crate) rehash: sys::CUfunction,
+}
+
+/// One device: its primary context and the loaded kernel module. Shared by every table on
+/// the device, created once per process.
+pub struct Gpu {
+    dev: sys::CUdevice,
+    pub(crate) ctx: sys::CUcontext,
+    module: sys::CUmodule,
+    pub(crate) funcs: Funcs,
+    pub(crate) sm_count: u32,
+    /// The device's name.
+    pub info: DeviceInfo,
+}
+
+// SAFETY: driver handles may be used from any thread once the context is made current
+// (every entry point calls `bind`).
+unsafe impl Send for Gpu {}
+// SAFETY: as above; launches on the null stream are serialised by the driver.
+unsafe impl Sync for Gpu {}
+
+impl Gpu {
+    /// The shared handle for device `ordinal`, loading the module on first use.
+    pub fn get(ordinal: usize) -> Result<Arc<Gpu>, CudaError> {
+        static GPUS: OnceLock<Mutex<HashMap<usize, Arc<Gpu>>>> = OnceLock::new();
+        let mut map = GPUS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(g) = map.get(&ordinal) {
+            return Ok(Arc::clone(g));
+        }
+        let g = Arc::new(Gpu::open(ordinal)?);
+        map.insert(ordinal, Arc::clone(&g));
+        Ok(g)
+    }
+
+    fn open(ordinal: usize) -> Result<Gpu, CudaError> {
+        let info = probe_device(ordinal)?;
+        let dev = result::device::get(ordinal as i32).map_err(drv("cuDeviceGet"))?;
+        // SAFETY: valid device; released in Drop.
+        let ctx = unsafe { result::primary_ctx::retain(dev) }.map_err(drv("cuDevicePrimaryCtxRetain"))?;
+        // SAFETY: `ctx` was just retained.
+        unsafe { result::ctx::set_current(ctx) }.map_err(drv("cuCtxSetCurrent"))?;
+        let src = CString::new(PTX).map_err(|_| CudaError::Driver { op: "embed PTX", msg: "NUL in PTX".into() })?;
+        // SAFETY: `src` is a NUL-terminated PTX image that outlives the call.
+        let module = unsafe { result::module::load_data(src.as_ptr() as *const c_void) }
+            .map_err(drv("cuModuleLoadData (PTX JIT)"))?;
+        let f = |name: &str| {
+            // SAFETY: `module` is loaded; names are the kernels' `#[no_mangle]` names.
+            unsafe { result::module::get_function(module, CString::new(name).expect("no NUL")) }
+                .map_err(drv("cuModuleGetFunction"))
+        };
+        let funcs = Funcs {
+            claim: f("fm_claim")?,
+            rollback: f("fm_rollback")?,
+            winner_last: f("fm_winner_last")?,
+            winner_first: f("fm_winner_first")?,
+            write_winners: f("fm_write_winners")?,
+            add: f("fm_add")?,
+            find: f("fm_find")?,
+            remove: f("fm_remove")?,
+            rehash: f("fm_rehash")?,
+        };
+        log::info!(
+            "flash-map: CUDA device {ordinal}: {} (sm_{}{}, {} SMs, {} MiB)",
+            info.name,
+            info.compute_capability.0,
+            info.compute_capability.1,
+            info.sm_count,
+            info.total_mem >> 20
+        );
+        Ok(Gpu { dev, ctx, module, funcs, sm_count: info.sm_count.max(1) as u32, info })
+    }
+
+    /// Makes this device's context current on the calling thread.
+    pub(crate) fn bind(&self) -> Result<(), CudaError> {
+        // SAFETY: the context is retained for the lifetime of `self`.
+        unsafe { result::ctx::set_current(self.ctx) }.map_err(drv("cuCtxSetCurrent"))
+    }
+
+    /// Launches `f` over `n` items (grid-stride loops inside the kernels).
+    ///
+    /// # Safety
+    /// `args` must match the kernel's parameters (each a pointer to an 8-byte value).
+    pub(crate) unsafe fn launch(&self, f: sys::CUfunction, n: usize, args: &mut [*mut c_void]) -> Result<(), CudaError> {
+        if n == 0 {
+            return Ok(());
+        }
+        const BLOCK: usize = 256;
+        let blocks = n.div_ceil(BLOCK).min(self.sm_count as usize * 32).max(1) as u32;
+        // SAFETY: by contract; null stream.
+        unsafe { result::launch_kernel(f, (blocks, 1, 1), (BLOCK as u32, 1, 1), 0, std::ptr::null_mut(), args) }
+            .map_err(drv("cuLaunchKernel"))
+    }
+
+    /// Waits for all work on the null stream.
+    pub(crate) fn sync(&self) -> Result<(), CudaError> {
+        result::ctx::synchronize().map_err(drv("cuCtxSynchronize"))
+    }
+}
+
+impl Drop for Gpu {
+    fn drop(&mut self) {
+        // SAFETY: module and context were created in `open`; errors on teardown are ignored.
+        unsafe {
+            let _ = result::ctx::set_current(self.ctx);
+            let _ = result::module::unload(self.module);
+            let _ = result::primary_ctx::release(self.dev);
+        }
+    }
+}
+
+/// Builds the argument array for [`Gpu::launch`] from 8-byte values.
+macro_rules! launch {
+    ($gpu:expr, $f:ident, $n:expr, [$($a:expr),* $(,)?]) => {{
+        let mut vals: Vec<u64> = vec![$(($a) as u64),*];
+        let mut ptrs: Vec<*mut std::ffi::c_void> =
+            vals.iter_mut().map(|v| v as *mut u64 as *mut std::ffi::c_void).collect();
+        // SAFETY: every kernel takes 8-byte parameters in this order (see kernels-rs).
+        unsafe { $gpu.launch($gpu.funcs.$f, $n, &mut ptrs) }
+    }};
+}
+pub(crate) use launch;

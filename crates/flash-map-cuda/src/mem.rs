@@ -1,0 +1,155 @@
+//! Owned device buffers and pinned host buffers.
+
+use std::sync::Arc;
+
+use cudarc::driver::{result, sys};
+
+use crate::device::Gpu;
+use crate::{drv, CudaError};
+
+/// A device allocation, freed on drop.
+pub struct DeviceBuf {
+    gpu: Arc<Gpu>,
+    ptr: sys::CUdeviceptr,
+    bytes: usize,
+}
+
+impl DeviceBuf {
+    /// Allocates `bytes` of device memory, zeroed.
+    pub fn zeroed(gpu: &Arc<Gpu>, bytes: usize) -> Result<Self, CudaError> {
+        gpu.bind()?;
+        if bytes == 0 {
+            return Ok(DeviceBuf { gpu: Arc::clone(gpu), ptr: 0, bytes: 0 });
+        }
+        // SAFETY: context is current.
+        let ptr = unsafe { result::malloc_sync(bytes) }.map_err(|_| CudaError::DeviceAlloc { bytes })?;
+        let buf = DeviceBuf { gpu: Arc::clone(gpu), ptr, bytes };
+        buf.zero()?;
+        Ok(buf)
+    }
+
+    /// The device address.
+    pub fn ptr(&self) -> u64 {
+        self.ptr
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.bytes == 0
+    }
+
+    /// Sets every byte to zero (stream-ordered).
+    pub fn zero(&self) -> Result<(), CudaError> {
+        if self.bytes == 0 {
+            return Ok(());
+        }
+        // SAFETY: the allocation holds `bytes` bytes.
+        unsafe { result::memset_d8_async(self.ptr, 0, self.bytes, std::ptr::null_mut()) }.map_err(drv("cuMemsetD8"))
+    }
+
+    /// Copies `src` to the start of the buffer (synchronous).
+    pub fn upload(&self, src: &[u8]) -> Result<(), CudaError> {
+        assert!(src.len() <= self.bytes, "upload fits the buffer");
+        if src.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: `src.len()` bytes fit; the copy completes before returning.
+        unsafe { result::memcpy_htod_sync(self.ptr, src) }.map_err(drv("cuMemcpyHtoD"))
+    }
+
+    /// Copies the start of the buffer into `dst` (synchronous).
+    pub fn download(&self, dst: &mut [u8]) -> Result<(), CudaError> {
+        assert!(dst.len() <= self.bytes, "download fits the buffer");
+        if dst.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: `dst.len()` bytes are in the buffer; synchronous.
+        unsafe { result::memcpy_dtoh_sync(dst, self.ptr) }.map_err(drv("cuMemcpyDtoH"))
+    }
+
+    /// Makes sure the buffer holds at least `bytes`, reallocating (contents lost) if not.
+    pub fn ensure(&mut self, bytes: usize) -> Result<(), CudaError> {
+        if self.bytes < bytes {
+            let grown = bytes.max(self.bytes.saturating_mul(3) / 2);
+            *self = DeviceBuf::zeroed(&self.gpu, grown)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DeviceBuf {
+    fn drop(&mut self) {
+        if self.bytes != 0 {
+            let _ = self.gpu.bind();
+            // SAFETY: allocated by `malloc_sync`; freed once.
+            let _ = unsafe { result::free_sync(self.ptr) };
+        }
+    }
+}
+
+/// Page-locked host memory for fast transfers, freed on drop.
+pub struct PinnedBuf {
+    gpu: Arc<Gpu>,
+    ptr: *mut u8,
+    bytes: usize,
+}
+
+// SAFETY: plain host memory owned by this value.
+unsafe impl Send for PinnedBuf {}
+// SAFETY: shared access is read-only.
+unsafe impl Sync for PinnedBuf {}
+
+impl PinnedBuf {
+    /// An empty buffer.
+    pub fn new(gpu: &Arc<Gpu>) -> Self {
+        PinnedBuf { gpu: Arc::clone(gpu), ptr: std::ptr::null_mut(), bytes: 0 }
+    }
+
+    /// Makes sure the buffer holds at least `bytes` (contents lost on growth).
+    pub fn ensure(&mut self, bytes: usize) -> Result<(), CudaError> {
+        if self.bytes >= bytes {
+            return Ok(());
+        }
+        self.release();
+        let grown = bytes.max(self.bytes.saturating_mul(3) / 2);
+        self.gpu.bind()?;
+        // SAFETY: context current; freed in `release`.
+        let p = unsafe { result::malloc_host(grown, 0) }.map_err(|_| CudaError::HostAlloc { bytes: grown })?;
+        self.ptr = p as *mut u8;
+        // SAFETY: `grown` writable bytes; zeroed once so that slices over it are initialised.
+        unsafe { std::ptr::write_bytes(self.ptr, 0, grown) };
+        self.bytes = grown;
+        Ok(())
+    }
+
+    /// The first `len` bytes.
+    pub fn slice_mut(&mut self, len: usize) -> &mut [u8] {
+        assert!(len <= self.bytes);
+        if len == 0 {
+            return &mut [];
+        }
+        // SAFETY: `len` initialised bytes of an allocation owned by `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, len) }
+    }
+
+    fn release(&mut self) {
+        if !self.ptr.is_null() {
+            let _ = self.gpu.bind();
+            // SAFETY: allocated by `malloc_host`; freed once.
+            let _ = unsafe { result::free_host(self.ptr as *mut std::ffi::c_void) };
+            self.ptr = std::ptr::null_mut();
+            self.bytes = 0;
+        }
+    }
+}
+
+impl Drop for PinnedBuf {
+    fn drop(&mut self) {
+        self.release();
+    }
+}

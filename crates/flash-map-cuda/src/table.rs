@@ -1,0 +1,439 @@
+//! [`CudaTable`]: the SoA table in device memory and the bulk operations as kernel passes.
+//!
+//! The passes are those of the CPU engines (see `flash-map-cpu`'s `ops`): claim, check
+//! (with rollback), then winners by batch position, so results are identical.
+
+use std::sync::{Arc, Mutex};
+
+use flash_map_core::{Batch, HashStrategy, TableLayout};
+
+use crate::device::{launch, Gpu};
+use crate::mem::{DeviceBuf, PinnedBuf};
+use crate::CudaError;
+
+/// A batch already in device memory: `len` records of `stride` bytes at device address
+/// `ptr`, key at `key_off`, value at `val_off`.
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceBatch {
+    /// Device address of record 0.
+    pub ptr: u64,
+    /// Records.
+    pub len: usize,
+    /// Bytes per record.
+    pub stride: usize,
+    /// Key offset in a record.
+    pub key_off: usize,
+    /// Value offset in a record.
+    pub val_off: usize,
+}
+
+const C_NEW: usize = 0;
+const C_FROM_TOMBSTONE: usize = 1;
+const C_NO_ROOM: usize = 2;
+const C_REMOVED: usize = 3;
+
+/// Per-call buffers, reused across calls.
+struct Scratch {
+    batch: DeviceBuf,
+    pos: DeviceBuf,
+    kind: DeviceBuf,
+    found: DeviceBuf,
+    out: DeviceBuf,
+    counters: DeviceBuf,
+    host: PinnedBuf,
+    pack: Vec<u8>,
+}
+
+/// A hash table in GPU memory.
+pub struct CudaTable {
+    gpu: Arc<Gpu>,
+    layout: TableLayout,
+    hash: HashStrategy,
+    len: usize,
+    tombstones: usize,
+    states: DeviceBuf,
+    keys: DeviceBuf,
+    values: DeviceBuf,
+    /// Per-slot scratch word for duplicate resolution; all zero between calls.
+    aux: DeviceBuf,
+    scratch: Mutex<Scratch>,
+}
+
+impl std::fmt::Debug for CudaTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaTable")
+            .field("device", &self.gpu.info.name)
+            .field("len", &self.len)
+            .field("slots", &self.layout.slots)
+            .finish()
+    }
+}
+
+struct Arrays {
+    states: DeviceBuf,
+    keys: DeviceBuf,
+    values: DeviceBuf,
+    aux: DeviceBuf,
+}
+
+fn alloc_arrays(gpu: &Arc<Gpu>, layout: &TableLayout) -> Result<Arrays, CudaError> {
+    let over = CudaError::DeviceAlloc { bytes: usize::MAX };
+    Ok(Arrays {
+        states: DeviceBuf::zeroed(gpu, layout.state_bytes().ok_or(over.clone())?)?,
+        keys: DeviceBuf::zeroed(gpu, layout.key_bytes().ok_or(over.clone())?)?,
+        values: DeviceBuf::zeroed(gpu, layout.value_bytes().ok_or(over.clone())?)?,
+        aux: DeviceBuf::zeroed(gpu, layout.state_bytes().ok_or(over)?)?,
+    })
+}
+
+impl CudaTable {
+    /// An empty table on device `device_id`.
+    pub fn new(layout: TableLayout, hash: HashStrategy, device_id: usize) -> Result<Self, CudaError> {
+        let gpu = Gpu::get(device_id)?;
+        let a = alloc_arrays(&gpu, &layout)?;
+        gpu.sync()?;
+        let scratch = Scratch {
+            batch: DeviceBuf::zeroed(&gpu, 0)?,
+            pos: DeviceBuf::zeroed(&gpu, 0)?,
+            kind: DeviceBuf::zeroed(&gpu, 0)?,
+            found: DeviceBuf::zeroed(&gpu, 0)?,
+            out: DeviceBuf::zeroed(&gpu, 0)?,
+            counters: DeviceBuf::zeroed(&gpu, 16)?,
+            host: PinnedBuf::new(&gpu),
+            pack: Vec::new(),
+        };
+        Ok(CudaTable {
+            gpu,
+            layout,
+            hash,
+            len: 0,
+            tombstones: 0,
+            states: a.states,
+            keys: a.keys,
+            values: a.values,
+            aux: a.aux,
+            scratch: Mutex::new(scratch),
+        })
+    }
+
+    /// The layout.
+    pub fn layout(&self) -> &TableLayout {
+        &self.layout
+    }
+
+    /// Live entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Tombstones not yet cleaned up.
+    pub fn tombstones(&self) -> usize {
+        self.tombstones
+    }
+
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The hash strategy.
+    pub fn hash_strategy(&self) -> HashStrategy {
+        self.hash
+    }
+
+    /// The device's name.
+    pub fn device_name(&self) -> &str {
+        &self.gpu.info.name
+    }
+
+    fn scratch(&self) -> std::sync::MutexGuard<'_, Scratch> {
+        self.scratch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Copies a host batch to the device. Tight batches (no padding between fields) go as
+    /// they are; others are packed as key‖value records first.
+    fn upload(&self, s: &mut Scratch, b: &Batch, with_values: bool) -> Result<DeviceBatch, CudaError> {
+        let (ks, vs) = (self.layout.key_size, if with_values { self.layout.value_size } else { 0 });
+        let tight = if with_values {
+            b.stride == ks + vs && ((b.key_off == 0 && b.val_off == ks) || (b.val_off == 0 && b.key_off == vs))
+        } else {
+            b.stride == ks && b.key_off == 0
+        };
+        if tight {
+            let bytes = b.len * b.stride;
+            s.batch.ensure(bytes)?;
+            // SAFETY: the batch borrows `len * stride` bytes with no padding (checked above).
+            let src = unsafe { std::slice::from_raw_parts(b.base, bytes) };
+            s.batch.upload(src)?;
+            return Ok(DeviceBatch { ptr: s.batch.ptr(), len: b.len, stride: b.stride, key_off: b.key_off, val_off: b.val_off });
+        }
+        let rec = ks + vs;
+        let bytes = b.len * rec;
+        s.pack.clear();
+        s.pack.try_reserve_exact(bytes).map_err(|_| CudaError::HostAlloc { bytes })?;
+        for i in 0..b.len {
+            // SAFETY: `i < len`; key and value fields hold `ks` / `vs` initialised bytes.
+            unsafe {
+                s.pack.extend_from_slice(std::slice::from_raw_parts(b.key(i), ks));
+                if vs > 0 {
+                    s.pack.extend_from_slice(std::slice::from_raw_parts(b.val(i), vs));
+                }
+            }
+        }
+        s.batch.ensure(bytes)?;
+        s.batch.upload(&s.pack)?;
+        Ok(DeviceBatch { ptr: s.batch.ptr(), len: b.len, stride: rec, key_off: 0, val_off: ks })
+    }
+
+    fn counters(&self, s: &mut Scratch) -> Result<[u32; 4], CudaError> {
+        let mut c = [0u8; 16];
+        s.counters.download(&mut c)?;
+        Ok(std::array::from_fn(|i| u32::from_le_bytes(c[i * 4..i * 4 + 4].try_into().expect("4 bytes"))))
+    }
+
+    fn ensure_per_key(&self, s: &mut Scratch, n: usize) -> Result<(), CudaError> {
+        s.pos.ensure(n * 4)?;
+        s.kind.ensure(n)?;
+        s.found.ensure(n)?;
+        Ok(())
+    }
+
+    /// Claim pass + capacity check (with rollback). `mode`: 0 plain, 1 zero new values,
+    /// 2 mark aux. Returns the number of new keys.
+    fn claim(&mut self, s: &mut Scratch, d: DeviceBatch, mode: u64) -> Result<usize, CudaError> {
+        self.ensure_per_key(s, d.len)?;
+        s.counters.zero()?;
+        let l = self.layout;
+        launch!(self.gpu, claim, d.len, [
+            self.states.ptr(), self.keys.ptr(), self.values.ptr(), l.mask(), l.key_size, l.value_size, self.hash.code(),
+            d.ptr, d.len, d.stride, d.key_off,
+            s.pos.ptr(), s.kind.ptr(), self.aux.ptr(), mode, s.counters.ptr(),
+        ])?;
+        let c = self.counters(s)?;
+        let (new, from_tomb, no_room) = (c[C_NEW] as usize, c[C_FROM_TOMBSTONE] as usize, c[C_NO_ROOM] as usize);
+        if no_room == 0 && self.len + new <= l.capacity {
+            self.len += new;
+            self.tombstones -= from_tomb;
+            return Ok(new);
+        }
+        launch!(self.gpu, rollback, d.len, [self.states.ptr(), self.aux.ptr(), s.pos.ptr(), s.kind.ptr(), d.len])?;
+        self.gpu.sync()?;
+        Err(CudaError::TableFull { len: self.len, new: new + no_room, capacity: l.capacity })
+    }
+
+    /// Upserts a batch already on the device; returns how many keys were new.
+    pub fn insert_device(&mut self, d: DeviceBatch) -> Result<usize, CudaError> {
+        self.with_scratch(|t, s| t.insert_dev(s, d))
+    }
+
+    fn empty_scratch(&self) -> Result<Scratch, CudaError> {
+        let g = &self.gpu;
+        Ok(Scratch {
+            batch: DeviceBuf::zeroed(g, 0)?,
+            pos: DeviceBuf::zeroed(g, 0)?,
+            kind: DeviceBuf::zeroed(g, 0)?,
+            found: DeviceBuf::zeroed(g, 0)?,
+            out: DeviceBuf::zeroed(g, 0)?,
+            counters: DeviceBuf::zeroed(g, 0)?,
+            host: PinnedBuf::new(g),
+            pack: Vec::new(),
+        })
+    }
+
+    /// Runs `f` with the scratch buffers taken out of the lock (so `f` may borrow `self`
+    /// mutably).
+    fn with_scratch<T>(&mut self, f: impl FnOnce(&mut Self, &mut Scratch) -> Result<T, CudaError>) -> Result<T, CudaError> {
+        self.gpu.bind()?;
+        let mut s = std::mem::replace(&mut *self.scratch(), self.empty_scratch()?);
+        let r = f(self, &mut s);
+        *self.scratch() = s;
+        r
+    }
+
+    fn insert_dev(&mut self, s: &mut Scratch, d: DeviceBatch) -> Result<usize, CudaError> {
+        let new = self.claim(s, d, 0)?;
+        let vs = self.layout.value_size;
+        launch!(self.gpu, winner_last, d.len, [self.aux.ptr(), s.pos.ptr(), d.len])?;
+        launch!(self.gpu, write_winners, d.len, [
+            self.values.ptr(), vs, self.aux.ptr(), s.pos.ptr(), d.len, d.ptr, d.stride, d.val_off, 0u64,
+        ])?;
+        self.gpu.sync()?;
+        Ok(new)
+    }
+
+    /// Upserts every pair; last duplicate wins; atomic on `TableFull`.
+    pub fn insert(&mut self, b: &Batch) -> Result<usize, CudaError> {
+        self.with_scratch(|t, s| {
+            let d = t.upload(s, b, true)?;
+            t.insert_dev(s, d)
+        })
+    }
+
+    /// Inserts absent keys (first copy wins); `out[i]` tells whether pair `i` was inserted.
+    pub fn insert_new(&mut self, b: &Batch, out: &mut [bool]) -> Result<usize, CudaError> {
+        assert_eq!(out.len(), b.len);
+        self.with_scratch(|t, s| {
+            let d = t.upload(s, b, true)?;
+            let new = t.claim(s, d, 2)?;
+            let vs = t.layout.value_size;
+            launch!(t.gpu, winner_first, d.len, [t.aux.ptr(), s.pos.ptr(), d.len])?;
+            launch!(t.gpu, write_winners, d.len, [
+                t.values.ptr(), vs, t.aux.ptr(), s.pos.ptr(), d.len, d.ptr, d.stride, d.val_off, s.found.ptr(),
+            ])?;
+            let n = d.len;
+            s.host.ensure(n)?;
+            let host = s.host.slice_mut(n);
+            s.found.download(host)?;
+            for (o, &f) in out.iter_mut().zip(host.iter()) {
+                *o = f != 0;
+            }
+            Ok(new)
+        })
+    }
+
+    /// Adds counters (`wide`: 8-byte, else 4-byte); returns how many keys were new.
+    pub fn add(&mut self, b: &Batch, wide: bool) -> Result<usize, CudaError> {
+        assert_eq!(self.layout.value_size, if wide { 8 } else { 4 });
+        self.with_scratch(|t, s| {
+            let d = t.upload(s, b, true)?;
+            let new = t.claim(s, d, 1)?;
+            launch!(t.gpu, add, d.len, [t.values.ptr(), t.layout.value_size, s.pos.ptr(), d.len, d.ptr, d.stride, d.val_off])?;
+            t.gpu.sync()?;
+            Ok(new)
+        })
+    }
+
+    /// Looks up a batch already on the device: `found` (device, `len` bytes) gets 1/0 per
+    /// key, `out` (device, `len * value_size` bytes, or 0 for none) the values of hits.
+    pub fn find_device(&self, d: DeviceBatch, found: u64, out: u64) -> Result<(), CudaError> {
+        self.gpu.bind()?;
+        let l = self.layout;
+        launch!(self.gpu, find, d.len, [
+            self.states.ptr(), self.keys.ptr(), self.values.ptr(), l.mask(), l.key_size, l.value_size, self.hash.code(),
+            d.ptr, d.len, d.stride, d.key_off, found, out,
+        ])?;
+        self.gpu.sync()
+    }
+
+    /// Looks up every key, calling `put(i, value)` once per position, in order.
+    pub fn get(&self, b: &Batch, mut put: impl FnMut(usize, Option<&[u8]>)) -> Result<(), CudaError> {
+        self.gpu.bind()?;
+        let mut guard = self.scratch();
+        let s = &mut *guard;
+        let d = self.upload(s, b, false)?;
+        let (n, vs) = (d.len, self.layout.value_size);
+        self.ensure_per_key(s, n)?;
+        s.out.ensure(n * vs)?;
+        self.find_device(d, s.found.ptr(), if vs > 0 { s.out.ptr() } else { 0 })?;
+        s.host.ensure(n + n * vs)?;
+        let host = s.host.slice_mut(n + n * vs);
+        let (flags, vals) = host.split_at_mut(n);
+        s.found.download(flags)?;
+        s.out.download(vals)?;
+        for i in 0..n {
+            put(i, if flags[i] != 0 { Some(&vals[i * vs..(i + 1) * vs]) } else { None });
+        }
+        Ok(())
+    }
+
+    /// Whether each key is present.
+    pub fn contains(&self, b: &Batch, out: &mut [bool]) -> Result<(), CudaError> {
+        self.gpu.bind()?;
+        let mut guard = self.scratch();
+        let s = &mut *guard;
+        let d = self.upload(s, b, false)?;
+        self.ensure_per_key(s, d.len)?;
+        self.find_device(d, s.found.ptr(), 0)?;
+        s.host.ensure(d.len)?;
+        let host = s.host.slice_mut(d.len);
+        s.found.download(host)?;
+        for (o, &f) in out.iter_mut().zip(host.iter()) {
+            *o = f != 0;
+        }
+        Ok(())
+    }
+
+    /// Removes every key; returns how many distinct keys were present.
+    pub fn remove(&mut self, b: &Batch) -> Result<usize, CudaError> {
+        let removed = self.with_scratch(|t, s| {
+            let d = t.upload(s, b, false)?;
+            t.remove_dev(s, d)
+        })?;
+        Ok(removed)
+    }
+
+    /// Removes the keys of a batch already on the device.
+    pub fn remove_device(&mut self, d: DeviceBatch) -> Result<usize, CudaError> {
+        self.with_scratch(|t, s| t.remove_dev(s, d))
+    }
+
+    fn remove_dev(&mut self, s: &mut Scratch, d: DeviceBatch) -> Result<usize, CudaError> {
+        s.counters.zero()?;
+        let l = self.layout;
+        launch!(self.gpu, remove, d.len, [
+            self.states.ptr(), self.keys.ptr(), l.mask(), l.key_size, self.hash.code(),
+            d.ptr, d.len, d.stride, d.key_off, s.counters.ptr(),
+        ])?;
+        let removed = self.counters(s)?[C_REMOVED] as usize;
+        self.len -= removed;
+        self.tombstones += removed;
+        if flash_map_core::layout::needs_compaction(&self.layout, self.len, self.tombstones) {
+            self.rebuild(self.layout)?;
+        }
+        Ok(removed)
+    }
+
+    /// Removes every entry; keeps the arrays.
+    pub fn clear(&mut self) -> Result<(), CudaError> {
+        self.gpu.bind()?;
+        self.states.zero()?;
+        self.gpu.sync()?;
+        self.len = 0;
+        self.tombstones = 0;
+        Ok(())
+    }
+
+    /// Calls `f(key, value)` for every live entry (copies the table to the host).
+    pub fn for_each_entry(&self, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), CudaError> {
+        self.gpu.bind()?;
+        let host = |bytes: usize| -> Result<Vec<u8>, CudaError> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(bytes).map_err(|_| CudaError::HostAlloc { bytes })?;
+            v.resize(bytes, 0);
+            Ok(v)
+        };
+        let mut states = host(self.states.len())?;
+        let mut keys = host(self.keys.len())?;
+        let mut values = host(self.values.len())?;
+        self.states.download(&mut states)?;
+        self.keys.download(&mut keys)?;
+        self.values.download(&mut values)?;
+        let (ks, vs) = (self.layout.key_size, self.layout.value_size);
+        for (slot, w) in states.chunks_exact(4).enumerate() {
+            if flash_map_core::slot::is_full(u32::from_le_bytes(w.try_into().expect("4 bytes"))) {
+                f(&keys[slot * ks..(slot + 1) * ks], &values[slot * vs..(slot + 1) * vs]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Rehashes every entry into fresh arrays of `layout` (same or larger), on the device.
+    /// On failure (out of device memory) the table is unchanged.
+    pub fn rebuild(&mut self, layout: TableLayout) -> Result<(), CudaError> {
+        self.gpu.bind()?;
+        let a = alloc_arrays(&self.gpu, &layout)?;
+        launch!(self.gpu, rehash, self.layout.slots, [
+            self.states.ptr(), self.keys.ptr(), self.values.ptr(), self.layout.slots,
+            a.states.ptr(), a.keys.ptr(), a.values.ptr(), layout.mask(), layout.key_size, layout.value_size, self.hash.code(),
+        ])?;
+        self.gpu.sync()?;
+        log::debug!("gpu rebuild: {} -> {} slots, {} entries", self.layout.slots, layout.slots, self.len);
+        self.states = a.states;
+        self.keys = a.keys;
+        self.values = a.values;
+        self.aux = a.aux;
+        self.layout = layout;
+        self.tombstones = 0;
+        Ok(())
+    }
+}

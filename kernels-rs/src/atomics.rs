@@ -1,0 +1,133 @@
+//! Device-scope (`.gpu`) memory operations in inline PTX, and the kernels' `Slots`.
+//!
+//! `core::sync::atomic` compiles to system-scope atomics (`.sys`), which order against the
+//! host too and cost more; the table is only shared between threads of the device.
+
+use core::arch::asm;
+
+use flash_map_core::Slots;
+
+/// Acquire load, device scope.
+#[inline(always)]
+pub(crate) unsafe fn ld_acquire(p: *const u32) -> u32 {
+    let v: u32;
+    // SAFETY: caller passes a valid, aligned device address.
+    unsafe { asm!("ld.acquire.gpu.u32 {v}, [{p}];", v = out(reg32) v, p = in(reg64) p, options(nostack)) };
+    v
+}
+
+/// Release store, device scope.
+#[inline(always)]
+pub(crate) unsafe fn st_release(p: *mut u32, v: u32) {
+    // SAFETY: caller passes a valid, aligned device address.
+    unsafe { asm!("st.release.gpu.u32 [{p}], {v};", p = in(reg64) p, v = in(reg32) v, options(nostack)) };
+}
+
+/// Compare-and-swap (acq_rel, device scope); returns the old value.
+#[inline(always)]
+pub(crate) unsafe fn cas(p: *mut u32, cmp: u32, new: u32) -> u32 {
+    let old: u32;
+    // SAFETY: caller passes a valid, aligned device address.
+    unsafe {
+        asm!("atom.acq_rel.gpu.cas.b32 {o}, [{p}], {c}, {n};",
+            o = out(reg32) old, p = in(reg64) p, c = in(reg32) cmp, n = in(reg32) new, options(nostack))
+    };
+    old
+}
+
+macro_rules! relaxed_rmw {
+    ($name:ident, $op:literal, $t:ty, $reg:ident) => {
+        #[inline(always)]
+        pub(crate) unsafe fn $name(p: *mut $t, v: $t) -> $t {
+            let old: $t;
+            // SAFETY: caller passes a valid, aligned device address.
+            unsafe {
+                asm!(concat!("atom.relaxed.gpu.", $op, " {o}, [{p}], {v};"),
+                    o = out($reg) old, p = in(reg64) p, v = in($reg) v, options(nostack))
+            };
+            old
+        }
+    };
+}
+relaxed_rmw!(atomic_max_u32, "max.u32", u32, reg32);
+relaxed_rmw!(atomic_min_u32, "min.u32", u32, reg32);
+relaxed_rmw!(atomic_add_u32, "add.u32", u32, reg32);
+relaxed_rmw!(atomic_add_u64, "add.u64", u64, reg64);
+
+/// The table as the kernels see it.
+#[derive(Clone, Copy)]
+pub(crate) struct DeviceSlots {
+    pub(crate) states: *mut u32,
+    pub(crate) keys: *mut u8,
+    pub(crate) mask: usize,
+    pub(crate) key_size: usize,
+}
+
+// SAFETY: states are accessed with device-scope acquire/release/CAS; keys are written by the
+// claiming thread before its release publish.
+unsafe impl Slots for DeviceSlots {
+    #[inline(always)]
+    fn mask(&self) -> usize {
+        self.mask
+    }
+    #[inline(always)]
+    fn key_size(&self) -> usize {
+        self.key_size
+    }
+    #[inline(always)]
+    unsafe fn state(&self, slot: usize) -> u32 {
+        // SAFETY: slot <= mask.
+        unsafe { ld_acquire(self.states.add(slot)) }
+    }
+    #[inline(always)]
+    unsafe fn cas_state(&self, slot: usize, current: u32, new: u32) -> bool {
+        // SAFETY: slot <= mask.
+        unsafe { cas(self.states.add(slot), current, new) == current }
+    }
+    #[inline(always)]
+    unsafe fn publish(&self, slot: usize, state: u32) {
+        // SAFETY: slot <= mask.
+        unsafe { st_release(self.states.add(slot), state) }
+    }
+    #[inline(always)]
+    unsafe fn key_ptr(&self, slot: usize) -> *mut u8 {
+        // SAFETY: slot <= mask.
+        unsafe { self.keys.add(slot.wrapping_mul(self.key_size)) }
+    }
+}
+
+/// Read-only view for lookups: no writer runs concurrently, so plain loads suffice.
+#[derive(Clone, Copy)]
+pub(crate) struct ReadSlots(pub(crate) DeviceSlots);
+
+// SAFETY: used only by kernels that run with no concurrent claims on the table.
+unsafe impl Slots for ReadSlots {
+    #[inline(always)]
+    fn mask(&self) -> usize {
+        self.0.mask
+    }
+    #[inline(always)]
+    fn key_size(&self) -> usize {
+        self.0.key_size
+    }
+    #[inline(always)]
+    unsafe fn state(&self, slot: usize) -> u32 {
+        // SAFETY: slot <= mask.
+        unsafe { *self.0.states.add(slot) }
+    }
+    #[inline(always)]
+    unsafe fn cas_state(&self, slot: usize, current: u32, new: u32) -> bool {
+        // SAFETY: forwarded.
+        unsafe { self.0.cas_state(slot, current, new) }
+    }
+    #[inline(always)]
+    unsafe fn publish(&self, slot: usize, state: u32) {
+        // SAFETY: forwarded.
+        unsafe { self.0.publish(slot, state) }
+    }
+    #[inline(always)]
+    unsafe fn key_ptr(&self, slot: usize) -> *mut u8 {
+        // SAFETY: forwarded.
+        unsafe { self.0.key_ptr(slot) }
+    }
+}

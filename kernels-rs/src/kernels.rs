@@ -1,0 +1,261 @@
+//! The kernels. Every size travels as `u64`; every pointer is a device address.
+//!
+//! Table arguments: `states, keys, values, mask, key_size, value_size, hash`.
+//! Batch arguments: `data, n, stride, key_off, val_off` (a strided array of records).
+
+use core::arch::nvptx::{_block_dim_x, _block_idx_x, _grid_dim_x, _thread_idx_x};
+
+use flash_map_core::bytes::{copy_bytes, zero_bytes};
+use flash_map_core::probe::{claim, find, remove, Claim};
+use flash_map_core::slot::{is_full, EMPTY, TOMBSTONE};
+use flash_map_core::{hash_key, HashStrategy};
+
+use crate::atomics::*;
+
+/// Kind codes written per batch position by `fm_claim` (same meaning as the CPU engine's).
+const KIND_EXISTING: u8 = 0;
+const KIND_NEW_FROM_EMPTY: u8 = 1;
+const KIND_NEW_FROM_TOMBSTONE: u8 = 2;
+const KIND_NO_ROOM: u8 = 3;
+
+/// Counter slots in the `counters` array.
+const C_NEW: usize = 0;
+const C_FROM_TOMBSTONE: usize = 1;
+const C_NO_ROOM: usize = 2;
+const C_REMOVED: usize = 3;
+
+#[inline(always)]
+fn grid() -> (usize, usize) {
+    // SAFETY: reading special registers has no preconditions.
+    unsafe {
+        let bd = _block_dim_x() as usize;
+        let start = (_block_idx_x() as usize).wrapping_mul(bd).wrapping_add(_thread_idx_x() as usize);
+        (start, (_grid_dim_x() as usize).wrapping_mul(bd))
+    }
+}
+
+#[inline(always)]
+fn strategy(code: u64) -> HashStrategy {
+    if code == 1 {
+        HashStrategy::Murmur3
+    } else {
+        HashStrategy::Identity
+    }
+}
+
+#[inline(always)]
+unsafe fn rec(data: *const u8, i: usize, stride: u64, off: u64) -> *const u8 {
+    // SAFETY: caller: `i < n`, record within the batch buffer.
+    unsafe { data.add(i.wrapping_mul(stride as usize).wrapping_add(off as usize)) }
+}
+
+/// Pass 1 of every insert: find or claim a slot per key. `mode`: 0 nothing more,
+/// 1 zero the new slot's value (counters), 2 mark `aux[slot]` (insert_new).
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn fm_claim(
+    states: *mut u32, keys: *mut u8, values: *mut u8, mask: u64, key_size: u64, value_size: u64, hash: u64,
+    data: *const u8, n: u64, stride: u64, key_off: u64,
+    pos: *mut u32, kind: *mut u8, aux: *mut u32, mode: u64, counters: *mut u32,
+) {
+    let s = DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize };
+    let hs = strategy(hash);
+    let (mut i, step) = grid();
+    while i < n as usize {
+        // SAFETY: `i < n`; all arrays sized by the host for this batch and table.
+        unsafe {
+            let k = rec(data, i, stride, key_off);
+            match claim(&s, hash_key(hs, k, key_size as usize), k) {
+                Claim::Existing(slot) => {
+                    *pos.add(i) = slot as u32;
+                    *kind.add(i) = KIND_EXISTING;
+                }
+                Claim::New { slot, prev } => {
+                    *pos.add(i) = slot as u32;
+                    let from_tomb = prev == TOMBSTONE;
+                    *kind.add(i) = if from_tomb { KIND_NEW_FROM_TOMBSTONE } else { KIND_NEW_FROM_EMPTY };
+                    if mode == 1 {
+                        zero_bytes(values.add(slot.wrapping_mul(value_size as usize)), value_size as usize);
+                    } else if mode == 2 {
+                        *aux.add(slot) = u32::MAX;
+                    }
+                    atomic_add_u32(counters.add(C_NEW), 1);
+                    if from_tomb {
+                        atomic_add_u32(counters.add(C_FROM_TOMBSTONE), 1);
+                    }
+                }
+                Claim::NoRoom => {
+                    *kind.add(i) = KIND_NO_ROOM;
+                    atomic_add_u32(counters.add(C_NO_ROOM), 1);
+                }
+            }
+        }
+        i = i.wrapping_add(step);
+    }
+}
+
+/// Undoes the new claims of a batch that did not fit.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn fm_rollback(states: *mut u32, aux: *mut u32, pos: *const u32, kind: *const u8, n: u64) {
+    let (mut i, step) = grid();
+    while i < n as usize {
+        // SAFETY: `i < n`; `pos[i]` is a slot of this table when `kind[i]` is new.
+        unsafe {
+            let k = *kind.add(i);
+            if k == KIND_NEW_FROM_EMPTY || k == KIND_NEW_FROM_TOMBSTONE {
+                let slot = *pos.add(i) as usize;
+                *states.add(slot) = if k == KIND_NEW_FROM_EMPTY { EMPTY } else { TOMBSTONE };
+                *aux.add(slot) = 0;
+            }
+        }
+        i = i.wrapping_add(step);
+    }
+}
+
+/// Upsert pass 2: each slot's winner is the largest batch position (last copy wins).
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn fm_winner_last(aux: *mut u32, pos: *const u32, n: u64) {
+    let (mut i, step) = grid();
+    while i < n as usize {
+        // SAFETY: `i < n`, `pos[i]` a slot.
+        unsafe { atomic_max_u32(aux.add(*pos.add(i) as usize), i as u32 + 1) };
+        i = i.wrapping_add(step);
+    }
+}
+
+/// Insert-new pass 2: among copies of a key claimed in this batch, the smallest position wins.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn fm_winner_first(aux: *mut u32, pos: *const u32, n: u64) {
+    let (mut i, step) = grid();
+    while i < n as usize {
+        // SAFETY: `i < n`, `pos[i]` a slot; nonzero aux marks a slot claimed in this batch.
+        unsafe {
+            let a = aux.add(*pos.add(i) as usize);
+            if *a != 0 {
+                atomic_min_u32(a, i as u32 + 1);
+            }
+        }
+        i = i.wrapping_add(step);
+    }
+}
+
+/// Pass 3: winners write their value and reset the slot's scratch word. `out` (nullable)
+/// receives 1 for winners, 0 for the rest.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn fm_write_winners(
+    values: *mut u8, value_size: u64, aux: *mut u32, pos: *const u32, n: u64,
+    data: *const u8, stride: u64, val_off: u64, out: *mut u8,
+) {
+    let (mut i, step) = grid();
+    while i < n as usize {
+        // SAFETY: `i < n`, `pos[i]` a slot, batch record valid.
+        unsafe {
+            let slot = *pos.add(i) as usize;
+            let a = aux.add(slot);
+            let won = *a == i as u32 + 1;
+            if won {
+                let vs = value_size as usize;
+                copy_bytes(rec(data, i, stride, val_off), values.add(slot.wrapping_mul(vs)), vs);
+                *a = 0;
+            }
+            if !out.is_null() {
+                *out.add(i) = won as u8;
+            }
+        }
+        i = i.wrapping_add(step);
+    }
+}
+
+/// Counter pass: adds each record's value to its slot's counter (4- or 8-byte, wrapping).
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn fm_add(
+    values: *mut u8, value_size: u64, pos: *const u32, n: u64, data: *const u8, stride: u64, val_off: u64,
+) {
+    let (mut i, step) = grid();
+    while i < n as usize {
+        // SAFETY: `i < n`; counters are `value_size`-aligned in the value array.
+        unsafe {
+            let slot = *pos.add(i) as usize;
+            let src = rec(data, i, stride, val_off);
+            if value_size == 8 {
+                let v = core::ptr::read_unaligned(src as *const u64);
+                atomic_add_u64(values.add(slot.wrapping_mul(8)) as *mut u64, v);
+            } else {
+                let v = core::ptr::read_unaligned(src as *const u32);
+                atomic_add_u32(values.add(slot.wrapping_mul(4)) as *mut u32, v);
+            }
+        }
+        i = i.wrapping_add(step);
+    }
+}
+
+/// Lookup: `found[i]` = 1 if key `i` is present; its value goes to `out + i * value_size`
+/// when `out` is not null.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn fm_find(
+    states: *mut u32, keys: *mut u8, values: *mut u8, mask: u64, key_size: u64, value_size: u64, hash: u64,
+    data: *const u8, n: u64, stride: u64, key_off: u64, found: *mut u8, out: *mut u8,
+) {
+    let s = ReadSlots(DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize });
+    let hs = strategy(hash);
+    let vs = value_size as usize;
+    let (mut i, step) = grid();
+    while i < n as usize {
+        // SAFETY: `i < n`; output arrays sized `n` and `n * value_size`.
+        unsafe {
+            let k = rec(data, i, stride, key_off);
+            let hit = find(&s, hash_key(hs, k, key_size as usize), k);
+            *found.add(i) = hit.is_some() as u8;
+            if let Some(slot) = hit {
+                if !out.is_null() {
+                    copy_bytes(values.add(slot.wrapping_mul(vs)), out.add(i.wrapping_mul(vs)), vs);
+                }
+            }
+        }
+        i = i.wrapping_add(step);
+    }
+}
+
+/// Removal: tombstones each present key; `counters[3]` counts distinct removals.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn fm_remove(
+    states: *mut u32, keys: *mut u8, mask: u64, key_size: u64, hash: u64,
+    data: *const u8, n: u64, stride: u64, key_off: u64, counters: *mut u32,
+) {
+    let s = DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize };
+    let hs = strategy(hash);
+    let (mut i, step) = grid();
+    while i < n as usize {
+        // SAFETY: `i < n`, record valid.
+        unsafe {
+            let k = rec(data, i, stride, key_off);
+            if remove(&s, hash_key(hs, k, key_size as usize), k) {
+                atomic_add_u32(counters.add(C_REMOVED), 1);
+            }
+        }
+        i = i.wrapping_add(step);
+    }
+}
+
+/// Rehash: moves every live entry of an old table into a new, empty one.
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn fm_rehash(
+    old_states: *const u32, old_keys: *const u8, old_values: *const u8, old_slots: u64,
+    states: *mut u32, keys: *mut u8, values: *mut u8, mask: u64, key_size: u64, value_size: u64, hash: u64,
+) {
+    let s = DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize };
+    let hs = strategy(hash);
+    let (ks, vs) = (key_size as usize, value_size as usize);
+    let (mut i, step) = grid();
+    while i < old_slots as usize {
+        // SAFETY: `i < old_slots`; the new table has room for every live entry.
+        unsafe {
+            if is_full(*old_states.add(i)) {
+                let k = old_keys.add(i.wrapping_mul(ks));
+                if let Claim::New { slot, .. } = claim(&s, hash_key(hs, k, ks), k) {
+                    copy_bytes(old_values.add(i.wrapping_mul(vs)), values.add(slot.wrapping_mul(vs)), vs);
+                }
+            }
+        }
+        i = i.wrapping_add(step);
+    }
+}
