@@ -54,6 +54,38 @@ relaxed_rmw!(atomic_min_u32, "min.u32", u32, reg32);
 relaxed_rmw!(atomic_add_u32, "add.u32", u32, reg32);
 relaxed_rmw!(atomic_add_u64, "add.u64", u64, reg64);
 
+/// Butterfly shuffle across the full warp.
+#[inline(always)]
+unsafe fn shfl_bfly(v: u32, lane_mask: u32) -> u32 {
+    let r: u32;
+    // SAFETY: called with all 32 lanes of the warp active (see `warp_add_to`).
+    unsafe {
+        asm!("shfl.sync.bfly.b32 {r}, {v}, {m}, 0x1f, 0xffffffff;",
+            r = out(reg32) r, v = in(reg32) v, m = in(reg32) lane_mask, options(nostack))
+    };
+    r
+}
+
+/// Adds `v` from every lane of the warp to `*p` with one atomic per warp.
+///
+/// # Safety
+/// Every one of the warp's 32 lanes must call this at the same point (kernels call it once,
+/// after their grid-stride loop, with blocks of a multiple of 32 threads), and `p` must be
+/// a valid device address.
+#[inline(always)]
+pub(crate) unsafe fn warp_add_to(p: *mut u32, mut v: u32, lane: u32) {
+    let mut m = 16;
+    while m > 0 {
+        // SAFETY: all lanes active by contract.
+        v = v.wrapping_add(unsafe { shfl_bfly(v, m) });
+        m >>= 1;
+    }
+    if lane == 0 && v != 0 {
+        // SAFETY: valid address by contract.
+        unsafe { atomic_add_u32(p, v) };
+    }
+}
+
 /// The table as the kernels see it.
 #[derive(Clone, Copy)]
 pub(crate) struct DeviceSlots {

@@ -18,11 +18,19 @@ const KIND_NEW_FROM_EMPTY: u8 = 1;
 const KIND_NEW_FROM_TOMBSTONE: u8 = 2;
 const KIND_NO_ROOM: u8 = 3;
 
-/// Counter slots in the `counters` array.
+/// Counter slots in the `counters` array (see `flash-map-cuda`'s table).
 const C_NEW: usize = 0;
 const C_FROM_TOMBSTONE: usize = 1;
 const C_NO_ROOM: usize = 2;
 const C_REMOVED: usize = 3;
+const C_EXISTING: usize = 4;
+const C_HITS: usize = 5;
+
+#[inline(always)]
+fn lane() -> u32 {
+    // SAFETY: reading a special register.
+    unsafe { _thread_idx_x() as u32 & 31 }
+}
 
 #[inline(always)]
 fn grid() -> (usize, usize) {
@@ -49,16 +57,18 @@ unsafe fn rec(data: *const u8, i: usize, stride: u64, off: u64) -> *const u8 {
     unsafe { data.add(i.wrapping_mul(stride as usize).wrapping_add(off as usize)) }
 }
 
-/// Pass 1 of every insert: find or claim a slot per key. `mode`: 0 nothing more,
-/// 1 zero the new slot's value (counters), 2 mark `aux[slot]` (insert_new).
+/// Pass 1 of every insert: find or claim a slot per key. `mode` says what a claimer does
+/// to its new slot: 0 nothing, 1 zero the value (counters), 2 mark `aux[slot]`
+/// (insert_new), 3 write its own value (upsert).
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_claim(
     states: *mut u32, keys: *mut u8, values: *mut u8, mask: u64, key_size: u64, value_size: u64, hash: u64,
-    data: *const u8, n: u64, stride: u64, key_off: u64,
+    data: *const u8, n: u64, stride: u64, key_off: u64, val_off: u64,
     pos: *mut u32, kind: *mut u8, aux: *mut u32, mode: u64, counters: *mut u32,
 ) {
     let s = DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize };
     let hs = strategy(hash);
+    let (mut new, mut from_tomb_n, mut no_room, mut existing) = (0u32, 0u32, 0u32, 0u32);
     let (mut i, step) = grid();
     while i < n as usize {
         // SAFETY: `i < n`; all arrays sized by the host for this batch and table.
@@ -68,28 +78,39 @@ pub unsafe extern "ptx-kernel" fn fm_claim(
                 Claim::Existing(slot) => {
                     *pos.add(i) = slot as u32;
                     *kind.add(i) = KIND_EXISTING;
+                    existing = existing.wrapping_add(1);
                 }
                 Claim::New { slot, prev } => {
                     *pos.add(i) = slot as u32;
                     let from_tomb = prev == TOMBSTONE;
                     *kind.add(i) = if from_tomb { KIND_NEW_FROM_TOMBSTONE } else { KIND_NEW_FROM_EMPTY };
+                    let vs = value_size as usize;
+                    let dst = values.add(slot.wrapping_mul(vs));
                     if mode == 1 {
-                        zero_bytes(values.add(slot.wrapping_mul(value_size as usize)), value_size as usize);
+                        zero_bytes(dst, vs);
                     } else if mode == 2 {
                         *aux.add(slot) = u32::MAX;
+                    } else if mode == 3 {
+                        copy_bytes(rec(data, i, stride, val_off), dst, vs);
                     }
-                    atomic_add_u32(counters.add(C_NEW), 1);
-                    if from_tomb {
-                        atomic_add_u32(counters.add(C_FROM_TOMBSTONE), 1);
-                    }
+                    new = new.wrapping_add(1);
+                    from_tomb_n = from_tomb_n.wrapping_add(from_tomb as u32);
                 }
                 Claim::NoRoom => {
                     *kind.add(i) = KIND_NO_ROOM;
-                    atomic_add_u32(counters.add(C_NO_ROOM), 1);
+                    no_room = no_room.wrapping_add(1);
                 }
             }
         }
         i = i.wrapping_add(step);
+    }
+    let l = lane();
+    // SAFETY: every lane reaches this point once; `counters` holds 6 words.
+    unsafe {
+        warp_add_to(counters.add(C_NEW), new, l);
+        warp_add_to(counters.add(C_FROM_TOMBSTONE), from_tomb_n, l);
+        warp_add_to(counters.add(C_NO_ROOM), no_room, l);
+        warp_add_to(counters.add(C_EXISTING), existing, l);
     }
 }
 
@@ -189,15 +210,16 @@ pub unsafe extern "ptx-kernel" fn fm_add(
 }
 
 /// Lookup: `found[i]` = 1 if key `i` is present; its value goes to `out + i * value_size`
-/// when `out` is not null.
+/// when `out` is not null. `counters[5]` (if not null) counts the hits.
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_find(
     states: *mut u32, keys: *mut u8, values: *mut u8, mask: u64, key_size: u64, value_size: u64, hash: u64,
-    data: *const u8, n: u64, stride: u64, key_off: u64, found: *mut u8, out: *mut u8,
+    data: *const u8, n: u64, stride: u64, key_off: u64, found: *mut u8, out: *mut u8, counters: *mut u32,
 ) {
     let s = ReadSlots(DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize });
     let hs = strategy(hash);
     let vs = value_size as usize;
+    let mut hits = 0u32;
     let (mut i, step) = grid();
     while i < n as usize {
         // SAFETY: `i < n`; output arrays sized `n` and `n * value_size`.
@@ -205,6 +227,7 @@ pub unsafe extern "ptx-kernel" fn fm_find(
             let k = rec(data, i, stride, key_off);
             let hit = find(&s, hash_key(hs, k, key_size as usize), k);
             *found.add(i) = hit.is_some() as u8;
+            hits = hits.wrapping_add(hit.is_some() as u32);
             if let Some(slot) = hit {
                 if !out.is_null() {
                     copy_bytes(values.add(slot.wrapping_mul(vs)), out.add(i.wrapping_mul(vs)), vs);
@@ -212,6 +235,10 @@ pub unsafe extern "ptx-kernel" fn fm_find(
             }
         }
         i = i.wrapping_add(step);
+    }
+    if !counters.is_null() {
+        // SAFETY: every lane reaches this point once; `counters` holds 6 words.
+        unsafe { warp_add_to(counters.add(C_HITS), hits, lane()) };
     }
 }
 
@@ -223,17 +250,18 @@ pub unsafe extern "ptx-kernel" fn fm_remove(
 ) {
     let s = DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize };
     let hs = strategy(hash);
+    let mut removed = 0u32;
     let (mut i, step) = grid();
     while i < n as usize {
         // SAFETY: `i < n`, record valid.
         unsafe {
             let k = rec(data, i, stride, key_off);
-            if remove(&s, hash_key(hs, k, key_size as usize), k) {
-                atomic_add_u32(counters.add(C_REMOVED), 1);
-            }
+            removed = removed.wrapping_add(remove(&s, hash_key(hs, k, key_size as usize), k) as u32);
         }
         i = i.wrapping_add(step);
     }
+    // SAFETY: every lane reaches this point once; `counters` holds 6 words.
+    unsafe { warp_add_to(counters.add(C_REMOVED), removed, lane()) };
 }
 
 /// Rehash: moves every live entry of an old table into a new, empty one.

@@ -63,7 +63,7 @@ impl TableLayout {
         }
         // ceil(capacity / lf) in f64 is exact enough below 2^31; re-checked below.
         let want = capacity as f64 / max_load_factor;
-        if !(want < MAX_SLOTS as f64 * 2.0) {
+        if want.is_nan() || want >= MAX_SLOTS as f64 * 2.0 {
             return Err(LayoutError::CapacityOverflow);
         }
         // `as` truncates: a start at or just below ceil(want); the loop below corrects it.
@@ -154,5 +154,6 @@ impl TableLayout {
 /// one eighth of the slots, or eat into the last half of the slots above the capacity.
 pub fn needs_compaction(layout: &TableLayout, len: usize, tombstones: usize) -> bool {
     let headroom = layout.slots - layout.capacity;
-    tombstones > layout.tombstone_limit() || (tombstones > 0 && len + tombstones > layout.slots - headroom / 2)
+    tombstones > layout.tombstone_limit()
+        || (tombstones > 0 && len + tombstones > layout.slots - headroom / 2)
 }

@@ -51,7 +51,10 @@ unsafe impl<const N: usize, const K: usize> Slots for Arr<N, K> {
 #[test]
 fn identity_is_first_eight_bytes_zero_padded() {
     let k = [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-    assert_eq!(hash_bytes(HashStrategy::Identity, &k), 0x0807_0605_0403_0201);
+    assert_eq!(
+        hash_bytes(HashStrategy::Identity, &k),
+        0x0807_0605_0403_0201
+    );
     assert_eq!(hash_bytes(HashStrategy::Identity, &k[..3]), 0x0003_0201);
     // SAFETY: 1 byte readable.
     assert_eq!(unsafe { identity(k.as_ptr(), 1) }, 1);
@@ -147,7 +150,10 @@ fn claim_find_remove_roundtrip_with_collisions() {
         // Re-inserting reuses the tombstone.
         assert_eq!(
             claim(&t, h, keys[1].as_ptr()),
-            Claim::New { slot: 6, prev: TOMBSTONE }
+            Claim::New {
+                slot: 6,
+                prev: TOMBSTONE
+            }
         );
     }
 }
@@ -157,7 +163,8 @@ fn full_table_reports_no_room_and_misses_end() {
     let t = Arr::<4, 1>::new();
     for k in 0u8..4 {
         // SAFETY: key valid.
-        assert!(matches!(unsafe { claim(&t, k as u64, [k].as_ptr()) }, Claim::New { .. }));
+        let c = unsafe { claim(&t, k as u64, [k].as_ptr()) };
+        assert!(matches!(c, Claim::New { .. }));
     }
     // SAFETY: key valid.
     unsafe {
@@ -173,6 +180,9 @@ fn slot_words_are_distinct() {
     assert!(!is_full(busy_word(tag)));
     assert!(is_free(EMPTY) && is_free(TOMBSTONE));
     assert!(!is_free(busy_word(0)) && !is_free(full_word(0)));
-    assert_eq!(HashStrategy::from_code(HashStrategy::Murmur3.code()), Some(HashStrategy::Murmur3));
+    assert_eq!(
+        HashStrategy::from_code(HashStrategy::Murmur3.code()),
+        Some(HashStrategy::Murmur3)
+    );
     assert_eq!(HashStrategy::from_code(7), None);
 }

@@ -9,9 +9,11 @@ use std::ptr::NonNull;
 
 use crate::CpuError;
 
-const ALIGN: usize = 64;
+/// 16 bytes: enough for u64 atomics, and at most the platform's minimum alignment, so that
+/// `alloc_zeroed` becomes `calloc` (fresh, lazily zeroed pages) rather than alloc + memset.
+const ALIGN: usize = 16;
 
-/// A zero-initialised byte buffer aligned to 64 bytes.
+/// A zero-initialised byte buffer aligned to 16 bytes.
 pub struct AlignedBuf {
     ptr: NonNull<u8>,
     len: usize,
@@ -30,7 +32,8 @@ impl AlignedBuf {
             let ptr = NonNull::new(ALIGN as *mut u8).expect("nonzero");
             return Ok(AlignedBuf { ptr, len });
         }
-        let layout = Layout::from_size_align(len, ALIGN).map_err(|_| CpuError::Alloc { bytes: len })?;
+        let layout =
+            Layout::from_size_align(len, ALIGN).map_err(|_| CpuError::Alloc { bytes: len })?;
         // SAFETY: the layout has non-zero size.
         let raw = unsafe { alloc_zeroed(layout) };
         let ptr = NonNull::new(raw).ok_or(CpuError::Alloc { bytes: len })?;
@@ -79,7 +82,12 @@ impl Drop for AlignedBuf {
     fn drop(&mut self) {
         if self.len != 0 {
             // SAFETY: allocated in `zeroed` with this exact layout.
-            unsafe { dealloc(self.ptr.as_ptr(), Layout::from_size_align_unchecked(self.len, ALIGN)) }
+            unsafe {
+                dealloc(
+                    self.ptr.as_ptr(),
+                    Layout::from_size_align_unchecked(self.len, ALIGN),
+                )
+            }
         }
     }
 }

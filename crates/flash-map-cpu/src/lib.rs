@@ -1,6 +1,6 @@
 //! CPU engines of flash-map: one SoA table, driven by one thread or by all cores with rayon.
 //!
-//! - [`buf`]: 64-byte-aligned, lazily zeroed, fallibly allocated byte buffers.
+//! - [`buf`]: 16-byte-aligned, lazily zeroed, fallibly allocated byte buffers.
 //! - [`slots`]: the two [`flash_map_core::Slots`] implementations (plain and atomic).
 //! - [`table`]: [`CpuTable`], the table's arrays and its bookkeeping (len, tombstones,
 //!   rebuilds, growth, entries).

@@ -75,17 +75,41 @@ impl<T> SyncPtr<T> {
 /// What a claim pass found.
 #[derive(Default, Clone, Copy)]
 struct ClaimStats {
+    existing: usize,
     new: usize,
     from_tombstone: usize,
     no_room: usize,
 }
 
 /// How the claim pass prepares a newly claimed slot.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum OnNew {
-    Nothing,
+    /// Copy the claiming record's value (upsert).
+    WriteValue(Batch),
+    /// Zero the value (counters).
     ZeroValue,
+    /// Mark the slot's scratch word as claimed in this batch (insert_new, parallel).
     MarkAux,
+}
+
+/// Which copy of a duplicated key writes its value in a parallel pass.
+#[cfg(feature = "rayon")]
+#[derive(Clone, Copy)]
+enum Elect {
+    /// The last copy (upsert).
+    Last,
+    /// The first copy of a key claimed in this batch (insert_new).
+    FirstNew,
+}
+
+/// Copies record `i`'s value into `slot`.
+///
+/// # Safety
+/// `i < b.len`, `slot <= raw.mask`, and no other thread writes that slot's value meanwhile.
+#[inline(always)]
+unsafe fn copy_value(raw: &RawTable, b: &Batch, i: usize, slot: usize) {
+    // SAFETY: by contract; batch values and slot values hold `value_size` bytes.
+    unsafe { std::ptr::copy_nonoverlapping(b.val(i), raw.value_ptr(slot), raw.value_size) }
 }
 
 impl CpuTable {
@@ -106,11 +130,15 @@ impl CpuTable {
     fn ensure_scratch(&mut self, n: usize) -> Result<(), CpuError> {
         let grow = |v: usize| CpuError::Alloc { bytes: v };
         if self.pos.len() < n {
-            self.pos.try_reserve_exact(n - self.pos.len()).map_err(|_| grow(n * 4))?;
+            self.pos
+                .try_reserve_exact(n - self.pos.len())
+                .map_err(|_| grow(n * 4))?;
             self.pos.resize(n, 0);
         }
         if self.kind.len() < n {
-            self.kind.try_reserve_exact(n - self.kind.len()).map_err(|_| grow(n))?;
+            self.kind
+                .try_reserve_exact(n - self.kind.len())
+                .map_err(|_| grow(n))?;
             self.kind.resize(n, 0);
         }
         Ok(())
@@ -119,7 +147,7 @@ impl CpuTable {
     /// Pass 1: claim a slot for every key of `b`.
     fn claim_pass(&mut self, b: &Batch, on_new: OnNew) -> Result<ClaimStats, CpuError> {
         self.ensure_scratch(b.len)?;
-        if self.exec.is_parallel() && on_new == OnNew::MarkAux {
+        if self.exec.is_parallel() && matches!(on_new, OnNew::MarkAux) {
             self.ensure_aux()?;
         }
         let raw = self.raw();
@@ -139,9 +167,16 @@ impl CpuTable {
                     Claim::New { slot, prev } => {
                         pos.write(i, slot as u32);
                         let t = prev == TOMBSTONE;
-                        kind.write(i, if t { KIND_NEW_FROM_TOMBSTONE } else { KIND_NEW_FROM_EMPTY });
+                        kind.write(
+                            i,
+                            if t {
+                                KIND_NEW_FROM_TOMBSTONE
+                            } else {
+                                KIND_NEW_FROM_EMPTY
+                            },
+                        );
                         match on_new {
-                            OnNew::Nothing => {}
+                            OnNew::WriteValue(vb) => copy_value(&raw, &vb, i, slot),
                             OnNew::ZeroValue => {
                                 std::ptr::write_bytes(raw.value_ptr(slot), 0, raw.value_size)
                             }
@@ -189,7 +224,7 @@ impl CpuTable {
                     st.from_tombstone += 1
                 }
                 KIND_NO_ROOM => st.no_room += 1,
-                _ => {}
+                _ => st.existing += 1,
             }
         }
         Ok(st)
@@ -227,37 +262,30 @@ impl CpuTable {
     /// Upserts every pair of `b`; returns how many keys were new. Last duplicate wins.
     /// On [`CpuError::TableFull`] the table is unchanged.
     pub fn insert(&mut self, b: &Batch) -> Result<usize, CpuError> {
-        let st = self.claim_pass(b, OnNew::Nothing)?;
+        // Claimers write their value at once: when no key met an existing slot (no
+        // duplicates, no updates), that is already the final state.
+        let st = self.claim_pass(b, OnNew::WriteValue(*b))?;
         self.check_claims(b.len, st)?;
-        let raw = self.raw();
-        let vs = raw.value_size;
-        let pos = SyncPtr(self.pos.as_mut_ptr());
+        if st.existing == 0 {
+            return Ok(st.new);
+        }
         match self.exec {
             Exec::Serial => {
+                // In batch order the claimer is a key's first copy, so writing every later
+                // copy in order leaves the last one.
+                let raw = self.raw();
                 for i in 0..b.len {
-                    // SAFETY: pos[i] is a slot of this table; value valid for vs bytes.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(b.val(i), raw.value_ptr(pos.read(i) as usize), vs)
-                    };
+                    if self.kind[i] == KIND_EXISTING {
+                        // SAFETY: pos[i] is a slot of this table; the value holds vs bytes.
+                        unsafe { copy_value(&raw, b, i, self.pos[i] as usize) };
+                    }
                 }
             }
             #[cfg(feature = "rayon")]
             Exec::Rayon => {
                 self.ensure_aux()?;
-                let this = &*self;
-                // SAFETY (both closures): `i < b.len`, pos[i] a slot of this table.
-                this.exec.for_each(b.len, |i| {
-                    let slot = unsafe { pos.read(i) } as usize;
-                    this.aux_at(slot).fetch_max(i as u32 + 1, Ordering::Relaxed);
-                });
-                this.exec.for_each(b.len, |i| {
-                    let slot = unsafe { pos.read(i) } as usize;
-                    let a = this.aux_at(slot);
-                    if a.load(Ordering::Relaxed) == i as u32 + 1 {
-                        unsafe { std::ptr::copy_nonoverlapping(b.val(i), raw.value_ptr(slot), vs) };
-                        a.store(0, Ordering::Relaxed);
-                    }
-                });
+                self.elect(b.len, Elect::Last);
+                self.write_elected(b, None);
             }
         }
         Ok(st.new)
@@ -269,47 +297,71 @@ impl CpuTable {
         assert_eq!(out.len(), b.len, "one result per pair");
         let st = self.claim_pass(b, OnNew::MarkAux)?;
         self.check_claims(b.len, st)?;
-        let raw = self.raw();
-        let vs = raw.value_size;
-        let pos = SyncPtr(self.pos.as_mut_ptr());
         match self.exec {
             Exec::Serial => {
                 // In batch order, the claimer of a new key is its first copy.
+                let raw = self.raw();
                 for (i, o) in out.iter_mut().enumerate() {
-                    *o = self.kind[i] == KIND_NEW_FROM_EMPTY || self.kind[i] == KIND_NEW_FROM_TOMBSTONE;
+                    *o = matches!(self.kind[i], KIND_NEW_FROM_EMPTY | KIND_NEW_FROM_TOMBSTONE);
                     if *o {
-                        // SAFETY: pos[i] a slot of this table.
-                        unsafe {
-                            std::ptr::copy_nonoverlapping(b.val(i), raw.value_ptr(pos.read(i) as usize), vs)
-                        };
+                        // SAFETY: pos[i] is a slot of this table; the value holds vs bytes.
+                        unsafe { copy_value(&raw, b, i, self.pos[i] as usize) };
                     }
                 }
             }
             #[cfg(feature = "rayon")]
             Exec::Rayon => {
-                let this = &*self;
-                let outp = SyncPtr(out.as_mut_ptr());
-                // SAFETY (both closures): `i < b.len`, pos[i] a slot of this table; slots
-                // claimed in this batch carry a nonzero aux mark from the claim pass.
-                this.exec.for_each(b.len, |i| {
-                    let a = this.aux_at(unsafe { pos.read(i) } as usize);
-                    if a.load(Ordering::Relaxed) != 0 {
-                        a.fetch_min(i as u32 + 1, Ordering::Relaxed);
-                    }
-                });
-                this.exec.for_each(b.len, |i| {
-                    let slot = unsafe { pos.read(i) } as usize;
-                    let a = this.aux_at(slot);
-                    let won = a.load(Ordering::Relaxed) == i as u32 + 1;
-                    if won {
-                        unsafe { std::ptr::copy_nonoverlapping(b.val(i), raw.value_ptr(slot), vs) };
-                        a.store(0, Ordering::Relaxed);
-                    }
-                    unsafe { outp.write(i, won) };
-                });
+                self.elect(b.len, Elect::FirstNew);
+                self.write_elected(b, Some(out));
             }
         }
         Ok(st.new)
+    }
+
+    /// Parallel duplicate resolution: each slot's scratch word ends up holding the batch
+    /// position (+1) of the copy that must write its value.
+    #[cfg(feature = "rayon")]
+    fn elect(&self, n: usize, how: Elect) {
+        let pos = &self.pos;
+        self.exec.for_each(n, |i| {
+            let a = self.aux_at(pos[i] as usize);
+            match how {
+                Elect::Last => {
+                    a.fetch_max(i as u32 + 1, Ordering::Relaxed);
+                }
+                // Only slots claimed in this batch carry a (nonzero) mark.
+                Elect::FirstNew => {
+                    if a.load(Ordering::Relaxed) != 0 {
+                        a.fetch_min(i as u32 + 1, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+    }
+
+    /// The elected copies write their values and reset the scratch words; `out[i]` (if
+    /// given) records whether copy `i` was elected.
+    #[cfg(feature = "rayon")]
+    fn write_elected(&self, b: &Batch, out: Option<&mut [bool]>) {
+        let raw = self.raw();
+        let pos = &self.pos;
+        let outp = out.map(|o| SyncPtr(o.as_mut_ptr()));
+        self.exec.for_each(b.len, |i| {
+            let slot = pos[i] as usize;
+            let a = self.aux_at(slot);
+            // Other copies read either the winner's position or, after the reset, zero:
+            // never their own.
+            let won = a.load(Ordering::Relaxed) == i as u32 + 1;
+            if won {
+                // SAFETY: `slot` is a slot of this table, written only by its winner.
+                unsafe { copy_value(&raw, b, i, slot) };
+                a.store(0, Ordering::Relaxed);
+            }
+            if let Some(o) = outp {
+                // SAFETY: `i < b.len == out.len()`, one writer per index.
+                unsafe { o.write(i, won) };
+            }
+        });
     }
 
     /// Adds each pair's value to the stored counter (absent keys start at zero); returns
@@ -319,14 +371,17 @@ impl CpuTable {
             CounterKind::U32 => 4,
             CounterKind::U64 => 8,
         };
-        assert_eq!(self.layout.value_size, width, "counter width matches the value size");
+        assert_eq!(
+            self.layout.value_size, width,
+            "counter width matches the value size"
+        );
         let st = self.claim_pass(b, OnNew::ZeroValue)?;
         self.check_claims(b.len, st)?;
         let raw = self.raw();
         let pos = SyncPtr(self.pos.as_mut_ptr());
         let parallel = self.exec.is_parallel();
         self.exec.for_each(b.len, |i| {
-            // SAFETY: pos[i] a slot of this table; values are `width`-aligned (64-byte
+            // SAFETY: pos[i] a slot of this table; values are `width`-aligned (16-byte
             // aligned array, stride = width); adds from several threads are atomic.
             unsafe {
                 let dst = raw.value_ptr(pos.read(i) as usize);
@@ -372,15 +427,17 @@ impl CpuTable {
             Exec::Serial => {
                 let s = PlainSlots(raw);
                 // SAFETY: `i < b.len`, keys valid.
-                self.exec
-                    .sum(b.len, |i| unsafe { remove(&s, hash_key(hs, b.key(i), raw.key_size), b.key(i)) } as usize)
+                self.exec.sum(b.len, |i| unsafe {
+                    remove(&s, hash_key(hs, b.key(i), raw.key_size), b.key(i))
+                } as usize)
             }
             #[cfg(feature = "rayon")]
             Exec::Rayon => {
                 let s = AtomicSlots(raw);
                 // SAFETY: as above; the tombstone swap is a CAS, so one remover wins.
-                self.exec
-                    .sum(b.len, |i| unsafe { remove(&s, hash_key(hs, b.key(i), raw.key_size), b.key(i)) } as usize)
+                self.exec.sum(b.len, |i| unsafe {
+                    remove(&s, hash_key(hs, b.key(i), raw.key_size), b.key(i))
+                } as usize)
             }
         };
         self.len -= removed;

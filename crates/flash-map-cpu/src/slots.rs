@@ -46,7 +46,7 @@ impl RawTable {
 
     #[inline(always)]
     unsafe fn atomic(&self, slot: usize) -> &AtomicU32 {
-        // SAFETY: `states` is 64-byte aligned, `slot <= mask`; all concurrent access to the
+        // SAFETY: `states` is 16-byte aligned, `slot <= mask`; all concurrent access to the
         // word goes through atomics during a parallel pass.
         unsafe { AtomicU32::from_ptr(self.states.add(slot)) }
     }

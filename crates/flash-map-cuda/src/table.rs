@@ -27,10 +27,14 @@ pub struct DeviceBatch {
     pub val_off: usize,
 }
 
+// Counter words written by the kernels (warp-aggregated atomics).
 const C_NEW: usize = 0;
 const C_FROM_TOMBSTONE: usize = 1;
 const C_NO_ROOM: usize = 2;
 const C_REMOVED: usize = 3;
+const C_EXISTING: usize = 4;
+const C_HITS: usize = 5;
+const N_COUNTERS: usize = 6;
 
 /// Per-call buffers, reused across calls.
 struct Scratch {
@@ -88,7 +92,11 @@ fn alloc_arrays(gpu: &Arc<Gpu>, layout: &TableLayout) -> Result<Arrays, CudaErro
 
 impl CudaTable {
     /// An empty table on device `device_id`.
-    pub fn new(layout: TableLayout, hash: HashStrategy, device_id: usize) -> Result<Self, CudaError> {
+    pub fn new(
+        layout: TableLayout,
+        hash: HashStrategy,
+        device_id: usize,
+    ) -> Result<Self, CudaError> {
         let gpu = Gpu::get(device_id)?;
         let a = alloc_arrays(&gpu, &layout)?;
         gpu.sync()?;
@@ -98,7 +106,7 @@ impl CudaTable {
             kind: DeviceBuf::zeroed(&gpu, 0)?,
             found: DeviceBuf::zeroed(&gpu, 0)?,
             out: DeviceBuf::zeroed(&gpu, 0)?,
-            counters: DeviceBuf::zeroed(&gpu, 16)?,
+            counters: DeviceBuf::zeroed(&gpu, N_COUNTERS * 4)?,
             host: PinnedBuf::new(&gpu),
             pack: Vec::new(),
         };
@@ -152,10 +160,23 @@ impl CudaTable {
 
     /// Copies a host batch to the device. Tight batches (no padding between fields) go as
     /// they are; others are packed as key‖value records first.
-    fn upload(&self, s: &mut Scratch, b: &Batch, with_values: bool) -> Result<DeviceBatch, CudaError> {
-        let (ks, vs) = (self.layout.key_size, if with_values { self.layout.value_size } else { 0 });
+    fn upload(
+        &self,
+        s: &mut Scratch,
+        b: &Batch,
+        with_values: bool,
+    ) -> Result<DeviceBatch, CudaError> {
+        let (ks, vs) = (
+            self.layout.key_size,
+            if with_values {
+                self.layout.value_size
+            } else {
+                0
+            },
+        );
         let tight = if with_values {
-            b.stride == ks + vs && ((b.key_off == 0 && b.val_off == ks) || (b.val_off == 0 && b.key_off == vs))
+            b.stride == ks + vs
+                && ((b.key_off == 0 && b.val_off == ks) || (b.val_off == 0 && b.key_off == vs))
         } else {
             b.stride == ks && b.key_off == 0
         };
@@ -165,30 +186,48 @@ impl CudaTable {
             // SAFETY: the batch borrows `len * stride` bytes with no padding (checked above).
             let src = unsafe { std::slice::from_raw_parts(b.base, bytes) };
             s.batch.upload(src)?;
-            return Ok(DeviceBatch { ptr: s.batch.ptr(), len: b.len, stride: b.stride, key_off: b.key_off, val_off: b.val_off });
+            return Ok(DeviceBatch {
+                ptr: s.batch.ptr(),
+                len: b.len,
+                stride: b.stride,
+                key_off: b.key_off,
+                val_off: b.val_off,
+            });
         }
         let rec = ks + vs;
         let bytes = b.len * rec;
         s.pack.clear();
-        s.pack.try_reserve_exact(bytes).map_err(|_| CudaError::HostAlloc { bytes })?;
+        s.pack
+            .try_reserve_exact(bytes)
+            .map_err(|_| CudaError::HostAlloc { bytes })?;
         for i in 0..b.len {
             // SAFETY: `i < len`; key and value fields hold `ks` / `vs` initialised bytes.
             unsafe {
-                s.pack.extend_from_slice(std::slice::from_raw_parts(b.key(i), ks));
+                s.pack
+                    .extend_from_slice(std::slice::from_raw_parts(b.key(i), ks));
                 if vs > 0 {
-                    s.pack.extend_from_slice(std::slice::from_raw_parts(b.val(i), vs));
+                    s.pack
+                        .extend_from_slice(std::slice::from_raw_parts(b.val(i), vs));
                 }
             }
         }
         s.batch.ensure(bytes)?;
         s.batch.upload(&s.pack)?;
-        Ok(DeviceBatch { ptr: s.batch.ptr(), len: b.len, stride: rec, key_off: 0, val_off: ks })
+        Ok(DeviceBatch {
+            ptr: s.batch.ptr(),
+            len: b.len,
+            stride: rec,
+            key_off: 0,
+            val_off: ks,
+        })
     }
 
-    fn counters(&self, s: &mut Scratch) -> Result<[u32; 4], CudaError> {
-        let mut c = [0u8; 16];
+    fn counters(&self, s: &mut Scratch) -> Result<[u32; N_COUNTERS], CudaError> {
+        let mut c = [0u8; N_COUNTERS * 4];
         s.counters.download(&mut c)?;
-        Ok(std::array::from_fn(|i| u32::from_le_bytes(c[i * 4..i * 4 + 4].try_into().expect("4 bytes"))))
+        Ok(std::array::from_fn(|i| {
+            u32::from_le_bytes(c[i * 4..i * 4 + 4].try_into().expect("4 bytes"))
+        }))
     }
 
     fn ensure_per_key(&self, s: &mut Scratch, n: usize) -> Result<(), CudaError> {
@@ -199,26 +238,70 @@ impl CudaTable {
     }
 
     /// Claim pass + capacity check (with rollback). `mode`: 0 plain, 1 zero new values,
-    /// 2 mark aux. Returns the number of new keys.
-    fn claim(&mut self, s: &mut Scratch, d: DeviceBatch, mode: u64) -> Result<usize, CudaError> {
+    /// 2 mark aux, 3 claimers write their value. Returns (new keys, keys that met an
+    /// existing slot).
+    fn claim(
+        &mut self,
+        s: &mut Scratch,
+        d: DeviceBatch,
+        mode: u64,
+    ) -> Result<(usize, usize), CudaError> {
         self.ensure_per_key(s, d.len)?;
         s.counters.zero()?;
         let l = self.layout;
-        launch!(self.gpu, claim, d.len, [
-            self.states.ptr(), self.keys.ptr(), self.values.ptr(), l.mask(), l.key_size, l.value_size, self.hash.code(),
-            d.ptr, d.len, d.stride, d.key_off,
-            s.pos.ptr(), s.kind.ptr(), self.aux.ptr(), mode, s.counters.ptr(),
-        ])?;
+        launch!(
+            self.gpu,
+            claim,
+            d.len,
+            [
+                self.states.ptr(),
+                self.keys.ptr(),
+                self.values.ptr(),
+                l.mask(),
+                l.key_size,
+                l.value_size,
+                self.hash.code(),
+                d.ptr,
+                d.len,
+                d.stride,
+                d.key_off,
+                d.val_off,
+                s.pos.ptr(),
+                s.kind.ptr(),
+                self.aux.ptr(),
+                mode,
+                s.counters.ptr(),
+            ]
+        )?;
         let c = self.counters(s)?;
-        let (new, from_tomb, no_room) = (c[C_NEW] as usize, c[C_FROM_TOMBSTONE] as usize, c[C_NO_ROOM] as usize);
+        let (new, from_tomb, no_room) = (
+            c[C_NEW] as usize,
+            c[C_FROM_TOMBSTONE] as usize,
+            c[C_NO_ROOM] as usize,
+        );
         if no_room == 0 && self.len + new <= l.capacity {
             self.len += new;
             self.tombstones -= from_tomb;
-            return Ok(new);
+            return Ok((new, c[C_EXISTING] as usize));
         }
-        launch!(self.gpu, rollback, d.len, [self.states.ptr(), self.aux.ptr(), s.pos.ptr(), s.kind.ptr(), d.len])?;
+        launch!(
+            self.gpu,
+            rollback,
+            d.len,
+            [
+                self.states.ptr(),
+                self.aux.ptr(),
+                s.pos.ptr(),
+                s.kind.ptr(),
+                d.len
+            ]
+        )?;
         self.gpu.sync()?;
-        Err(CudaError::TableFull { len: self.len, new: new + no_room, capacity: l.capacity })
+        Err(CudaError::TableFull {
+            len: self.len,
+            new: new + no_room,
+            capacity: l.capacity,
+        })
     }
 
     /// Upserts a batch already on the device; returns how many keys were new.
@@ -242,7 +325,10 @@ impl CudaTable {
 
     /// Runs `f` with the scratch buffers taken out of the lock (so `f` may borrow `self`
     /// mutably).
-    fn with_scratch<T>(&mut self, f: impl FnOnce(&mut Self, &mut Scratch) -> Result<T, CudaError>) -> Result<T, CudaError> {
+    fn with_scratch<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self, &mut Scratch) -> Result<T, CudaError>,
+    ) -> Result<T, CudaError> {
         self.gpu.bind()?;
         let mut s = std::mem::replace(&mut *self.scratch(), self.empty_scratch()?);
         let r = f(self, &mut s);
@@ -251,12 +337,35 @@ impl CudaTable {
     }
 
     fn insert_dev(&mut self, s: &mut Scratch, d: DeviceBatch) -> Result<usize, CudaError> {
-        let new = self.claim(s, d, 0)?;
+        // Claimers write their own value; with no key meeting an existing slot (no
+        // duplicates, no updates) that is the final state.
+        let (new, existing) = self.claim(s, d, 3)?;
+        if existing == 0 {
+            return Ok(new);
+        }
         let vs = self.layout.value_size;
-        launch!(self.gpu, winner_last, d.len, [self.aux.ptr(), s.pos.ptr(), d.len])?;
-        launch!(self.gpu, write_winners, d.len, [
-            self.values.ptr(), vs, self.aux.ptr(), s.pos.ptr(), d.len, d.ptr, d.stride, d.val_off, 0u64,
-        ])?;
+        launch!(
+            self.gpu,
+            winner_last,
+            d.len,
+            [self.aux.ptr(), s.pos.ptr(), d.len]
+        )?;
+        launch!(
+            self.gpu,
+            write_winners,
+            d.len,
+            [
+                self.values.ptr(),
+                vs,
+                self.aux.ptr(),
+                s.pos.ptr(),
+                d.len,
+                d.ptr,
+                d.stride,
+                d.val_off,
+                0u64,
+            ]
+        )?;
         self.gpu.sync()?;
         Ok(new)
     }
@@ -264,8 +373,17 @@ impl CudaTable {
     /// Upserts every pair; last duplicate wins; atomic on `TableFull`.
     pub fn insert(&mut self, b: &Batch) -> Result<usize, CudaError> {
         self.with_scratch(|t, s| {
+            let t0 = std::time::Instant::now();
             let d = t.upload(s, b, true)?;
-            t.insert_dev(s, d)
+            let t1 = std::time::Instant::now();
+            let r = t.insert_dev(s, d);
+            log::debug!(
+                "gpu insert n={}: upload {:?}, kernels {:?}",
+                b.len,
+                t1 - t0,
+                t1.elapsed()
+            );
+            r
         })
     }
 
@@ -274,12 +392,30 @@ impl CudaTable {
         assert_eq!(out.len(), b.len);
         self.with_scratch(|t, s| {
             let d = t.upload(s, b, true)?;
-            let new = t.claim(s, d, 2)?;
+            let (new, _) = t.claim(s, d, 2)?;
             let vs = t.layout.value_size;
-            launch!(t.gpu, winner_first, d.len, [t.aux.ptr(), s.pos.ptr(), d.len])?;
-            launch!(t.gpu, write_winners, d.len, [
-                t.values.ptr(), vs, t.aux.ptr(), s.pos.ptr(), d.len, d.ptr, d.stride, d.val_off, s.found.ptr(),
-            ])?;
+            launch!(
+                t.gpu,
+                winner_first,
+                d.len,
+                [t.aux.ptr(), s.pos.ptr(), d.len]
+            )?;
+            launch!(
+                t.gpu,
+                write_winners,
+                d.len,
+                [
+                    t.values.ptr(),
+                    vs,
+                    t.aux.ptr(),
+                    s.pos.ptr(),
+                    d.len,
+                    d.ptr,
+                    d.stride,
+                    d.val_off,
+                    s.found.ptr(),
+                ]
+            )?;
             let n = d.len;
             s.host.ensure(n)?;
             let host = s.host.slice_mut(n);
@@ -296,8 +432,21 @@ impl CudaTable {
         assert_eq!(self.layout.value_size, if wide { 8 } else { 4 });
         self.with_scratch(|t, s| {
             let d = t.upload(s, b, true)?;
-            let new = t.claim(s, d, 1)?;
-            launch!(t.gpu, add, d.len, [t.values.ptr(), t.layout.value_size, s.pos.ptr(), d.len, d.ptr, d.stride, d.val_off])?;
+            let (new, _) = t.claim(s, d, 1)?;
+            launch!(
+                t.gpu,
+                add,
+                d.len,
+                [
+                    t.values.ptr(),
+                    t.layout.value_size,
+                    s.pos.ptr(),
+                    d.len,
+                    d.ptr,
+                    d.stride,
+                    d.val_off
+                ]
+            )?;
             t.gpu.sync()?;
             Ok(new)
         })
@@ -307,33 +456,80 @@ impl CudaTable {
     /// key, `out` (device, `len * value_size` bytes, or 0 for none) the values of hits.
     pub fn find_device(&self, d: DeviceBatch, found: u64, out: u64) -> Result<(), CudaError> {
         self.gpu.bind()?;
-        let l = self.layout;
-        launch!(self.gpu, find, d.len, [
-            self.states.ptr(), self.keys.ptr(), self.values.ptr(), l.mask(), l.key_size, l.value_size, self.hash.code(),
-            d.ptr, d.len, d.stride, d.key_off, found, out,
-        ])?;
+        self.launch_find(d, found, out, 0)?;
         self.gpu.sync()
     }
 
-    /// Looks up every key, calling `put(i, value)` once per position, in order.
-    pub fn get(&self, b: &Batch, mut put: impl FnMut(usize, Option<&[u8]>)) -> Result<(), CudaError> {
+    fn launch_find(
+        &self,
+        d: DeviceBatch,
+        found: u64,
+        out: u64,
+        counters: u64,
+    ) -> Result<(), CudaError> {
+        let l = self.layout;
+        launch!(
+            self.gpu,
+            find,
+            d.len,
+            [
+                self.states.ptr(),
+                self.keys.ptr(),
+                self.values.ptr(),
+                l.mask(),
+                l.key_size,
+                l.value_size,
+                self.hash.code(),
+                d.ptr,
+                d.len,
+                d.stride,
+                d.key_off,
+                found,
+                out,
+                counters,
+            ]
+        )
+    }
+
+    /// Looks up every key and hands the results to `f` as two host slices: `found`
+    /// (`len` bytes, 1 for a hit) and `values` (`len * value_size` bytes; the value of key
+    /// `i` at `i * value_size` when it was found).
+    pub fn get_raw<T>(&self, b: &Batch, f: impl FnOnce(&[u8], &[u8]) -> T) -> Result<T, CudaError> {
         self.gpu.bind()?;
         let mut guard = self.scratch();
         let s = &mut *guard;
+        let t0 = std::time::Instant::now();
         let d = self.upload(s, b, false)?;
         let (n, vs) = (d.len, self.layout.value_size);
         self.ensure_per_key(s, n)?;
         s.out.ensure(n * vs)?;
-        self.find_device(d, s.found.ptr(), if vs > 0 { s.out.ptr() } else { 0 })?;
+        s.counters.zero()?;
+        let t1 = std::time::Instant::now();
+        self.launch_find(
+            d,
+            s.found.ptr(),
+            if vs > 0 { s.out.ptr() } else { 0 },
+            s.counters.ptr(),
+        )?;
+        let hits = self.counters(s)?[C_HITS] as usize;
+        let t2 = std::time::Instant::now();
         s.host.ensure(n + n * vs)?;
         let host = s.host.slice_mut(n + n * vs);
         let (flags, vals) = host.split_at_mut(n);
         s.found.download(flags)?;
-        s.out.download(vals)?;
-        for i in 0..n {
-            put(i, if flags[i] != 0 { Some(&vals[i * vs..(i + 1) * vs]) } else { None });
-        }
-        Ok(())
+        // Misses have no values to bring back.
+        let vals_len = if hits > 0 { n * vs } else { 0 };
+        s.out.download(&mut vals[..vals_len])?;
+        let t3 = std::time::Instant::now();
+        let r = f(flags, vals);
+        log::debug!(
+            "gpu get n={n} hits={hits}: upload {:?}, kernel {:?}, download {:?}, host {:?}",
+            t1 - t0,
+            t2 - t1,
+            t3 - t2,
+            t3.elapsed()
+        );
+        Ok(r)
     }
 
     /// Whether each key is present.
@@ -343,7 +539,7 @@ impl CudaTable {
         let s = &mut *guard;
         let d = self.upload(s, b, false)?;
         self.ensure_per_key(s, d.len)?;
-        self.find_device(d, s.found.ptr(), 0)?;
+        self.launch_find(d, s.found.ptr(), 0, 0)?;
         s.host.ensure(d.len)?;
         let host = s.host.slice_mut(d.len);
         s.found.download(host)?;
@@ -370,10 +566,23 @@ impl CudaTable {
     fn remove_dev(&mut self, s: &mut Scratch, d: DeviceBatch) -> Result<usize, CudaError> {
         s.counters.zero()?;
         let l = self.layout;
-        launch!(self.gpu, remove, d.len, [
-            self.states.ptr(), self.keys.ptr(), l.mask(), l.key_size, self.hash.code(),
-            d.ptr, d.len, d.stride, d.key_off, s.counters.ptr(),
-        ])?;
+        launch!(
+            self.gpu,
+            remove,
+            d.len,
+            [
+                self.states.ptr(),
+                self.keys.ptr(),
+                l.mask(),
+                l.key_size,
+                self.hash.code(),
+                d.ptr,
+                d.len,
+                d.stride,
+                d.key_off,
+                s.counters.ptr(),
+            ]
+        )?;
         let removed = self.counters(s)?[C_REMOVED] as usize;
         self.len -= removed;
         self.tombstones += removed;
@@ -398,7 +607,8 @@ impl CudaTable {
         self.gpu.bind()?;
         let host = |bytes: usize| -> Result<Vec<u8>, CudaError> {
             let mut v = Vec::new();
-            v.try_reserve_exact(bytes).map_err(|_| CudaError::HostAlloc { bytes })?;
+            v.try_reserve_exact(bytes)
+                .map_err(|_| CudaError::HostAlloc { bytes })?;
             v.resize(bytes, 0);
             Ok(v)
         };
@@ -411,7 +621,10 @@ impl CudaTable {
         let (ks, vs) = (self.layout.key_size, self.layout.value_size);
         for (slot, w) in states.chunks_exact(4).enumerate() {
             if flash_map_core::slot::is_full(u32::from_le_bytes(w.try_into().expect("4 bytes"))) {
-                f(&keys[slot * ks..(slot + 1) * ks], &values[slot * vs..(slot + 1) * vs]);
+                f(
+                    &keys[slot * ks..(slot + 1) * ks],
+                    &values[slot * vs..(slot + 1) * vs],
+                );
             }
         }
         Ok(())
@@ -422,12 +635,31 @@ impl CudaTable {
     pub fn rebuild(&mut self, layout: TableLayout) -> Result<(), CudaError> {
         self.gpu.bind()?;
         let a = alloc_arrays(&self.gpu, &layout)?;
-        launch!(self.gpu, rehash, self.layout.slots, [
-            self.states.ptr(), self.keys.ptr(), self.values.ptr(), self.layout.slots,
-            a.states.ptr(), a.keys.ptr(), a.values.ptr(), layout.mask(), layout.key_size, layout.value_size, self.hash.code(),
-        ])?;
+        launch!(
+            self.gpu,
+            rehash,
+            self.layout.slots,
+            [
+                self.states.ptr(),
+                self.keys.ptr(),
+                self.values.ptr(),
+                self.layout.slots,
+                a.states.ptr(),
+                a.keys.ptr(),
+                a.values.ptr(),
+                layout.mask(),
+                layout.key_size,
+                layout.value_size,
+                self.hash.code(),
+            ]
+        )?;
         self.gpu.sync()?;
-        log::debug!("gpu rebuild: {} -> {} slots, {} entries", self.layout.slots, layout.slots, self.len);
+        log::debug!(
+            "gpu rebuild: {} -> {} slots, {} entries",
+            self.layout.slots,
+            layout.slots,
+            self.len
+        );
         self.states = a.states;
         self.keys = a.keys;
         self.values = a.values;

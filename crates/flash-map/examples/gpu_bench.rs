@@ -40,15 +40,24 @@ fn time<T>(f: impl FnOnce() -> T) -> (f64, T) {
     (t.elapsed().as_secs_f64(), r)
 }
 
-fn host_to_host(backend: Backend, pairs: &[([u8; 32], [u8; 128])], keys: &[[u8; 32]], absent: &[[u8; 32]]) -> [f64; 4] {
+fn host_to_host(
+    backend: Backend,
+    pairs: &[([u8; 32], [u8; 128])],
+    keys: &[[u8; 32]],
+    absent: &[[u8; 32]],
+) -> [f64; 4] {
     let n = pairs.len();
-    let mut map: FlashMap<[u8; 32], [u8; 128]> = FlashMap::builder(n).backend(backend).build().expect("map");
+    let mut map: FlashMap<[u8; 32], [u8; 128]> =
+        FlashMap::builder(n).backend(backend).build().expect("map");
     let mut t = [vec![], vec![], vec![], vec![]];
     for rep in 0..6 {
         let (a, new) = time(|| map.bulk_insert(pairs).expect("insert"));
         assert_eq!(new, n);
         let (b, got) = time(|| map.bulk_get(keys).expect("get"));
-        assert!(got.iter().zip(pairs).all(|(g, p)| *g == Some(p.1)), "wrong value");
+        assert!(
+            got.iter().zip(pairs).all(|(g, p)| *g == Some(p.1)),
+            "wrong value"
+        );
         let (c, miss) = time(|| map.bulk_get(absent).expect("get"));
         assert!(miss.iter().all(Option::is_none));
         let (d, rem) = time(|| map.bulk_remove(keys).expect("remove"));
@@ -79,9 +88,21 @@ fn device_resident(n: usize, hash: HashStrategy) {
     d_miss.upload(&misses).expect("upload");
     let found = DeviceBuf::zeroed(&gpu, n).expect("alloc");
     let out = DeviceBuf::zeroed(&gpu, n * 8).expect("alloc");
-    let ins = DeviceBatch { ptr: d_pairs.ptr(), len: n, stride: 16, key_off: 0, val_off: 8 };
+    let ins = DeviceBatch {
+        ptr: d_pairs.ptr(),
+        len: n,
+        stride: 16,
+        key_off: 0,
+        val_off: 8,
+    };
     let hit = ins;
-    let miss = DeviceBatch { ptr: d_miss.ptr(), len: n, stride: 8, key_off: 0, val_off: 0 };
+    let miss = DeviceBatch {
+        ptr: d_miss.ptr(),
+        len: n,
+        stride: 8,
+        key_off: 0,
+        val_off: 0,
+    };
     let (mut ti, mut th, mut tm) = (vec![], vec![], vec![]);
     let mut flags = vec![0u8; n];
     let mut vals = vec![0u8; n * 8];
@@ -89,12 +110,19 @@ fn device_resident(n: usize, hash: HashStrategy) {
         table.clear().expect("clear");
         let (a, new) = time(|| table.insert_device(ins).expect("insert"));
         assert_eq!(new, n);
-        let (b, ()) = time(|| table.find_device(hit, found.ptr(), out.ptr()).expect("find"));
+        let (b, ()) = time(|| {
+            table
+                .find_device(hit, found.ptr(), out.ptr())
+                .expect("find")
+        });
         if rep == 0 {
             found.download(&mut flags).expect("dl");
             out.download(&mut vals).expect("dl");
             assert!(flags.iter().all(|&f| f == 1), "every key found");
-            assert!(vals.chunks_exact(8).enumerate().all(|(i, v)| u64::from_le_bytes(v.try_into().unwrap()) == i as u64));
+            assert!(vals
+                .chunks_exact(8)
+                .enumerate()
+                .all(|(i, v)| u64::from_le_bytes(v.try_into().unwrap()) == i as u64));
         }
         let (c, ()) = time(|| table.find_device(miss, found.ptr(), 0).expect("find"));
         if rep == 0 {
@@ -119,7 +147,10 @@ fn device_resident(n: usize, hash: HashStrategy) {
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let info = flash_map_cuda::probe_device(0).expect("a CUDA device");
-    println!("device: {} (sm_{}{}, {} SMs)", info.name, info.compute_capability.0, info.compute_capability.1, info.sm_count);
+    println!(
+        "device: {} (sm_{}{}, {} SMs)",
+        info.name, info.compute_capability.0, info.compute_capability.1, info.sm_count
+    );
     let n = 1_000_000;
     let pairs: Vec<([u8; 32], [u8; 128])> = (0..n as u64)
         .map(|i| {
@@ -133,11 +164,18 @@ fn main() {
     let ops = ["insert", "get hit", "get miss", "remove"];
     let cuda = host_to_host(Backend::Cuda, &pairs, &keys, &absent);
     let rayon = host_to_host(Backend::Rayon, &pairs, &keys, &absent);
-    println!("host-to-host 1M [u8;32]->[u8;128] (median of 5), Cuda vs Rayon ({} threads):", std::thread::available_parallelism().map_or(1, |p| p.get()));
+    println!(
+        "host-to-host 1M [u8;32]->[u8;128] (median of 5), Cuda vs Rayon ({} threads):",
+        std::thread::available_parallelism().map_or(1, |p| p.get())
+    );
     for i in 0..4 {
         println!(
             "  {:<8} cuda {:>8.2} ms ({:>6.1} M/s) | rayon {:>8.2} ms | cuda/rayon {:.2}",
-            ops[i], cuda[i] * 1e3, n as f64 / cuda[i] / 1e6, rayon[i] * 1e3, cuda[i] / rayon[i]
+            ops[i],
+            cuda[i] * 1e3,
+            n as f64 / cuda[i] / 1e6,
+            rayon[i] * 1e3,
+            cuda[i] / rayon[i]
         );
     }
     for n in [1 << 24, 1 << 26] {

@@ -25,7 +25,9 @@ pub struct AsyncFlashMap<K, V> {
 
 impl<K, V> Clone for AsyncFlashMap<K, V> {
     fn clone(&self) -> Self {
-        AsyncFlashMap { inner: Arc::clone(&self.inner) }
+        AsyncFlashMap {
+            inner: Arc::clone(&self.inner),
+        }
     }
 }
 
@@ -42,7 +44,9 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> AsyncFlashMap<K, V> {
     /// Wraps a map.
     pub fn new(map: FlashMap<K, V>) -> Self {
-        AsyncFlashMap { inner: Arc::new(RwLock::new(map)) }
+        AsyncFlashMap {
+            inner: Arc::new(RwLock::new(map)),
+        }
     }
 
     /// [`FlashMap::bulk_insert`] on the blocking pool.

@@ -58,7 +58,9 @@ impl From<flash_map_cuda::CudaError> for FlashMapError {
         use flash_map_cuda::CudaError as C;
         match e {
             C::TableFull { len, new, capacity } => FlashMapError::TableFull { len, new, capacity },
-            C::HostAlloc { bytes } | C::DeviceAlloc { bytes } => FlashMapError::AllocationFailed { bytes },
+            C::HostAlloc { bytes } | C::DeviceAlloc { bytes } => {
+                FlashMapError::AllocationFailed { bytes }
+            }
             other => FlashMapError::Cuda(other.to_string()),
         }
     }
@@ -75,7 +77,9 @@ impl Engine {
         let _ = device_id;
         match backend {
             #[cfg(feature = "cuda")]
-            Backend::Cuda => Ok(Engine::Cuda(flash_map_cuda::CudaTable::new(layout, hash, device_id)?)),
+            Backend::Cuda => Ok(Engine::Cuda(flash_map_cuda::CudaTable::new(
+                layout, hash, device_id,
+            )?)),
             #[cfg(feature = "rayon")]
             Backend::Rayon => Ok(Engine::Cpu(CpuTable::new(layout, hash, Exec::Rayon)?)),
             Backend::Serial => Ok(Engine::Cpu(CpuTable::new(layout, hash, Exec::Serial)?)),
@@ -156,7 +160,20 @@ impl Engine {
                 Ok(())
             }
             #[cfg(feature = "cuda")]
-            Engine::Cuda(t) => Ok(t.get(b, |i, v| put(i, v.map(|s| s.as_ptr())))?),
+            Engine::Cuda(t) => {
+                let vs = t.layout().value_size;
+                // Filling the caller's vector is host work (page faults included): spread it
+                // over the cores when rayon is compiled in.
+                #[cfg(feature = "rayon")]
+                let exec = Exec::Rayon;
+                #[cfg(not(feature = "rayon"))]
+                let exec = Exec::Serial;
+                Ok(t.get_raw(b, |found, vals| {
+                    exec.for_each(found.len(), |i| {
+                        put(i, (found[i] != 0).then(|| vals[i * vs..].as_ptr()));
+                    })
+                })?)
+            }
         }
     }
 
