@@ -391,7 +391,7 @@ for t in {tests}; do
   tail -n 3 "$logs/$t.log" | tee -a "$logs/summary.txt"; [ $rc -eq 0 ] || status=1
 done
 echo "== quickstart" | tee -a "$logs/summary.txt"
-timeout 120 "$here/bin/quickstart" > "$logs/quickstart.log" 2>&1 || status=1
+RUST_LOG=info,flash_map_cuda=debug timeout 120 "$here/bin/quickstart" > "$logs/quickstart.log" 2>&1 || status=1
 cat "$logs/quickstart.log" >> "$logs/summary.txt"
 echo "== gpu_bench" | tee -a "$logs/summary.txt"
 timeout 150 "$here/bin/gpu_bench" > "$logs/gpu_bench.log" 2>&1 || status=1
