@@ -23,6 +23,22 @@ pub(crate) unsafe fn st_release(p: *mut u32, v: u32) {
     unsafe { asm!("st.release.gpu.u32 [{p}], {v};", p = in(reg64) p, v = in(reg32) v, options(nostack)) };
 }
 
+/// Relaxed load, device scope (sees other blocks' relaxed stores eventually).
+#[inline(always)]
+pub(crate) unsafe fn ld_relaxed(p: *const u32) -> u32 {
+    let v: u32;
+    // SAFETY: caller passes a valid, aligned device address.
+    unsafe { asm!("ld.relaxed.gpu.u32 {v}, [{p}];", v = out(reg32) v, p = in(reg64) p, options(nostack)) };
+    v
+}
+
+/// Relaxed store, device scope.
+#[inline(always)]
+pub(crate) unsafe fn st_relaxed(p: *mut u32, v: u32) {
+    // SAFETY: caller passes a valid, aligned device address.
+    unsafe { asm!("st.relaxed.gpu.u32 [{p}], {v};", p = in(reg64) p, v = in(reg32) v, options(nostack)) };
+}
+
 /// Compare-and-swap (acq_rel, device scope); returns the old value.
 #[inline(always)]
 pub(crate) unsafe fn cas(p: *mut u32, cmp: u32, new: u32) -> u32 {

@@ -25,6 +25,8 @@ const C_NO_ROOM: usize = 2;
 const C_REMOVED: usize = 3;
 const C_EXISTING: usize = 4;
 const C_HITS: usize = 5;
+const C_GUARD_NEW: usize = 6;
+const C_ABORT: usize = 7;
 
 #[inline(always)]
 fn lane() -> u32 {
@@ -60,19 +62,31 @@ unsafe fn rec(data: *const u8, i: usize, stride: u64, off: u64) -> *const u8 {
 /// Pass 1 of every insert: find or claim a slot per key. `mode` says what a claimer does
 /// to its new slot: 0 nothing, 1 zero the value (counters), 2 mark `aux[slot]`
 /// (insert_new), 3 write its own value (upsert).
+///
+/// `budget` bounds the new claims when the batch might not fit (`u64::MAX`: no bound): each
+/// new claim is counted in `counters[6]`, and once the count passes `budget` the batch has
+/// failed for certain, `counters[7]` is raised and the remaining keys are skipped (marked
+/// no-room) instead of filling the table and scanning it whole.
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_claim(
     states: *mut u32, keys: *mut u8, values: *mut u8, mask: u64, key_size: u64, value_size: u64, hash: u64,
     data: *const u8, n: u64, stride: u64, key_off: u64, val_off: u64,
-    pos: *mut u32, kind: *mut u8, aux: *mut u32, mode: u64, counters: *mut u32,
+    pos: *mut u32, kind: *mut u8, aux: *mut u32, mode: u64, counters: *mut u32, budget: u64,
 ) {
     let s = DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize };
     let hs = strategy(hash);
+    let guarded = budget != u64::MAX;
     let (mut new, mut from_tomb_n, mut no_room, mut existing) = (0u32, 0u32, 0u32, 0u32);
     let (mut i, step) = grid();
     while i < n as usize {
         // SAFETY: `i < n`; all arrays sized by the host for this batch and table.
         unsafe {
+            if guarded && ld_relaxed(counters.add(C_ABORT)) != 0 {
+                *kind.add(i) = KIND_NO_ROOM;
+                no_room = no_room.wrapping_add(1);
+                i = i.wrapping_add(step);
+                continue;
+            }
             let k = rec(data, i, stride, key_off);
             match claim(&s, hash_key(hs, k, key_size as usize), k) {
                 Claim::Existing(slot) => {
@@ -95,6 +109,9 @@ pub unsafe extern "ptx-kernel" fn fm_claim(
                     }
                     new = new.wrapping_add(1);
                     from_tomb_n = from_tomb_n.wrapping_add(from_tomb as u32);
+                    if guarded && atomic_add_u32(counters.add(C_GUARD_NEW), 1) as u64 >= budget {
+                        st_relaxed(counters.add(C_ABORT), 1);
+                    }
                 }
                 Claim::NoRoom => {
                     *kind.add(i) = KIND_NO_ROOM;

@@ -196,21 +196,49 @@ impl CpuTable {
             }
         };
         // Counted afterwards from `kind`: one cheap sequential scan, no shared counters.
+        // A batch that might not fit is bounded: once its new claims pass the free
+        // capacity it has failed for certain, and the rest of the batch is skipped instead
+        // of filling the table and scanning it whole.
+        let budget = if self.len + b.len > self.layout.capacity {
+            self.layout.capacity - self.len
+        } else {
+            usize::MAX
+        };
         match self.exec {
             Exec::Serial => {
                 let s = PlainSlots(raw);
+                let mut new = 0usize;
                 for i in 0..b.len {
+                    if new > budget {
+                        // SAFETY: `i < b.len`.
+                        unsafe { kind.write(i, KIND_NO_ROOM) };
+                        continue;
+                    }
                     // SAFETY: `i < b.len`; key valid for key_size bytes.
                     let c = unsafe { claim(&s, hash_key(hs, b.key(i), raw.key_size), b.key(i)) };
+                    new += matches!(c, Claim::New { .. }) as usize;
                     one(i, c);
                 }
             }
             #[cfg(feature = "rayon")]
             Exec::Rayon => {
+                use std::sync::atomic::{AtomicBool, AtomicUsize};
                 let s = AtomicSlots(raw);
+                let (new, abort) = (AtomicUsize::new(0), AtomicBool::new(false));
                 self.exec.for_each(b.len, |i| {
+                    if budget != usize::MAX && abort.load(Ordering::Relaxed) {
+                        // SAFETY: `i < b.len`, one writer per index.
+                        unsafe { kind.write(i, KIND_NO_ROOM) };
+                        return;
+                    }
                     // SAFETY: as above; claims are atomic.
                     let c = unsafe { claim(&s, hash_key(hs, b.key(i), raw.key_size), b.key(i)) };
+                    if budget != usize::MAX
+                        && matches!(c, Claim::New { .. })
+                        && new.fetch_add(1, Ordering::Relaxed) >= budget
+                    {
+                        abort.store(true, Ordering::Relaxed);
+                    }
                     one(i, c);
                 });
             }

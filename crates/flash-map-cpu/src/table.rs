@@ -142,18 +142,37 @@ impl CpuTable {
     pub fn rebuild(&mut self, layout: TableLayout) -> Result<(), CpuError> {
         debug_assert!(layout.capacity >= self.len);
         let mut next = CpuTable::new(layout, self.hash, self.exec)?;
-        let dst = PlainSlots(next.raw());
-        let (ks, vs) = (layout.key_size, layout.value_size);
-        self.for_each_entry(|k, v| {
-            // SAFETY: `k` holds `ks` bytes; the new table has room for every entry (its
-            // capacity is at least `len`), so the claim is new and in range.
+        let (src, dst) = (self.raw(), next.raw());
+        let (hs, ks, vs) = (self.hash, layout.key_size, layout.value_size);
+        let move_one = |slot: usize, s: &(dyn Fn(u64, *const u8) -> Claim + Sync)| {
+            // SAFETY: `slot` < old slots; a full slot's key and value are initialised; the
+            // new table has room for every entry (capacity >= len), so each claim is new and
+            // in range, and its value slot is written by this thread alone.
             unsafe {
-                let h = hash_key(self.hash, k.as_ptr(), ks);
-                if let Claim::New { slot, .. } = claim(&dst, h, k.as_ptr()) {
-                    std::ptr::copy_nonoverlapping(v.as_ptr(), dst.0.value_ptr(slot), vs);
+                if is_full(*src.states.add(slot)) {
+                    let k = src.keys.add(slot * ks);
+                    if let Claim::New { slot: to, .. } = s(hash_key(hs, k, ks), k) {
+                        std::ptr::copy_nonoverlapping(src.value_ptr(slot), dst.value_ptr(to), vs);
+                    }
                 }
             }
-        });
+        };
+        match self.exec {
+            Exec::Serial => {
+                let s = PlainSlots(dst);
+                // SAFETY: key pointers come from the old table's arrays.
+                let c = |h, k| unsafe { claim(&s, h, k) };
+                (0..self.layout.slots).for_each(|slot| move_one(slot, &c));
+            }
+            #[cfg(feature = "rayon")]
+            Exec::Rayon => {
+                let s = crate::slots::AtomicSlots(dst);
+                // SAFETY: as above; claims are atomic.
+                let c = |h, k| unsafe { claim(&s, h, k) };
+                self.exec
+                    .for_each(self.layout.slots, |slot| move_one(slot, &c));
+            }
+        }
         next.len = self.len;
         log::debug!(
             "rebuilt table: {} -> {} slots, {} entries, {} tombstones dropped",
@@ -171,7 +190,11 @@ impl CpuTable {
     /// Rebuilds in place when tombstones have piled up, so probe lengths stay those of the
     /// live load. Called after removals.
     pub fn compact_if_needed(&mut self) -> Result<(), CpuError> {
-        if flash_map_core::layout::needs_compaction(&self.layout, self.len, self.tombstones) {
+        if self.len == 0 && self.tombstones > 0 {
+            // Nothing to move: emptying the state array is the whole rebuild.
+            self.clear();
+        } else if flash_map_core::layout::needs_compaction(&self.layout, self.len, self.tombstones)
+        {
             self.rebuild(self.layout)?;
         }
         Ok(())

@@ -34,7 +34,7 @@ const C_NO_ROOM: usize = 2;
 const C_REMOVED: usize = 3;
 const C_EXISTING: usize = 4;
 const C_HITS: usize = 5;
-const N_COUNTERS: usize = 6;
+const N_COUNTERS: usize = 8;
 
 /// Per-call buffers, reused across calls.
 struct Scratch {
@@ -249,6 +249,12 @@ impl CudaTable {
         self.ensure_per_key(s, d.len)?;
         s.counters.zero()?;
         let l = self.layout;
+        // A batch that might not fit is bounded: it stops as soon as it has certainly failed.
+        let budget = if self.len + d.len > l.capacity {
+            (l.capacity - self.len) as u64
+        } else {
+            u64::MAX
+        };
         launch!(
             self.gpu,
             claim,
@@ -271,6 +277,7 @@ impl CudaTable {
                 self.aux.ptr(),
                 mode,
                 s.counters.ptr(),
+                budget,
             ]
         )?;
         let c = self.counters(s)?;
@@ -586,7 +593,10 @@ impl CudaTable {
         let removed = self.counters(s)?[C_REMOVED] as usize;
         self.len -= removed;
         self.tombstones += removed;
-        if flash_map_core::layout::needs_compaction(&self.layout, self.len, self.tombstones) {
+        if self.len == 0 && self.tombstones > 0 {
+            self.clear()?;
+        } else if flash_map_core::layout::needs_compaction(&self.layout, self.len, self.tombstones)
+        {
             self.rebuild(self.layout)?;
         }
         Ok(removed)

@@ -180,3 +180,35 @@ fn churn_does_not_rot_the_table() {
         assert!(m.bulk_get(&absent).unwrap().iter().all(Option::is_none));
     }
 }
+
+/// A batch far larger than the free capacity fails quickly and changes nothing: the claim
+/// pass stops once the batch has certainly failed, instead of filling every slot and then
+/// scanning the whole table for each remaining key.
+#[test]
+fn hugely_overflowing_batch_fails_and_changes_nothing() {
+    for backend in backends() {
+        let mut m: FlashMap<u64, u64> =
+            FlashMap::builder(1 << 10).backend(backend).build().unwrap();
+        m.bulk_insert(&[(7, 7)]).unwrap();
+        let big: Vec<(u64, u64)> = (0..300_000).map(|i| (from_id::<u64>(i), i)).collect();
+        match m.bulk_insert(&big) {
+            Err(FlashMapError::TableFull {
+                len: 1,
+                new,
+                capacity: 1024,
+            }) => assert!(new > 1023),
+            other => panic!("{backend:?}: {other:?}"),
+        }
+        assert!(matches!(
+            m.bulk_add(&big),
+            Err(FlashMapError::TableFull { .. })
+        ));
+        assert!(matches!(
+            m.bulk_insert_new(&big),
+            Err(FlashMapError::TableFull { .. })
+        ));
+        assert_eq!(m.len(), 1);
+        assert_eq!(m.entries().unwrap(), vec![(7, 7)]);
+        assert_eq!(m.stats().tombstones, 0);
+    }
+}

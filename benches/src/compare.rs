@@ -1,0 +1,275 @@
+//! One-shot comparison of flash-map's CPU engines with hashbrown, papaya and DashMap, in
+//! one process, on the same data (issue #4's table).
+//!
+//! `cargo run --release -p flash-map-benches --bin compare [-- --w1 N] [--w2 N] [--reps R]`
+//!
+//! W1: `[u8; 32] -> [u8; 128]` (default 1M pairs); W2: `u64 -> u64` (default 8M pairs).
+//! Ops: insert into a table sized for the batch, get of all present keys, get of as many
+//! absent keys, remove of all. Peers use the cheapest sound hasher for random keys: the
+//! first 8 key bytes through murmur3's fmix64. hashbrown runs a per-key loop on one thread
+//! collecting `Vec<Option<V>>`; papaya and DashMap run rayon `par_iter`. Every result is
+//! checked. Prints the median of R runs (default 5) and the ratios FlashMap / peer.
+
+use std::hash::{BuildHasherDefault, Hasher};
+use std::time::Instant;
+
+use flash_map::{Backend, FlashMap, Pod};
+use rayon::prelude::*;
+
+/// First 8 bytes of the key, through fmix64.
+#[derive(Default, Clone, Copy)]
+struct Fmix(u64);
+impl Hasher for Fmix {
+    fn finish(&self) -> u64 {
+        let mut k = self.0;
+        k ^= k >> 33;
+        k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        k ^= k >> 33;
+        k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        k ^ (k >> 33)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Arrays hash their length first (a usize via write_usize), then their bytes.
+        let mut b = [0u8; 8];
+        let n = bytes.len().min(8);
+        b[..n].copy_from_slice(&bytes[..n]);
+        self.0 ^= u64::from_le_bytes(b);
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 ^= v;
+    }
+    fn write_usize(&mut self, _: usize) {}
+}
+type H = BuildHasherDefault<Fmix>;
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+trait Gen: Pod + Eq + std::hash::Hash + Send + Sync {
+    fn gen(seed: u64) -> Self;
+}
+impl Gen for u64 {
+    fn gen(seed: u64) -> Self {
+        splitmix(seed)
+    }
+}
+impl<const N: usize> Gen for [u8; N] {
+    fn gen(seed: u64) -> Self {
+        let mut a = [0u8; N];
+        for (j, c) in a.chunks_mut(8).enumerate() {
+            let v = splitmix(seed.wrapping_mul(31).wrapping_add(j as u64)).to_le_bytes();
+            c.copy_from_slice(&v[..c.len()]);
+        }
+        a
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    v[v.len() / 2]
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (f64, T) {
+    let t = Instant::now();
+    let r = f();
+    (t.elapsed().as_secs_f64() * 1e3, r)
+}
+
+struct Data<K, V> {
+    pairs: Vec<(K, V)>,
+    keys: Vec<K>,
+    absent: Vec<K>,
+}
+
+fn data<K: Gen, V: Gen>(n: usize) -> Data<K, V> {
+    let pairs: Vec<(K, V)> = (0..n as u64)
+        .map(|i| (K::gen(i), V::gen(i ^ 0xABCD)))
+        .collect();
+    let keys = pairs.iter().map(|p| p.0).collect();
+    let absent = (0..n as u64).map(|i| K::gen(i + (1 << 40))).collect();
+    Data {
+        pairs,
+        keys,
+        absent,
+    }
+}
+
+type Times = [f64; 4];
+
+fn check<V: PartialEq + Copy>(got: &[Option<V>], want: impl Iterator<Item = V>) {
+    assert!(
+        got.iter().zip(want).all(|(g, w)| *g == Some(w)),
+        "wrong lookup result"
+    );
+}
+
+fn flash<K: Gen, V: Gen>(backend: Backend, d: &Data<K, V>) -> Times {
+    let n = d.pairs.len();
+    let mut m: FlashMap<K, V> = FlashMap::builder(n).backend(backend).build().expect("map");
+    let (a, new) = timed(|| m.bulk_insert(&d.pairs).expect("insert"));
+    assert_eq!(new, n);
+    let (b, got) = timed(|| m.bulk_get(&d.keys).expect("get"));
+    check(&got, d.pairs.iter().map(|p| p.1));
+    let (c, miss) = timed(|| m.bulk_get(&d.absent).expect("get"));
+    assert!(miss.iter().all(Option::is_none));
+    let (e, rem) = timed(|| m.bulk_remove(&d.keys).expect("remove"));
+    assert_eq!(rem, n);
+    [a, b, c, e]
+}
+
+fn hashbrown_run<K: Gen, V: Gen>(d: &Data<K, V>) -> Times {
+    let n = d.pairs.len();
+    let mut m: hashbrown::HashMap<K, V, H> =
+        hashbrown::HashMap::with_capacity_and_hasher(n, H::default());
+    let (a, ()) = timed(|| {
+        for (k, v) in &d.pairs {
+            m.insert(*k, *v);
+        }
+    });
+    let (b, got) = timed(|| d.keys.iter().map(|k| m.get(k).copied()).collect::<Vec<_>>());
+    check(&got, d.pairs.iter().map(|p| p.1));
+    let (c, miss) = timed(|| {
+        d.absent
+            .iter()
+            .map(|k| m.get(k).copied())
+            .collect::<Vec<_>>()
+    });
+    assert!(miss.iter().all(Option::is_none));
+    let (e, rem) = timed(|| d.keys.iter().filter(|k| m.remove(*k).is_some()).count());
+    assert_eq!(rem, n);
+    [a, b, c, e]
+}
+
+fn papaya_run<K: Gen, V: Gen>(d: &Data<K, V>) -> Times {
+    let n = d.pairs.len();
+    let m: papaya::HashMap<K, V, H> = papaya::HashMap::with_capacity_and_hasher(n, H::default());
+    let (a, ()) = timed(|| {
+        d.pairs.par_iter().for_each(|(k, v)| {
+            m.pin().insert(*k, *v);
+        })
+    });
+    let (b, got) = timed(|| {
+        d.keys
+            .par_iter()
+            .map(|k| m.pin().get(k).copied())
+            .collect::<Vec<_>>()
+    });
+    check(&got, d.pairs.iter().map(|p| p.1));
+    let (c, miss) = timed(|| {
+        d.absent
+            .par_iter()
+            .map(|k| m.pin().get(k).copied())
+            .collect::<Vec<_>>()
+    });
+    assert!(miss.iter().all(Option::is_none));
+    let (e, rem) = timed(|| {
+        d.keys
+            .par_iter()
+            .filter(|k| m.pin().remove(*k).is_some())
+            .count()
+    });
+    assert_eq!(rem, n);
+    [a, b, c, e]
+}
+
+fn dashmap_run<K: Gen, V: Gen>(d: &Data<K, V>) -> Times {
+    let n = d.pairs.len();
+    let m: dashmap::DashMap<K, V, H> = dashmap::DashMap::with_capacity_and_hasher(n, H::default());
+    let (a, ()) = timed(|| {
+        d.pairs.par_iter().for_each(|(k, v)| {
+            m.insert(*k, *v);
+        })
+    });
+    let (b, got) = timed(|| {
+        d.keys
+            .par_iter()
+            .map(|k| m.get(k).map(|r| *r))
+            .collect::<Vec<_>>()
+    });
+    check(&got, d.pairs.iter().map(|p| p.1));
+    let (c, miss) = timed(|| {
+        d.absent
+            .par_iter()
+            .map(|k| m.get(k).map(|r| *r))
+            .collect::<Vec<_>>()
+    });
+    assert!(miss.iter().all(Option::is_none));
+    let (e, rem) = timed(|| d.keys.par_iter().filter(|k| m.remove(*k).is_some()).count());
+    assert_eq!(rem, n);
+    [a, b, c, e]
+}
+
+fn workload<K: Gen, V: Gen>(name: &str, n: usize, reps: usize) -> bool {
+    eprintln!("{name}: generating {n} pairs ...");
+    let d = data::<K, V>(n);
+    let names = [
+        "FlashMap Serial",
+        "FlashMap Rayon",
+        "hashbrown",
+        "papaya",
+        "DashMap",
+    ];
+    let mut runs: Vec<Vec<Times>> = vec![Vec::new(); names.len()];
+    for rep in 0..reps {
+        eprintln!("{name}: run {}/{reps}", rep + 1);
+        runs[0].push(flash(Backend::Serial, &d));
+        runs[1].push(flash(Backend::Rayon, &d));
+        runs[2].push(hashbrown_run(&d));
+        runs[3].push(papaya_run(&d));
+        runs[4].push(dashmap_run(&d));
+    }
+    let med: Vec<Times> = runs
+        .iter()
+        .map(|r| std::array::from_fn(|op| median(r.iter().map(|t| t[op]).collect())))
+        .collect();
+    let ops = ["insert", "get hit", "get miss", "remove"];
+    println!("\n{name} ({n} pairs, median of {reps}, ms)");
+    println!("| engine | {} |", ops.join(" | "));
+    println!("|---|---|---|---|---|");
+    for (i, m) in med.iter().enumerate() {
+        println!(
+            "| {} | {} |",
+            names[i],
+            m.map(|t| format!("{t:.1}")).join(" | ")
+        );
+    }
+    let ratio =
+        |a: usize, b: usize| -> [f64; 4] { std::array::from_fn(|op| med[a][op] / med[b][op]) };
+    let goals = [
+        ("Serial / hashbrown", ratio(0, 2), 0.7),
+        ("Rayon / papaya", ratio(1, 3), 0.8),
+        ("Rayon / DashMap", ratio(1, 4), 0.5),
+    ];
+    let mut all = true;
+    for (label, r, goal) in goals {
+        let ok = r.iter().all(|&x| x <= goal);
+        all &= ok;
+        println!(
+            "| {label} (goal <= {goal}) | {} | {}",
+            r.map(|x| format!("{x:.2}{}", if x <= goal { "" } else { " ✗" }))
+                .join(" | "),
+            if ok { "met" } else { "not met" }
+        );
+    }
+    all
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str, default: usize| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let reps = arg("--reps", 5);
+    println!("threads: {}", rayon::current_num_threads());
+    let w1 = workload::<[u8; 32], [u8; 128]>("W1 [u8;32]->[u8;128]", arg("--w1", 1_000_000), reps);
+    let w2 = workload::<u64, u64>("W2 u64->u64", arg("--w2", 8_000_000), reps);
+    println!("\nall goals met: {}", w1 && w2);
+}
