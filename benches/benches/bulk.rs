@@ -20,26 +20,14 @@ fn bulk(c: &mut Criterion) {
         g.sample_size(10);
         for backend in [Backend::Serial, Backend::Rayon] {
             let name = backend.to_string();
-            g.bench_with_input(
-                BenchmarkId::new(format!("{name}/insert"), n),
-                &pairs,
-                |b, p| {
-                    b.iter_batched(
-                        || {
-                            FlashMap::<u64, u64>::builder(n)
-                                .backend(backend)
-                                .build()
-                                .unwrap()
-                        },
-                        |mut m| m.bulk_insert(p).unwrap(),
-                        BatchSize::LargeInput,
-                    )
-                },
-            );
-            let mut m = FlashMap::<u64, u64>::builder(n)
-                .backend(backend)
-                .build()
-                .unwrap();
+            g.bench_with_input(BenchmarkId::new(format!("{name}/insert"), n), &pairs, |b, p| {
+                b.iter_batched(
+                    || FlashMap::<u64, u64>::builder(n).backend(backend).build().unwrap(),
+                    |mut m| m.bulk_insert(p).unwrap(),
+                    BatchSize::LargeInput,
+                )
+            });
+            let mut m = FlashMap::<u64, u64>::builder(n).backend(backend).build().unwrap();
             m.bulk_insert(&pairs).unwrap();
             g.bench_with_input(BenchmarkId::new(format!("{name}/get"), n), &keys, |b, k| {
                 b.iter(|| m.bulk_get(k).unwrap())

@@ -9,6 +9,8 @@
 //! first 8 key bytes through murmur3's fmix64. hashbrown runs a per-key loop on one thread
 //! collecting `Vec<Option<V>>`; papaya and DashMap run rayon `par_iter`. Every result is
 //! checked. Prints the median of R runs (default 5) and the ratios FlashMap / peer.
+//! `COMPARE_ONLY=Serial` (a substring of an engine's name) runs just that engine, for
+//! profiling.
 
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
@@ -86,25 +88,16 @@ struct Data<K, V> {
 }
 
 fn data<K: Gen, V: Gen>(n: usize) -> Data<K, V> {
-    let pairs: Vec<(K, V)> = (0..n as u64)
-        .map(|i| (K::gen(i), V::gen(i ^ 0xABCD)))
-        .collect();
+    let pairs: Vec<(K, V)> = (0..n as u64).map(|i| (K::gen(i), V::gen(i ^ 0xABCD))).collect();
     let keys = pairs.iter().map(|p| p.0).collect();
     let absent = (0..n as u64).map(|i| K::gen(i + (1 << 40))).collect();
-    Data {
-        pairs,
-        keys,
-        absent,
-    }
+    Data { pairs, keys, absent }
 }
 
 type Times = [f64; 4];
 
 fn check<V: PartialEq + Copy>(got: &[Option<V>], want: impl Iterator<Item = V>) {
-    assert!(
-        got.iter().zip(want).all(|(g, w)| *g == Some(w)),
-        "wrong lookup result"
-    );
+    assert!(got.iter().zip(want).all(|(g, w)| *g == Some(w)), "wrong lookup result");
 }
 
 fn flash<K: Gen, V: Gen>(backend: Backend, d: &Data<K, V>) -> Times {
@@ -123,8 +116,7 @@ fn flash<K: Gen, V: Gen>(backend: Backend, d: &Data<K, V>) -> Times {
 
 fn hashbrown_run<K: Gen, V: Gen>(d: &Data<K, V>) -> Times {
     let n = d.pairs.len();
-    let mut m: hashbrown::HashMap<K, V, H> =
-        hashbrown::HashMap::with_capacity_and_hasher(n, H::default());
+    let mut m: hashbrown::HashMap<K, V, H> = hashbrown::HashMap::with_capacity_and_hasher(n, H::default());
     let (a, ()) = timed(|| {
         for (k, v) in &d.pairs {
             m.insert(*k, *v);
@@ -132,12 +124,7 @@ fn hashbrown_run<K: Gen, V: Gen>(d: &Data<K, V>) -> Times {
     });
     let (b, got) = timed(|| d.keys.iter().map(|k| m.get(k).copied()).collect::<Vec<_>>());
     check(&got, d.pairs.iter().map(|p| p.1));
-    let (c, miss) = timed(|| {
-        d.absent
-            .iter()
-            .map(|k| m.get(k).copied())
-            .collect::<Vec<_>>()
-    });
+    let (c, miss) = timed(|| d.absent.iter().map(|k| m.get(k).copied()).collect::<Vec<_>>());
     assert!(miss.iter().all(Option::is_none));
     let (e, rem) = timed(|| d.keys.iter().filter(|k| m.remove(*k).is_some()).count());
     assert_eq!(rem, n);
@@ -152,26 +139,11 @@ fn papaya_run<K: Gen, V: Gen>(d: &Data<K, V>) -> Times {
             m.pin().insert(*k, *v);
         })
     });
-    let (b, got) = timed(|| {
-        d.keys
-            .par_iter()
-            .map(|k| m.pin().get(k).copied())
-            .collect::<Vec<_>>()
-    });
+    let (b, got) = timed(|| d.keys.par_iter().map(|k| m.pin().get(k).copied()).collect::<Vec<_>>());
     check(&got, d.pairs.iter().map(|p| p.1));
-    let (c, miss) = timed(|| {
-        d.absent
-            .par_iter()
-            .map(|k| m.pin().get(k).copied())
-            .collect::<Vec<_>>()
-    });
+    let (c, miss) = timed(|| d.absent.par_iter().map(|k| m.pin().get(k).copied()).collect::<Vec<_>>());
     assert!(miss.iter().all(Option::is_none));
-    let (e, rem) = timed(|| {
-        d.keys
-            .par_iter()
-            .filter(|k| m.pin().remove(*k).is_some())
-            .count()
-    });
+    let (e, rem) = timed(|| d.keys.par_iter().filter(|k| m.pin().remove(*k).is_some()).count());
     assert_eq!(rem, n);
     [a, b, c, e]
 }
@@ -184,19 +156,9 @@ fn dashmap_run<K: Gen, V: Gen>(d: &Data<K, V>) -> Times {
             m.insert(*k, *v);
         })
     });
-    let (b, got) = timed(|| {
-        d.keys
-            .par_iter()
-            .map(|k| m.get(k).map(|r| *r))
-            .collect::<Vec<_>>()
-    });
+    let (b, got) = timed(|| d.keys.par_iter().map(|k| m.get(k).map(|r| *r)).collect::<Vec<_>>());
     check(&got, d.pairs.iter().map(|p| p.1));
-    let (c, miss) = timed(|| {
-        d.absent
-            .par_iter()
-            .map(|k| m.get(k).map(|r| *r))
-            .collect::<Vec<_>>()
-    });
+    let (c, miss) = timed(|| d.absent.par_iter().map(|k| m.get(k).map(|r| *r)).collect::<Vec<_>>());
     assert!(miss.iter().all(Option::is_none));
     let (e, rem) = timed(|| d.keys.par_iter().filter(|k| m.remove(*k).is_some()).count());
     assert_eq!(rem, n);
@@ -206,39 +168,29 @@ fn dashmap_run<K: Gen, V: Gen>(d: &Data<K, V>) -> Times {
 fn workload<K: Gen, V: Gen>(name: &str, n: usize, reps: usize) -> bool {
     eprintln!("{name}: generating {n} pairs ...");
     let d = data::<K, V>(n);
-    let names = [
-        "FlashMap Serial",
-        "FlashMap Rayon",
-        "hashbrown",
-        "papaya",
-        "DashMap",
-    ];
+    let names = ["FlashMap Serial", "FlashMap Rayon", "hashbrown", "papaya", "DashMap"];
     let mut runs: Vec<Vec<Times>> = vec![Vec::new(); names.len()];
+    let only = std::env::var("COMPARE_ONLY").ok();
+    let want = |i: usize| only.as_deref().is_none_or(|o| names[i].contains(o));
     for rep in 0..reps {
         eprintln!("{name}: run {}/{reps}", rep + 1);
-        runs[0].push(flash(Backend::Serial, &d));
-        runs[1].push(flash(Backend::Rayon, &d));
-        runs[2].push(hashbrown_run(&d));
-        runs[3].push(papaya_run(&d));
-        runs[4].push(dashmap_run(&d));
+        let z = [0.0; 4];
+        runs[0].push(if want(0) { flash(Backend::Serial, &d) } else { z });
+        runs[1].push(if want(1) { flash(Backend::Rayon, &d) } else { z });
+        runs[2].push(if want(2) { hashbrown_run(&d) } else { z });
+        runs[3].push(if want(3) { papaya_run(&d) } else { z });
+        runs[4].push(if want(4) { dashmap_run(&d) } else { z });
     }
-    let med: Vec<Times> = runs
-        .iter()
-        .map(|r| std::array::from_fn(|op| median(r.iter().map(|t| t[op]).collect())))
-        .collect();
+    let med: Vec<Times> =
+        runs.iter().map(|r| std::array::from_fn(|op| median(r.iter().map(|t| t[op]).collect()))).collect();
     let ops = ["insert", "get hit", "get miss", "remove"];
     println!("\n{name} ({n} pairs, median of {reps}, ms)");
     println!("| engine | {} |", ops.join(" | "));
     println!("|---|---|---|---|---|");
     for (i, m) in med.iter().enumerate() {
-        println!(
-            "| {} | {} |",
-            names[i],
-            m.map(|t| format!("{t:.1}")).join(" | ")
-        );
+        println!("| {} | {} |", names[i], m.map(|t| format!("{t:.1}")).join(" | "));
     }
-    let ratio =
-        |a: usize, b: usize| -> [f64; 4] { std::array::from_fn(|op| med[a][op] / med[b][op]) };
+    let ratio = |a: usize, b: usize| -> [f64; 4] { std::array::from_fn(|op| med[a][op] / med[b][op]) };
     let goals = [
         ("Serial / hashbrown", ratio(0, 2), 0.7),
         ("Rayon / papaya", ratio(1, 3), 0.8),
@@ -250,8 +202,7 @@ fn workload<K: Gen, V: Gen>(name: &str, n: usize, reps: usize) -> bool {
         all &= ok;
         println!(
             "| {label} (goal <= {goal}) | {} | {}",
-            r.map(|x| format!("{x:.2}{}", if x <= goal { "" } else { " ✗" }))
-                .join(" | "),
+            r.map(|x| format!("{x:.2}{}", if x <= goal { "" } else { " ✗" })).join(" | "),
             if ok { "met" } else { "not met" }
         );
     }

@@ -33,10 +33,7 @@ fn main() -> ExitCode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask is in the workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is in the workspace").to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -45,9 +42,7 @@ fn cargo() -> Command {
 
 fn run(cmd: &mut Command) -> Res {
     eprintln!("xtask: running {cmd:?}");
-    let st = cmd
-        .status()
-        .map_err(|e| format!("could not start {cmd:?}: {e}"))?;
+    let st = cmd.status().map_err(|e| format!("could not start {cmd:?}: {e}"))?;
     if st.success() {
         Ok(())
     } else {
@@ -56,9 +51,7 @@ fn run(cmd: &mut Command) -> Res {
 }
 
 fn output(cmd: &mut Command) -> Result<String, String> {
-    let o = cmd
-        .output()
-        .map_err(|e| format!("could not start {cmd:?}: {e}"))?;
+    let o = cmd.output().map_err(|e| format!("could not start {cmd:?}: {e}"))?;
     let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
     if o.status.success() {
         Ok(text)
@@ -71,15 +64,9 @@ fn output(cmd: &mut Command) -> Result<String, String> {
 fn nightly_cargo() -> Command {
     let mut c = Command::new("cargo");
     c.arg("+nightly");
-    for v in [
-        "RUSTUP_TOOLCHAIN",
-        "CARGO",
-        "RUSTC",
-        "RUSTDOC",
-        "CARGO_TARGET_DIR",
-        "RUSTC_WRAPPER",
-        "CARGO_MANIFEST_DIR",
-    ] {
+    for v in
+        ["RUSTUP_TOOLCHAIN", "CARGO", "RUSTC", "RUSTDOC", "CARGO_TARGET_DIR", "RUSTC_WRAPPER", "CARGO_MANIFEST_DIR"]
+    {
         c.env_remove(v);
     }
     c
@@ -91,10 +78,7 @@ const ARCHS: [&str; 3] = ["sm_70", "sm_80", "sm_90"];
 fn ptx(check: bool) -> Res {
     let root = root();
     if let Err(e) = output(nightly_cargo().arg("--version")) {
-        return skip_or_fail(
-            check,
-            &format!("the nightly toolchain is not installed ({e})"),
-        );
+        return skip_or_fail(check, &format!("the nightly toolchain is not installed ({e})"));
     }
     let kernels = root.join("kernels-rs");
     // Force a rebuild so that the assembly file is written afresh.
@@ -115,31 +99,24 @@ fn ptx(check: bool) -> Res {
         &format!("--emit=asm={}", asm.display()),
     ]));
     if let Err(e) = r {
-        if !kernels.join("target").exists()
-            || output(nightly_cargo().args(["rustc", "--print", "sysroot"])).is_err()
-        {
+        if !kernels.join("target").exists() || output(nightly_cargo().args(["rustc", "--print", "sysroot"])).is_err() {
             return skip_or_fail(check, &e);
         }
         return Err(e);
     }
-    let fresh =
-        fs::read_to_string(&asm).map_err(|e| format!("no PTX at {}: {e}", asm.display()))?;
+    let fresh = fs::read_to_string(&asm).map_err(|e| format!("no PTX at {}: {e}", asm.display()))?;
     if fresh.contains("core9panicking") || fresh.contains(".extern .func") {
-        return Err(
-            "the PTX references external functions (a panicking path?): kernels must be panic-free"
-                .into(),
-        );
+        return Err("the PTX references external functions (a panicking path?): kernels must be panic-free".into());
     }
     let out = root.join(PTX_OUT);
     if check {
         let committed = fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
         if committed != fresh {
-            return Err(format!("{PTX_OUT} differs from a fresh build of kernels-rs; run `cargo xtask ptx` and commit"));
+            return Err(format!(
+                "{PTX_OUT} differs from a fresh build of kernels-rs; run `cargo xtask ptx` and commit"
+            ));
         }
-        println!(
-            "ptx: committed PTX matches a fresh build ({} bytes)",
-            fresh.len()
-        );
+        println!("ptx: committed PTX matches a fresh build ({} bytes)", fresh.len());
         return ptxas(&out);
     }
     fs::write(&out, &fresh).map_err(|e| e.to_string())?;
@@ -177,12 +154,7 @@ fn find_ptxas() -> Result<PathBuf, String> {
     let script = "import sys, zipfile, glob, os\n\
                   w = glob.glob(os.path.join(sys.argv[1], '*.whl'))[0]\n\
                   zipfile.ZipFile(w).extract('nvidia/cuda_nvcc/bin/ptxas', sys.argv[2])\n";
-    output(
-        Command::new("python3")
-            .args(["-c", script])
-            .arg(&wheels)
-            .arg(&cache),
-    )?;
+    output(Command::new("python3").args(["-c", script]).arg(&wheels).arg(&cache))?;
     output(Command::new("chmod").arg("+x").arg(&bin))?;
     Ok(bin)
 }
@@ -196,12 +168,7 @@ fn ptxas(ptx: &Path) -> Res {
         }
     };
     for arch in ARCHS {
-        let text = output(
-            Command::new(&bin)
-                .args(["-arch", arch, "-v"])
-                .arg(ptx)
-                .args(["-o", "/dev/null"]),
-        )?;
+        let text = output(Command::new(&bin).args(["-arch", arch, "-v"]).arg(ptx).args(["-o", "/dev/null"]))?;
         let mut kernel = String::new();
         let mut spills = Vec::new();
         let mut regs = Vec::new();
@@ -209,9 +176,7 @@ fn ptxas(ptx: &Path) -> Res {
             if let Some(rest) = line.split("Compiling entry function '").nth(1) {
                 kernel = rest.split('\'').next().unwrap_or("").to_string();
             }
-            if line.contains("spill stores")
-                && !line.contains(" 0 bytes spill stores, 0 bytes spill loads")
-            {
+            if line.contains("spill stores") && !line.contains(" 0 bytes spill stores, 0 bytes spill loads") {
                 spills.push(format!("{kernel}: {}", line.trim()));
             }
             if let Some(r) = line.split("Used ").nth(1) {
@@ -223,10 +188,7 @@ fn ptxas(ptx: &Path) -> Res {
         }
         println!("ptxas {arch}: ok, registers: {}", regs.join(" "));
         if !spills.is_empty() {
-            return Err(format!(
-                "ptxas {arch}: register spills: {}",
-                spills.join("; ")
-            ));
+            return Err(format!("ptxas {arch}: register spills: {}", spills.join("; ")));
         }
     }
     Ok(())
@@ -240,65 +202,27 @@ fn ci() -> Res {
         c
     };
     run(c().args(["fmt", "--all", "--check"]))?;
-    for feats in [
-        "",
-        "rayon",
-        "tokio",
-        "rayon,tokio",
-        "cuda",
-        "cuda,rayon,tokio",
-    ] {
+    for feats in ["", "rayon", "tokio", "rayon,tokio", "cuda", "cuda,rayon,tokio"] {
         run(c()
-            .args([
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--no-default-features",
-                "--features",
-            ])
+            .args(["clippy", "--workspace", "--all-targets", "--no-default-features", "--features"])
             .arg(format!("flash-map/cpu-fallback,{}", prefix(feats)))
             .args(["--", "-D", "warnings"]))?;
     }
     // The README's test command: every backend's model tests, docs and examples.
     run(c().args(["test", "--workspace", "--all-features"]))?;
     for feats in ["", "rayon", "tokio", "rayon,tokio", "cuda"] {
-        run(c()
-            .args([
-                "test",
-                "-p",
-                "flash-map",
-                "-p",
-                "flash-map-cpu",
-                "--features",
-            ])
-            .arg(prefix(feats)))?;
+        run(c().args(["test", "-p", "flash-map", "-p", "flash-map-cpu", "--features"]).arg(prefix(feats)))?;
     }
-    run(c().args([
-        "build",
-        "-p",
-        "flash-map-core",
-        "--target",
-        "thumbv7em-none-eabi",
-    ]))
-    .or_else(|e| {
-        println!(
-            "SKIPPED: thumbv7em no_std build ({e}); checking no_std via nvptx in `ptx --check`"
-        );
+    run(c().args(["build", "-p", "flash-map-core", "--target", "thumbv7em-none-eabi"])).or_else(|e| {
+        println!("SKIPPED: thumbv7em no_std build ({e}); checking no_std via nvptx in `ptx --check`");
         Ok::<(), String>(())
     })?;
-    run(c()
-        .args(["doc", "--workspace", "--no-deps", "--all-features"])
-        .env("RUSTDOCFLAGS", "-D warnings"))?;
+    run(c().args(["doc", "--workspace", "--no-deps", "--all-features"]).env("RUSTDOCFLAGS", "-D warnings"))?;
     ptx(true)
 }
 
 fn prefix(feats: &str) -> String {
-    feats
-        .split(',')
-        .filter(|f| !f.is_empty())
-        .map(|f| format!("flash-map/{f}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    feats.split(',').filter(|f| !f.is_empty()).map(|f| format!("flash-map/{f}")).collect::<Vec<_>>().join(",")
 }
 
 fn gpu_bundle(dir: Option<PathBuf>) -> Res {
@@ -333,11 +257,7 @@ fn gpu_bundle(dir: Option<PathBuf>) -> Res {
     let mut tests = Vec::new();
     for line in json.lines() {
         if line.contains("\"test\":true") {
-            if let Some(exe) = line
-                .split("\"executable\":\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-            {
+            if let Some(exe) = line.split("\"executable\":\"").nth(1).and_then(|r| r.split('"').next()) {
                 let src = PathBuf::from(exe);
                 let name = src
                     .file_name()
@@ -347,8 +267,7 @@ fn gpu_bundle(dir: Option<PathBuf>) -> Res {
                     .next()
                     .unwrap_or("t")
                     .to_string();
-                fs::copy(&src, dir.join("bin").join(format!("test_{name}")))
-                    .map_err(|e| e.to_string())?;
+                fs::copy(&src, dir.join("bin").join(format!("test_{name}"))).map_err(|e| e.to_string())?;
                 tests.push(format!("test_{name}"));
             }
         }
@@ -369,11 +288,7 @@ fn gpu_bundle(dir: Option<PathBuf>) -> Res {
         ])
         .arg(&target))?;
     for ex in ["gpu_bench", "quickstart"] {
-        fs::copy(
-            target.join("release/examples").join(ex),
-            dir.join("bin").join(ex),
-        )
-        .map_err(|e| e.to_string())?;
+        fs::copy(target.join("release/examples").join(ex), dir.join("bin").join(ex)).map_err(|e| e.to_string())?;
     }
     let script = format!(
         r#"#!/usr/bin/env bash
@@ -403,6 +318,11 @@ exit $status
     );
     fs::write(dir.join("run.sh"), script).map_err(|e| e.to_string())?;
     output(Command::new("chmod").arg("+x").arg(dir.join("run.sh")))?;
-    println!("gpu-bundle: {} with {} test executables, gpu_bench, quickstart; run `{}/run.sh LOGDIR` on a CUDA machine", dir.display(), tests.len(), dir.display());
+    println!(
+        "gpu-bundle: {} with {} test executables, gpu_bench, quickstart; run `{}/run.sh LOGDIR` on a CUDA machine",
+        dir.display(),
+        tests.len(),
+        dir.display()
+    );
     Ok(())
 }

@@ -138,9 +138,7 @@ impl TableLayout {
 
     /// Bytes of all three arrays together, or `None` on overflow.
     pub fn total_bytes(&self) -> Option<usize> {
-        self.state_bytes()?
-            .checked_add(self.key_bytes()?)?
-            .checked_add(self.value_bytes()?)
+        self.state_bytes()?.checked_add(self.key_bytes()?)?.checked_add(self.value_bytes()?)
     }
 
     /// Tombstones beyond this many trigger an in-place rebuild (one eighth of the slots), so
@@ -154,6 +152,5 @@ impl TableLayout {
 /// one eighth of the slots, or eat into the last half of the slots above the capacity.
 pub fn needs_compaction(layout: &TableLayout, len: usize, tombstones: usize) -> bool {
     let headroom = layout.slots - layout.capacity;
-    tombstones > layout.tombstone_limit()
-        || (tombstones > 0 && len + tombstones > layout.slots - headroom / 2)
+    tombstones > layout.tombstone_limit() || (tombstones > 0 && len + tombstones > layout.slots - headroom / 2)
 }

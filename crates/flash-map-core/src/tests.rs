@@ -13,10 +13,7 @@ struct Arr<const N: usize, const K: usize> {
 
 impl<const N: usize, const K: usize> Arr<N, K> {
     fn new() -> Self {
-        Arr {
-            states: core::array::from_fn(|_| Cell::new(EMPTY)),
-            keys: core::cell::UnsafeCell::new([[0; K]; N]),
-        }
+        Arr { states: core::array::from_fn(|_| Cell::new(EMPTY)), keys: core::cell::UnsafeCell::new([[0; K]; N]) }
     }
 }
 
@@ -51,10 +48,7 @@ unsafe impl<const N: usize, const K: usize> Slots for Arr<N, K> {
 #[test]
 fn identity_is_first_eight_bytes_zero_padded() {
     let k = [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-    assert_eq!(
-        hash_bytes(HashStrategy::Identity, &k),
-        0x0807_0605_0403_0201
-    );
+    assert_eq!(hash_bytes(HashStrategy::Identity, &k), 0x0807_0605_0403_0201);
     assert_eq!(hash_bytes(HashStrategy::Identity, &k[..3]), 0x0003_0201);
     // SAFETY: 1 byte readable.
     assert_eq!(unsafe { identity(k.as_ptr(), 1) }, 1);
@@ -67,10 +61,7 @@ fn murmur3_matches_reference_vectors() {
     unsafe {
         assert_eq!(murmur3(b"".as_ptr(), 0), 0);
         assert_eq!(murmur3(b"hello".as_ptr(), 5), 0xcbd8_a7b3_41bd_9b02);
-        assert_eq!(
-            murmur3(b"The quick brown fox jumps over the lazy dog".as_ptr(), 43),
-            0xe34b_bc7b_bc07_1b6c
-        );
+        assert_eq!(murmur3(b"The quick brown fox jumps over the lazy dog".as_ptr(), 43), 0xe34b_bc7b_bc07_1b6c);
     }
 }
 
@@ -79,14 +70,8 @@ fn murmur3_uses_every_byte() {
     let a = [0u8; 32];
     let mut b = a;
     b[31] = 1;
-    assert_ne!(
-        hash_bytes(HashStrategy::Murmur3, &a),
-        hash_bytes(HashStrategy::Murmur3, &b)
-    );
-    assert_eq!(
-        hash_bytes(HashStrategy::Identity, &a),
-        hash_bytes(HashStrategy::Identity, &b)
-    );
+    assert_ne!(hash_bytes(HashStrategy::Murmur3, &a), hash_bytes(HashStrategy::Murmur3, &b));
+    assert_eq!(hash_bytes(HashStrategy::Identity, &a), hash_bytes(HashStrategy::Identity, &b));
 }
 
 #[test]
@@ -98,28 +83,13 @@ fn layout_capacity_rules() {
     assert!(l.capacity >= 1 && l.capacity < l.slots);
     let l = TableLayout::for_capacity(100, 0.9, 4, 4).unwrap();
     assert!(l.capacity >= 100 && l.capacity < l.slots);
-    assert_eq!(
-        TableLayout::for_capacity(0, 0.5, 8, 8),
-        Err(LayoutError::ZeroCapacity)
-    );
-    assert_eq!(
-        TableLayout::for_capacity(5, 0.5, 0, 8),
-        Err(LayoutError::ZeroSizedKey)
-    );
+    assert_eq!(TableLayout::for_capacity(0, 0.5, 8, 8), Err(LayoutError::ZeroCapacity));
+    assert_eq!(TableLayout::for_capacity(5, 0.5, 0, 8), Err(LayoutError::ZeroSizedKey));
     for lf in [0.0, 1.0, -0.5, f64::NAN, 1.5, f64::INFINITY] {
-        assert_eq!(
-            TableLayout::for_capacity(5, lf, 8, 8),
-            Err(LayoutError::InvalidLoadFactor)
-        );
+        assert_eq!(TableLayout::for_capacity(5, lf, 8, 8), Err(LayoutError::InvalidLoadFactor));
     }
-    assert_eq!(
-        TableLayout::for_capacity(usize::MAX, 0.5, 8, 8),
-        Err(LayoutError::CapacityOverflow)
-    );
-    assert_eq!(
-        TableLayout::for_capacity(1 << 60, 0.5, 32, 128),
-        Err(LayoutError::CapacityOverflow)
-    );
+    assert_eq!(TableLayout::for_capacity(usize::MAX, 0.5, 8, 8), Err(LayoutError::CapacityOverflow));
+    assert_eq!(TableLayout::for_capacity(1 << 60, 0.5, 32, 128), Err(LayoutError::CapacityOverflow));
 }
 
 #[test]
@@ -148,13 +118,7 @@ fn claim_find_remove_roundtrip_with_collisions() {
         // Past the tombstone the chain still resolves.
         assert_eq!(find(&t, h, keys[4].as_ptr()), Some(1));
         // Re-inserting reuses the tombstone.
-        assert_eq!(
-            claim(&t, h, keys[1].as_ptr()),
-            Claim::New {
-                slot: 6,
-                prev: TOMBSTONE
-            }
-        );
+        assert_eq!(claim(&t, h, keys[1].as_ptr()), Claim::New { slot: 6, prev: TOMBSTONE });
     }
 }
 
@@ -180,9 +144,6 @@ fn slot_words_are_distinct() {
     assert!(!is_full(busy_word(tag)));
     assert!(is_free(EMPTY) && is_free(TOMBSTONE));
     assert!(!is_free(busy_word(0)) && !is_free(full_word(0)));
-    assert_eq!(
-        HashStrategy::from_code(HashStrategy::Murmur3.code()),
-        Some(HashStrategy::Murmur3)
-    );
+    assert_eq!(HashStrategy::from_code(HashStrategy::Murmur3.code()), Some(HashStrategy::Murmur3));
     assert_eq!(HashStrategy::from_code(7), None);
 }

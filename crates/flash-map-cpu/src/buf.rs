@@ -1,8 +1,10 @@
 //! Aligned, zeroed, fallibly allocated byte buffers.
 //!
-//! The table's arrays come from `alloc_zeroed`, which for large sizes maps fresh zero pages
-//! lazily: a big table costs nothing until it is touched, and an impossible size is an error
-//! instead of an abort.
+//! The table's arrays come from `alloc_zeroed` (`calloc`), or, for large arrays on Linux,
+//! straight from `mmap` with transparent huge pages requested (`MADV_HUGEPAGE`): random
+//! probes over a big table then miss the TLB far less often. Either way fresh zero pages are
+//! mapped lazily: a big table costs nothing until it is touched, and an impossible size is
+//! an error instead of an abort.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
@@ -13,13 +15,21 @@ use crate::CpuError;
 /// `alloc_zeroed` becomes `calloc` (fresh, lazily zeroed pages) rather than alloc + memset.
 const ALIGN: usize = 16;
 
-/// A zero-initialised byte buffer aligned to 16 bytes.
+/// Arrays at least this large are mapped directly, 2 MiB-aligned, with huge pages advised.
+#[cfg(target_os = "linux")]
+const HUGE_MIN: usize = 4 << 20;
+#[cfg(target_os = "linux")]
+const HUGE_PAGE: usize = 2 << 20;
+
+/// A zero-initialised byte buffer aligned to 16 bytes (2 MiB when mapped).
 pub struct AlignedBuf {
     ptr: NonNull<u8>,
     len: usize,
+    /// The whole mapping (start, length) when the buffer was mapped with `mmap`.
+    map: Option<(*mut u8, usize)>,
 }
 
-// SAFETY: the buffer owns its memory exclusively, like a `Vec<u8>`.
+// SAFETY: the buffer owns its memory (and mapping) exclusively, like a `Vec<u8>`.
 unsafe impl Send for AlignedBuf {}
 // SAFETY: shared access only reads through `&self` methods.
 unsafe impl Sync for AlignedBuf {}
@@ -30,14 +40,47 @@ impl AlignedBuf {
         if len == 0 {
             // A dangling, aligned pointer for the empty buffer.
             let ptr = NonNull::new(ALIGN as *mut u8).expect("nonzero");
-            return Ok(AlignedBuf { ptr, len });
+            return Ok(AlignedBuf { ptr, len, map: None });
         }
-        let layout =
-            Layout::from_size_align(len, ALIGN).map_err(|_| CpuError::Alloc { bytes: len })?;
+        #[cfg(target_os = "linux")]
+        if len >= HUGE_MIN {
+            return Self::mapped(len);
+        }
+        let layout = Layout::from_size_align(len, ALIGN).map_err(|_| CpuError::Alloc { bytes: len })?;
         // SAFETY: the layout has non-zero size.
         let raw = unsafe { alloc_zeroed(layout) };
         let ptr = NonNull::new(raw).ok_or(CpuError::Alloc { bytes: len })?;
-        Ok(AlignedBuf { ptr, len })
+        Ok(AlignedBuf { ptr, len, map: None })
+    }
+
+    /// Maps `len` zero bytes, 2 MiB-aligned, and advises transparent huge pages.
+    #[cfg(target_os = "linux")]
+    fn mapped(len: usize) -> Result<Self, CpuError> {
+        let err = CpuError::Alloc { bytes: len };
+        let total = len.checked_add(HUGE_PAGE).ok_or(err.clone())?;
+        // SAFETY: an anonymous private mapping with no address hint; checked below.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(err);
+        }
+        let base = base as *mut u8;
+        let offset = (HUGE_PAGE - (base as usize % HUGE_PAGE)) % HUGE_PAGE;
+        // SAFETY: `offset < HUGE_PAGE`, so `offset + len <= total` lies inside the mapping.
+        let start = unsafe { base.add(offset) };
+        // SAFETY: the range lies inside our mapping; the advice is a hint (if it fails the
+        // buffer simply uses ordinary pages).
+        unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
+        let ptr = NonNull::new(start).ok_or(err)?;
+        Ok(AlignedBuf { ptr, len, map: Some((base, total)) })
     }
 
     /// Length in bytes.
@@ -80,14 +123,15 @@ impl AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Some((base, total)) = self.map {
+            // SAFETY: the mapping was created in `mapped` with exactly this start and length.
+            unsafe { libc::munmap(base as *mut libc::c_void, total) };
+            return;
+        }
         if self.len != 0 {
             // SAFETY: allocated in `zeroed` with this exact layout.
-            unsafe {
-                dealloc(
-                    self.ptr.as_ptr(),
-                    Layout::from_size_align_unchecked(self.len, ALIGN),
-                )
-            }
+            unsafe { dealloc(self.ptr.as_ptr(), Layout::from_size_align_unchecked(self.len, ALIGN)) }
         }
     }
 }

@@ -14,10 +14,49 @@ pub enum Exec {
 #[cfg(feature = "rayon")]
 const MIN_LEN: usize = 4096;
 
+/// Asks the CPU to bring the cache line holding `p` into L1 (a hint; never faults).
+#[inline(always)]
+pub fn prefetch_read<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch is a hint that never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(p as *const i8, core::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 impl Exec {
     /// Whether this strategy runs on several threads.
     pub fn is_parallel(self) -> bool {
         !matches!(self, Exec::Serial)
+    }
+
+    /// Calls `f(range)` over consecutive ranges covering `0..n`: one range on one thread,
+    /// ranges of `MIN_LEN` on rayon. Within a range, work runs in order.
+    pub fn for_chunks<F>(self, n: usize, f: F)
+    where
+        F: Fn(std::ops::Range<usize>) + Sync + Send,
+    {
+        self.sum_chunks(n, |r| {
+            f(r);
+            0
+        });
+    }
+
+    /// Like [`for_chunks`](Self::for_chunks), summing `f`'s results.
+    pub fn sum_chunks<F>(self, n: usize, f: F) -> usize
+    where
+        F: Fn(std::ops::Range<usize>) -> usize + Sync + Send,
+    {
+        match self {
+            Exec::Serial => f(0..n),
+            #[cfg(feature = "rayon")]
+            Exec::Rayon => {
+                use rayon::prelude::*;
+                (0..n.div_ceil(MIN_LEN)).into_par_iter().map(|c| f(c * MIN_LEN..((c + 1) * MIN_LEN).min(n))).sum()
+            }
+        }
     }
 
     /// Calls `f(i)` for every `i` in `0..n` and returns the sum of the results.

@@ -14,10 +14,14 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use flash_map_core::probe::{claim, find, remove, Claim};
-use flash_map_core::slot::TOMBSTONE;
+use std::ops::Range;
+
+use flash_map_core::slot::{full_word, tag_of, TOMBSTONE};
+use flash_map_core::HashStrategy;
 use flash_map_core::{hash_key, Batch};
 
 use crate::buf::AlignedBuf;
+use crate::exec::prefetch_read;
 #[cfg(feature = "rayon")]
 use crate::slots::AtomicSlots;
 use crate::slots::{PlainSlots, RawTable};
@@ -130,15 +134,11 @@ impl CpuTable {
     fn ensure_scratch(&mut self, n: usize) -> Result<(), CpuError> {
         let grow = |v: usize| CpuError::Alloc { bytes: v };
         if self.pos.len() < n {
-            self.pos
-                .try_reserve_exact(n - self.pos.len())
-                .map_err(|_| grow(n * 4))?;
+            self.pos.try_reserve_exact(n - self.pos.len()).map_err(|_| grow(n * 4))?;
             self.pos.resize(n, 0);
         }
         if self.kind.len() < n {
-            self.kind
-                .try_reserve_exact(n - self.kind.len())
-                .map_err(|_| grow(n))?;
+            self.kind.try_reserve_exact(n - self.kind.len()).map_err(|_| grow(n))?;
             self.kind.resize(n, 0);
         }
         Ok(())
@@ -167,19 +167,10 @@ impl CpuTable {
                     Claim::New { slot, prev } => {
                         pos.write(i, slot as u32);
                         let t = prev == TOMBSTONE;
-                        kind.write(
-                            i,
-                            if t {
-                                KIND_NEW_FROM_TOMBSTONE
-                            } else {
-                                KIND_NEW_FROM_EMPTY
-                            },
-                        );
+                        kind.write(i, if t { KIND_NEW_FROM_TOMBSTONE } else { KIND_NEW_FROM_EMPTY });
                         match on_new {
                             OnNew::WriteValue(vb) => copy_value(&raw, &vb, i, slot),
-                            OnNew::ZeroValue => {
-                                std::ptr::write_bytes(raw.value_ptr(slot), 0, raw.value_size)
-                            }
+                            OnNew::ZeroValue => std::ptr::write_bytes(raw.value_ptr(slot), 0, raw.value_size),
                             OnNew::MarkAux => {
                                 if this.exec.is_parallel() {
                                     this.aux_at(slot).store(u32::MAX, Ordering::Relaxed)
@@ -199,47 +190,45 @@ impl CpuTable {
         // A batch that might not fit is bounded: once its new claims pass the free
         // capacity it has failed for certain, and the rest of the batch is skipped instead
         // of filling the table and scanning it whole.
-        let budget = if self.len + b.len > self.layout.capacity {
-            self.layout.capacity - self.len
-        } else {
-            usize::MAX
-        };
+        let budget = if self.len + b.len > self.layout.capacity { self.layout.capacity - self.len } else { usize::MAX };
         match self.exec {
             Exec::Serial => {
                 let s = PlainSlots(raw);
                 let mut new = 0usize;
-                for i in 0..b.len {
+                staged(&raw, hs, b, 0..b.len, Fetch::Always, |i, h| {
                     if new > budget {
                         // SAFETY: `i < b.len`.
                         unsafe { kind.write(i, KIND_NO_ROOM) };
-                        continue;
+                        return;
                     }
                     // SAFETY: `i < b.len`; key valid for key_size bytes.
-                    let c = unsafe { claim(&s, hash_key(hs, b.key(i), raw.key_size), b.key(i)) };
+                    let c = unsafe { claim(&s, h, b.key(i)) };
                     new += matches!(c, Claim::New { .. }) as usize;
                     one(i, c);
-                }
+                });
             }
             #[cfg(feature = "rayon")]
             Exec::Rayon => {
                 use std::sync::atomic::{AtomicBool, AtomicUsize};
                 let s = AtomicSlots(raw);
                 let (new, abort) = (AtomicUsize::new(0), AtomicBool::new(false));
-                self.exec.for_each(b.len, |i| {
-                    if budget != usize::MAX && abort.load(Ordering::Relaxed) {
-                        // SAFETY: `i < b.len`, one writer per index.
-                        unsafe { kind.write(i, KIND_NO_ROOM) };
-                        return;
-                    }
-                    // SAFETY: as above; claims are atomic.
-                    let c = unsafe { claim(&s, hash_key(hs, b.key(i), raw.key_size), b.key(i)) };
-                    if budget != usize::MAX
-                        && matches!(c, Claim::New { .. })
-                        && new.fetch_add(1, Ordering::Relaxed) >= budget
-                    {
-                        abort.store(true, Ordering::Relaxed);
-                    }
-                    one(i, c);
+                self.exec.for_chunks(b.len, |range| {
+                    staged(&raw, hs, b, range, Fetch::Always, |i, h| {
+                        if budget != usize::MAX && abort.load(Ordering::Relaxed) {
+                            // SAFETY: `i < b.len`, one writer per index.
+                            unsafe { kind.write(i, KIND_NO_ROOM) };
+                            return;
+                        }
+                        // SAFETY: as above; claims are atomic.
+                        let c = unsafe { claim(&s, h, b.key(i)) };
+                        if budget != usize::MAX
+                            && matches!(c, Claim::New { .. })
+                            && new.fetch_add(1, Ordering::Relaxed) >= budget
+                        {
+                            abort.store(true, Ordering::Relaxed);
+                        }
+                        one(i, c);
+                    })
                 });
             }
         }
@@ -280,11 +269,7 @@ impl CpuTable {
                 self.aux_at(slot).store(0, Ordering::Relaxed);
             }
         }
-        Err(CpuError::TableFull {
-            len: self.len,
-            new: st.new + st.no_room,
-            capacity: self.layout.capacity,
-        })
+        Err(CpuError::TableFull { len: self.len, new: st.new + st.no_room, capacity: self.layout.capacity })
     }
 
     /// Upserts every pair of `b`; returns how many keys were new. Last duplicate wins.
@@ -399,10 +384,7 @@ impl CpuTable {
             CounterKind::U32 => 4,
             CounterKind::U64 => 8,
         };
-        assert_eq!(
-            self.layout.value_size, width,
-            "counter width matches the value size"
-        );
+        assert_eq!(self.layout.value_size, width, "counter width matches the value size");
         let st = self.claim_pass(b, OnNew::ZeroValue)?;
         self.check_claims(b.len, st)?;
         let raw = self.raw();
@@ -421,7 +403,7 @@ impl CpuTable {
 
     /// Looks up every key of `b`, handing each result to `sink`.
     pub fn get(&self, b: &Batch, sink: &impl GetSink) {
-        self.lookup(b, |i, slot, raw| {
+        self.lookup(b, true, |i, slot, raw| {
             // SAFETY: `i < b.len`, slot (if any) in range.
             unsafe { sink.put(i, slot.map(|s| raw.value_ptr(s) as *const u8)) }
         });
@@ -432,18 +414,20 @@ impl CpuTable {
         assert_eq!(out.len(), b.len, "one result per key");
         let outp = SyncPtr(out.as_mut_ptr());
         // SAFETY: `i < out.len()`, one writer per index.
-        self.lookup(b, |i, slot, _| unsafe { outp.write(i, slot.is_some()) });
+        self.lookup(b, false, |i, slot, _| unsafe { outp.write(i, slot.is_some()) });
     }
 
-    fn lookup(&self, b: &Batch, f: impl Fn(usize, Option<usize>, &RawTable) + Sync + Send) {
+    fn lookup(&self, b: &Batch, values: bool, f: impl Fn(usize, Option<usize>, &RawTable) + Sync + Send) {
         let raw = self.raw();
         let hs = self.hash;
         let s = PlainSlots(raw);
         // Lookups never race with writers (`&self`), so plain loads serve both engines.
-        self.exec.for_each(b.len, |i| {
-            // SAFETY: `i < b.len`, key valid for key_size bytes.
-            let slot = unsafe { find(&s, hash_key(hs, b.key(i), raw.key_size), b.key(i)) };
-            f(i, slot, &raw);
+        self.exec.for_chunks(b.len, |range| {
+            staged(&raw, hs, b, range, Fetch::OnTagMatch { values }, |i, h| {
+                // SAFETY: `i < b.len`, key valid for key_size bytes.
+                let slot = unsafe { find(&s, h, b.key(i)) };
+                f(i, slot, &raw);
+            })
         });
     }
 
@@ -451,27 +435,124 @@ impl CpuTable {
     pub fn remove(&mut self, b: &Batch) -> Result<usize, CpuError> {
         let raw = self.raw();
         let hs = self.hash;
+        let fetch = Fetch::OnTagMatch { values: false };
         let removed = match self.exec {
             Exec::Serial => {
                 let s = PlainSlots(raw);
-                // SAFETY: `i < b.len`, keys valid.
-                self.exec.sum(b.len, |i| unsafe {
-                    remove(&s, hash_key(hs, b.key(i), raw.key_size), b.key(i))
-                } as usize)
+                let mut n = 0;
+                staged(&raw, hs, b, 0..b.len, fetch, |i, h| {
+                    // SAFETY: `i < b.len`, keys valid.
+                    let gone = unsafe { remove(&s, h, b.key(i)) };
+                    n += gone as usize;
+                });
+                n
             }
             #[cfg(feature = "rayon")]
             Exec::Rayon => {
                 let s = AtomicSlots(raw);
-                // SAFETY: as above; the tombstone swap is a CAS, so one remover wins.
-                self.exec.sum(b.len, |i| unsafe {
-                    remove(&s, hash_key(hs, b.key(i), raw.key_size), b.key(i))
-                } as usize)
+                self.exec.sum_chunks(b.len, |range| {
+                    let mut n = 0;
+                    staged(&raw, hs, b, range, fetch, |i, h| {
+                        // SAFETY: as above; the tombstone swap is a CAS, so one remover wins.
+                        let gone = unsafe { remove(&s, h, b.key(i)) };
+                        n += gone as usize;
+                    });
+                    n
+                })
             }
         };
         self.len -= removed;
         self.tombstones += removed;
         self.compact_if_needed()?;
         Ok(removed)
+    }
+}
+
+/// What the second prefetch stage fetches besides the state word.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    /// Key and value lines when the state's fingerprint matches (lookups, removals).
+    OnTagMatch { values: bool },
+    /// Key and value lines always (claims write them when the slot is free).
+    Always,
+}
+
+/// Runs `body(i, hash)` for `i` in `range`, in order, with a two-stage software prefetch:
+/// `D1` keys ahead the key is hashed and its home state word prefetched; `D2` keys ahead
+/// that (now cached) word is read and, per `fetch`, the key and value lines of the home slot
+/// are prefetched. Misses thus cost one cache line; the batch's independent keys keep a
+/// dozen lines in flight instead of one dependent chain at a time.
+#[inline(always)]
+fn staged(
+    raw: &RawTable,
+    hs: HashStrategy,
+    b: &Batch,
+    range: Range<usize>,
+    fetch: Fetch,
+    mut body: impl FnMut(usize, u64),
+) {
+    const D1: usize = 16;
+    const D2: usize = 8;
+    const RING: usize = 32;
+    let mut ring = [0u64; RING];
+    let end = range.end;
+    let stage1 = |ring: &mut [u64; RING], i: usize| {
+        // SAFETY: `i < end <= b.len`; the slot is masked into the table; prefetches never
+        // fault.
+        unsafe {
+            let h = hash_key(hs, b.key(i), raw.key_size);
+            ring[i % RING] = h;
+            prefetch_read(raw.states.add(h as usize & raw.mask));
+        }
+    };
+    let stage2 = |ring: &[u64; RING], i: usize| {
+        let h = ring[i % RING];
+        let slot = h as usize & raw.mask;
+        // SAFETY: as above.
+        unsafe {
+            let (target, values) = match fetch {
+                Fetch::Always => (Some(slot), true),
+                Fetch::OnTagMatch { values } => {
+                    // The key is at its home slot or a few slots on: look through the state
+                    // words (one cache line, already fetched) for the first fingerprint match.
+                    let full = full_word(tag_of(h));
+                    let mut found = None;
+                    for j in 0..4 {
+                        let t = (slot + j) & raw.mask;
+                        let st = *raw.states.add(t);
+                        if st == full {
+                            found = Some(t);
+                            break;
+                        }
+                        if st == flash_map_core::slot::EMPTY {
+                            break;
+                        }
+                    }
+                    (found, values)
+                }
+            };
+            if let Some(t) = target {
+                prefetch_read(raw.keys.add(t * raw.key_size));
+                if values {
+                    prefetch_read(raw.value_ptr(t));
+                }
+            }
+        }
+    };
+    for i in range.start..(range.start + D1).min(end) {
+        stage1(&mut ring, i);
+    }
+    for i in range.start..(range.start + D2).min(end) {
+        stage2(&ring, i);
+    }
+    for i in range {
+        if i + D1 < end {
+            stage1(&mut ring, i + D1);
+        }
+        if i + D2 < end {
+            stage2(&ring, i + D2);
+        }
+        body(i, ring[i % RING]);
     }
 }
 

@@ -120,9 +120,7 @@ unsafe impl Slots for AtomicSlots {
     #[inline(always)]
     unsafe fn cas_state(&self, slot: usize, current: u32, new: u32) -> bool {
         // SAFETY: slot in range.
-        unsafe { self.0.atomic(slot) }
-            .compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        unsafe { self.0.atomic(slot) }.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
     #[inline(always)]
     unsafe fn publish(&self, slot: usize, state: u32) {

@@ -169,8 +169,7 @@ impl CpuTable {
                 let s = crate::slots::AtomicSlots(dst);
                 // SAFETY: as above; claims are atomic.
                 let c = |h, k| unsafe { claim(&s, h, k) };
-                self.exec
-                    .for_each(self.layout.slots, |slot| move_one(slot, &c));
+                self.exec.for_each(self.layout.slots, |slot| move_one(slot, &c));
             }
         }
         next.len = self.len;
@@ -193,8 +192,7 @@ impl CpuTable {
         if self.len == 0 && self.tombstones > 0 {
             // Nothing to move: emptying the state array is the whole rebuild.
             self.clear();
-        } else if flash_map_core::layout::needs_compaction(&self.layout, self.len, self.tombstones)
-        {
+        } else if flash_map_core::layout::needs_compaction(&self.layout, self.len, self.tombstones) {
             self.rebuild(self.layout)?;
         }
         Ok(())

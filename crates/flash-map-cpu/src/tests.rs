@@ -5,13 +5,7 @@ use flash_map_core::{Batch, HashStrategy, TableLayout};
 use crate::{CpuError, CpuTable, Exec};
 
 fn pairs_batch(p: &[(u64, u64)]) -> Batch {
-    Batch {
-        base: p.as_ptr() as *const u8,
-        len: p.len(),
-        stride: 16,
-        key_off: 0,
-        val_off: 8,
-    }
+    Batch { base: p.as_ptr() as *const u8, len: p.len(), stride: 16, key_off: 0, val_off: 8 }
 }
 
 fn execs() -> Vec<Exec> {
@@ -31,17 +25,7 @@ fn table_full_leaves_table_unchanged() {
         assert_eq!(t.insert(&pairs_batch(&first)).unwrap(), 6);
         let over: Vec<(u64, u64)> = (0..20).map(|i| (i, 100 + i)).collect();
         let err = t.insert(&pairs_batch(&over)).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                CpuError::TableFull {
-                    len: 6,
-                    capacity: 8,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, CpuError::TableFull { len: 6, capacity: 8, .. }), "{err:?}");
         assert_eq!(t.len(), 6);
         assert_eq!(t.count_full(), 6);
         let mut seen = Vec::new();

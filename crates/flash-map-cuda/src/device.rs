@@ -34,10 +34,7 @@ pub fn probe_device(device_id: usize) -> Result<DeviceInfo, CudaError> {
     result::init().map_err(drv("cuInit"))?;
     let count = result::device::get_count().map_err(drv("cuDeviceGetCount"))? as usize;
     if device_id >= count {
-        return Err(CudaError::NoDevice {
-            requested: device_id,
-            count,
-        });
+        return Err(CudaError::NoDevice { requested: device_id, count });
     }
     let dev = result::device::get(device_id as i32).map_err(drv("cuDeviceGet"))?;
     let attr = |a| {
@@ -54,12 +51,7 @@ pub fn probe_device(device_id: usize) -> Result<DeviceInfo, CudaError> {
     let name = result::device::get_name(dev).map_err(drv("cuDeviceGetName"))?;
     // SAFETY: valid device handle.
     let total_mem = unsafe { result::device::total_mem(dev) }.map_err(drv("cuDeviceTotalMem"))?;
-    Ok(DeviceInfo {
-        name,
-        compute_capability: (major, minor),
-        sm_count,
-        total_mem,
-    })
+    Ok(DeviceInfo { name, compute_capability: (major, minor), sm_count, total_mem })
 }
 
 /// The kernels of the module, by name.
@@ -97,10 +89,7 @@ impl Gpu {
     /// The shared handle for device `ordinal`, loading the module on first use.
     pub fn get(ordinal: usize) -> Result<Arc<Gpu>, CudaError> {
         static GPUS: OnceLock<Mutex<HashMap<usize, Arc<Gpu>>>> = OnceLock::new();
-        let mut map = GPUS
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut map = GPUS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
         if let Some(g) = map.get(&ordinal) {
             return Ok(Arc::clone(g));
         }
@@ -113,14 +102,10 @@ impl Gpu {
         let info = probe_device(ordinal)?;
         let dev = result::device::get(ordinal as i32).map_err(drv("cuDeviceGet"))?;
         // SAFETY: valid device; released in Drop.
-        let ctx =
-            unsafe { result::primary_ctx::retain(dev) }.map_err(drv("cuDevicePrimaryCtxRetain"))?;
+        let ctx = unsafe { result::primary_ctx::retain(dev) }.map_err(drv("cuDevicePrimaryCtxRetain"))?;
         // SAFETY: `ctx` was just retained.
         unsafe { result::ctx::set_current(ctx) }.map_err(drv("cuCtxSetCurrent"))?;
-        let src = CString::new(PTX).map_err(|_| CudaError::Driver {
-            op: "embed PTX",
-            msg: "NUL in PTX".into(),
-        })?;
+        let src = CString::new(PTX).map_err(|_| CudaError::Driver { op: "embed PTX", msg: "NUL in PTX".into() })?;
         // SAFETY: `src` is a NUL-terminated PTX image that outlives the call.
         let module = unsafe { result::module::load_data(src.as_ptr() as *const c_void) }
             .map_err(drv("cuModuleLoadData (PTX JIT)"))?;
@@ -148,14 +133,7 @@ impl Gpu {
             info.sm_count,
             info.total_mem >> 20
         );
-        Ok(Gpu {
-            dev,
-            ctx,
-            module,
-            funcs,
-            sm_count: info.sm_count.max(1) as u32,
-            info,
-        })
+        Ok(Gpu { dev, ctx, module, funcs, sm_count: info.sm_count.max(1) as u32, info })
     }
 
     /// Makes this device's context current on the calling thread.
@@ -180,17 +158,8 @@ impl Gpu {
         const BLOCK: usize = 256;
         let blocks = n.div_ceil(BLOCK).min(self.sm_count as usize * 32).max(1) as u32;
         // SAFETY: by contract; null stream.
-        unsafe {
-            result::launch_kernel(
-                f,
-                (blocks, 1, 1),
-                (BLOCK as u32, 1, 1),
-                0,
-                std::ptr::null_mut(),
-                args,
-            )
-        }
-        .map_err(drv("cuLaunchKernel"))
+        unsafe { result::launch_kernel(f, (blocks, 1, 1), (BLOCK as u32, 1, 1), 0, std::ptr::null_mut(), args) }
+            .map_err(drv("cuLaunchKernel"))
     }
 
     /// Waits for all work on the null stream.

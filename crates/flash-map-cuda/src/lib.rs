@@ -39,9 +39,7 @@ pub enum CudaError {
         count: usize,
     },
     /// The device is older than the kernels support.
-    #[error(
-        "CUDA device has compute capability {major}.{minor}; flash-map needs 7.0 (Volta) or newer"
-    )]
+    #[error("CUDA device has compute capability {major}.{minor}; flash-map needs 7.0 (Volta) or newer")]
     Unsupported {
         /// Major compute capability.
         major: i32,
@@ -81,8 +79,5 @@ pub enum CudaError {
 }
 
 pub(crate) fn drv(op: &'static str) -> impl FnOnce(cudarc::driver::DriverError) -> CudaError {
-    move |e| CudaError::Driver {
-        op,
-        msg: format!("{e:?}"),
-    }
+    move |e| CudaError::Driver { op, msg: format!("{e:?}") }
 }

@@ -19,20 +19,11 @@ impl DeviceBuf {
     pub fn zeroed(gpu: &Arc<Gpu>, bytes: usize) -> Result<Self, CudaError> {
         gpu.bind()?;
         if bytes == 0 {
-            return Ok(DeviceBuf {
-                gpu: Arc::clone(gpu),
-                ptr: 0,
-                bytes: 0,
-            });
+            return Ok(DeviceBuf { gpu: Arc::clone(gpu), ptr: 0, bytes: 0 });
         }
         // SAFETY: context is current.
-        let ptr =
-            unsafe { result::malloc_sync(bytes) }.map_err(|_| CudaError::DeviceAlloc { bytes })?;
-        let buf = DeviceBuf {
-            gpu: Arc::clone(gpu),
-            ptr,
-            bytes,
-        };
+        let ptr = unsafe { result::malloc_sync(bytes) }.map_err(|_| CudaError::DeviceAlloc { bytes })?;
+        let buf = DeviceBuf { gpu: Arc::clone(gpu), ptr, bytes };
         buf.zero()?;
         Ok(buf)
     }
@@ -58,8 +49,7 @@ impl DeviceBuf {
             return Ok(());
         }
         // SAFETY: the allocation holds `bytes` bytes.
-        unsafe { result::memset_d8_async(self.ptr, 0, self.bytes, std::ptr::null_mut()) }
-            .map_err(drv("cuMemsetD8"))
+        unsafe { result::memset_d8_async(self.ptr, 0, self.bytes, std::ptr::null_mut()) }.map_err(drv("cuMemsetD8"))
     }
 
     /// Copies `src` to the start of the buffer (synchronous).
@@ -117,11 +107,7 @@ unsafe impl Sync for PinnedBuf {}
 impl PinnedBuf {
     /// An empty buffer.
     pub fn new(gpu: &Arc<Gpu>) -> Self {
-        PinnedBuf {
-            gpu: Arc::clone(gpu),
-            ptr: std::ptr::null_mut(),
-            bytes: 0,
-        }
+        PinnedBuf { gpu: Arc::clone(gpu), ptr: std::ptr::null_mut(), bytes: 0 }
     }
 
     /// Makes sure the buffer holds at least `bytes` (contents lost on growth).
@@ -133,8 +119,7 @@ impl PinnedBuf {
         let grown = bytes.max(self.bytes.saturating_mul(3) / 2);
         self.gpu.bind()?;
         // SAFETY: context current; freed in `release`.
-        let p = unsafe { result::malloc_host(grown, 0) }
-            .map_err(|_| CudaError::HostAlloc { bytes: grown })?;
+        let p = unsafe { result::malloc_host(grown, 0) }.map_err(|_| CudaError::HostAlloc { bytes: grown })?;
         self.ptr = p as *mut u8;
         // SAFETY: `grown` writable bytes; zeroed once so that slices over it are initialised.
         unsafe { std::ptr::write_bytes(self.ptr, 0, grown) };

@@ -92,11 +92,7 @@ fn alloc_arrays(gpu: &Arc<Gpu>, layout: &TableLayout) -> Result<Arrays, CudaErro
 
 impl CudaTable {
     /// An empty table on device `device_id`.
-    pub fn new(
-        layout: TableLayout,
-        hash: HashStrategy,
-        device_id: usize,
-    ) -> Result<Self, CudaError> {
+    pub fn new(layout: TableLayout, hash: HashStrategy, device_id: usize) -> Result<Self, CudaError> {
         let gpu = Gpu::get(device_id)?;
         let a = alloc_arrays(&gpu, &layout)?;
         gpu.sync()?;
@@ -160,23 +156,10 @@ impl CudaTable {
 
     /// Copies a host batch to the device. Tight batches (no padding between fields) go as
     /// they are; others are packed as key‖value records first.
-    fn upload(
-        &self,
-        s: &mut Scratch,
-        b: &Batch,
-        with_values: bool,
-    ) -> Result<DeviceBatch, CudaError> {
-        let (ks, vs) = (
-            self.layout.key_size,
-            if with_values {
-                self.layout.value_size
-            } else {
-                0
-            },
-        );
+    fn upload(&self, s: &mut Scratch, b: &Batch, with_values: bool) -> Result<DeviceBatch, CudaError> {
+        let (ks, vs) = (self.layout.key_size, if with_values { self.layout.value_size } else { 0 });
         let tight = if with_values {
-            b.stride == ks + vs
-                && ((b.key_off == 0 && b.val_off == ks) || (b.val_off == 0 && b.key_off == vs))
+            b.stride == ks + vs && ((b.key_off == 0 && b.val_off == ks) || (b.val_off == 0 && b.key_off == vs))
         } else {
             b.stride == ks && b.key_off == 0
         };
@@ -197,37 +180,25 @@ impl CudaTable {
         let rec = ks + vs;
         let bytes = b.len * rec;
         s.pack.clear();
-        s.pack
-            .try_reserve_exact(bytes)
-            .map_err(|_| CudaError::HostAlloc { bytes })?;
+        s.pack.try_reserve_exact(bytes).map_err(|_| CudaError::HostAlloc { bytes })?;
         for i in 0..b.len {
             // SAFETY: `i < len`; key and value fields hold `ks` / `vs` initialised bytes.
             unsafe {
-                s.pack
-                    .extend_from_slice(std::slice::from_raw_parts(b.key(i), ks));
+                s.pack.extend_from_slice(std::slice::from_raw_parts(b.key(i), ks));
                 if vs > 0 {
-                    s.pack
-                        .extend_from_slice(std::slice::from_raw_parts(b.val(i), vs));
+                    s.pack.extend_from_slice(std::slice::from_raw_parts(b.val(i), vs));
                 }
             }
         }
         s.batch.ensure(bytes)?;
         s.batch.upload(&s.pack)?;
-        Ok(DeviceBatch {
-            ptr: s.batch.ptr(),
-            len: b.len,
-            stride: rec,
-            key_off: 0,
-            val_off: ks,
-        })
+        Ok(DeviceBatch { ptr: s.batch.ptr(), len: b.len, stride: rec, key_off: 0, val_off: ks })
     }
 
     fn counters(&self, s: &mut Scratch) -> Result<[u32; N_COUNTERS], CudaError> {
         let mut c = [0u8; N_COUNTERS * 4];
         s.counters.download(&mut c)?;
-        Ok(std::array::from_fn(|i| {
-            u32::from_le_bytes(c[i * 4..i * 4 + 4].try_into().expect("4 bytes"))
-        }))
+        Ok(std::array::from_fn(|i| u32::from_le_bytes(c[i * 4..i * 4 + 4].try_into().expect("4 bytes"))))
     }
 
     fn ensure_per_key(&self, s: &mut Scratch, n: usize) -> Result<(), CudaError> {
@@ -240,21 +211,12 @@ impl CudaTable {
     /// Claim pass + capacity check (with rollback). `mode`: 0 plain, 1 zero new values,
     /// 2 mark aux, 3 claimers write their value. Returns (new keys, keys that met an
     /// existing slot).
-    fn claim(
-        &mut self,
-        s: &mut Scratch,
-        d: DeviceBatch,
-        mode: u64,
-    ) -> Result<(usize, usize), CudaError> {
+    fn claim(&mut self, s: &mut Scratch, d: DeviceBatch, mode: u64) -> Result<(usize, usize), CudaError> {
         self.ensure_per_key(s, d.len)?;
         s.counters.zero()?;
         let l = self.layout;
         // A batch that might not fit is bounded: it stops as soon as it has certainly failed.
-        let budget = if self.len + d.len > l.capacity {
-            (l.capacity - self.len) as u64
-        } else {
-            u64::MAX
-        };
+        let budget = if self.len + d.len > l.capacity { (l.capacity - self.len) as u64 } else { u64::MAX };
         launch!(
             self.gpu,
             claim,
@@ -281,34 +243,15 @@ impl CudaTable {
             ]
         )?;
         let c = self.counters(s)?;
-        let (new, from_tomb, no_room) = (
-            c[C_NEW] as usize,
-            c[C_FROM_TOMBSTONE] as usize,
-            c[C_NO_ROOM] as usize,
-        );
+        let (new, from_tomb, no_room) = (c[C_NEW] as usize, c[C_FROM_TOMBSTONE] as usize, c[C_NO_ROOM] as usize);
         if no_room == 0 && self.len + new <= l.capacity {
             self.len += new;
             self.tombstones -= from_tomb;
             return Ok((new, c[C_EXISTING] as usize));
         }
-        launch!(
-            self.gpu,
-            rollback,
-            d.len,
-            [
-                self.states.ptr(),
-                self.aux.ptr(),
-                s.pos.ptr(),
-                s.kind.ptr(),
-                d.len
-            ]
-        )?;
+        launch!(self.gpu, rollback, d.len, [self.states.ptr(), self.aux.ptr(), s.pos.ptr(), s.kind.ptr(), d.len])?;
         self.gpu.sync()?;
-        Err(CudaError::TableFull {
-            len: self.len,
-            new: new + no_room,
-            capacity: l.capacity,
-        })
+        Err(CudaError::TableFull { len: self.len, new: new + no_room, capacity: l.capacity })
     }
 
     /// Upserts a batch already on the device; returns how many keys were new.
@@ -351,27 +294,12 @@ impl CudaTable {
             return Ok(new);
         }
         let vs = self.layout.value_size;
-        launch!(
-            self.gpu,
-            winner_last,
-            d.len,
-            [self.aux.ptr(), s.pos.ptr(), d.len]
-        )?;
+        launch!(self.gpu, winner_last, d.len, [self.aux.ptr(), s.pos.ptr(), d.len])?;
         launch!(
             self.gpu,
             write_winners,
             d.len,
-            [
-                self.values.ptr(),
-                vs,
-                self.aux.ptr(),
-                s.pos.ptr(),
-                d.len,
-                d.ptr,
-                d.stride,
-                d.val_off,
-                0u64,
-            ]
+            [self.values.ptr(), vs, self.aux.ptr(), s.pos.ptr(), d.len, d.ptr, d.stride, d.val_off, 0u64,]
         )?;
         self.gpu.sync()?;
         Ok(new)
@@ -384,12 +312,7 @@ impl CudaTable {
             let d = t.upload(s, b, true)?;
             let t1 = std::time::Instant::now();
             let r = t.insert_dev(s, d);
-            log::debug!(
-                "gpu insert n={}: upload {:?}, kernels {:?}",
-                b.len,
-                t1 - t0,
-                t1.elapsed()
-            );
+            log::debug!("gpu insert n={}: upload {:?}, kernels {:?}", b.len, t1 - t0, t1.elapsed());
             r
         })
     }
@@ -401,27 +324,12 @@ impl CudaTable {
             let d = t.upload(s, b, true)?;
             let (new, _) = t.claim(s, d, 2)?;
             let vs = t.layout.value_size;
-            launch!(
-                t.gpu,
-                winner_first,
-                d.len,
-                [t.aux.ptr(), s.pos.ptr(), d.len]
-            )?;
+            launch!(t.gpu, winner_first, d.len, [t.aux.ptr(), s.pos.ptr(), d.len])?;
             launch!(
                 t.gpu,
                 write_winners,
                 d.len,
-                [
-                    t.values.ptr(),
-                    vs,
-                    t.aux.ptr(),
-                    s.pos.ptr(),
-                    d.len,
-                    d.ptr,
-                    d.stride,
-                    d.val_off,
-                    s.found.ptr(),
-                ]
+                [t.values.ptr(), vs, t.aux.ptr(), s.pos.ptr(), d.len, d.ptr, d.stride, d.val_off, s.found.ptr(),]
             )?;
             let n = d.len;
             s.host.ensure(n)?;
@@ -444,15 +352,7 @@ impl CudaTable {
                 t.gpu,
                 add,
                 d.len,
-                [
-                    t.values.ptr(),
-                    t.layout.value_size,
-                    s.pos.ptr(),
-                    d.len,
-                    d.ptr,
-                    d.stride,
-                    d.val_off
-                ]
+                [t.values.ptr(), t.layout.value_size, s.pos.ptr(), d.len, d.ptr, d.stride, d.val_off]
             )?;
             t.gpu.sync()?;
             Ok(new)
@@ -467,13 +367,7 @@ impl CudaTable {
         self.gpu.sync()
     }
 
-    fn launch_find(
-        &self,
-        d: DeviceBatch,
-        found: u64,
-        out: u64,
-        counters: u64,
-    ) -> Result<(), CudaError> {
+    fn launch_find(&self, d: DeviceBatch, found: u64, out: u64, counters: u64) -> Result<(), CudaError> {
         let l = self.layout;
         launch!(
             self.gpu,
@@ -512,12 +406,7 @@ impl CudaTable {
         s.out.ensure(n * vs)?;
         s.counters.zero()?;
         let t1 = std::time::Instant::now();
-        self.launch_find(
-            d,
-            s.found.ptr(),
-            if vs > 0 { s.out.ptr() } else { 0 },
-            s.counters.ptr(),
-        )?;
+        self.launch_find(d, s.found.ptr(), if vs > 0 { s.out.ptr() } else { 0 }, s.counters.ptr())?;
         let hits = self.counters(s)?[C_HITS] as usize;
         let t2 = std::time::Instant::now();
         s.host.ensure(n + n * vs)?;
@@ -595,8 +484,7 @@ impl CudaTable {
         self.tombstones += removed;
         if self.len == 0 && self.tombstones > 0 {
             self.clear()?;
-        } else if flash_map_core::layout::needs_compaction(&self.layout, self.len, self.tombstones)
-        {
+        } else if flash_map_core::layout::needs_compaction(&self.layout, self.len, self.tombstones) {
             self.rebuild(self.layout)?;
         }
         Ok(removed)
@@ -617,8 +505,7 @@ impl CudaTable {
         self.gpu.bind()?;
         let host = |bytes: usize| -> Result<Vec<u8>, CudaError> {
             let mut v = Vec::new();
-            v.try_reserve_exact(bytes)
-                .map_err(|_| CudaError::HostAlloc { bytes })?;
+            v.try_reserve_exact(bytes).map_err(|_| CudaError::HostAlloc { bytes })?;
             v.resize(bytes, 0);
             Ok(v)
         };
@@ -631,10 +518,7 @@ impl CudaTable {
         let (ks, vs) = (self.layout.key_size, self.layout.value_size);
         for (slot, w) in states.chunks_exact(4).enumerate() {
             if flash_map_core::slot::is_full(u32::from_le_bytes(w.try_into().expect("4 bytes"))) {
-                f(
-                    &keys[slot * ks..(slot + 1) * ks],
-                    &values[slot * vs..(slot + 1) * vs],
-                );
+                f(&keys[slot * ks..(slot + 1) * ks], &values[slot * vs..(slot + 1) * vs]);
             }
         }
         Ok(())
@@ -664,12 +548,7 @@ impl CudaTable {
             ]
         )?;
         self.gpu.sync()?;
-        log::debug!(
-            "gpu rebuild: {} -> {} slots, {} entries",
-            self.layout.slots,
-            layout.slots,
-            self.len
-        );
+        log::debug!("gpu rebuild: {} -> {} slots, {} entries", self.layout.slots, layout.slots, self.len);
         self.states = a.states;
         self.keys = a.keys;
         self.values = a.values;

@@ -31,13 +31,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let owner = bytes32(9, 0);
 
     // Room for the genesis accounts plus every account the blocks may create.
-    let mut state: FlashMap<Pubkey, Account> =
-        FlashMap::builder(accounts + blocks * updates).build()?;
+    let mut state: FlashMap<Pubkey, Account> = FlashMap::builder(accounts + blocks * updates).build()?;
     println!("{state:?}");
     let mut meter = Meter::default();
-    let genesis: Vec<(Pubkey, Account)> = (0..accounts as u64)
-        .map(|i| (bytes32(1, i), account(1_000 + i, 0, &owner)))
-        .collect();
+    let genesis: Vec<(Pubkey, Account)> =
+        (0..accounts as u64).map(|i| (bytes32(1, i), account(1_000 + i, 0, &owner))).collect();
     let created = meter.time(accounts, || state.bulk_insert(&genesis))?;
     assert_eq!(created, accounts);
     println!("genesis: {accounts} accounts, {}", meter.summary());
@@ -54,27 +52,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     next_new += 1;
                     (bytes32(2, next_new), account(r % 1_000, block, &owner))
                 } else {
-                    (
-                        bytes32(1, r % accounts as u64),
-                        account(r % 1_000_000, block + 1, &owner),
-                    )
+                    (bytes32(1, r % accounts as u64), account(r % 1_000_000, block + 1, &owner))
                 }
             })
             .collect();
         new_accounts += commits.time(updates, || state.bulk_insert(&changes))?;
         if (block + 1) % 10 == 0 || block + 1 == blocks as u64 {
-            println!(
-                "block {:>4}: {} accounts, {}",
-                block + 1,
-                state.len(),
-                commits.summary()
-            );
+            println!("block {:>4}: {} accounts, {}", block + 1, state.len(), commits.summary());
         }
     }
-    assert_eq!(
-        new_accounts as u64, next_new,
-        "every created account is new"
-    );
+    assert_eq!(new_accounts as u64, next_new, "every created account is new");
     assert_eq!(state.len(), accounts + new_accounts);
 
     let mut snapshot = Vec::new();
@@ -90,17 +77,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         reloaded.backend()
     );
 
-    let keys: Vec<Pubkey> = (0..accounts as u64)
-        .map(|i| bytes32(1, i))
-        .chain((1..=next_new).map(|i| bytes32(2, i)))
-        .collect();
+    let keys: Vec<Pubkey> =
+        (0..accounts as u64).map(|i| bytes32(1, i)).chain((1..=next_new).map(|i| bytes32(2, i))).collect();
     let (a, b) = (state.bulk_get(&keys)?, reloaded.bulk_get(&keys)?);
     assert!(a.iter().all(Option::is_some), "every account is present");
     assert_eq!(a, b, "the reloaded state equals the committed state");
-    println!(
-        "verified: {} accounts identical after save and reload (backend {})",
-        keys.len(),
-        state.backend()
-    );
+    println!("verified: {} accounts identical after save and reload (backend {})", keys.len(), state.backend());
     Ok(())
 }

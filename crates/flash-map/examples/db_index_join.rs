@@ -16,34 +16,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rows_a: u64 = arg(1, 2_000_000);
     let rows_b: u64 = arg(2, 4_000_000);
     // Table A: a unique join column (a customer id), hashed to 32 bytes, and its row id.
-    let a: Vec<([u8; 32], u64)> = (0..rows_a)
-        .map(|row| (bytes32(3, splitmix(row) % (rows_a * 4)), row))
-        .collect();
+    let a: Vec<([u8; 32], u64)> = (0..rows_a).map(|row| (bytes32(3, splitmix(row) % (rows_a * 4)), row)).collect();
     let mut index: FlashMap<[u8; 32], u64> = FlashMap::builder(rows_a as usize).build()?;
     println!("{index:?}");
     let mut build = Meter::default();
     let inserted = build.time(a.len(), || index.bulk_insert(&a))?;
-    println!(
-        "index built over {rows_a} rows ({inserted} distinct keys): {}",
-        build.summary()
-    );
+    println!("index built over {rows_a} rows ({inserted} distinct keys): {}", build.summary());
 
     // Table B: foreign keys drawn from the same domain, so about a quarter match.
-    let b: Vec<[u8; 32]> = (0..rows_b)
-        .map(|row| bytes32(3, splitmix(row ^ 0xB) % (rows_a * 4)))
-        .collect();
+    let b: Vec<[u8; 32]> = (0..rows_b).map(|row| bytes32(3, splitmix(row ^ 0xB) % (rows_a * 4))).collect();
     let mut probe = Meter::default();
     let matches = probe.time(b.len(), || index.bulk_get(&b))?;
-    let joined: Vec<(u64, u64)> = matches
-        .iter()
-        .enumerate()
-        .filter_map(|(rb, m)| m.map(|ra| (ra, rb as u64)))
-        .collect();
-    println!(
-        "probe of {rows_b} rows: {} matches, {}",
-        joined.len(),
-        probe.summary()
-    );
+    let joined: Vec<(u64, u64)> =
+        matches.iter().enumerate().filter_map(|(rb, m)| m.map(|ra| (ra, rb as u64))).collect();
+    println!("probe of {rows_b} rows: {} matches, {}", joined.len(), probe.summary());
 
     // Sort-merge join of the same tables (the last row wins for repeated keys in A, as in
     // the index).
@@ -68,10 +54,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     hashed.sort_by_key(|p| p.1);
     merge.sort_by_key(|p| p.1);
     assert_eq!(hashed, merge, "hash join = sort-merge join");
-    println!(
-        "verified: {} join rows equal a sort-merge join (backend {})",
-        merge.len(),
-        index.backend()
-    );
+    println!("verified: {} join rows equal a sort-merge join (backend {})", merge.len(), index.backend());
     Ok(())
 }

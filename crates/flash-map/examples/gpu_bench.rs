@@ -40,24 +40,15 @@ fn time<T>(f: impl FnOnce() -> T) -> (f64, T) {
     (t.elapsed().as_secs_f64(), r)
 }
 
-fn host_to_host(
-    backend: Backend,
-    pairs: &[([u8; 32], [u8; 128])],
-    keys: &[[u8; 32]],
-    absent: &[[u8; 32]],
-) -> [f64; 4] {
+fn host_to_host(backend: Backend, pairs: &[([u8; 32], [u8; 128])], keys: &[[u8; 32]], absent: &[[u8; 32]]) -> [f64; 4] {
     let n = pairs.len();
-    let mut map: FlashMap<[u8; 32], [u8; 128]> =
-        FlashMap::builder(n).backend(backend).build().expect("map");
+    let mut map: FlashMap<[u8; 32], [u8; 128]> = FlashMap::builder(n).backend(backend).build().expect("map");
     let mut t = [vec![], vec![], vec![], vec![]];
     for rep in 0..6 {
         let (a, new) = time(|| map.bulk_insert(pairs).expect("insert"));
         assert_eq!(new, n);
         let (b, got) = time(|| map.bulk_get(keys).expect("get"));
-        assert!(
-            got.iter().zip(pairs).all(|(g, p)| *g == Some(p.1)),
-            "wrong value"
-        );
+        assert!(got.iter().zip(pairs).all(|(g, p)| *g == Some(p.1)), "wrong value");
         let (c, miss) = time(|| map.bulk_get(absent).expect("get"));
         assert!(miss.iter().all(Option::is_none));
         let (d, rem) = time(|| map.bulk_remove(keys).expect("remove"));
@@ -88,21 +79,9 @@ fn device_resident(n: usize, hash: HashStrategy) {
     d_miss.upload(&misses).expect("upload");
     let found = DeviceBuf::zeroed(&gpu, n).expect("alloc");
     let out = DeviceBuf::zeroed(&gpu, n * 8).expect("alloc");
-    let ins = DeviceBatch {
-        ptr: d_pairs.ptr(),
-        len: n,
-        stride: 16,
-        key_off: 0,
-        val_off: 8,
-    };
+    let ins = DeviceBatch { ptr: d_pairs.ptr(), len: n, stride: 16, key_off: 0, val_off: 8 };
     let hit = ins;
-    let miss = DeviceBatch {
-        ptr: d_miss.ptr(),
-        len: n,
-        stride: 8,
-        key_off: 0,
-        val_off: 0,
-    };
+    let miss = DeviceBatch { ptr: d_miss.ptr(), len: n, stride: 8, key_off: 0, val_off: 0 };
     let (mut ti, mut th, mut tm) = (vec![], vec![], vec![]);
     let mut flags = vec![0u8; n];
     let mut vals = vec![0u8; n * 8];
@@ -110,11 +89,7 @@ fn device_resident(n: usize, hash: HashStrategy) {
         table.clear().expect("clear");
         let (a, new) = time(|| table.insert_device(ins).expect("insert"));
         assert_eq!(new, n);
-        let (b, ()) = time(|| {
-            table
-                .find_device(hit, found.ptr(), out.ptr())
-                .expect("find")
-        });
+        let (b, ()) = time(|| table.find_device(hit, found.ptr(), out.ptr()).expect("find"));
         if rep == 0 {
             found.download(&mut flags).expect("dl");
             out.download(&mut vals).expect("dl");

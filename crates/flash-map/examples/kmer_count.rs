@@ -66,10 +66,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{} bases", seq.len());
     let mask = (1u64 << (2 * K)) - 1;
     // Overlapping k-mers share most of their bits: hash every byte with Murmur3.
-    let mut counts: FlashMap<u64, u32> = FlashMap::builder(1 << 16)
-        .hash_strategy(HashStrategy::Murmur3)
-        .auto_grow(true)
-        .build()?;
+    let mut counts: FlashMap<u64, u32> =
+        FlashMap::builder(1 << 16).hash_strategy(HashStrategy::Murmur3).auto_grow(true).build()?;
     let mut model: HashMap<u64, u32> = HashMap::new();
     let mut meter = Meter::default();
     let mut batch: Vec<(u64, u32)> = Vec::with_capacity(BATCH);
@@ -91,42 +89,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             total += batch.len();
             meter.time(batch.len(), || counts.bulk_add(&batch))?;
             batch.clear();
-            println!(
-                "{total} k-mers counted, {} distinct, {}",
-                counts.len(),
-                meter.summary()
-            );
+            println!("{total} k-mers counted, {} distinct, {}", counts.len(), meter.summary());
         }
     }
     total += batch.len();
     meter.time(batch.len(), || counts.bulk_add(&batch))?;
-    println!(
-        "{total} k-mers, {} distinct: {}",
-        counts.len(),
-        meter.summary()
-    );
+    println!("{total} k-mers, {} distinct: {}", counts.len(), meter.summary());
 
     let mut top = counts.entries()?;
     top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let decode = |k: u64| -> String {
-        (0..K)
-            .rev()
-            .map(|i| b"ACGT"[(k >> (2 * i)) as usize & 3] as char)
-            .collect()
-    };
+    let decode = |k: u64| -> String { (0..K).rev().map(|i| b"ACGT"[(k >> (2 * i)) as usize & 3] as char).collect() };
     println!("top k-mers:");
     for (k, c) in top.iter().take(5) {
         println!("  {} {c}", decode(*k));
     }
     assert_eq!(counts.len(), model.len());
-    assert!(
-        top.iter().all(|(k, c)| model.get(k) == Some(c)),
-        "counts equal a std HashMap's"
-    );
-    println!(
-        "verified: {} distinct k-mer counts equal a std HashMap's (backend {})",
-        model.len(),
-        counts.backend()
-    );
+    assert!(top.iter().all(|(k, c)| model.get(k) == Some(c)), "counts equal a std HashMap's");
+    println!("verified: {} distinct k-mer counts equal a std HashMap's (backend {})", model.len(), counts.backend());
     Ok(())
 }

@@ -29,30 +29,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let per_tick: u64 = arg(2, 20_000);
     // Order ids are sequential: Murmur3 spreads them (Identity would place consecutive ids
     // in consecutive slots and build long probe runs).
-    let mut book: FlashMap<u64, Order> = FlashMap::builder(1 << 20)
-        .hash_strategy(HashStrategy::Murmur3)
-        .auto_grow(true)
-        .build()?;
+    let mut book: FlashMap<u64, Order> =
+        FlashMap::builder(1 << 20).hash_strategy(HashStrategy::Murmur3).auto_grow(true).build()?;
     println!("{book:?}");
     let mut live: Vec<u64> = Vec::new();
     let mut shadow: HashSet<u64> = HashSet::new();
-    let (mut ins_m, mut amend_m, mut cancel_m) =
-        (Meter::default(), Meter::default(), Meter::default());
+    let (mut ins_m, mut amend_m, mut cancel_m) = (Meter::default(), Meter::default(), Meter::default());
     let mut next_id = 1u64;
     for tick in 0..ticks {
         let new: Vec<(u64, Order)> = (0..per_tick / 2)
             .map(|j| {
                 let id = next_id + j;
                 let r = splitmix(id);
-                (
-                    id,
-                    Order {
-                        price: 10_000 + r % 200,
-                        qty: 1 + r % 1_000,
-                        ts: tick,
-                        side: r & 1,
-                    },
-                )
+                (id, Order { price: 10_000 + r % 200, qty: 1 + r % 1_000, ts: tick, side: r & 1 })
             })
             .collect();
         next_id += per_tick / 2;
@@ -66,22 +55,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let amends: Vec<(u64, Order)> = (0..per_tick / 4)
             .map(|j| {
                 let id = live[(splitmix(tick << 20 | j) % live.len() as u64) as usize];
-                (
-                    id,
-                    Order {
-                        price: 10_000,
-                        qty: j,
-                        ts: tick,
-                        side: 0,
-                    },
-                )
+                (id, Order { price: 10_000, qty: j, ts: tick, side: 0 })
             })
             .collect();
-        assert_eq!(
-            amend_m.time(amends.len(), || book.bulk_insert(&amends))?,
-            0,
-            "amends create nothing"
-        );
+        assert_eq!(amend_m.time(amends.len(), || book.bulk_insert(&amends))?, 0, "amends create nothing");
         // Cancel as many orders as arrived, oldest-biased, some of them twice.
         let mut cancels: Vec<u64> = Vec::with_capacity(per_tick as usize / 2);
         for j in 0..per_tick / 2 {
@@ -94,29 +71,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         live.retain(|id| shadow.contains(id));
         assert_eq!(book.len(), shadow.len());
         if (tick + 1) % (ticks / 10).max(1) == 0 {
-            println!(
-                "tick {:>5}: {} resting orders, insert {}",
-                tick + 1,
-                book.len(),
-                ins_m.summary()
-            );
+            println!("tick {:>5}: {} resting orders, insert {}", tick + 1, book.len(), ins_m.summary());
         }
     }
     let ids: Vec<u64> = live.clone();
-    assert!(
-        book.bulk_contains(&ids)?.iter().all(|&c| c),
-        "every resting order is in the book"
-    );
-    println!(
-        "inserts: {}\namends:  {}\ncancels: {}",
-        ins_m.summary(),
-        amend_m.summary(),
-        cancel_m.summary()
-    );
-    println!(
-        "verified: {} resting orders match the shadow book (backend {})",
-        book.len(),
-        book.backend()
-    );
+    assert!(book.bulk_contains(&ids)?.iter().all(|&c| c), "every resting order is in the book");
+    println!("inserts: {}\namends:  {}\ncancels: {}", ins_m.summary(), amend_m.summary(), cancel_m.summary());
+    println!("verified: {} resting orders match the shadow book (backend {})", book.len(), book.backend());
     Ok(())
 }

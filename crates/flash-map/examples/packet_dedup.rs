@@ -38,18 +38,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         dups_found += first.iter().filter(|&&f| !f).count() as u64;
         packets += size;
         if (b + 1) % (batches / 10).max(1) == 0 {
-            println!(
-                "batch {:>4}: {packets} packets, {} distinct, {}",
-                b + 1,
-                seen.len(),
-                meter.summary()
-            );
+            println!("batch {:>4}: {packets} packets, {} distinct, {}", b + 1, seen.len(), meter.summary());
         }
     }
-    assert_eq!(
-        dups_found, dups_true,
-        "duplicates found = duplicates generated"
-    );
+    assert_eq!(dups_found, dups_true, "duplicates found = duplicates generated");
     assert_eq!(seen.len() as u64, fresh);
     println!(
         "verified: duplicate rate {:.2}% ({dups_found} of {packets}) matches the generator; backend {}",

@@ -34,20 +34,12 @@ fn value(i: u64) -> Value {
 }
 
 fn rate(n: usize, secs: f64) -> String {
-    format!(
-        "{:>8.2} ms  {:>7.2} M ops/s",
-        secs * 1e3,
-        n as f64 / secs / 1e6
-    )
+    format!("{:>8.2} ms  {:>7.2} M ops/s", secs * 1e3, n as f64 / secs / 1e6)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let n: usize = std::env::args()
-        .nth(1)
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(1_000_000);
+    let n: usize = std::env::args().nth(1).map(|a| a.parse()).transpose()?.unwrap_or(1_000_000);
 
     println!("generating {n} pairs of [u8; 32] -> [u8; 128] ...");
     let pairs: Vec<(Key, Value)> = (0..n as u64).map(|i| (key(1, i), value(i))).collect();
@@ -59,20 +51,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let t = Instant::now();
     let new = map.bulk_insert(&pairs)?;
-    println!(
-        "insert   {}  ({new} new)",
-        rate(n, t.elapsed().as_secs_f64())
-    );
+    println!("insert   {}  ({new} new)", rate(n, t.elapsed().as_secs_f64()));
     assert_eq!(new, n);
 
     let t = Instant::now();
     let got = map.bulk_get(&keys)?;
     println!("get hit  {}", rate(n, t.elapsed().as_secs_f64()));
-    let ok = got
-        .iter()
-        .zip(&pairs)
-        .filter(|(g, p)| **g == Some(p.1))
-        .count();
+    let ok = got.iter().zip(&pairs).filter(|(g, p)| **g == Some(p.1)).count();
     assert_eq!(ok, n, "every key must be found with its value");
 
     let t = Instant::now();
@@ -82,16 +67,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let t = Instant::now();
     let removed = map.bulk_remove(&keys)?;
-    println!(
-        "remove   {}  ({removed} removed)",
-        rate(n, t.elapsed().as_secs_f64())
-    );
+    println!("remove   {}  ({removed} removed)", rate(n, t.elapsed().as_secs_f64()));
     assert_eq!(removed, n);
     assert!(map.is_empty());
 
-    println!(
-        "backend {}: {n} pairs inserted, found, missed and removed; all results verified",
-        map.backend()
-    );
+    println!("backend {}: {n} pairs inserted, found, missed and removed; all results verified", map.backend());
     Ok(())
 }

@@ -25,9 +25,7 @@ pub struct AsyncFlashMap<K, V> {
 
 impl<K, V> Clone for AsyncFlashMap<K, V> {
     fn clone(&self) -> Self {
-        AsyncFlashMap {
-            inner: Arc::clone(&self.inner),
-        }
+        AsyncFlashMap { inner: Arc::clone(&self.inner) }
     }
 }
 
@@ -36,17 +34,13 @@ fn poisoned() -> FlashMapError {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| FlashMapError::Io(std::io::Error::other(e)))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| FlashMapError::Io(std::io::Error::other(e)))?
 }
 
 impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> AsyncFlashMap<K, V> {
     /// Wraps a map.
     pub fn new(map: FlashMap<K, V>) -> Self {
-        AsyncFlashMap {
-            inner: Arc::new(RwLock::new(map)),
-        }
+        AsyncFlashMap { inner: Arc::new(RwLock::new(map)) }
     }
 
     /// [`FlashMap::bulk_insert`] on the blocking pool.

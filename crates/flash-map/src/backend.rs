@@ -38,10 +38,7 @@ impl Backend {
 
     /// The backends compiled in, in order of preference.
     pub fn compiled() -> Vec<Backend> {
-        [Backend::Cuda, Backend::Rayon, Backend::Serial]
-            .into_iter()
-            .filter(|b| b.is_compiled())
-            .collect()
+        [Backend::Cuda, Backend::Rayon, Backend::Serial].into_iter().filter(|b| b.is_compiled()).collect()
     }
 }
 
@@ -58,9 +55,7 @@ impl From<flash_map_cuda::CudaError> for FlashMapError {
         use flash_map_cuda::CudaError as C;
         match e {
             C::TableFull { len, new, capacity } => FlashMapError::TableFull { len, new, capacity },
-            C::HostAlloc { bytes } | C::DeviceAlloc { bytes } => {
-                FlashMapError::AllocationFailed { bytes }
-            }
+            C::HostAlloc { bytes } | C::DeviceAlloc { bytes } => FlashMapError::AllocationFailed { bytes },
             other => FlashMapError::Cuda(other.to_string()),
         }
     }
@@ -68,26 +63,16 @@ impl From<flash_map_cuda::CudaError> for FlashMapError {
 
 impl Engine {
     /// Makes an engine of `backend`, which must be compiled in.
-    pub(crate) fn new(
-        backend: Backend,
-        layout: TableLayout,
-        hash: HashStrategy,
-        device_id: usize,
-    ) -> Result<Engine> {
+    pub(crate) fn new(backend: Backend, layout: TableLayout, hash: HashStrategy, device_id: usize) -> Result<Engine> {
         let _ = device_id;
         match backend {
             #[cfg(feature = "cuda")]
-            Backend::Cuda => Ok(Engine::Cuda(flash_map_cuda::CudaTable::new(
-                layout, hash, device_id,
-            )?)),
+            Backend::Cuda => Ok(Engine::Cuda(flash_map_cuda::CudaTable::new(layout, hash, device_id)?)),
             #[cfg(feature = "rayon")]
             Backend::Rayon => Ok(Engine::Cpu(CpuTable::new(layout, hash, Exec::Rayon)?)),
             Backend::Serial => Ok(Engine::Cpu(CpuTable::new(layout, hash, Exec::Serial)?)),
             #[allow(unreachable_patterns)]
-            other => Err(FlashMapError::BackendUnavailable {
-                backend: other,
-                reason: "not compiled in".into(),
-            }),
+            other => Err(FlashMapError::BackendUnavailable { backend: other, reason: "not compiled in".into() }),
         }
     }
 
@@ -143,11 +128,7 @@ impl Engine {
     }
 
     /// Looks up `b`, calling `put(i, value)` once per position.
-    pub(crate) fn get(
-        &self,
-        b: &Batch,
-        put: &(dyn Fn(usize, Option<*const u8>) + Sync),
-    ) -> Result<()> {
+    pub(crate) fn get(&self, b: &Batch, put: &(dyn Fn(usize, Option<*const u8>) + Sync)) -> Result<()> {
         struct Sink<'a>(&'a (dyn Fn(usize, Option<*const u8>) + Sync));
         impl flash_map_cpu::GetSink for Sink<'_> {
             unsafe fn put(&self, i: usize, v: Option<*const u8>) {

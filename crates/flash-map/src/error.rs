@@ -82,11 +82,7 @@ impl From<flash_map_cpu::CpuError> for FlashMapError {
     }
 }
 
-pub(crate) fn layout_error(
-    e: flash_map_core::LayoutError,
-    requested: usize,
-    lf: f64,
-) -> FlashMapError {
+pub(crate) fn layout_error(e: flash_map_core::LayoutError, requested: usize, lf: f64) -> FlashMapError {
     use flash_map_core::LayoutError as L;
     match e {
         L::ZeroCapacity => FlashMapError::ZeroCapacity,

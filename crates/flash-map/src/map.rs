@@ -60,10 +60,7 @@ impl<K, V> std::fmt::Debug for FlashMap<K, V> {
 
 fn check_batch(len: usize) -> Result<()> {
     if len > MAX_BATCH {
-        return Err(FlashMapError::BatchTooLarge {
-            len,
-            max: MAX_BATCH,
-        });
+        return Err(FlashMapError::BatchTooLarge { len, max: MAX_BATCH });
     }
     Ok(())
 }
@@ -74,29 +71,14 @@ fn pair_batch<K, V>(pairs: &[(K, V)]) -> Batch {
     let base = probe.as_ptr();
     // SAFETY: only field addresses are taken, nothing is read.
     let (key_off, val_off) = unsafe {
-        (
-            std::ptr::addr_of!((*base).0) as usize - base as usize,
-            std::ptr::addr_of!((*base).1) as usize - base as usize,
-        )
+        (std::ptr::addr_of!((*base).0) as usize - base as usize, std::ptr::addr_of!((*base).1) as usize - base as usize)
     };
-    Batch {
-        base: pairs.as_ptr() as *const u8,
-        len: pairs.len(),
-        stride: size_of::<(K, V)>(),
-        key_off,
-        val_off,
-    }
+    Batch { base: pairs.as_ptr() as *const u8, len: pairs.len(), stride: size_of::<(K, V)>(), key_off, val_off }
 }
 
 /// The byte view of a batch of keys.
 fn key_batch<K>(keys: &[K]) -> Batch {
-    Batch {
-        base: keys.as_ptr() as *const u8,
-        len: keys.len(),
-        stride: size_of::<K>(),
-        key_off: 0,
-        val_off: 0,
-    }
+    Batch { base: keys.as_ptr() as *const u8, len: keys.len(), stride: size_of::<K>(), key_off: 0, val_off: 0 }
 }
 
 impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K, V> {
@@ -114,12 +96,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     }
 
     pub(crate) fn from_parts(engine: Engine, backend: Backend, auto_grow: bool) -> Self {
-        FlashMap {
-            engine,
-            backend,
-            auto_grow,
-            _types: PhantomData,
-        }
+        FlashMap { engine, backend, auto_grow, _types: PhantomData }
     }
 
     /// How many entries the map holds before a batch fails with `TableFull`.
@@ -188,9 +165,8 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
 
     fn grow_to(&mut self, capacity: usize) -> Result<()> {
         let old = self.engine.layout();
-        let layout =
-            TableLayout::for_capacity(capacity, old.max_load_factor, old.key_size, old.value_size)
-                .map_err(|e| layout_error(e, capacity, old.max_load_factor))?;
+        let layout = TableLayout::for_capacity(capacity, old.max_load_factor, old.key_size, old.value_size)
+            .map_err(|e| layout_error(e, capacity, old.max_load_factor))?;
         self.engine.rebuild(layout)
     }
 
@@ -239,9 +215,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         let n = keys.len();
         let mut out: Vec<Option<V>> = Vec::new();
         out.try_reserve_exact(n)
-            .map_err(|_| FlashMapError::AllocationFailed {
-                bytes: n.saturating_mul(size_of::<Option<V>>()),
-            })?;
+            .map_err(|_| FlashMapError::AllocationFailed { bytes: n.saturating_mul(size_of::<Option<V>>()) })?;
         struct OutPtr<V>(*mut Option<V>);
         // SAFETY: each index is written by exactly one thread (the engines' contract).
         unsafe impl<V> Sync for OutPtr<V> {}
@@ -250,11 +224,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
             let _ = &dst;
             // SAFETY: `i < n <= capacity`; a `Some` pointer holds `size_of::<V>()` bytes of a
             // stored `V` (any bit pattern is a valid Pod value).
-            unsafe {
-                dst.0
-                    .add(i)
-                    .write(v.map(|p| std::ptr::read_unaligned(p as *const V)))
-            };
+            unsafe { dst.0.add(i).write(v.map(|p| std::ptr::read_unaligned(p as *const V))) };
         };
         self.engine.get(&key_batch(keys), &put)?;
         // SAFETY: the engine called `put` once for every `i < n`.
@@ -285,15 +255,9 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     pub fn entries(&self) -> Result<Vec<(K, V)>> {
         let mut out = Vec::new();
         out.try_reserve_exact(self.len())
-            .map_err(|_| FlashMapError::AllocationFailed {
-                bytes: self.len().saturating_mul(size_of::<(K, V)>()),
-            })?;
-        self.engine.for_each_entry(&mut |k, v| {
-            out.push((
-                bytemuck::pod_read_unaligned(k),
-                bytemuck::pod_read_unaligned(v),
-            ))
-        })?;
+            .map_err(|_| FlashMapError::AllocationFailed { bytes: self.len().saturating_mul(size_of::<(K, V)>()) })?;
+        self.engine
+            .for_each_entry(&mut |k, v| out.push((bytemuck::pod_read_unaligned(k), bytemuck::pod_read_unaligned(v))))?;
         Ok(out)
     }
 
@@ -304,12 +268,8 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
 
     /// Grows the map so that `len() + additional` entries fit.
     pub fn reserve(&mut self, additional: usize) -> Result<()> {
-        let need = self
-            .len()
-            .checked_add(additional)
-            .ok_or(FlashMapError::CapacityOverflow {
-                requested: usize::MAX,
-            })?;
+        let need =
+            self.len().checked_add(additional).ok_or(FlashMapError::CapacityOverflow { requested: usize::MAX })?;
         if need > self.capacity() {
             self.grow_to(need)?;
         }

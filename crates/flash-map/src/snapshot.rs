@@ -69,9 +69,7 @@ impl Header {
         }
         let version = u32_at(8);
         if version != VERSION {
-            return Err(bad(format!(
-                "unsupported version {version}; this build reads version {VERSION}"
-            )));
+            return Err(bad(format!("unsupported version {version}; this build reads version {VERSION}")));
         }
         let (ks, vs) = (u32_at(12) as usize, u32_at(16) as usize);
         if ks != key_size || vs != value_size {
@@ -79,17 +77,14 @@ impl Header {
                 "snapshot holds {ks}-byte keys and {vs}-byte values; this map has {key_size} and {value_size}"
             )));
         }
-        let hash =
-            HashStrategy::from_code(u32_at(20)).ok_or_else(|| bad("unknown hash strategy"))?;
+        let hash = HashStrategy::from_code(u32_at(20)).ok_or_else(|| bad("unknown hash strategy"))?;
         let max_load_factor = f64::from_bits(u64_at(24));
         if !(max_load_factor > 0.0 && max_load_factor < 1.0) {
             return Err(bad("max load factor out of range"));
         }
         let (capacity, len) = (u64_at(32), u64_at(40));
         if capacity == 0 || capacity >= MAX_SLOTS as u64 || len > capacity {
-            return Err(bad(format!(
-                "inconsistent sizes: {len} entries, capacity {capacity}"
-            )));
+            return Err(bad(format!("inconsistent sizes: {len} entries, capacity {capacity}")));
         }
         Ok(Header {
             key_size: ks,
@@ -103,11 +98,7 @@ impl Header {
 }
 
 /// Reads the header, entries and checksum; returns the header and the raw entry bytes.
-fn read_snapshot<R: Read>(
-    mut r: R,
-    key_size: usize,
-    value_size: usize,
-) -> Result<(Header, Vec<u8>)> {
+fn read_snapshot<R: Read>(mut r: R, key_size: usize, value_size: usize) -> Result<(Header, Vec<u8>)> {
     let truncated = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             bad("truncated snapshot")
@@ -120,10 +111,7 @@ fn read_snapshot<R: Read>(
     let header = Header::decode(&raw, key_size, value_size)?;
     let mut crc = crc32fast::Hasher::new();
     crc.update(&raw);
-    let total = header
-        .len
-        .checked_mul(key_size + value_size)
-        .ok_or_else(|| bad("entry count overflows"))?;
+    let total = header.len.checked_mul(key_size + value_size).ok_or_else(|| bad("entry count overflows"))?;
     // Grow with the data actually read, never by the header's word alone.
     let mut body = Vec::with_capacity(total.min(CHUNK));
     while body.len() < total {
@@ -195,10 +183,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     /// factor and capacity it was saved with, on the best available backend.
     pub fn load<R: Read>(r: R) -> Result<Self> {
         let (h, body) = read_snapshot(r, size_of::<K>(), size_of::<V>())?;
-        let map = FlashMapBuilder::new(h.capacity)
-            .hash_strategy(h.hash)
-            .max_load_factor(h.max_load_factor)
-            .build()?;
+        let map = FlashMapBuilder::new(h.capacity).hash_strategy(h.hash).max_load_factor(h.max_load_factor).build()?;
         fill(map, &body)
     }
 }
@@ -224,10 +209,7 @@ fn fill<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync>(
         batch.clear();
         batch.extend(chunk.chunks_exact(rec).map(|e| {
             let (k, v) = e.split_at(size_of::<K>());
-            (
-                bytemuck::pod_read_unaligned(k),
-                bytemuck::pod_read_unaligned(v),
-            )
+            (bytemuck::pod_read_unaligned(k), bytemuck::pod_read_unaligned(v))
         }));
         map.bulk_insert(&batch)?;
     }

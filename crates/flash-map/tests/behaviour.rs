@@ -8,21 +8,14 @@ use flash_map::{Backend, FlashMap, FlashMapBuilder, FlashMapError, HashStrategy}
 #[test]
 fn quick_start_flow() {
     for backend in backends() {
-        let mut map: FlashMap<[u8; 32], [u8; 128]> =
-            FlashMap::builder(10_000).backend(backend).build().unwrap();
+        let mut map: FlashMap<[u8; 32], [u8; 128]> = FlashMap::builder(10_000).backend(backend).build().unwrap();
         let pairs: Vec<([u8; 32], [u8; 128])> = (0..5_000u32)
             .map(|i| {
                 let mut k = [0u8; 32];
                 k[..4].copy_from_slice(&i.to_le_bytes());
                 k[31] = 7;
                 (
-                    [k[0] ^ 0x5a; 1]
-                        .iter()
-                        .chain(&k[1..])
-                        .copied()
-                        .collect::<Vec<u8>>()
-                        .try_into()
-                        .unwrap(),
+                    [k[0] ^ 0x5a; 1].iter().chain(&k[1..]).copied().collect::<Vec<u8>>().try_into().unwrap(),
                     [i as u8; 128],
                 )
             })
@@ -39,10 +32,8 @@ fn quick_start_flow() {
 
 #[test]
 fn builder_example_from_the_api_contract_compiles_and_builds() {
-    let m: FlashMap<[u8; 32], [u8; 64]> = FlashMap::builder(1_000_000)
-        .hash_strategy(HashStrategy::Murmur3)
-        .build()
-        .unwrap();
+    let m: FlashMap<[u8; 32], [u8; 64]> =
+        FlashMap::builder(1_000_000).hash_strategy(HashStrategy::Murmur3).build().unwrap();
     assert!(m.capacity() >= 1_000_000);
     let b: FlashMapBuilder<u64, u64> = FlashMapBuilder::new(10).device_id(3).force_cpu();
     assert_ne!(b.build().unwrap().backend(), Backend::Cuda);
@@ -52,11 +43,7 @@ fn builder_example_from_the_api_contract_compiles_and_builds() {
 fn capacity_is_a_power_of_two_at_the_default_load_factor() {
     for n in [1usize, 2, 3, 1000, 1 << 16, (1 << 16) + 1] {
         let m: FlashMap<u64, u64> = FlashMap::with_capacity(n).unwrap();
-        assert!(
-            m.capacity() >= n && m.capacity().is_power_of_two(),
-            "{n} -> {}",
-            m.capacity()
-        );
+        assert!(m.capacity() >= n && m.capacity().is_power_of_two(), "{n} -> {}", m.capacity());
         assert_eq!(m.load_factor(), 0.0);
         assert!(m.is_empty());
     }
@@ -64,27 +51,15 @@ fn capacity_is_a_power_of_two_at_the_default_load_factor() {
 
 #[test]
 fn absurd_capacities_are_errors_not_aborts() {
-    assert!(matches!(
-        FlashMap::<u64, u64>::with_capacity(0),
-        Err(FlashMapError::ZeroCapacity)
-    ));
-    assert!(matches!(
-        FlashMap::<u64, u64>::with_capacity(usize::MAX),
-        Err(FlashMapError::CapacityOverflow { .. })
-    ));
+    assert!(matches!(FlashMap::<u64, u64>::with_capacity(0), Err(FlashMapError::ZeroCapacity)));
+    assert!(matches!(FlashMap::<u64, u64>::with_capacity(usize::MAX), Err(FlashMapError::CapacityOverflow { .. })));
     assert!(matches!(
         FlashMap::<[u8; 32], [u8; 128]>::with_capacity(1 << 60),
         Err(FlashMapError::CapacityOverflow { .. })
     ));
     // Representable but far beyond this machine's memory: an allocation error.
     let r = FlashMap::<[u8; 64], [u8; 4096]>::with_capacity(1 << 30);
-    assert!(
-        matches!(
-            r,
-            Err(FlashMapError::AllocationFailed { .. }) | Err(FlashMapError::Cuda(_))
-        ),
-        "{r:?}"
-    );
+    assert!(matches!(r, Err(FlashMapError::AllocationFailed { .. }) | Err(FlashMapError::Cuda(_))), "{r:?}");
 }
 
 #[test]
@@ -102,10 +77,7 @@ fn forcing_a_backend_that_is_not_compiled_fails_clearly() {
             assert_eq!(r.unwrap().backend(), b);
         } else if !b.is_compiled() {
             let msg = r.unwrap_err().to_string();
-            assert!(
-                msg.contains("not compiled in") && msg.contains("feature"),
-                "{msg}"
-            );
+            assert!(msg.contains("not compiled in") && msg.contains("feature"), "{msg}");
         }
     }
 }
@@ -127,10 +99,7 @@ fn identity_hash_handles_short_keys_and_zero_keys() {
         let mut m: FlashMap<[u8; 2], u8> = FlashMap::builder(300).backend(backend).build().unwrap();
         let pairs: Vec<([u8; 2], u8)> = (0..=255u8).map(|i| ([i, 0], i)).collect();
         assert_eq!(m.bulk_insert(&pairs).unwrap(), 256);
-        assert_eq!(
-            m.bulk_get(&[[0, 0], [255, 0], [0, 1]]).unwrap(),
-            vec![Some(0), Some(255), None]
-        );
+        assert_eq!(m.bulk_get(&[[0, 0], [255, 0], [0, 1]]).unwrap(), vec![Some(0), Some(255), None]);
     }
 }
 
@@ -155,9 +124,6 @@ fn padded_pair_types_work() {
         let pairs: Vec<(u8, u64)> = (0..=255u8).map(|i| (i, u64::MAX - i as u64)).collect();
         assert_eq!(m.bulk_insert(&pairs).unwrap(), 256);
         let got = m.bulk_get(&[0, 7, 255]).unwrap();
-        assert_eq!(
-            got,
-            vec![Some(u64::MAX), Some(u64::MAX - 7), Some(u64::MAX - 255)]
-        );
+        assert_eq!(got, vec![Some(u64::MAX), Some(u64::MAX - 7), Some(u64::MAX - 255)]);
     }
 }

@@ -24,11 +24,7 @@ w!(u32, u64, i32, i64);
 fn run<V: Wrapping>(backend: Backend, hash: HashStrategy, seed: u64) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let cap = 512;
-    let mut map: FlashMap<u64, V> = FlashMap::builder(cap)
-        .backend(backend)
-        .hash_strategy(hash)
-        .build()
-        .unwrap();
+    let mut map: FlashMap<u64, V> = FlashMap::builder(cap).backend(backend).hash_strategy(hash).build().unwrap();
     let mut model: BTreeMap<u64, V> = BTreeMap::new();
     let mut log = Vec::new();
     let mut fulls = 0;
@@ -36,12 +32,7 @@ fn run<V: Wrapping>(backend: Backend, hash: HashStrategy, seed: u64) -> Vec<usiz
         let n = rng.gen_range(0..400);
         // Few distinct keys, many repeats; values near the type's wrap-around.
         let pairs: Vec<(u64, V)> = (0..n)
-            .map(|_| {
-                (
-                    from_id::<u64>(rng.gen_range(0..700)),
-                    V::from_u64(rng.gen::<u64>() >> rng.gen_range(0..64)),
-                )
-            })
+            .map(|_| (from_id::<u64>(rng.gen_range(0..700)), V::from_u64(rng.gen::<u64>() >> rng.gen_range(0..64))))
             .collect();
         let mut fresh = std::collections::HashSet::new();
         for (k, _) in &pairs {
@@ -51,10 +42,7 @@ fn run<V: Wrapping>(backend: Backend, hash: HashStrategy, seed: u64) -> Vec<usiz
         }
         let res = map.bulk_add(&pairs);
         if model.len() + fresh.len() > cap {
-            assert!(
-                matches!(res, Err(FlashMapError::TableFull { .. })),
-                "round {round}: {res:?}"
-            );
+            assert!(matches!(res, Err(FlashMapError::TableFull { .. })), "round {round}: {res:?}");
             fulls += 1;
             // Make room.
             let drop: Vec<u64> = model.keys().take(200).copied().collect();
@@ -83,10 +71,7 @@ fn run<V: Wrapping>(backend: Backend, hash: HashStrategy, seed: u64) -> Vec<usiz
 
 fn all<V: Wrapping>(seed: u64) {
     for hash in [HashStrategy::Identity, HashStrategy::Murmur3] {
-        let logs: Vec<Vec<usize>> = backends()
-            .into_iter()
-            .map(|b| run::<V>(b, hash, seed))
-            .collect();
+        let logs: Vec<Vec<usize>> = backends().into_iter().map(|b| run::<V>(b, hash, seed)).collect();
         assert!(logs.windows(2).all(|w| w[0] == w[1]), "backends disagree");
     }
 }

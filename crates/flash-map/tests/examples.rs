@@ -7,11 +7,7 @@ use std::process::Command;
 fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test path");
     // target/<profile>/deps/examples-<hash>  ->  target/<profile>/examples/<name>
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("examples");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir").join("examples");
     let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
@@ -22,22 +18,10 @@ fn example(name: &str) -> PathBuf {
 }
 
 fn run(name: &str, args: &[&str]) -> String {
-    let out = Command::new(example(name))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("start example");
+    let out = Command::new(example(name)).args(args).env("RUST_LOG", "warn").output().expect("start example");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "{name} failed: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("verified"),
-        "{name} did not verify its result:\n{stdout}"
-    );
+    assert!(out.status.success(), "{name} failed: {}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("verified"), "{name} did not verify its result:\n{stdout}");
     stdout
 }
 
@@ -76,14 +60,8 @@ fn kmer_count_generated_and_from_fasta() {
     let dir = std::env::temp_dir().join(format!("flash-map-kmer-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let fa = dir.join("t.fa");
-    let seq: String = (0..5000u64)
-        .map(|i| ['A', 'C', 'G', 'T', 'N'][(i * i % 7 % 5) as usize])
-        .collect();
-    std::fs::write(
-        &fa,
-        format!(">test sequence\n{}\n{}\n", &seq[..2500], &seq[2500..]),
-    )
-    .unwrap();
+    let seq: String = (0..5000u64).map(|i| ['A', 'C', 'G', 'T', 'N'][(i * i % 7 % 5) as usize]).collect();
+    std::fs::write(&fa, format!(">test sequence\n{}\n{}\n", &seq[..2500], &seq[2500..])).unwrap();
     let out = run("kmer_count", &[fa.to_str().unwrap()]);
     assert!(out.contains("5000 bases"), "{out}");
     std::fs::remove_dir_all(dir).ok();

@@ -13,9 +13,7 @@ impl log::Log for Capture {
         true
     }
     fn log(&self, r: &log::Record<'_>) {
-        LOG.lock()
-            .unwrap()
-            .push(format!("{} {}", r.level(), r.args()));
+        LOG.lock().unwrap().push(format!("{} {}", r.level(), r.args()));
     }
     fn flush(&self) {}
 }
@@ -39,10 +37,7 @@ fn default_build_picks_the_best_backend_and_logs_why() {
     assert_eq!(m.backend(), expected);
     let log = LOG.lock().unwrap().join("\n");
     if cfg!(feature = "cuda") && !gpu_expected() {
-        assert!(
-            log.contains("GPU skipped"),
-            "the reason for skipping the GPU must be logged: {log}"
-        );
+        assert!(log.contains("GPU skipped"), "the reason for skipping the GPU must be logged: {log}");
     }
     if cfg!(feature = "cuda") {
         // force_cpu is honoured and logged.
@@ -58,19 +53,11 @@ fn forcing_cuda_without_a_usable_gpu_is_a_clear_error() {
         eprintln!("SKIPPED: a GPU is expected here (FLASH_MAP_TEST_CUDA=1)");
         return;
     }
-    let r = FlashMap::<u64, u64>::builder(10)
-        .backend(Backend::Cuda)
-        .build();
+    let r = FlashMap::<u64, u64>::builder(10).backend(Backend::Cuda).build();
     match r {
-        Err(FlashMapError::BackendUnavailable {
-            backend: Backend::Cuda,
-            reason,
-        }) => {
+        Err(FlashMapError::BackendUnavailable { backend: Backend::Cuda, reason }) => {
             if cfg!(feature = "cuda") {
-                assert!(
-                    reason.contains("CUDA") || reason.contains("device"),
-                    "{reason}"
-                );
+                assert!(reason.contains("CUDA") || reason.contains("device"), "{reason}");
             } else {
                 assert!(reason.contains("`cuda` feature"), "{reason}");
             }
@@ -78,9 +65,6 @@ fn forcing_cuda_without_a_usable_gpu_is_a_clear_error() {
         other => panic!("expected BackendUnavailable, got {other:?}"),
     }
     // A bad device id is an error too, never a panic.
-    let r = FlashMap::<u64, u64>::builder(10)
-        .backend(Backend::Cuda)
-        .device_id(99)
-        .build();
+    let r = FlashMap::<u64, u64>::builder(10).backend(Backend::Cuda).device_id(99).build();
     assert!(matches!(r, Err(FlashMapError::BackendUnavailable { .. })));
 }

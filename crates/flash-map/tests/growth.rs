@@ -26,21 +26,14 @@ fn auto_grow_model_on_every_backend() {
 #[test]
 fn auto_grow_keeps_everything() {
     for backend in backends() {
-        let mut m: FlashMap<u64, u64> = FlashMap::builder(4)
-            .backend(backend)
-            .auto_grow(true)
-            .build()
-            .unwrap();
+        let mut m: FlashMap<u64, u64> = FlashMap::builder(4).backend(backend).auto_grow(true).build().unwrap();
         let cap0 = m.capacity();
         let pairs: Vec<(u64, u64)> = (0..10_000).map(|i| (i, i * 3)).collect();
         assert_eq!(m.bulk_insert(&pairs).unwrap(), 10_000);
         assert!(m.capacity() >= 10_000 && m.capacity() > cap0);
         let keys: Vec<u64> = (0..10_000).collect();
         let got = m.bulk_get(&keys).unwrap();
-        assert!(got
-            .iter()
-            .enumerate()
-            .all(|(i, g)| *g == Some(i as u64 * 3)));
+        assert!(got.iter().enumerate().all(|(i, g)| *g == Some(i as u64 * 3)));
     }
 }
 
@@ -52,27 +45,17 @@ fn without_auto_grow_a_full_batch_fails_and_changes_nothing() {
         m.bulk_insert(&[(1, 1), (2, 2)]).unwrap();
         let big: Vec<(u64, u64)> = (0..9).map(|i| (i, 100)).collect();
         match m.bulk_insert(&big) {
-            Err(FlashMapError::TableFull {
-                len: 2,
-                capacity: 8,
-                ..
-            }) => {}
+            Err(FlashMapError::TableFull { len: 2, capacity: 8, .. }) => {}
             other => panic!("{other:?}"),
         }
-        assert_eq!(
-            m.bulk_get(&[1, 2, 3]).unwrap(),
-            vec![Some(1), Some(2), None]
-        );
+        assert_eq!(m.bulk_get(&[1, 2, 3]).unwrap(), vec![Some(1), Some(2), None]);
         // Updates never fail for capacity, even at the limit.
         let fill: Vec<(u64, u64)> = (0..8).map(|i| (i, i)).collect();
         assert_eq!(m.bulk_insert(&fill).unwrap(), 6);
         assert_eq!(m.bulk_insert(&fill).unwrap(), 0);
         assert_eq!(m.len(), 8);
         let msg = m.bulk_insert(&[(99, 0)]).unwrap_err().to_string();
-        assert!(
-            msg.contains("auto_grow") && msg.contains("reserve"),
-            "{msg}"
-        );
+        assert!(msg.contains("auto_grow") && msg.contains("reserve"), "{msg}");
     }
 }
 
@@ -88,29 +71,18 @@ fn reserve_grows_once() {
         m.bulk_insert(&pairs).unwrap();
         assert_eq!(m.capacity(), cap);
         assert_eq!(m.bulk_get(&[[1, 2, 3]]).unwrap(), vec![Some(9)]);
-        assert!(matches!(
-            m.reserve(usize::MAX),
-            Err(FlashMapError::CapacityOverflow { .. })
-        ));
+        assert!(matches!(m.reserve(usize::MAX), Err(FlashMapError::CapacityOverflow { .. })));
     }
 }
 
 #[test]
 fn max_load_factor_is_validated() {
     for lf in [0.0, 1.0, -0.1, 1.5, f64::NAN, f64::INFINITY] {
-        let r = FlashMap::<u64, u64>::builder(10)
-            .max_load_factor(lf)
-            .build();
-        assert!(
-            matches!(r, Err(FlashMapError::InvalidLoadFactor(_))),
-            "lf {lf}: {r:?}"
-        );
+        let r = FlashMap::<u64, u64>::builder(10).max_load_factor(lf).build();
+        assert!(matches!(r, Err(FlashMapError::InvalidLoadFactor(_))), "lf {lf}: {r:?}");
     }
     for lf in [0.1, 0.5, 0.75, 0.95] {
-        let m = FlashMap::<u64, u64>::builder(1000)
-            .max_load_factor(lf)
-            .build()
-            .unwrap();
+        let m = FlashMap::<u64, u64>::builder(1000).max_load_factor(lf).build().unwrap();
         assert!(m.capacity() >= 1000);
         assert!((m.max_load_factor() - lf).abs() < 1e-12);
     }
@@ -129,17 +101,9 @@ fn high_load_factor_fills_to_capacity() {
         let pairs: Vec<(u64, u64)> = (0..cap as u64).map(|i| (i, i)).collect();
         assert_eq!(m.bulk_insert(&pairs).unwrap(), cap);
         assert!(m.load_factor() > 0.9);
-        assert!(matches!(
-            m.bulk_insert(&[(u64::MAX, 0)]),
-            Err(FlashMapError::TableFull { .. })
-        ));
+        assert!(matches!(m.bulk_insert(&[(u64::MAX, 0)]), Err(FlashMapError::TableFull { .. })));
         let keys: Vec<u64> = (0..cap as u64 + 500).collect();
-        let hits = m
-            .bulk_contains(&keys)
-            .unwrap()
-            .iter()
-            .filter(|&&h| h)
-            .count();
+        let hits = m.bulk_contains(&keys).unwrap().iter().filter(|&&h| h).count();
         assert_eq!(hits, cap);
     }
 }
@@ -151,18 +115,13 @@ fn high_load_factor_fills_to_capacity() {
 #[test]
 fn churn_does_not_rot_the_table() {
     for backend in backends() {
-        let mut m: FlashMap<u64, u64> = FlashMap::builder(64 * 1024)
-            .backend(backend)
-            .build()
-            .unwrap();
+        let mut m: FlashMap<u64, u64> = FlashMap::builder(64 * 1024).backend(backend).build().unwrap();
         let live: Vec<(u64, u64)> = (0..32 * 1024).map(|i| (from_id::<u64>(i), i)).collect();
         m.bulk_insert(&live).unwrap();
         let live_keys: Vec<u64> = live.iter().map(|p| p.0).collect();
         let mut next = 1u64 << 32;
         for _ in 0..300 {
-            let fresh: Vec<(u64, u64)> = (0..16 * 1024)
-                .map(|i| (from_id::<u64>(next + i), i))
-                .collect();
+            let fresh: Vec<(u64, u64)> = (0..16 * 1024).map(|i| (from_id::<u64>(next + i), i)).collect();
             next += 16 * 1024;
             assert_eq!(m.bulk_insert(&fresh).unwrap(), fresh.len());
             let keys: Vec<u64> = fresh.iter().map(|p| p.0).collect();
@@ -172,10 +131,7 @@ fn churn_does_not_rot_the_table() {
         }
         assert_eq!(m.len(), live.len());
         let got = m.bulk_get(&live_keys).unwrap();
-        assert!(
-            got.iter().zip(&live).all(|(g, p)| *g == Some(p.1)),
-            "{backend:?}: live keys lost"
-        );
+        assert!(got.iter().zip(&live).all(|(g, p)| *g == Some(p.1)), "{backend:?}: live keys lost");
         let absent: Vec<u64> = (0..10_000).map(|i| from_id::<u64>((1 << 50) + i)).collect();
         assert!(m.bulk_get(&absent).unwrap().iter().all(Option::is_none));
     }
@@ -187,26 +143,15 @@ fn churn_does_not_rot_the_table() {
 #[test]
 fn hugely_overflowing_batch_fails_and_changes_nothing() {
     for backend in backends() {
-        let mut m: FlashMap<u64, u64> =
-            FlashMap::builder(1 << 10).backend(backend).build().unwrap();
+        let mut m: FlashMap<u64, u64> = FlashMap::builder(1 << 10).backend(backend).build().unwrap();
         m.bulk_insert(&[(7, 7)]).unwrap();
         let big: Vec<(u64, u64)> = (0..300_000).map(|i| (from_id::<u64>(i), i)).collect();
         match m.bulk_insert(&big) {
-            Err(FlashMapError::TableFull {
-                len: 1,
-                new,
-                capacity: 1024,
-            }) => assert!(new > 1023),
+            Err(FlashMapError::TableFull { len: 1, new, capacity: 1024 }) => assert!(new > 1023),
             other => panic!("{backend:?}: {other:?}"),
         }
-        assert!(matches!(
-            m.bulk_add(&big),
-            Err(FlashMapError::TableFull { .. })
-        ));
-        assert!(matches!(
-            m.bulk_insert_new(&big),
-            Err(FlashMapError::TableFull { .. })
-        ));
+        assert!(matches!(m.bulk_add(&big), Err(FlashMapError::TableFull { .. })));
+        assert!(matches!(m.bulk_insert_new(&big), Err(FlashMapError::TableFull { .. })));
         assert_eq!(m.len(), 1);
         assert_eq!(m.entries().unwrap(), vec![(7, 7)]);
         assert_eq!(m.stats().tombstones, 0);

@@ -23,24 +23,15 @@ fn heavy_duplicate_batches_match_serial() {
     }
     for m in &maps {
         let got = m.bulk_get(&keys).unwrap();
-        assert!(
-            got.iter().zip(&last).all(|(g, l)| *g == Some(*l)),
-            "last occurrence must win"
-        );
+        assert!(got.iter().zip(&last).all(|(g, l)| *g == Some(*l)), "last occurrence must win");
     }
     // insert_new: first copy wins; counters: all copies add up.
     let fresh: Vec<(u64, u64)> = (0..n).map(|i| (1_000_000 + (i % 777), i)).collect();
-    let flags: Vec<Vec<bool>> = maps
-        .iter_mut()
-        .map(|m| m.bulk_insert_new(&fresh).unwrap())
-        .collect();
+    let flags: Vec<Vec<bool>> = maps.iter_mut().map(|m| m.bulk_insert_new(&fresh).unwrap()).collect();
     assert_eq!(flags[0], flags[1]);
     assert_eq!(flags[0].iter().filter(|&&f| f).count(), 777);
     assert!(flags[0][..777].iter().all(|&f| f));
-    let removed: Vec<usize> = maps
-        .iter_mut()
-        .map(|m| m.bulk_remove(&keys.repeat(50)).unwrap())
-        .collect();
+    let removed: Vec<usize> = maps.iter_mut().map(|m| m.bulk_remove(&keys.repeat(50)).unwrap()).collect();
     assert_eq!(removed, vec![1000, 1000]);
     let mut counts: Vec<FlashMap<u32, u64>> = [Backend::Serial, Backend::Rayon]
         .iter()

@@ -6,13 +6,8 @@ use common::{backends, from_id};
 use flash_map::{Backend, FlashMap, FlashMapBuilder, FlashMapError, HashStrategy};
 
 fn sample(backend: Backend) -> FlashMap<[u8; 13], [u8; 7]> {
-    let mut m = FlashMap::builder(100)
-        .backend(backend)
-        .hash_strategy(HashStrategy::Murmur3)
-        .build()
-        .unwrap();
-    let pairs: Vec<([u8; 13], [u8; 7])> =
-        (0..60).map(|i| (from_id(i), from_id(i + 1000))).collect();
+    let mut m = FlashMap::builder(100).backend(backend).hash_strategy(HashStrategy::Murmur3).build().unwrap();
+    let pairs: Vec<([u8; 13], [u8; 7])> = (0..60).map(|i| (from_id(i), from_id(i + 1000))).collect();
     m.bulk_insert(&pairs).unwrap();
     let gone: Vec<[u8; 13]> = (0..10).map(from_id).collect();
     m.bulk_remove(&gone).unwrap();
@@ -34,16 +29,10 @@ fn roundtrip_on_every_backend_and_across_backends() {
         assert_eq!(back.len(), 50);
         assert_eq!(back.capacity(), m.capacity());
         assert_eq!(back.hash_strategy(), HashStrategy::Murmur3);
-        assert_eq!(
-            sorted(back.entries().unwrap()),
-            sorted(m.entries().unwrap())
-        );
+        assert_eq!(sorted(back.entries().unwrap()), sorted(m.entries().unwrap()));
         for other in backends() {
-            let b2: FlashMap<[u8; 13], [u8; 7]> = FlashMapBuilder::new(10)
-                .backend(other)
-                .hash_strategy(HashStrategy::Identity)
-                .load(&bytes[..])
-                .unwrap();
+            let b2: FlashMap<[u8; 13], [u8; 7]> =
+                FlashMapBuilder::new(10).backend(other).hash_strategy(HashStrategy::Identity).load(&bytes[..]).unwrap();
             assert_eq!(b2.backend(), other);
             assert_eq!(sorted(b2.entries().unwrap()), sorted(m.entries().unwrap()));
             let keys: Vec<[u8; 13]> = (0..60).map(from_id).collect();
@@ -91,10 +80,7 @@ fn refuses_every_truncation() {
     let good = snapshot_bytes();
     for len in 0..good.len() {
         let r = load(&good[..len]);
-        assert!(
-            matches!(r, Err(FlashMapError::Snapshot(_))),
-            "truncated to {len}: {r:?}"
-        );
+        assert!(matches!(r, Err(FlashMapError::Snapshot(_))), "truncated to {len}: {r:?}");
     }
 }
 
@@ -105,10 +91,7 @@ fn refuses_every_flipped_byte() {
         for bit in [0x01u8, 0x80] {
             let mut b = good.clone();
             b[i] ^= bit;
-            assert!(
-                load(&b).is_err(),
-                "flip of byte {i} bit {bit:#x} was accepted"
-            );
+            assert!(load(&b).is_err(), "flip of byte {i} bit {bit:#x} was accepted");
         }
     }
 }

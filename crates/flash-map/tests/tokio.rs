@@ -12,10 +12,7 @@ async fn many_tasks_insert_read_and_remove() {
         tasks.push(tokio::spawn(async move {
             let pairs: Vec<(u64, u64)> = (0..1000).map(|i| (t * 10_000 + i, t + i)).collect();
             assert_eq!(m.bulk_insert(pairs.clone()).await.unwrap(), 1000);
-            let got = m
-                .bulk_get(pairs.iter().map(|p| p.0).collect())
-                .await
-                .unwrap();
+            let got = m.bulk_get(pairs.iter().map(|p| p.0).collect()).await.unwrap();
             assert!(got.iter().zip(&pairs).all(|(g, p)| *g == Some(p.1)));
             let half: Vec<u64> = pairs.iter().take(500).map(|p| p.0).collect();
             assert_eq!(m.bulk_remove(half.clone()).await.unwrap(), 500);

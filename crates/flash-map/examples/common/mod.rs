@@ -15,25 +15,19 @@ pub fn splitmix(mut z: u64) -> u64 {
 pub fn bytes32(s: u64, i: u64) -> [u8; 32] {
     let mut k = [0u8; 32];
     for (j, c) in k.chunks_exact_mut(8).enumerate() {
-        c.copy_from_slice(
-            &splitmix(s.wrapping_mul(0x1000_0000_0000) ^ (i << 2 | j as u64)).to_le_bytes(),
-        );
+        c.copy_from_slice(&splitmix(s.wrapping_mul(0x1000_0000_0000) ^ (i << 2 | j as u64)).to_le_bytes());
     }
     k
 }
 
 /// Logs to stderr at `info` unless `RUST_LOG` says otherwise.
 pub fn init_log() {
-    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .try_init();
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).try_init();
 }
 
 /// The `i`-th command-line argument parsed, or `default`.
 pub fn arg<T: std::str::FromStr>(i: usize, default: T) -> T {
-    std::env::args()
-        .nth(i)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(default)
+    std::env::args().nth(i).and_then(|a| a.parse().ok()).unwrap_or(default)
 }
 
 /// Accumulates operations and time for a throughput line.

@@ -12,9 +12,7 @@ pub fn backends() -> Vec<Backend> {
     let mut v = Vec::new();
     for b in Backend::compiled() {
         if b == Backend::Cuda && std::env::var("FLASH_MAP_TEST_CUDA").as_deref() != Ok("1") {
-            eprintln!(
-                "SKIPPED: Cuda backend (set FLASH_MAP_TEST_CUDA=1 on a GPU machine to run it)"
-            );
+            eprintln!("SKIPPED: Cuda backend (set FLASH_MAP_TEST_CUDA=1 on a GPU machine to run it)");
             continue;
         }
         v.push(b);
@@ -82,37 +80,23 @@ pub fn model_run<K: Pod + Send + Sync, V: Pod + Send + Sync>(r: Run) -> Vec<Stri
         let op = rng.gen_range(0..100);
         let cap = map.capacity();
         if op < 35 {
-            let pairs: Vec<(K, V)> = (0..n)
-                .map(|_| (from_id(rng.gen_range(0..pool)), from_id(rng.gen())))
-                .collect();
-            let distinct_new: HashSet<Vec<u8>> = pairs
-                .iter()
-                .map(|p| b(&p.0))
-                .filter(|k| !model.contains_key(k))
-                .collect();
+            let pairs: Vec<(K, V)> = (0..n).map(|_| (from_id(rng.gen_range(0..pool)), from_id(rng.gen()))).collect();
+            let distinct_new: HashSet<Vec<u8>> =
+                pairs.iter().map(|p| b(&p.0)).filter(|k| !model.contains_key(k)).collect();
             let res = map.bulk_insert(&pairs);
             if model.len() + distinct_new.len() > cap && !r.auto_grow {
-                assert!(
-                    matches!(res, Err(FlashMapError::TableFull { .. })),
-                    "{ctx}: {res:?}"
-                );
+                assert!(matches!(res, Err(FlashMapError::TableFull { .. })), "{ctx}: {res:?}");
                 fulls += 1;
                 log.push("insert full".to_string());
             } else {
-                assert_eq!(
-                    res.as_ref().ok(),
-                    Some(&distinct_new.len()),
-                    "{ctx}: {res:?}"
-                );
+                assert_eq!(res.as_ref().ok(), Some(&distinct_new.len()), "{ctx}: {res:?}");
                 for (k, v) in &pairs {
                     model.insert(b(k), b(v));
                 }
                 log.push(format!("insert {}", distinct_new.len()));
             }
         } else if op < 45 {
-            let pairs: Vec<(K, V)> = (0..n)
-                .map(|_| (from_id(rng.gen_range(0..pool)), from_id(rng.gen())))
-                .collect();
+            let pairs: Vec<(K, V)> = (0..n).map(|_| (from_id(rng.gen_range(0..pool)), from_id(rng.gen()))).collect();
             let mut expect = Vec::with_capacity(n);
             let mut fresh = HashSet::new();
             for (k, _) in &pairs {
@@ -121,10 +105,7 @@ pub fn model_run<K: Pod + Send + Sync, V: Pod + Send + Sync>(r: Run) -> Vec<Stri
             }
             let res = map.bulk_insert_new(&pairs);
             if model.len() + fresh.len() > cap && !r.auto_grow {
-                assert!(
-                    matches!(res, Err(FlashMapError::TableFull { .. })),
-                    "{ctx}: {res:?}"
-                );
+                assert!(matches!(res, Err(FlashMapError::TableFull { .. })), "{ctx}: {res:?}");
                 fulls += 1;
                 log.push("insert_new full".to_string());
             } else {
@@ -135,15 +116,10 @@ pub fn model_run<K: Pod + Send + Sync, V: Pod + Send + Sync>(r: Run) -> Vec<Stri
                         model.insert(b(k), b(v));
                     }
                 }
-                log.push(format!(
-                    "insert_new {:?}",
-                    got.iter().filter(|x| **x).count()
-                ));
+                log.push(format!("insert_new {:?}", got.iter().filter(|x| **x).count()));
             }
         } else if op < 70 {
-            let keys: Vec<K> = (0..n)
-                .map(|_| from_id(rng.gen_range(0..pool * 2)))
-                .collect();
+            let keys: Vec<K> = (0..n).map(|_| from_id(rng.gen_range(0..pool * 2))).collect();
             let got = map.bulk_get(&keys).unwrap_or_else(|e| panic!("{ctx}: {e}"));
             assert_eq!(got.len(), n);
             for (k, g) in keys.iter().zip(&got) {
@@ -151,33 +127,17 @@ pub fn model_run<K: Pod + Send + Sync, V: Pod + Send + Sync>(r: Run) -> Vec<Stri
             }
             let hits = got.iter().filter(|g| g.is_some()).count();
             let has = map.bulk_contains(&keys).unwrap();
-            assert_eq!(
-                has,
-                got.iter().map(|g| g.is_some()).collect::<Vec<_>>(),
-                "{ctx}"
-            );
+            assert_eq!(has, got.iter().map(|g| g.is_some()).collect::<Vec<_>>(), "{ctx}");
             log.push(format!("get {hits}"));
         } else if op < 93 {
-            let keys: Vec<K> = (0..n)
-                .map(|_| from_id(rng.gen_range(0..pool * 2)))
-                .collect();
+            let keys: Vec<K> = (0..n).map(|_| from_id(rng.gen_range(0..pool * 2))).collect();
             let distinct: HashSet<Vec<u8>> = keys.iter().map(b).collect();
-            let expect = distinct
-                .iter()
-                .filter(|k| model.remove(*k).is_some())
-                .count();
-            let got = map
-                .bulk_remove(&keys)
-                .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            let expect = distinct.iter().filter(|k| model.remove(*k).is_some()).count();
+            let got = map.bulk_remove(&keys).unwrap_or_else(|e| panic!("{ctx}: {e}"));
             assert_eq!(got, expect, "{ctx}");
             log.push(format!("remove {got}"));
         } else if op < 98 {
-            let mut got: Vec<(Vec<u8>, Vec<u8>)> = map
-                .entries()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (b(k), b(v)))
-                .collect();
+            let mut got: Vec<(Vec<u8>, Vec<u8>)> = map.entries().unwrap().iter().map(|(k, v)| (b(k), b(v))).collect();
             got.sort();
             let mut want: Vec<(Vec<u8>, Vec<u8>)> = model.clone().into_iter().collect();
             want.sort();
@@ -194,11 +154,7 @@ pub fn model_run<K: Pod + Send + Sync, V: Pod + Send + Sync>(r: Run) -> Vec<Stri
     }
     // The sequence must have exercised the full-table path unless growth was on.
     if !r.auto_grow && r.rounds >= 200 {
-        assert!(
-            fulls > 0,
-            "{:?}: no TableFull was hit; the test lost its edge",
-            r
-        );
+        assert!(fulls > 0, "{:?}: no TableFull was hit; the test lost its edge", r);
     }
     log
 }
@@ -213,15 +169,7 @@ pub fn all_backends<K: Pod + Send + Sync, V: Pod + Send + Sync>(
     for hash in [HashStrategy::Identity, HashStrategy::Murmur3] {
         let mut first: Option<(Backend, Vec<String>)> = None;
         for backend in backends() {
-            let log = model_run::<K, V>(Run {
-                backend,
-                hash,
-                capacity,
-                rounds,
-                max_batch,
-                seed,
-                auto_grow: false,
-            });
+            let log = model_run::<K, V>(Run { backend, hash, capacity, rounds, max_batch, seed, auto_grow: false });
             match &first {
                 None => first = Some((backend, log)),
                 Some((b0, l0)) => assert_eq!(l0, &log, "{backend:?} differs from {b0:?}"),
