@@ -96,10 +96,21 @@ unsafe fn settled_is<S: Slots>(s: &S, slot: usize, mut st: u32, busy: u32, full:
 #[inline(always)]
 pub unsafe fn find<S: Slots>(s: &S, hash: u64, key: *const u8) -> Option<usize> {
     let mask = s.mask();
+    // SAFETY: forwarded contract; the whole table is left to search.
+    unsafe { find_from(s, hash, key, home(hash, mask), mask.wrapping_add(1)) }
+}
+
+/// Continues the probe for `key` at `slot`, for at most `left` slots. [`find`] starts it at
+/// the home slot; a caller that has already checked the first slots of the sequence (the
+/// CPU engines check several state words at once) continues it here.
+///
+/// # Safety
+/// As [`find`]; `slot <= mask`.
+#[inline(always)]
+pub unsafe fn find_from<S: Slots>(s: &S, hash: u64, key: *const u8, mut slot: usize, mut left: usize) -> Option<usize> {
+    let mask = s.mask();
     let full = full_word(tag_of(hash));
     let ks = s.key_size();
-    let mut slot = home(hash, mask);
-    let mut left = mask.wrapping_add(1);
     while left != 0 {
         // SAFETY: `slot <= mask`.
         let st = unsafe { s.state(slot) };

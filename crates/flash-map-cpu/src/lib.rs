@@ -6,12 +6,14 @@
 //!   rebuilds, growth, entries).
 //! - [`ops`]: the bulk operations, each a pass (or three) over the batch.
 //! - [`exec`]: [`Exec`], the driver that runs a pass serially or on rayon.
+//! - [`group`]: lookups that check the first eight slots of a probe at once (SSE2).
 //!
 //! Both engines run the same per-key algorithms from `flash-map-core`, and resolve duplicate
 //! keys by batch position, so they return identical results for identical calls.
 
 pub mod buf;
 pub mod exec;
+pub mod group;
 pub mod ops;
 pub mod slots;
 pub mod table;

@@ -13,15 +13,16 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use flash_map_core::probe::{claim, find, remove, Claim};
+use flash_map_core::probe::{claim, Claim};
 use std::ops::Range;
 
 use flash_map_core::slot::{full_word, tag_of, TOMBSTONE};
 use flash_map_core::HashStrategy;
-use flash_map_core::{hash_key, Batch};
+use flash_map_core::{hash_key, Batch, Slots};
 
 use crate::buf::AlignedBuf;
 use crate::exec::prefetch_read;
+use crate::group::{claim_grouped, find_grouped};
 #[cfg(feature = "rayon")]
 use crate::slots::AtomicSlots;
 use crate::slots::{PlainSlots, RawTable};
@@ -201,8 +202,8 @@ impl CpuTable {
                         unsafe { kind.write(i, KIND_NO_ROOM) };
                         return;
                     }
-                    // SAFETY: `i < b.len`; key valid for key_size bytes.
-                    let c = unsafe { claim(&s, h, b.key(i)) };
+                    // SAFETY: `i < b.len`; key valid for key_size bytes; one thread.
+                    let c = unsafe { claim_grouped(&s, h, b.key(i)) };
                     new += matches!(c, Claim::New { .. }) as usize;
                     one(i, c);
                 });
@@ -425,7 +426,7 @@ impl CpuTable {
         self.exec.for_chunks(b.len, |range| {
             staged(&raw, hs, b, range, Fetch::OnTagMatch { values }, |i, h| {
                 // SAFETY: `i < b.len`, key valid for key_size bytes.
-                let slot = unsafe { find(&s, h, b.key(i)) };
+                let slot = unsafe { find_grouped(&s, h, b.key(i)) };
                 f(i, slot, &raw);
             })
         });
@@ -442,7 +443,7 @@ impl CpuTable {
                 let mut n = 0;
                 staged(&raw, hs, b, 0..b.len, fetch, |i, h| {
                     // SAFETY: `i < b.len`, keys valid.
-                    let gone = unsafe { remove(&s, h, b.key(i)) };
+                    let gone = unsafe { remove_one(&s, h, b.key(i)) };
                     n += gone as usize;
                 });
                 n
@@ -453,8 +454,10 @@ impl CpuTable {
                 self.exec.sum_chunks(b.len, |range| {
                     let mut n = 0;
                     staged(&raw, hs, b, range, fetch, |i, h| {
-                        // SAFETY: as above; the tombstone swap is a CAS, so one remover wins.
-                        let gone = unsafe { remove(&s, h, b.key(i)) };
+                        // SAFETY: as above; other threads swap state words meanwhile, so the
+                        // search reads them atomically too (`probe::remove`), and the swap is
+                        // a CAS, so one remover wins.
+                        let gone = unsafe { flash_map_core::probe::remove(&s, h, b.key(i)) };
                         n += gone as usize;
                     });
                     n
@@ -465,6 +468,21 @@ impl CpuTable {
         self.tombstones += removed;
         self.compact_if_needed()?;
         Ok(removed)
+    }
+}
+
+/// Removes `key` on one thread: finds it with group probing, then marks its slot a
+/// tombstone.
+///
+/// # Safety
+/// `key` valid for `key_size` bytes; no other thread uses the table.
+#[inline(always)]
+unsafe fn remove_one(s: &PlainSlots, hash: u64, key: *const u8) -> bool {
+    // SAFETY: forwarded contract.
+    match unsafe { find_grouped(s, hash, key) } {
+        // SAFETY: the slot is in range.
+        Some(slot) => unsafe { s.cas_state(slot, full_word(tag_of(hash)), TOMBSTONE) },
+        None => false,
     }
 }
 
@@ -491,7 +509,7 @@ fn staged(
     fetch: Fetch,
     mut body: impl FnMut(usize, u64),
 ) {
-    const D1: usize = 16;
+    const D1: usize = 24;
     const D2: usize = 8;
     const RING: usize = 32;
     let mut ring = [0u64; RING];

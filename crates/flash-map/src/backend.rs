@@ -128,9 +128,10 @@ impl Engine {
     }
 
     /// Looks up `b`, calling `put(i, value)` once per position.
-    pub(crate) fn get(&self, b: &Batch, put: &(dyn Fn(usize, Option<*const u8>) + Sync)) -> Result<()> {
-        struct Sink<'a>(&'a (dyn Fn(usize, Option<*const u8>) + Sync));
-        impl flash_map_cpu::GetSink for Sink<'_> {
+    pub(crate) fn get<F: Fn(usize, Option<*const u8>) + Sync>(&self, b: &Batch, put: &F) -> Result<()> {
+        // Generic, not `dyn`: the per-key store inlines into the engine's loop.
+        struct Sink<'a, F>(&'a F);
+        impl<F: Fn(usize, Option<*const u8>) + Sync> flash_map_cpu::GetSink for Sink<'_, F> {
             unsafe fn put(&self, i: usize, v: Option<*const u8>) {
                 (self.0)(i, v)
             }
