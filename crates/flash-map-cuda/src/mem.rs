@@ -153,3 +153,70 @@ impl Drop for PinnedBuf {
         self.release();
     }
 }
+
+/// Copies host memory to the device through two pinned staging buffers: while the DMA engine
+/// moves one chunk, all cores copy the next chunk into the other buffer. A copy straight from
+/// pageable memory runs at a fraction of the PCIe bandwidth; this keeps the link busy.
+pub struct Stager {
+    gpu: Arc<Gpu>,
+    bufs: [PinnedBuf; 2],
+    events: [sys::CUevent; 2],
+}
+
+// SAFETY: the events are driver handles usable from any thread with the context current.
+unsafe impl Send for Stager {}
+
+/// Bytes per staging chunk.
+const CHUNK: usize = 8 << 20;
+
+impl Stager {
+    /// Two empty staging buffers and their events.
+    pub fn new(gpu: &Arc<Gpu>) -> Result<Self, CudaError> {
+        gpu.bind()?;
+        let ev = || result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING).map_err(drv("cuEventCreate"));
+        Ok(Stager { gpu: Arc::clone(gpu), bufs: [PinnedBuf::new(gpu), PinnedBuf::new(gpu)], events: [ev()?, ev()?] })
+    }
+
+    /// Copies `src` to device address `dst` and waits for the copy to finish.
+    pub fn upload(&mut self, dst: u64, src: &[u8]) -> Result<(), CudaError> {
+        use rayon::prelude::*;
+        self.gpu.bind()?;
+        if src.len() < 2 * CHUNK {
+            if !src.is_empty() {
+                // SAFETY: `dst` holds at least `src.len()` bytes (caller); synchronous.
+                unsafe { result::memcpy_htod_sync(dst, src) }.map_err(drv("cuMemcpyHtoD"))?;
+            }
+            return Ok(());
+        }
+        for b in &mut self.bufs {
+            b.ensure(CHUNK)?;
+        }
+        for (c, chunk) in src.chunks(CHUNK).enumerate() {
+            let k = c % 2;
+            if c >= 2 {
+                // SAFETY: the event was recorded after buffer `k`'s previous copy.
+                unsafe { result::event::synchronize(self.events[k]) }.map_err(drv("cuEventSynchronize"))?;
+            }
+            let staging = self.bufs[k].slice_mut(chunk.len());
+            staging.par_chunks_mut(1 << 20).zip(chunk.par_chunks(1 << 20)).for_each(|(d, s)| d.copy_from_slice(s));
+            // SAFETY: pinned source stays untouched until the event below completes; the
+            // destination range lies inside the caller's buffer.
+            unsafe {
+                result::memcpy_htod_async(dst + (c * CHUNK) as u64, &*staging, std::ptr::null_mut())
+                    .map_err(drv("cuMemcpyHtoDAsync"))?;
+                result::event::record(self.events[k], std::ptr::null_mut()).map_err(drv("cuEventRecord"))?;
+            }
+        }
+        self.gpu.sync()
+    }
+}
+
+impl Drop for Stager {
+    fn drop(&mut self) {
+        let _ = self.gpu.bind();
+        for e in self.events {
+            // SAFETY: created in `new`, destroyed once; pending work was synchronised.
+            let _ = unsafe { result::event::destroy(e) };
+        }
+    }
+}

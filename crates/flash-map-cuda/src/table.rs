@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use flash_map_core::{Batch, HashStrategy, TableLayout};
 
 use crate::device::{launch, Gpu};
-use crate::mem::{DeviceBuf, PinnedBuf};
+use crate::mem::{DeviceBuf, PinnedBuf, Stager};
 use crate::CudaError;
 
 /// A batch already in device memory: `len` records of `stride` bytes at device address
@@ -45,6 +45,7 @@ struct Scratch {
     out: DeviceBuf,
     counters: DeviceBuf,
     host: PinnedBuf,
+    stager: Option<Stager>,
     pack: Vec<u8>,
 }
 
@@ -104,6 +105,7 @@ impl CudaTable {
             out: DeviceBuf::zeroed(&gpu, 0)?,
             counters: DeviceBuf::zeroed(&gpu, N_COUNTERS * 4)?,
             host: PinnedBuf::new(&gpu),
+            stager: None,
             pack: Vec::new(),
         };
         Ok(CudaTable {
@@ -168,7 +170,7 @@ impl CudaTable {
             s.batch.ensure(bytes)?;
             // SAFETY: the batch borrows `len * stride` bytes with no padding (checked above).
             let src = unsafe { std::slice::from_raw_parts(b.base, bytes) };
-            s.batch.upload(src)?;
+            Self::stage(&self.gpu, s, src)?;
             return Ok(DeviceBatch {
                 ptr: s.batch.ptr(),
                 len: b.len,
@@ -191,8 +193,20 @@ impl CudaTable {
             }
         }
         s.batch.ensure(bytes)?;
-        s.batch.upload(&s.pack)?;
+        let pack = std::mem::take(&mut s.pack);
+        let r = Self::stage(&self.gpu, s, &pack);
+        s.pack = pack;
+        r?;
         Ok(DeviceBatch { ptr: s.batch.ptr(), len: b.len, stride: rec, key_off: 0, val_off: ks })
+    }
+
+    /// Copies `src` into the batch buffer through the pinned stager.
+    fn stage(gpu: &Arc<Gpu>, s: &mut Scratch, src: &[u8]) -> Result<(), CudaError> {
+        if s.stager.is_none() {
+            s.stager = Some(Stager::new(gpu)?);
+        }
+        let stager = s.stager.as_mut().expect("created above");
+        stager.upload(s.batch.ptr(), src)
     }
 
     fn counters(&self, s: &mut Scratch) -> Result<[u32; N_COUNTERS], CudaError> {
@@ -269,6 +283,7 @@ impl CudaTable {
             out: DeviceBuf::zeroed(g, 0)?,
             counters: DeviceBuf::zeroed(g, 0)?,
             host: PinnedBuf::new(g),
+            stager: None,
             pack: Vec::new(),
         })
     }
