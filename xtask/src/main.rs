@@ -4,7 +4,7 @@
 //!   `crates/flash-map-cuda/ptx/`; with `--check`, fail if the committed PTX differs, then
 //!   assemble it with `ptxas` for sm_70, sm_80 and sm_90 and fail on any error or spill.
 //! - `ci`: everything `.ci/run` checks (fmt, clippy, tests per feature set, docs, no_std
-//!   build, `ptx --check`).
+//!   build, Miri on the unsafe core, `ptx --check`).
 //! - `gpu-bundle [DIR]`: build the GPU test and benchmark executables into one folder with a
 //!   `run.sh` that runs them on a CUDA machine and writes logs to a given directory.
 
@@ -222,7 +222,28 @@ fn ci() -> Res {
         Ok::<(), String>(())
     })?;
     run(c().args(["doc", "--workspace", "--no-deps", "--all-features"]).env("RUSTDOCFLAGS", "-D warnings"))?;
+    miri()?;
     ptx(true)
+}
+
+/// The unsafe core under Miri: flash-map-core's and flash-map-cpu's unit tests (serial and
+/// rayon engines). Tree borrows: crossbeam-epoch, under rayon, trips the older stacked-borrows
+/// model; rayon's pool outlives the tests, hence ignore-leaks.
+fn miri() -> Res {
+    if output(nightly_cargo().args(["miri", "--version"])).is_err() {
+        println!("SKIPPED: Miri (the nightly `miri` component is not installed)");
+        return Ok(());
+    }
+    run(nightly_cargo().current_dir(root()).env("MIRIFLAGS", "-Zmiri-tree-borrows -Zmiri-ignore-leaks").args([
+        "miri",
+        "test",
+        "-p",
+        "flash-map-core",
+        "-p",
+        "flash-map-cpu",
+        "--features",
+        "flash-map-cpu/rayon",
+    ]))
 }
 
 fn prefix(feats: &str) -> String {

@@ -50,3 +50,43 @@ fn removal_compacts_tombstones() {
         assert!(t.count_empty() > layout.slots / 2);
     }
 }
+
+#[test]
+fn duplicates_resolve_by_position_on_every_exec() {
+    // Small enough for Miri (which runs this crate's tests in CI), with every pass exercised.
+    let mut results = Vec::new();
+    for exec in execs() {
+        let layout = TableLayout::for_capacity(64, 0.5, 8, 8).unwrap();
+        let mut t = CpuTable::new(layout, HashStrategy::Identity, exec).unwrap();
+        let p: Vec<(u64, u64)> = (0..40).map(|i| (i % 7, i)).collect();
+        assert_eq!(t.insert(&pairs_batch(&p)).unwrap(), 7);
+        let mut out = vec![false; 40];
+        let q: Vec<(u64, u64)> = (0..40).map(|i| (i % 11, 100 + i)).collect();
+        assert_eq!(t.insert_new(&pairs_batch(&q), &mut out).unwrap(), 4);
+        let keys: Vec<(u64, u64)> = (0..12).map(|k| (k, 0)).collect();
+        struct Out(std::sync::Mutex<Vec<Option<u64>>>);
+        impl crate::GetSink for Out {
+            unsafe fn put(&self, i: usize, v: Option<*const u8>) {
+                // SAFETY: a `Some` pointer holds a stored 8-byte value.
+                self.0.lock().unwrap()[i] = v.map(|p| unsafe { std::ptr::read_unaligned(p as *const u64) });
+            }
+        }
+        let sink = Out(std::sync::Mutex::new(vec![None; 12]));
+        t.get(&pairs_batch(&keys), &sink);
+        let got = sink.0.into_inner().unwrap();
+        // Keys 0..7: the last of i % 7 == k wins; keys 7..11: the first of i % 11 == k.
+        let want: Vec<Option<u64>> = (0..12u64)
+            .map(|k| match k {
+                0..=6 => Some((0..40).filter(|i| i % 7 == k).max().unwrap()),
+                7..=10 => Some(100 + k),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(got, want, "{exec:?}");
+        let mut counters = CpuTable::new(layout, HashStrategy::Murmur3, exec).unwrap();
+        let adds: Vec<(u64, u64)> = (0..40).map(|i| (i % 5, 2)).collect();
+        assert_eq!(counters.add(&pairs_batch(&adds), crate::CounterKind::U64).unwrap(), 5);
+        results.push((got, out));
+    }
+    assert!(results.windows(2).all(|w| w[0] == w[1]));
+}
