@@ -2,6 +2,7 @@
 //! one process, on the same data (issue #4's table).
 //!
 //! `cargo run --release -p flash-map-benches --bin compare [-- --w1 N] [--w2 N] [--reps R]`
+//! (`-- --churn` instead measures issue #5's churn criterion).
 //!
 //! W1: `[u8; 32] -> [u8; 128]` (default 1M pairs); W2: `u64 -> u64` (default 8M pairs).
 //! Ops: insert into a table sized for the batch, get of all present keys, get of as many
@@ -209,8 +210,57 @@ fn workload<K: Gen, V: Gen>(name: &str, n: usize, reps: usize) -> bool {
     all
 }
 
+/// Issue #5's churn criterion: a table of capacity 64K holding 32K live keys goes through
+/// 300 rounds of inserting and removing 16K fresh keys; lookups of absent keys must then cost
+/// at most 2x what they cost before. Prints both times and the ratio per backend.
+fn churn() -> bool {
+    let mut ok = true;
+    for backend in [Backend::Serial, Backend::Rayon] {
+        let mut m: FlashMap<u64, u64> = FlashMap::builder(64 * 1024).backend(backend).build().expect("map");
+        let live: Vec<(u64, u64)> = (0..32 * 1024).map(|i| (splitmix(i), i)).collect();
+        m.bulk_insert(&live).expect("insert");
+        let absent: Vec<u64> = (0..1 << 20).map(|i| splitmix(i + (1 << 50))).collect();
+        let miss_time = |m: &FlashMap<u64, u64>| {
+            median(
+                (0..7)
+                    .map(|_| {
+                        let (t, r) = timed(|| m.bulk_contains(&absent).expect("contains"));
+                        assert!(r.iter().all(|&c| !c));
+                        t
+                    })
+                    .collect(),
+            )
+        };
+        let before = miss_time(&m);
+        let mut next = 1u64 << 40;
+        for _ in 0..300 {
+            let fresh: Vec<(u64, u64)> = (0..16 * 1024).map(|i| (splitmix(next + i), i)).collect();
+            next += 16 * 1024;
+            m.bulk_insert(&fresh).expect("insert");
+            let keys: Vec<u64> = fresh.iter().map(|p| p.0).collect();
+            assert_eq!(m.bulk_remove(&keys).expect("remove"), keys.len());
+        }
+        let keys: Vec<u64> = live.iter().map(|p| p.0).collect();
+        assert!(m.bulk_contains(&keys).expect("contains").iter().all(|&c| c), "live keys lost");
+        let after = miss_time(&m);
+        let ratio = after / before;
+        ok &= ratio <= 2.0;
+        println!(
+            "churn {backend}: 1M absent-key lookups {before:.2} ms before, {after:.2} ms after 300 rounds ({ratio:.2}x, goal <= 2): {}; {:?}",
+            if ratio <= 2.0 { "met" } else { "not met" },
+            m.stats()
+        );
+    }
+    ok
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--churn") {
+        let ok = churn();
+        println!("churn goal met: {ok}");
+        return;
+    }
     let arg = |name: &str, default: usize| {
         args.iter()
             .position(|a| a == name)

@@ -72,6 +72,22 @@ impl DeviceBuf {
         unsafe { result::memcpy_dtoh_sync(dst, self.ptr) }.map_err(drv("cuMemcpyDtoH"))
     }
 
+    /// Queues a copy of `dst.len()` bytes from offset `offset` into `dst` on the null stream;
+    /// it is complete once an event recorded after it has completed.
+    ///
+    /// `dst` must be pinned host memory that stays untouched until then (the driver copies
+    /// asynchronously only from pinned memory, and the borrow ends before the copy does).
+    pub fn download_async(&self, offset: usize, dst: &mut [u8]) -> Result<(), CudaError> {
+        assert!(offset + dst.len() <= self.bytes, "download fits the buffer");
+        if dst.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: the range lies inside the allocation; the caller keeps `dst` alive and
+        // untouched until the copy completes (see above).
+        unsafe { result::memcpy_dtoh_async(dst, self.ptr + offset as u64, std::ptr::null_mut()) }
+            .map_err(drv("cuMemcpyDtoHAsync"))
+    }
+
     /// Makes sure the buffer holds at least `bytes`, reallocating (contents lost) if not.
     pub fn ensure(&mut self, bytes: usize) -> Result<(), CudaError> {
         if self.bytes < bytes {
@@ -160,11 +176,8 @@ impl Drop for PinnedBuf {
 pub struct Stager {
     gpu: Arc<Gpu>,
     bufs: [PinnedBuf; 2],
-    events: [sys::CUevent; 2],
+    events: [Event; 2],
 }
-
-// SAFETY: the events are driver handles usable from any thread with the context current.
-unsafe impl Send for Stager {}
 
 /// Bytes per staging chunk.
 const CHUNK: usize = 8 << 20;
@@ -172,9 +185,11 @@ const CHUNK: usize = 8 << 20;
 impl Stager {
     /// Two empty staging buffers and their events.
     pub fn new(gpu: &Arc<Gpu>) -> Result<Self, CudaError> {
-        gpu.bind()?;
-        let ev = || result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING).map_err(drv("cuEventCreate"));
-        Ok(Stager { gpu: Arc::clone(gpu), bufs: [PinnedBuf::new(gpu), PinnedBuf::new(gpu)], events: [ev()?, ev()?] })
+        Ok(Stager {
+            gpu: Arc::clone(gpu),
+            bufs: [PinnedBuf::new(gpu), PinnedBuf::new(gpu)],
+            events: [Event::new(gpu)?, Event::new(gpu)?],
+        })
     }
 
     /// Copies `src` to device address `dst` and waits for the copy to finish.
@@ -194,29 +209,55 @@ impl Stager {
         for (c, chunk) in src.chunks(CHUNK).enumerate() {
             let k = c % 2;
             if c >= 2 {
-                // SAFETY: the event was recorded after buffer `k`'s previous copy.
-                unsafe { result::event::synchronize(self.events[k]) }.map_err(drv("cuEventSynchronize"))?;
+                // Buffer `k`'s previous copy must be done before it is refilled.
+                self.events[k].wait()?;
             }
             let staging = self.bufs[k].slice_mut(chunk.len());
             staging.par_chunks_mut(1 << 20).zip(chunk.par_chunks(1 << 20)).for_each(|(d, s)| d.copy_from_slice(s));
             // SAFETY: pinned source stays untouched until the event below completes; the
             // destination range lies inside the caller's buffer.
-            unsafe {
-                result::memcpy_htod_async(dst + (c * CHUNK) as u64, &*staging, std::ptr::null_mut())
-                    .map_err(drv("cuMemcpyHtoDAsync"))?;
-                result::event::record(self.events[k], std::ptr::null_mut()).map_err(drv("cuEventRecord"))?;
-            }
+            unsafe { result::memcpy_htod_async(dst + (c * CHUNK) as u64, &*staging, std::ptr::null_mut()) }
+                .map_err(drv("cuMemcpyHtoDAsync"))?;
+            self.events[k].record()?;
         }
         self.gpu.sync()
     }
 }
 
-impl Drop for Stager {
+/// A driver event on the null stream: marks a point in the stream's work.
+pub struct Event {
+    gpu: Arc<Gpu>,
+    ev: sys::CUevent,
+}
+
+// SAFETY: a driver handle usable from any thread with the context current.
+unsafe impl Send for Event {}
+
+impl Event {
+    /// A new event (no timing).
+    pub fn new(gpu: &Arc<Gpu>) -> Result<Self, CudaError> {
+        gpu.bind()?;
+        let ev = result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING).map_err(drv("cuEventCreate"))?;
+        Ok(Event { gpu: Arc::clone(gpu), ev })
+    }
+
+    /// Records the event after the work queued so far.
+    pub fn record(&self) -> Result<(), CudaError> {
+        // SAFETY: a live event, the null stream.
+        unsafe { result::event::record(self.ev, std::ptr::null_mut()) }.map_err(drv("cuEventRecord"))
+    }
+
+    /// Waits until the recorded work is done.
+    pub fn wait(&self) -> Result<(), CudaError> {
+        // SAFETY: a live event.
+        unsafe { result::event::synchronize(self.ev) }.map_err(drv("cuEventSynchronize"))
+    }
+}
+
+impl Drop for Event {
     fn drop(&mut self) {
         let _ = self.gpu.bind();
-        for e in self.events {
-            // SAFETY: created in `new`, destroyed once; pending work was synchronised.
-            let _ = unsafe { result::event::destroy(e) };
-        }
+        // SAFETY: created in `new`, destroyed once.
+        let _ = unsafe { result::event::destroy(self.ev) };
     }
 }

@@ -46,6 +46,7 @@ struct Scratch {
     counters: DeviceBuf,
     host: PinnedBuf,
     stager: Option<Stager>,
+    events: Vec<crate::mem::Event>,
     pack: Vec<u8>,
 }
 
@@ -106,6 +107,7 @@ impl CudaTable {
             counters: DeviceBuf::zeroed(&gpu, N_COUNTERS * 4)?,
             host: PinnedBuf::new(&gpu),
             stager: None,
+            events: Vec::new(),
             pack: Vec::new(),
         };
         Ok(CudaTable {
@@ -284,6 +286,7 @@ impl CudaTable {
             counters: DeviceBuf::zeroed(g, 0)?,
             host: PinnedBuf::new(g),
             stager: None,
+            events: Vec::new(),
             pack: Vec::new(),
         })
     }
@@ -407,10 +410,11 @@ impl CudaTable {
         )
     }
 
-    /// Looks up every key and hands the results to `f` as two host slices: `found`
-    /// (`len` bytes, 1 for a hit) and `values` (`len * value_size` bytes; the value of key
-    /// `i` at `i * value_size` when it was found).
-    pub fn get_raw<T>(&self, b: &Batch, f: impl FnOnce(&[u8], &[u8]) -> T) -> Result<T, CudaError> {
+    /// Looks up every key and hands the results to `f` chunk by chunk, in order:
+    /// `f(first, found, values)` gets the positions `first..first + found.len()`, `found[j]`
+    /// (1 for a hit) and their values (`value_size` bytes each, meaningful where found).
+    /// Values come back in chunks whose copies overlap with `f` working on earlier ones.
+    pub fn get_chunks(&self, b: &Batch, mut f: impl FnMut(usize, &[u8], &[u8])) -> Result<(), CudaError> {
         self.gpu.bind()?;
         let mut guard = self.scratch();
         let s = &mut *guard;
@@ -428,19 +432,36 @@ impl CudaTable {
         let host = s.host.slice_mut(n + n * vs);
         let (flags, vals) = host.split_at_mut(n);
         s.found.download(flags)?;
-        // Misses have no values to bring back.
-        let vals_len = if hits > 0 { n * vs } else { 0 };
-        s.out.download(&mut vals[..vals_len])?;
-        let t3 = std::time::Instant::now();
-        let r = f(flags, vals);
+        // Keys per chunk: about 8 MiB of values.
+        let per = if vs == 0 || hits == 0 { n.max(1) } else { ((8 << 20) / vs).max(1024) };
+        let chunks = n.div_ceil(per);
+        if hits > 0 && vs > 0 {
+            // Queue every chunk's copy, each followed by its event; then hand out chunks as
+            // their copies land.
+            while s.events.len() < chunks {
+                s.events.push(crate::mem::Event::new(&self.gpu)?);
+            }
+            for c in 0..chunks {
+                let (lo, hi) = (c * per * vs, ((c + 1) * per).min(n) * vs);
+                s.out.download_async(lo, &mut vals[lo..hi])?;
+                s.events[c].record()?;
+            }
+        }
+        for c in 0..chunks {
+            let (lo, hi) = (c * per, ((c + 1) * per).min(n));
+            if hits > 0 && vs > 0 {
+                s.events[c].wait()?;
+            }
+            // Misses have no values to bring back: `vals` is then left as it was.
+            f(lo, &flags[lo..hi], &vals[lo * vs..hi * vs]);
+        }
         log::debug!(
-            "gpu get n={n} hits={hits}: upload {:?}, kernel {:?}, download {:?}, host {:?}",
+            "gpu get n={n} hits={hits}: upload {:?}, kernel {:?}, download and fill {:?}",
             t1 - t0,
             t2 - t1,
-            t3 - t2,
-            t3.elapsed()
+            t2.elapsed()
         );
-        Ok(r)
+        Ok(())
     }
 
     /// Whether each key is present.

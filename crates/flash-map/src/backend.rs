@@ -6,6 +6,15 @@ use flash_map_cpu::{CounterKind, CpuTable, Exec};
 use crate::error::{FlashMapError, Result};
 
 /// Where a map's bulk operations run.
+///
+/// ```
+/// use flash_map::{Backend, FlashMap};
+/// let m: FlashMap<u64, u64> = FlashMap::builder(10).backend(Backend::Serial).build()?;
+/// assert_eq!(m.backend(), Backend::Serial);
+/// assert_eq!(Backend::Serial.to_string(), "Serial");
+/// assert!(Backend::compiled().contains(&Backend::Serial));
+/// # Ok::<(), flash_map::FlashMapError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Backend {
     /// CUDA kernels on an NVIDIA GPU (feature `cuda`).
@@ -43,6 +52,8 @@ impl Backend {
 }
 
 /// The engine a map drives.
+// One engine per map: the size difference between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Engine {
     Cpu(CpuTable),
     #[cfg(feature = "cuda")]
@@ -150,9 +161,9 @@ impl Engine {
                 let exec = Exec::Rayon;
                 #[cfg(not(feature = "rayon"))]
                 let exec = Exec::Serial;
-                Ok(t.get_raw(b, |found, vals| {
-                    exec.for_each(found.len(), |i| {
-                        put(i, (found[i] != 0).then(|| vals[i * vs..].as_ptr()));
+                Ok(t.get_chunks(b, |first, found, vals| {
+                    exec.for_each(found.len(), |j| {
+                        put(first + j, (found[j] != 0).then(|| vals[j * vs..].as_ptr()));
                     })
                 })?)
             }

@@ -91,6 +91,14 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     ///
     /// `0` gives [`FlashMapError::ZeroCapacity`]; a capacity too large to represent or
     /// allocate gives an error, never a panic or abort.
+    ///
+    /// ```
+    /// # use flash_map::{FlashMap, FlashMapError};
+    /// let m: FlashMap<[u8; 32], u64> = FlashMap::with_capacity(1000)?;
+    /// assert_eq!(m.capacity(), 1024); // a power of two at the default load factor 0.5
+    /// assert!(matches!(FlashMap::<u64, u64>::with_capacity(0), Err(FlashMapError::ZeroCapacity)));
+    /// # Ok::<(), FlashMapError>(())
+    /// ```
     pub fn with_capacity(capacity: usize) -> Result<Self> {
         Self::builder(capacity).build()
     }
@@ -139,6 +147,16 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     }
 
     /// Table statistics: slots, live entries, capacity, tombstones.
+    ///
+    /// ```
+    /// # use flash_map::FlashMap;
+    /// let mut m: FlashMap<u64, u64> = FlashMap::with_capacity(8)?;
+    /// m.bulk_insert(&[(1, 1), (2, 2)])?;
+    /// m.bulk_remove(&[1])?;
+    /// let s = m.stats();
+    /// assert_eq!((s.slots, s.len, s.capacity, s.tombstones), (16, 1, 8, 1));
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
     pub fn stats(&self) -> MapStats {
         let layout = self.engine.layout();
         MapStats {
@@ -175,6 +193,17 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     /// Duplicate keys in one batch: the **last** occurrence wins, on every backend. If the
     /// new keys do not fit (and `auto_grow` is off) the call fails with
     /// [`FlashMapError::TableFull`] and the map is unchanged. Updates never fail for capacity.
+    ///
+    /// ```
+    /// # use flash_map::{FlashMap, FlashMapError};
+    /// let mut m: FlashMap<u64, u64> = FlashMap::with_capacity(2)?;
+    /// assert_eq!(m.bulk_insert(&[(1, 1), (1, 2)])?, 1);
+    /// assert_eq!(m.bulk_get(&[1])?, vec![Some(2)]);
+    /// // Three new keys do not fit in capacity 2: nothing changes.
+    /// assert!(matches!(m.bulk_insert(&[(1, 9), (2, 2), (3, 3)]), Err(FlashMapError::TableFull { .. })));
+    /// assert_eq!(m.bulk_get(&[1, 2])?, vec![Some(2), None]);
+    /// # Ok::<(), FlashMapError>(())
+    /// ```
     pub fn bulk_insert(&mut self, pairs: &[(K, V)]) -> Result<usize> {
         check_batch(pairs.len())?;
         if pairs.is_empty() {
@@ -210,6 +239,14 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     }
 
     /// Looks up every key; one result per key, in order.
+    ///
+    /// ```
+    /// # use flash_map::FlashMap;
+    /// let mut m: FlashMap<u32, [u8; 4]> = FlashMap::with_capacity(8)?;
+    /// m.bulk_insert(&[(1, *b"one!"), (2, *b"two!")])?;
+    /// assert_eq!(m.bulk_get(&[2, 3, 1])?, vec![Some(*b"two!"), None, Some(*b"one!")]);
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
     pub fn bulk_get(&self, keys: &[K]) -> Result<Vec<Option<V>>> {
         check_batch(keys.len())?;
         let n = keys.len();
@@ -233,6 +270,14 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     }
 
     /// Whether each key is present, in order.
+    ///
+    /// ```
+    /// # use flash_map::FlashMap;
+    /// let mut m: FlashMap<u64, ()> = FlashMap::with_capacity(8)?; // a set
+    /// m.bulk_insert(&[(5, ())])?;
+    /// assert_eq!(m.bulk_contains(&[4, 5])?, vec![false, true]);
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
     pub fn bulk_contains(&self, keys: &[K]) -> Result<Vec<bool>> {
         check_batch(keys.len())?;
         let mut out = vec![false; keys.len()];
@@ -243,6 +288,15 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     }
 
     /// Removes every key; returns how many distinct keys were present and removed.
+    ///
+    /// ```
+    /// # use flash_map::FlashMap;
+    /// let mut m: FlashMap<u64, u64> = FlashMap::with_capacity(8)?;
+    /// m.bulk_insert(&[(1, 1), (2, 2)])?;
+    /// assert_eq!(m.bulk_remove(&[1, 1, 9])?, 1); // distinct keys that were present
+    /// assert_eq!(m.len(), 1);
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
     pub fn bulk_remove(&mut self, keys: &[K]) -> Result<usize> {
         check_batch(keys.len())?;
         if keys.is_empty() {
@@ -252,6 +306,16 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     }
 
     /// Every live entry exactly once, in no particular order.
+    ///
+    /// ```
+    /// # use flash_map::FlashMap;
+    /// let mut m: FlashMap<u64, u64> = FlashMap::with_capacity(8)?;
+    /// m.bulk_insert(&[(2, 20), (1, 10)])?;
+    /// let mut all = m.entries()?;
+    /// all.sort();
+    /// assert_eq!(all, vec![(1, 10), (2, 20)]);
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
     pub fn entries(&self) -> Result<Vec<(K, V)>> {
         let mut out = Vec::new();
         out.try_reserve_exact(self.len())
@@ -262,11 +326,31 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     }
 
     /// Removes every entry; the capacity stays.
+    ///
+    /// ```
+    /// # use flash_map::FlashMap;
+    /// let mut m: FlashMap<u64, u64> = FlashMap::with_capacity(8)?;
+    /// m.bulk_insert(&[(1, 1)])?;
+    /// m.clear()?;
+    /// assert!(m.is_empty());
+    /// assert_eq!(m.capacity(), 8);
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
     pub fn clear(&mut self) -> Result<()> {
         self.engine.clear()
     }
 
     /// Grows the map so that `len() + additional` entries fit.
+    ///
+    /// ```
+    /// # use flash_map::FlashMap;
+    /// let mut m: FlashMap<u64, u64> = FlashMap::with_capacity(8)?;
+    /// m.reserve(100)?;
+    /// assert!(m.capacity() >= 100);
+    /// let pairs: Vec<(u64, u64)> = (0..100).map(|i| (i, i)).collect();
+    /// assert_eq!(m.bulk_insert(&pairs)?, 100);
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
     pub fn reserve(&mut self, additional: usize) -> Result<()> {
         let need =
             self.len().checked_add(additional).ok_or(FlashMapError::CapacityOverflow { requested: usize::MAX })?;
