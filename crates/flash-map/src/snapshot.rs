@@ -180,7 +180,10 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     }
 
     /// Reads a snapshot written by [`save`](Self::save), with the hash strategy, load
-    /// factor and capacity it was saved with, on the best available backend.
+    /// factor and capacity it was saved with, on the best available backend. The saved
+    /// capacity is trusted (the table is allocated lazily, but a large one costs address
+    /// space and time to scan); for snapshots from untrusted sources prefer
+    /// [`FlashMapBuilder::load`], which sizes the table from your builder and the content.
     pub fn load<R: Read>(r: R) -> Result<Self> {
         let (h, body) = read_snapshot(r, size_of::<K>(), size_of::<V>())?;
         let map = FlashMapBuilder::new(h.capacity).hash_strategy(h.hash).max_load_factor(h.max_load_factor).build()?;
@@ -190,11 +193,24 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
 
 impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMapBuilder<K, V> {
     /// Reads a snapshot into a map built with this builder's options (backend, hash
-    /// strategy, load factor, growth); the capacity is the larger of the builder's and the
-    /// snapshot's.
+    /// strategy, load factor, growth). The capacity is the builder's, raised to the number of
+    /// entries if they need more: the snapshot's own capacity field is ignored, so a snapshot
+    /// from an untrusted source cannot make the table larger than its content. (Use
+    /// [`FlashMap::load`] to restore a trusted snapshot exactly as saved.)
+    ///
+    /// ```
+    /// # use flash_map::{Backend, FlashMap, FlashMapBuilder};
+    /// let mut m: FlashMap<u64, u64> = FlashMap::with_capacity(1 << 20)?;
+    /// m.bulk_insert(&[(1, 2)])?;
+    /// let mut bytes = Vec::new();
+    /// m.save(&mut bytes)?;
+    /// let small: FlashMap<u64, u64> = FlashMapBuilder::new(16).backend(Backend::Serial).load(&bytes[..])?;
+    /// assert_eq!((small.capacity(), small.bulk_get(&[1])?), (16, vec![Some(2)]));
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
     pub fn load<R: Read>(mut self, r: R) -> Result<FlashMap<K, V>> {
         let (h, body) = read_snapshot(r, size_of::<K>(), size_of::<V>())?;
-        self.capacity = self.capacity.max(h.capacity).max(h.len);
+        self.capacity = self.capacity.max(h.len);
         fill(self.build()?, &body)
     }
 }
