@@ -38,8 +38,8 @@ impl AlignedBuf {
     /// Allocates `len` zero bytes; `Err(CpuError::Alloc)` if the allocator refuses.
     pub fn zeroed(len: usize) -> Result<Self, CpuError> {
         if len == 0 {
-            // A dangling, aligned pointer for the empty buffer.
-            let ptr = NonNull::new(ALIGN as *mut u8).expect("nonzero");
+            // A dangling pointer aligned to 16 (`u128`'s alignment) for the empty buffer.
+            let ptr = NonNull::<u128>::dangling().cast::<u8>();
             return Ok(AlignedBuf { ptr, len, map: None });
         }
         #[cfg(target_os = "linux")]
