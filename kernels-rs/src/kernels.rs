@@ -69,9 +69,24 @@ unsafe fn rec(data: *const u8, i: usize, stride: u64, off: u64) -> *const u8 {
 /// no-room) instead of filling the table and scanning it whole.
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_claim(
-    states: *mut u32, keys: *mut u8, values: *mut u8, mask: u64, key_size: u64, value_size: u64, hash: u64,
-    data: *const u8, n: u64, stride: u64, key_off: u64, val_off: u64,
-    pos: *mut u32, kind: *mut u8, aux: *mut u32, mode: u64, counters: *mut u32, budget: u64,
+    states: *mut u32,
+    keys: *mut u8,
+    values: *mut u8,
+    mask: u64,
+    key_size: u64,
+    value_size: u64,
+    hash: u64,
+    data: *const u8,
+    n: u64,
+    stride: u64,
+    key_off: u64,
+    val_off: u64,
+    pos: *mut u32,
+    kind: *mut u8,
+    aux: *mut u32,
+    mode: u64,
+    counters: *mut u32,
+    budget: u64,
 ) {
     let s = DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize };
     let hs = strategy(hash);
@@ -133,7 +148,13 @@ pub unsafe extern "ptx-kernel" fn fm_claim(
 
 /// Undoes the new claims of a batch that did not fit.
 #[no_mangle]
-pub unsafe extern "ptx-kernel" fn fm_rollback(states: *mut u32, aux: *mut u32, pos: *const u32, kind: *const u8, n: u64) {
+pub unsafe extern "ptx-kernel" fn fm_rollback(
+    states: *mut u32,
+    aux: *mut u32,
+    pos: *const u32,
+    kind: *const u8,
+    n: u64,
+) {
     let (mut i, step) = grid();
     while i < n as usize {
         // SAFETY: `i < n`; `pos[i]` is a slot of this table when `kind[i]` is new.
@@ -180,8 +201,15 @@ pub unsafe extern "ptx-kernel" fn fm_winner_first(aux: *mut u32, pos: *const u32
 /// receives 1 for winners, 0 for the rest.
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_write_winners(
-    values: *mut u8, value_size: u64, aux: *mut u32, pos: *const u32, n: u64,
-    data: *const u8, stride: u64, val_off: u64, out: *mut u8,
+    values: *mut u8,
+    value_size: u64,
+    aux: *mut u32,
+    pos: *const u32,
+    n: u64,
+    data: *const u8,
+    stride: u64,
+    val_off: u64,
+    out: *mut u8,
 ) {
     let (mut i, step) = grid();
     while i < n as usize {
@@ -206,7 +234,13 @@ pub unsafe extern "ptx-kernel" fn fm_write_winners(
 /// Counter pass: adds each record's value to its slot's counter (4- or 8-byte, wrapping).
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_add(
-    values: *mut u8, value_size: u64, pos: *const u32, n: u64, data: *const u8, stride: u64, val_off: u64,
+    values: *mut u8,
+    value_size: u64,
+    pos: *const u32,
+    n: u64,
+    data: *const u8,
+    stride: u64,
+    val_off: u64,
 ) {
     let (mut i, step) = grid();
     while i < n as usize {
@@ -230,8 +264,20 @@ pub unsafe extern "ptx-kernel" fn fm_add(
 /// when `out` is not null. `counters[5]` (if not null) counts the hits.
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_find(
-    states: *mut u32, keys: *mut u8, values: *mut u8, mask: u64, key_size: u64, value_size: u64, hash: u64,
-    data: *const u8, n: u64, stride: u64, key_off: u64, found: *mut u8, out: *mut u8, counters: *mut u32,
+    states: *mut u32,
+    keys: *mut u8,
+    values: *mut u8,
+    mask: u64,
+    key_size: u64,
+    value_size: u64,
+    hash: u64,
+    data: *const u8,
+    n: u64,
+    stride: u64,
+    key_off: u64,
+    found: *mut u8,
+    out: *mut u8,
+    counters: *mut u32,
 ) {
     let s = ReadSlots(DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize });
     let hs = strategy(hash);
@@ -262,8 +308,18 @@ pub unsafe extern "ptx-kernel" fn fm_find(
 /// Removal: tombstones each present key; `counters[3]` counts distinct removals.
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_remove(
-    states: *mut u32, keys: *mut u8, mask: u64, key_size: u64, hash: u64,
-    data: *const u8, n: u64, stride: u64, key_off: u64, counters: *mut u32,
+    states: *mut u32,
+    keys: *mut u8,
+    _values: *mut u8,
+    mask: u64,
+    key_size: u64,
+    _value_size: u64,
+    hash: u64,
+    data: *const u8,
+    n: u64,
+    stride: u64,
+    key_off: u64,
+    counters: *mut u32,
 ) {
     let s = DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize };
     let hs = strategy(hash);
@@ -281,11 +337,21 @@ pub unsafe extern "ptx-kernel" fn fm_remove(
     unsafe { warp_add_to(counters.add(C_REMOVED), removed, lane()) };
 }
 
-/// Rehash: moves every live entry of an old table into a new, empty one.
+/// Rehash: moves every live entry of an old table into a new, empty one (the table
+/// arguments describe the new table).
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_rehash(
-    old_states: *const u32, old_keys: *const u8, old_values: *const u8, old_slots: u64,
-    states: *mut u32, keys: *mut u8, values: *mut u8, mask: u64, key_size: u64, value_size: u64, hash: u64,
+    states: *mut u32,
+    keys: *mut u8,
+    values: *mut u8,
+    mask: u64,
+    key_size: u64,
+    value_size: u64,
+    hash: u64,
+    old_states: *const u32,
+    old_keys: *const u8,
+    old_values: *const u8,
+    old_slots: u64,
 ) {
     let s = DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize };
     let hs = strategy(hash);

@@ -25,6 +25,18 @@ pub enum LayoutError {
     CapacityOverflow,
 }
 
+/// Checks what every layout needs: a key of at least one byte, a load factor in (0, 1).
+fn validate(key_size: usize, max_load_factor: f64) -> Result<(), LayoutError> {
+    if key_size == 0 {
+        return Err(LayoutError::ZeroSizedKey);
+    }
+    // `!(x > 0.0 && x < 1.0)` is also true for NaN.
+    if !(max_load_factor > 0.0 && max_load_factor < 1.0) {
+        return Err(LayoutError::InvalidLoadFactor);
+    }
+    Ok(())
+}
+
 /// Sizes of one table: slot count, per-slot key/value sizes, and the entry limit.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TableLayout {
@@ -48,13 +60,7 @@ impl TableLayout {
         key_size: usize,
         value_size: usize,
     ) -> Result<Self, LayoutError> {
-        if key_size == 0 {
-            return Err(LayoutError::ZeroSizedKey);
-        }
-        // `!(x > 0.0 && x < 1.0)` is also true for NaN.
-        if !(max_load_factor > 0.0 && max_load_factor < 1.0) {
-            return Err(LayoutError::InvalidLoadFactor);
-        }
+        validate(key_size, max_load_factor)?;
         if capacity == 0 {
             return Err(LayoutError::ZeroCapacity);
         }
@@ -88,12 +94,7 @@ impl TableLayout {
         key_size: usize,
         value_size: usize,
     ) -> Result<Self, LayoutError> {
-        if key_size == 0 {
-            return Err(LayoutError::ZeroSizedKey);
-        }
-        if !(max_load_factor > 0.0 && max_load_factor < 1.0) {
-            return Err(LayoutError::InvalidLoadFactor);
-        }
+        validate(key_size, max_load_factor)?;
         if slots < 2 || !slots.is_power_of_two() || slots > MAX_SLOTS {
             return Err(LayoutError::CapacityOverflow);
         }

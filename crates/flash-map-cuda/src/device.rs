@@ -162,6 +162,14 @@ impl Gpu {
             .map_err(drv("cuLaunchKernel"))
     }
 
+    /// Launches `f` with `vals` as its (8-byte) parameters, in order.
+    pub(crate) fn launch_values(&self, f: sys::CUfunction, n: usize, vals: &mut [u64]) -> Result<(), CudaError> {
+        let mut ptrs: Vec<*mut c_void> = vals.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
+        // SAFETY: every kernel takes 8-byte parameters; the callers list them in the order of
+        // the kernel's signature (see kernels-rs).
+        unsafe { self.launch(f, n, &mut ptrs) }
+    }
+
     /// Waits for all work on the null stream.
     pub(crate) fn sync(&self) -> Result<(), CudaError> {
         result::ctx::synchronize().map_err(drv("cuCtxSynchronize"))
@@ -179,14 +187,17 @@ impl Drop for Gpu {
     }
 }
 
-/// Builds the argument array for [`Gpu::launch`] from 8-byte values.
+/// Launches kernel `$f` over `$n` items with 8-byte arguments, optionally preceded by a
+/// table's seven standard arguments (`table: [u64; 7]`, see [`crate::table`]).
 macro_rules! launch {
+    ($gpu:expr, $f:ident, $n:expr, table: $t:expr, [$($a:expr),* $(,)?]) => {{
+        let mut vals: Vec<u64> = $t.to_vec();
+        vals.extend([$(($a) as u64),*]);
+        $gpu.launch_values($gpu.funcs.$f, $n, &mut vals)
+    }};
     ($gpu:expr, $f:ident, $n:expr, [$($a:expr),* $(,)?]) => {{
         let mut vals: Vec<u64> = vec![$(($a) as u64),*];
-        let mut ptrs: Vec<*mut std::ffi::c_void> =
-            vals.iter_mut().map(|v| v as *mut u64 as *mut std::ffi::c_void).collect();
-        // SAFETY: every kernel takes 8-byte parameters in this order (see kernels-rs).
-        unsafe { $gpu.launch($gpu.funcs.$f, $n, &mut ptrs) }
+        $gpu.launch_values($gpu.funcs.$f, $n, &mut vals)
     }};
 }
 pub(crate) use launch;

@@ -92,7 +92,26 @@ fn alloc_arrays(gpu: &Arc<Gpu>, layout: &TableLayout) -> Result<Arrays, CudaErro
     })
 }
 
+/// The seven table arguments every table kernel starts with:
+/// `states, keys, values, mask, key_size, value_size, hash`.
+fn table_args(states: &DeviceBuf, keys: &DeviceBuf, values: &DeviceBuf, l: &TableLayout, hash: HashStrategy) -> [u64; 7] {
+    [
+        states.ptr(),
+        keys.ptr(),
+        values.ptr(),
+        l.mask() as u64,
+        l.key_size as u64,
+        l.value_size as u64,
+        hash.code() as u64,
+    ]
+}
+
 impl CudaTable {
+    /// This table's seven standard kernel arguments.
+    fn tab(&self) -> [u64; 7] {
+        table_args(&self.states, &self.keys, &self.values, &self.layout, self.hash)
+    }
+
     /// An empty table on device `device_id`.
     pub fn new(layout: TableLayout, hash: HashStrategy, device_id: usize) -> Result<Self, CudaError> {
         let gpu = Gpu::get(device_id)?;
@@ -237,14 +256,8 @@ impl CudaTable {
             self.gpu,
             claim,
             d.len,
+            table: self.tab(),
             [
-                self.states.ptr(),
-                self.keys.ptr(),
-                self.values.ptr(),
-                l.mask(),
-                l.key_size,
-                l.value_size,
-                self.hash.code(),
                 d.ptr,
                 d.len,
                 d.stride,
@@ -386,19 +399,12 @@ impl CudaTable {
     }
 
     fn launch_find(&self, d: DeviceBatch, found: u64, out: u64, counters: u64) -> Result<(), CudaError> {
-        let l = self.layout;
         launch!(
             self.gpu,
             find,
             d.len,
+            table: self.tab(),
             [
-                self.states.ptr(),
-                self.keys.ptr(),
-                self.values.ptr(),
-                l.mask(),
-                l.key_size,
-                l.value_size,
-                self.hash.code(),
                 d.ptr,
                 d.len,
                 d.stride,
@@ -497,17 +503,12 @@ impl CudaTable {
 
     fn remove_dev(&mut self, s: &mut Scratch, d: DeviceBatch) -> Result<usize, CudaError> {
         s.counters.zero()?;
-        let l = self.layout;
         launch!(
             self.gpu,
             remove,
             d.len,
+            table: self.tab(),
             [
-                self.states.ptr(),
-                self.keys.ptr(),
-                l.mask(),
-                l.key_size,
-                self.hash.code(),
                 d.ptr,
                 d.len,
                 d.stride,
@@ -569,19 +570,8 @@ impl CudaTable {
             self.gpu,
             rehash,
             self.layout.slots,
-            [
-                self.states.ptr(),
-                self.keys.ptr(),
-                self.values.ptr(),
-                self.layout.slots,
-                a.states.ptr(),
-                a.keys.ptr(),
-                a.values.ptr(),
-                layout.mask(),
-                layout.key_size,
-                layout.value_size,
-                self.hash.code(),
-            ]
+            table: table_args(&a.states, &a.keys, &a.values, &layout, self.hash),
+            [self.states.ptr(), self.keys.ptr(), self.values.ptr(), self.layout.slots]
         )?;
         self.gpu.sync()?;
         log::debug!("gpu rebuild: {} -> {} slots, {} entries", self.layout.slots, layout.slots, self.len);
