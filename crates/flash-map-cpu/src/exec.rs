@@ -59,21 +59,6 @@ impl Exec {
         }
     }
 
-    /// Calls `f(i)` for every `i` in `0..n` and returns the sum of the results.
-    pub fn sum<F>(self, n: usize, f: F) -> usize
-    where
-        F: Fn(usize) -> usize + Sync + Send,
-    {
-        match self {
-            Exec::Serial => (0..n).map(f).sum(),
-            #[cfg(feature = "rayon")]
-            Exec::Rayon => {
-                use rayon::prelude::*;
-                (0..n).into_par_iter().with_min_len(MIN_LEN).map(f).sum()
-            }
-        }
-    }
-
     /// Calls `f(i)` for every `i` in `0..n`.
     pub fn for_each<F>(self, n: usize, f: F)
     where

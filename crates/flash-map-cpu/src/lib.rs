@@ -7,6 +7,7 @@
 //! - [`ops`]: the bulk operations, each a pass (or three) over the batch.
 //! - [`exec`]: [`Exec`], the driver that runs a pass serially or on rayon.
 //! - [`group`]: lookups that check the first eight slots of a probe at once (SSE2).
+//! - [`pipeline`]: the two-stage software prefetch every pass runs through.
 //!
 //! Both engines run the same per-key algorithms from `flash-map-core`, and resolve duplicate
 //! keys by batch position, so they return identical results for identical calls.
@@ -15,6 +16,7 @@ pub mod buf;
 pub mod exec;
 pub mod group;
 pub mod ops;
+pub mod pipeline;
 pub mod slots;
 pub mod table;
 

@@ -94,7 +94,13 @@ fn alloc_arrays(gpu: &Arc<Gpu>, layout: &TableLayout) -> Result<Arrays, CudaErro
 
 /// The seven table arguments every table kernel starts with:
 /// `states, keys, values, mask, key_size, value_size, hash`.
-fn table_args(states: &DeviceBuf, keys: &DeviceBuf, values: &DeviceBuf, l: &TableLayout, hash: HashStrategy) -> [u64; 7] {
+fn table_args(
+    states: &DeviceBuf,
+    keys: &DeviceBuf,
+    values: &DeviceBuf,
+    l: &TableLayout,
+    hash: HashStrategy,
+) -> [u64; 7] {
     [
         states.ptr(),
         keys.ptr(),

@@ -1,0 +1,102 @@
+//! The prefetch pipeline every pass over a batch runs through.
+//!
+//! A batch is known in full before it runs, so the addresses its keys will touch can be
+//! computed ahead of use: while key `i` is processed, key `i + 8`'s home slot lines are
+//! being fetched and key `i + 24`'s home state word too. The keys of a batch are
+//! independent, so a dozen cache misses stay in flight instead of one dependent chain.
+
+use std::ops::Range;
+
+use flash_map_core::slot::{full_word, tag_of};
+use flash_map_core::{hash_key, Batch, HashStrategy};
+
+use crate::exec::prefetch_read;
+use crate::slots::RawTable;
+
+/// What the second prefetch stage fetches besides the state word.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fetch {
+    /// Key and value lines when the state's fingerprint matches (lookups, removals).
+    OnTagMatch { values: bool },
+    /// Key and value lines always (claims write them when the slot is free).
+    Always,
+}
+
+/// Runs `body(i, hash)` for `i` in `range`, in order, with a two-stage software prefetch:
+/// `D1` keys ahead the key is hashed and its home state word prefetched; `D2` keys ahead
+/// that (now cached) word is read and, per `fetch`, the key and value lines of the home slot
+/// are prefetched. Misses thus cost one cache line; the batch's independent keys keep a
+/// dozen lines in flight instead of one dependent chain at a time.
+#[inline(always)]
+pub(crate) fn staged(
+    raw: &RawTable,
+    hs: HashStrategy,
+    b: &Batch,
+    range: Range<usize>,
+    fetch: Fetch,
+    mut body: impl FnMut(usize, u64),
+) {
+    const D1: usize = 24;
+    const D2: usize = 8;
+    const RING: usize = 32;
+    let mut ring = [0u64; RING];
+    let end = range.end;
+    let stage1 = |ring: &mut [u64; RING], i: usize| {
+        // SAFETY: `i < end <= b.len`; the slot is masked into the table; prefetches never
+        // fault.
+        unsafe {
+            let h = hash_key(hs, b.key(i), raw.key_size);
+            ring[i % RING] = h;
+            prefetch_read(raw.states.add(h as usize & raw.mask));
+        }
+    };
+    let stage2 = |ring: &[u64; RING], i: usize| {
+        let h = ring[i % RING];
+        let slot = h as usize & raw.mask;
+        // SAFETY: as above.
+        unsafe {
+            let (target, values) = match fetch {
+                Fetch::Always => (Some(slot), true),
+                Fetch::OnTagMatch { values } => {
+                    // The key is at its home slot or a few slots on: look through the state
+                    // words (one cache line, already fetched) for the first fingerprint match.
+                    let full = full_word(tag_of(h));
+                    let mut found = None;
+                    for j in 0..4 {
+                        let t = (slot + j) & raw.mask;
+                        let st = *raw.states.add(t);
+                        if st == full {
+                            found = Some(t);
+                            break;
+                        }
+                        if st == flash_map_core::slot::EMPTY {
+                            break;
+                        }
+                    }
+                    (found, values)
+                }
+            };
+            if let Some(t) = target {
+                prefetch_read(raw.keys.add(t * raw.key_size));
+                if values {
+                    prefetch_read(raw.value_ptr(t));
+                }
+            }
+        }
+    };
+    for i in range.start..(range.start + D1).min(end) {
+        stage1(&mut ring, i);
+    }
+    for i in range.start..(range.start + D2).min(end) {
+        stage2(&ring, i);
+    }
+    for i in range {
+        if i + D1 < end {
+            stage1(&mut ring, i + D1);
+        }
+        if i + D2 < end {
+            stage2(&ring, i + D2);
+        }
+        body(i, ring[i % RING]);
+    }
+}
