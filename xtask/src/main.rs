@@ -206,12 +206,16 @@ fn ci() -> Res {
         c
     };
     run(c().args(["fmt", "--all", "--check"]))?;
+    // Per feature set, the library crates alone: with the whole workspace, the benches'
+    // dependency on `rayon` would switch it on everywhere and hide the other configurations.
     for feats in ["", "rayon", "tokio", "rayon,tokio", "cuda", "cuda,rayon,tokio"] {
         run(c()
-            .args(["clippy", "--workspace", "--all-targets", "--no-default-features", "--features"])
+            .args(["clippy", "-p", "flash-map", "-p", "flash-map-cpu", "-p", "flash-map-cuda", "-p", "flash-map-core"])
+            .args(["--all-targets", "--no-default-features", "--features"])
             .arg(format!("flash-map/cpu-fallback,{}", prefix(feats)))
             .args(["--", "-D", "warnings"]))?;
     }
+    run(c().args(["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]))?;
     // The README's test command: every backend's model tests, docs and examples.
     run(c().args(["test", "--workspace", "--all-features"]))?;
     for feats in ["", "rayon", "tokio", "rayon,tokio", "cuda"] {

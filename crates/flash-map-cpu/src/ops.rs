@@ -13,12 +13,14 @@
 //!    batch positions in a per-slot scratch word, then only winners write. Counters are
 //!    added with atomic adds, which commute.
 //!
-//! The loops run through [`crate::pipeline::staged`], which prefetches keys' home slots
-//! ahead of the key being processed.
+//! The loops run through the prefetch pipeline of [`crate::pipeline`], which fetches keys'
+//! home slots ahead of the key being processed.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use flash_map_core::probe::{claim, Claim};
+#[cfg(feature = "rayon")]
+use flash_map_core::probe::claim;
+use flash_map_core::probe::Claim;
 use flash_map_core::slot::{full_word, tag_of, TOMBSTONE};
 use flash_map_core::{Batch, Slots};
 
