@@ -28,7 +28,6 @@ use flash_map_core::LayoutError;
 
 /// Errors of the CPU engines.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum CpuError {
     /// The table's sizes are invalid.
     #[error("invalid table layout: {0:?}")]

@@ -30,11 +30,11 @@ impl<K, V> Clone for AsyncFlashMap<K, V> {
 }
 
 fn poisoned() -> FlashMapError {
-    FlashMapError::Cuda("a previous call panicked while holding the map".into())
+    FlashMapError::Task("a previous call panicked while holding the map".into())
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| FlashMapError::Io(std::io::Error::other(e)))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| FlashMapError::Task(e.to_string()))?
 }
 
 impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> AsyncFlashMap<K, V> {

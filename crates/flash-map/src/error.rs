@@ -62,6 +62,10 @@ pub enum FlashMapError {
     /// A snapshot could not be read: it is not a flash-map snapshot, or does not match.
     #[error("invalid snapshot: {0}")]
     Snapshot(String),
+    /// A background task of [`crate::AsyncFlashMap`] failed: it panicked or was cancelled,
+    /// or an earlier one panicked while holding the map, which may then be half-updated.
+    #[error("async task failed: {0}; rebuild the map (e.g. from a snapshot) if it was poisoned")]
+    Task(String),
     /// Reading or writing a snapshot failed.
     #[error("snapshot I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -77,7 +81,6 @@ impl From<flash_map_cpu::CpuError> for FlashMapError {
             C::Layout(l) => layout_error(l, 0, 0.5),
             C::Alloc { bytes } => FlashMapError::AllocationFailed { bytes },
             C::TableFull { len, new, capacity } => FlashMapError::TableFull { len, new, capacity },
-            other => FlashMapError::Cuda(other.to_string()),
         }
     }
 }
