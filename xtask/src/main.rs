@@ -114,6 +114,12 @@ fn ptx(check: bool) -> Res {
     }
     let out = root.join(PTX_OUT);
     if check {
+        // The kernels live outside the root workspace, so `cargo fmt --all` does not see them.
+        if output(nightly_cargo().args(["fmt", "--version"])).is_ok() {
+            run(nightly_cargo().current_dir(&kernels).args(["fmt", "--check"]))?;
+        } else {
+            println!("SKIPPED: rustfmt check of kernels-rs (no rustfmt in the nightly toolchain)");
+        }
         let committed = fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
         if committed != fresh {
             return Err(format!(
