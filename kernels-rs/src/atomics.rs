@@ -143,39 +143,3 @@ unsafe impl Slots for DeviceSlots {
         unsafe { self.keys.add(slot.wrapping_mul(self.key_size)) }
     }
 }
-
-/// Read-only view for lookups: no writer runs concurrently, so plain loads suffice.
-#[derive(Clone, Copy)]
-pub(crate) struct ReadSlots(pub(crate) DeviceSlots);
-
-// SAFETY: used only by kernels that run with no concurrent claims on the table.
-unsafe impl Slots for ReadSlots {
-    #[inline(always)]
-    fn mask(&self) -> usize {
-        self.0.mask
-    }
-    #[inline(always)]
-    fn key_size(&self) -> usize {
-        self.0.key_size
-    }
-    #[inline(always)]
-    unsafe fn state(&self, slot: usize) -> u32 {
-        // SAFETY: slot <= mask.
-        unsafe { *self.0.states.add(slot) }
-    }
-    #[inline(always)]
-    unsafe fn cas_state(&self, slot: usize, current: u32, new: u32) -> bool {
-        // SAFETY: forwarded.
-        unsafe { self.0.cas_state(slot, current, new) }
-    }
-    #[inline(always)]
-    unsafe fn publish(&self, slot: usize, state: u32) {
-        // SAFETY: forwarded.
-        unsafe { self.0.publish(slot, state) }
-    }
-    #[inline(always)]
-    unsafe fn key_ptr(&self, slot: usize) -> *mut u8 {
-        // SAFETY: forwarded.
-        unsafe { self.0.key_ptr(slot) }
-    }
-}

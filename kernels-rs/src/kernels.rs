@@ -6,27 +6,13 @@
 use core::arch::nvptx::{_block_dim_x, _block_idx_x, _grid_dim_x, _thread_idx_x};
 
 use flash_map_core::bytes::{copy_bytes, zero_bytes};
-use flash_map_core::probe::{claim, find, remove, Claim};
+use flash_map_core::probe::{claim, find, remove, Claim, RawSlots};
 use flash_map_core::slot::{is_full, EMPTY, TOMBSTONE};
 use flash_map_core::{hash_key, HashStrategy};
 
 use crate::atomics::*;
 
-/// Kind codes written per batch position by `fm_claim` (same meaning as the CPU engine's).
-const KIND_EXISTING: u8 = 0;
-const KIND_NEW_FROM_EMPTY: u8 = 1;
-const KIND_NEW_FROM_TOMBSTONE: u8 = 2;
-const KIND_NO_ROOM: u8 = 3;
-
-/// Counter slots in the `counters` array (see `flash-map-cuda`'s table).
-const C_NEW: usize = 0;
-const C_FROM_TOMBSTONE: usize = 1;
-const C_NO_ROOM: usize = 2;
-const C_REMOVED: usize = 3;
-const C_EXISTING: usize = 4;
-const C_HITS: usize = 5;
-const C_GUARD_NEW: usize = 6;
-const C_ABORT: usize = 7;
+use flash_map_core::abi::*;
 
 #[inline(always)]
 fn lane() -> u32 {
@@ -279,7 +265,8 @@ pub unsafe extern "ptx-kernel" fn fm_find(
     out: *mut u8,
     counters: *mut u32,
 ) {
-    let s = ReadSlots(DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize });
+    // No claims run during a lookup: plain loads, like the CPU's serial engine.
+    let s = RawSlots { states, keys, mask: mask as usize, key_size: key_size as usize };
     let hs = strategy(hash);
     let vs = value_size as usize;
     let mut hits = 0u32;

@@ -10,11 +10,13 @@
 //!   remove), generic over a [`probe::Slots`] accessor so that the serial engine, the rayon
 //!   engine and the nvptx kernels run literally the same code with different memory accesses.
 //! - [`bytes`]: panic-free byte comparison and copying used on the device path.
+//! - [`abi`]: the per-position claim codes and the counter indices of the passes.
 //!
 //! The crate has no dependencies, no `std`, no allocation, and its hot functions contain no
 //! panicking paths, so it compiles for `nvptx64-nvidia-cuda` and inlines into the kernels.
 #![no_std]
 
+pub mod abi;
 pub mod batch;
 pub mod bytes;
 pub mod hash;

@@ -50,6 +50,68 @@ pub unsafe trait Slots {
     unsafe fn key_ptr(&self, slot: usize) -> *mut u8;
 }
 
+/// Plain (non-atomic) access to a table's raw state and key arrays: for a table that one
+/// thread owns, or for lookups while nobody writes. The serial engine runs on it, and so do
+/// the lookup kernels.
+#[derive(Clone, Copy, Debug)]
+pub struct RawSlots {
+    /// The state words, `mask + 1` of them.
+    pub states: *mut u32,
+    /// The key bytes, `key_size` per slot.
+    pub keys: *mut u8,
+    /// `slots - 1`.
+    pub mask: usize,
+    /// Bytes per key.
+    pub key_size: usize,
+}
+
+// SAFETY: a view of arrays whose owner outlives its use; it is shared between threads only
+// by lookups, which do not write.
+unsafe impl Send for RawSlots {}
+// SAFETY: as above.
+unsafe impl Sync for RawSlots {}
+
+// SAFETY: indices are `<= mask` by the `Slots` contract, inside the arrays by construction;
+// plain accesses are sound under the single-writer / read-only use documented above.
+unsafe impl Slots for RawSlots {
+    #[inline(always)]
+    fn mask(&self) -> usize {
+        self.mask
+    }
+    #[inline(always)]
+    fn key_size(&self) -> usize {
+        self.key_size
+    }
+    #[inline(always)]
+    unsafe fn state(&self, slot: usize) -> u32 {
+        // SAFETY: slot in range.
+        unsafe { *self.states.add(slot) }
+    }
+    #[inline(always)]
+    unsafe fn cas_state(&self, slot: usize, current: u32, new: u32) -> bool {
+        // SAFETY: slot in range; one writer.
+        unsafe {
+            let p = self.states.add(slot);
+            if *p == current {
+                *p = new;
+                true
+            } else {
+                false
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn publish(&self, slot: usize, state: u32) {
+        // SAFETY: slot in range.
+        unsafe { *self.states.add(slot) = state }
+    }
+    #[inline(always)]
+    unsafe fn key_ptr(&self, slot: usize) -> *mut u8 {
+        // SAFETY: slot in range.
+        unsafe { self.keys.add(slot.wrapping_mul(self.key_size)) }
+    }
+}
+
 /// The outcome of [`claim`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Claim {

@@ -8,10 +8,8 @@
 //! rare sequence that runs past eight slots continues with `probe::find_from`.
 
 use flash_map_core::bytes::{bytes_eq, copy_bytes};
-use flash_map_core::probe::{claim, find, find_from, home, Claim, Slots};
+use flash_map_core::probe::{claim, find, find_from, home, Claim, RawSlots, Slots};
 use flash_map_core::slot::{full_word, tag_of, TOMBSTONE};
-
-use crate::slots::PlainSlots;
 
 const GROUP: usize = 8;
 
@@ -20,10 +18,10 @@ const GROUP: usize = 8;
 /// # Safety
 /// `key` valid for `key_size` bytes; no concurrent claims on the table.
 #[inline(always)]
-pub unsafe fn find_grouped(s: &PlainSlots, hash: u64, key: *const u8) -> Option<usize> {
+pub unsafe fn find_grouped(s: &RawSlots, hash: u64, key: *const u8) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
-        let raw = &s.0;
+        let raw = s;
         let h = home(hash, raw.mask);
         if h + GROUP <= raw.mask + 1 {
             // SAFETY: the window `h..h + 8` lies inside the state array.
@@ -55,10 +53,10 @@ pub unsafe fn find_grouped(s: &PlainSlots, hash: u64, key: *const u8) -> Option<
 /// # Safety
 /// `key` valid for `key_size` bytes; no other thread uses the table.
 #[inline(always)]
-pub unsafe fn claim_grouped(s: &PlainSlots, hash: u64, key: *const u8) -> Claim {
+pub unsafe fn claim_grouped(s: &RawSlots, hash: u64, key: *const u8) -> Claim {
     #[cfg(target_arch = "x86_64")]
     {
-        let raw = &s.0;
+        let raw = s;
         let h = home(hash, raw.mask);
         if h + GROUP <= raw.mask + 1 {
             let full = full_word(tag_of(hash));

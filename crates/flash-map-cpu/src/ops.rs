@@ -29,13 +29,11 @@ use crate::group::{claim_grouped, find_grouped};
 use crate::pipeline::{staged, Fetch};
 #[cfg(feature = "rayon")]
 use crate::slots::AtomicSlots;
-use crate::slots::{PlainSlots, RawTable};
+use crate::slots::RawTable;
 use crate::{CpuError, CpuTable, Exec};
+use flash_map_core::probe::RawSlots;
 
-const KIND_EXISTING: u8 = 0;
-const KIND_NEW_FROM_EMPTY: u8 = 1;
-const KIND_NEW_FROM_TOMBSTONE: u8 = 2;
-const KIND_NO_ROOM: u8 = 3;
+use flash_map_core::abi::{KIND_EXISTING, KIND_NEW_FROM_EMPTY, KIND_NEW_FROM_TOMBSTONE, KIND_NO_ROOM};
 
 /// Receives the results of a lookup, one call per batch position.
 pub trait GetSink: Sync {
@@ -198,7 +196,7 @@ impl CpuTable {
         let budget = if self.len + b.len > self.layout.capacity { self.layout.capacity - self.len } else { usize::MAX };
         match self.exec {
             Exec::Serial => {
-                let s = PlainSlots(raw);
+                let s = raw.plain();
                 let mut new = 0usize;
                 staged(&raw, hs, b, 0..b.len, Fetch::Always, |i, h| {
                     if new > budget {
@@ -425,7 +423,7 @@ impl CpuTable {
     fn lookup(&self, b: &Batch, values: bool, f: impl Fn(usize, Option<usize>, &RawTable) + Sync + Send) {
         let raw = self.raw();
         let hs = self.hash;
-        let s = PlainSlots(raw);
+        let s = raw.plain();
         // Lookups never race with writers (`&self`), so plain loads serve both engines.
         self.exec.for_chunks(b.len, |range| {
             staged(&raw, hs, b, range, Fetch::OnTagMatch { values }, |i, h| {
@@ -443,7 +441,7 @@ impl CpuTable {
         let fetch = Fetch::OnTagMatch { values: false };
         let removed = match self.exec {
             Exec::Serial => {
-                let s = PlainSlots(raw);
+                let s = raw.plain();
                 let mut n = 0;
                 staged(&raw, hs, b, 0..b.len, fetch, |i, h| {
                     // SAFETY: `i < b.len`, keys valid.
@@ -481,7 +479,7 @@ impl CpuTable {
 /// # Safety
 /// `key` valid for `key_size` bytes; no other thread uses the table.
 #[inline(always)]
-unsafe fn remove_one(s: &PlainSlots, hash: u64, key: *const u8) -> bool {
+unsafe fn remove_one(s: &RawSlots, hash: u64, key: *const u8) -> bool {
     // SAFETY: forwarded contract.
     match unsafe { find_grouped(s, hash, key) } {
         // SAFETY: the slot is in range.

@@ -1,7 +1,9 @@
-//! The CPU implementations of [`Slots`]: plain memory for one thread, atomics for many.
+//! The CPU's table view, and [`AtomicSlots`], the [`Slots`] implementation for many threads
+//! (one thread uses the core's [`RawSlots`]).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use flash_map_core::probe::RawSlots;
 use flash_map_core::Slots;
 
 /// Raw pointers to one table's arrays, shared by the threads of one pass.
@@ -28,6 +30,12 @@ unsafe impl Send for RawTable {}
 unsafe impl Sync for RawTable {}
 
 impl RawTable {
+    /// Plain, single-threaded (or read-only) access to the states and keys.
+    #[inline(always)]
+    pub fn plain(&self) -> RawSlots {
+        RawSlots { states: self.states, keys: self.keys, mask: self.mask, key_size: self.key_size }
+    }
+
     /// Pointer to slot `slot`'s value.
     ///
     /// # Safety
@@ -49,50 +57,6 @@ impl RawTable {
         // SAFETY: `states` is 16-byte aligned, `slot <= mask`; all concurrent access to the
         // word goes through atomics during a parallel pass.
         unsafe { AtomicU32::from_ptr(self.states.add(slot)) }
-    }
-}
-
-/// Single-threaded access: plain loads and stores.
-#[derive(Clone, Copy)]
-pub struct PlainSlots(pub RawTable);
-
-// SAFETY: used only while one thread owns the table; indices are checked by the core.
-unsafe impl Slots for PlainSlots {
-    #[inline(always)]
-    fn mask(&self) -> usize {
-        self.0.mask
-    }
-    #[inline(always)]
-    fn key_size(&self) -> usize {
-        self.0.key_size
-    }
-    #[inline(always)]
-    unsafe fn state(&self, slot: usize) -> u32 {
-        // SAFETY: slot in range.
-        unsafe { *self.0.states.add(slot) }
-    }
-    #[inline(always)]
-    unsafe fn cas_state(&self, slot: usize, current: u32, new: u32) -> bool {
-        // SAFETY: slot in range, single thread.
-        unsafe {
-            let p = self.0.states.add(slot);
-            if *p == current {
-                *p = new;
-                true
-            } else {
-                false
-            }
-        }
-    }
-    #[inline(always)]
-    unsafe fn publish(&self, slot: usize, state: u32) {
-        // SAFETY: slot in range.
-        unsafe { *self.0.states.add(slot) = state }
-    }
-    #[inline(always)]
-    unsafe fn key_ptr(&self, slot: usize) -> *mut u8 {
-        // SAFETY: slot in range.
-        unsafe { self.0.key_at(slot) }
     }
 }
 

@@ -5,7 +5,7 @@ use flash_map_core::slot::{is_full, EMPTY};
 use flash_map_core::{hash_key, HashStrategy, TableLayout};
 
 use crate::buf::AlignedBuf;
-use crate::slots::{PlainSlots, RawTable};
+use crate::slots::RawTable;
 use crate::{CpuError, Exec};
 
 /// A hash table in host memory, in structure-of-arrays form.
@@ -159,7 +159,7 @@ impl CpuTable {
         };
         match self.exec {
             Exec::Serial => {
-                let s = PlainSlots(dst);
+                let s = dst.plain();
                 // SAFETY: key pointers come from the old table's arrays.
                 let c = |h, k| unsafe { claim(&s, h, k) };
                 (0..self.layout.slots).for_each(|slot| move_one(slot, &c));

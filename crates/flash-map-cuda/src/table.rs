@@ -27,14 +27,7 @@ pub struct DeviceBatch {
     pub val_off: usize,
 }
 
-// Counter words written by the kernels (warp-aggregated atomics).
-const C_NEW: usize = 0;
-const C_FROM_TOMBSTONE: usize = 1;
-const C_NO_ROOM: usize = 2;
-const C_REMOVED: usize = 3;
-const C_EXISTING: usize = 4;
-const C_HITS: usize = 5;
-const N_COUNTERS: usize = 8;
+use flash_map_core::abi::{C_EXISTING, C_FROM_TOMBSTONE, C_HITS, C_NEW, C_NO_ROOM, C_REMOVED, N_COUNTERS};
 
 /// Per-call buffers, reused across calls.
 struct Scratch {
@@ -330,16 +323,22 @@ impl CudaTable {
         if existing == 0 {
             return Ok(new);
         }
-        let vs = self.layout.value_size;
         launch!(self.gpu, winner_last, d.len, [self.aux.ptr(), s.pos.ptr(), d.len])?;
+        self.write_winners(s, d, 0)?;
+        self.gpu.sync()?;
+        Ok(new)
+    }
+
+    /// The elected copies write their values (see `fm_write_winners`); `out` (a device
+    /// address, or 0) receives 1 for each elected position.
+    fn write_winners(&self, s: &Scratch, d: DeviceBatch, out: u64) -> Result<(), CudaError> {
+        let vs = self.layout.value_size;
         launch!(
             self.gpu,
             write_winners,
             d.len,
-            [self.values.ptr(), vs, self.aux.ptr(), s.pos.ptr(), d.len, d.ptr, d.stride, d.val_off, 0u64,]
-        )?;
-        self.gpu.sync()?;
-        Ok(new)
+            [self.values.ptr(), vs, self.aux.ptr(), s.pos.ptr(), d.len, d.ptr, d.stride, d.val_off, out]
+        )
     }
 
     /// Upserts every pair; last duplicate wins; atomic on `TableFull`.
@@ -360,14 +359,8 @@ impl CudaTable {
         self.with_scratch(|t, s| {
             let d = t.upload(s, b, true)?;
             let (new, _) = t.claim(s, d, 2)?;
-            let vs = t.layout.value_size;
             launch!(t.gpu, winner_first, d.len, [t.aux.ptr(), s.pos.ptr(), d.len])?;
-            launch!(
-                t.gpu,
-                write_winners,
-                d.len,
-                [t.values.ptr(), vs, t.aux.ptr(), s.pos.ptr(), d.len, d.ptr, d.stride, d.val_off, s.found.ptr(),]
-            )?;
+            t.write_winners(s, d, s.found.ptr())?;
             let n = d.len;
             s.host.ensure(n)?;
             let host = s.host.slice_mut(n);
