@@ -419,69 +419,54 @@ impl CudaTable {
     /// `f(first, found, values)` gets the positions `first..first + found.len()`, `found[j]`
     /// (1 for a hit) and their values (`value_size` bytes each, meaningful where found).
     /// Values come back in chunks whose copies overlap with `f` working on earlier ones.
-    /// `prepare` runs on another thread while the GPU works, and has finished before the
-    /// first call of `f` (the caller uses it to fault in the pages `f` will write).
-    pub fn get_chunks(
-        &self,
-        b: &Batch,
-        prepare: impl FnOnce() + Send,
-        mut f: impl FnMut(usize, &[u8], &[u8]),
-    ) -> Result<(), CudaError> {
-        std::thread::scope(|scope| {
-            let prepared = scope.spawn(prepare);
-            self.gpu.bind()?;
-            let mut guard = self.scratch();
-            let s = &mut *guard;
-            let t0 = std::time::Instant::now();
-            let d = self.upload(s, b, false)?;
-            let (n, vs) = (d.len, self.layout.value_size);
-            self.ensure_per_key(s, n)?;
-            s.out.ensure(n * vs)?;
-            s.counters.zero()?;
-            let t1 = std::time::Instant::now();
-            self.launch_find(d, s.found.ptr(), if vs > 0 { s.out.ptr() } else { 0 }, s.counters.ptr())?;
-            let hits = self.counters(s)?[C_HITS] as usize;
-            let t2 = std::time::Instant::now();
-            s.host.ensure(n + n * vs)?;
-            let host = s.host.slice_mut(n + n * vs);
-            let (flags, vals) = host.split_at_mut(n);
-            s.found.download(flags)?;
-            // Keys per chunk: about 8 MiB of values.
-            let per = if vs == 0 || hits == 0 { n.max(1) } else { ((8 << 20) / vs).max(1024) };
-            let chunks = n.div_ceil(per);
-            if hits > 0 && vs > 0 {
-                // Queue every chunk's copy, each followed by its event; then hand out chunks
-                // as their copies land.
-                while s.events.len() < chunks {
-                    s.events.push(crate::mem::Event::new(&self.gpu)?);
-                }
-                for c in 0..chunks {
-                    let (lo, hi) = (c * per * vs, ((c + 1) * per).min(n) * vs);
-                    s.out.download_async(lo, &mut vals[lo..hi])?;
-                    s.events[c].record()?;
-                }
+    pub fn get_chunks(&self, b: &Batch, mut f: impl FnMut(usize, &[u8], &[u8])) -> Result<(), CudaError> {
+        self.gpu.bind()?;
+        let mut guard = self.scratch();
+        let s = &mut *guard;
+        let t0 = std::time::Instant::now();
+        let d = self.upload(s, b, false)?;
+        let (n, vs) = (d.len, self.layout.value_size);
+        self.ensure_per_key(s, n)?;
+        s.out.ensure(n * vs)?;
+        s.counters.zero()?;
+        let t1 = std::time::Instant::now();
+        self.launch_find(d, s.found.ptr(), if vs > 0 { s.out.ptr() } else { 0 }, s.counters.ptr())?;
+        let hits = self.counters(s)?[C_HITS] as usize;
+        let t2 = std::time::Instant::now();
+        s.host.ensure(n + n * vs)?;
+        let host = s.host.slice_mut(n + n * vs);
+        let (flags, vals) = host.split_at_mut(n);
+        s.found.download(flags)?;
+        // Keys per chunk: about 8 MiB of values.
+        let per = if vs == 0 || hits == 0 { n.max(1) } else { ((8 << 20) / vs).max(1024) };
+        let chunks = n.div_ceil(per);
+        if hits > 0 && vs > 0 {
+            // Queue every chunk's copy, each followed by its event; then hand out chunks as
+            // their copies land.
+            while s.events.len() < chunks {
+                s.events.push(crate::mem::Event::new(&self.gpu)?);
             }
-            if prepared.join().is_err() {
-                return Err(CudaError::Driver { op: "get (prepare)", msg: "the preparing thread panicked".into() });
-            }
-            let t3 = std::time::Instant::now();
             for c in 0..chunks {
-                let (lo, hi) = (c * per, ((c + 1) * per).min(n));
-                if hits > 0 && vs > 0 {
-                    s.events[c].wait()?;
-                }
-                // Misses have no values to bring back: `vals` is then left as it was.
-                f(lo, &flags[lo..hi], &vals[lo * vs..hi * vs]);
+                let (lo, hi) = (c * per * vs, ((c + 1) * per).min(n) * vs);
+                s.out.download_async(lo, &mut vals[lo..hi])?;
+                s.events[c].record()?;
             }
-            log::debug!(
-                "gpu get n={n} hits={hits}: upload {:?}, kernel {:?}, queue and prepare {:?}, download and fill {:?}",
-                t1 - t0,
-                t2 - t1,
-                t3 - t2,
-                t3.elapsed()
-            );
-            Ok(())
-        })
+        }
+        for c in 0..chunks {
+            let (lo, hi) = (c * per, ((c + 1) * per).min(n));
+            if hits > 0 && vs > 0 {
+                s.events[c].wait()?;
+            }
+            // Misses have no values to bring back: `vals` is then left as it was.
+            f(lo, &flags[lo..hi], &vals[lo * vs..hi * vs]);
+        }
+        log::debug!(
+            "gpu get n={n} hits={hits}: upload {:?}, kernel {:?}, download and fill {:?}",
+            t1 - t0,
+            t2 - t1,
+            t2.elapsed()
+        );
+        Ok(())
     }
 
     /// Whether each key is present.

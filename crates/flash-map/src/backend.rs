@@ -139,15 +139,7 @@ impl Engine {
     }
 
     /// Looks up `b`, calling `put(i, value)` once per position.
-    ///
-    /// `prefault` touches the pages `put` will write; the GPU path runs it while the device
-    /// works, the CPU paths have no such wait to hide it in and skip it.
-    pub(crate) fn get<F: Fn(usize, Option<*const u8>) + Sync>(
-        &self,
-        b: &Batch,
-        put: &F,
-        prefault: impl FnOnce() + Send,
-    ) -> Result<()> {
+    pub(crate) fn get<F: Fn(usize, Option<*const u8>) + Sync>(&self, b: &Batch, put: &F) -> Result<()> {
         // Generic, not `dyn`: the per-key store inlines into the engine's loop.
         struct Sink<'a, F>(&'a F);
         impl<F: Fn(usize, Option<*const u8>) + Sync> flash_map_cpu::GetSink for Sink<'_, F> {
@@ -157,7 +149,6 @@ impl Engine {
         }
         match self {
             Engine::Cpu(t) => {
-                let _ = prefault;
                 t.get(b, &Sink(put));
                 Ok(())
             }
@@ -170,7 +161,7 @@ impl Engine {
                 let exec = Exec::Rayon;
                 #[cfg(not(feature = "rayon"))]
                 let exec = Exec::Serial;
-                Ok(t.get_chunks(b, prefault, |first, found, vals| {
+                Ok(t.get_chunks(b, |first, found, vals| {
                     exec.for_each(found.len(), |j| {
                         put(first + j, (found[j] != 0).then(|| vals[j * vs..].as_ptr()));
                     })

@@ -263,20 +263,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
             // stored `V` (any bit pattern is a valid Pod value).
             unsafe { dst.0.add(i).write(v.map(|p| std::ptr::read_unaligned(p as *const V))) };
         };
-        // Fault in the result's pages ahead of the fill (the GPU path does this while the
-        // device works): one byte per page into still-uninitialised capacity.
-        let (base, bytes) = (out.as_mut_ptr() as usize, n * size_of::<Option<V>>());
-        let prefault = move || {
-            let touch = |page: usize| {
-                // SAFETY: `page * 4096 < bytes`: inside the vector's allocated capacity.
-                unsafe { (base as *mut u8).add(page * 4096).write(0) }
-            };
-            #[cfg(feature = "rayon")]
-            flash_map_cpu::Exec::Rayon.for_each(bytes.div_ceil(4096), touch);
-            #[cfg(not(feature = "rayon"))]
-            (0..bytes.div_ceil(4096)).for_each(touch);
-        };
-        self.engine.get(&key_batch(keys), &put, prefault)?;
+        self.engine.get(&key_batch(keys), &put)?;
         // SAFETY: the engine called `put` once for every `i < n`.
         unsafe { out.set_len(n) };
         Ok(out)
