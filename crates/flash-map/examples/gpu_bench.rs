@@ -1,7 +1,8 @@
 //! GPU benchmark (feature `cuda`), run by the GPU bundle on a CUDA machine.
 //!
 //! (a) 1M `[u8; 32] -> [u8; 128]` pairs host-to-host through `FlashMap` (insert, get hit,
-//!     get miss, remove), on Cuda and, for a ratio in the same process, on Rayon.
+//!     get miss, remove, and get into a result vector kept between calls), on Cuda and, for
+//!     a ratio in the same process, on Rayon.
 //! (b) `u64 -> u64` with batches already in device memory, load factor 0.5, 16M and 64M
 //!     keys: insert and find throughput in G ops/s.
 //!
@@ -40,10 +41,11 @@ fn time<T>(f: impl FnOnce() -> T) -> (f64, T) {
     (t.elapsed().as_secs_f64(), r)
 }
 
-fn host_to_host(backend: Backend, pairs: &[([u8; 32], [u8; 128])], keys: &[[u8; 32]], absent: &[[u8; 32]]) -> [f64; 4] {
+fn host_to_host(backend: Backend, pairs: &[([u8; 32], [u8; 128])], keys: &[[u8; 32]], absent: &[[u8; 32]]) -> [f64; 5] {
     let n = pairs.len();
     let mut map: FlashMap<[u8; 32], [u8; 128]> = FlashMap::builder(n).backend(backend).build().expect("map");
-    let mut t = [vec![], vec![], vec![], vec![]];
+    let mut t = [vec![], vec![], vec![], vec![], vec![]];
+    let mut reused = Vec::new();
     for rep in 0..6 {
         let (a, new) = time(|| map.bulk_insert(pairs).expect("insert"));
         assert_eq!(new, n);
@@ -51,10 +53,13 @@ fn host_to_host(backend: Backend, pairs: &[([u8; 32], [u8; 128])], keys: &[[u8; 
         assert!(got.iter().zip(pairs).all(|(g, p)| *g == Some(p.1)), "wrong value");
         let (c, miss) = time(|| map.bulk_get(absent).expect("get"));
         assert!(miss.iter().all(Option::is_none));
+        // The same lookups into a result vector kept from the previous repetition.
+        let (e, ()) = time(|| map.bulk_get_into(keys, &mut reused).expect("get"));
+        assert!(reused.iter().zip(pairs).all(|(g, p)| *g == Some(p.1)), "wrong value");
         let (d, rem) = time(|| map.bulk_remove(keys).expect("remove"));
         assert_eq!(rem, n);
         if rep > 0 {
-            for (v, x) in t.iter_mut().zip([a, b, c, d]) {
+            for (v, x) in t.iter_mut().zip([a, b, c, d, e]) {
                 v.push(x);
             }
         }
@@ -136,14 +141,14 @@ fn main() {
         .collect();
     let keys: Vec<[u8; 32]> = pairs.iter().map(|p| p.0).collect();
     let absent: Vec<[u8; 32]> = (0..n as u64).map(|i| key32(2, i)).collect();
-    let ops = ["insert", "get hit", "get miss", "remove"];
+    let ops = ["insert", "get hit", "get miss", "remove", "get hit, reused result vector"];
     let cuda = host_to_host(Backend::Cuda, &pairs, &keys, &absent);
     let rayon = host_to_host(Backend::Rayon, &pairs, &keys, &absent);
     println!(
         "host-to-host 1M [u8;32]->[u8;128] (median of 5), Cuda vs Rayon ({} threads):",
         std::thread::available_parallelism().map_or(1, |p| p.get())
     );
-    for i in 0..4 {
+    for i in 0..5 {
         println!(
             "  {:<8} cuda {:>8.2} ms ({:>6.1} M/s) | rayon {:>8.2} ms | cuda/rayon {:.2}",
             ops[i],

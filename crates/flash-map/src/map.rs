@@ -248,9 +248,32 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     /// # Ok::<(), flash_map::FlashMapError>(())
     /// ```
     pub fn bulk_get(&self, keys: &[K]) -> Result<Vec<Option<V>>> {
+        let mut out = Vec::new();
+        self.bulk_get_into(keys, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`bulk_get`](Self::bulk_get) into a vector the caller keeps: `out` is cleared and
+    /// refilled with one result per key, reusing its allocation. For a stream of lookup
+    /// batches (join probes, dedup windows) this saves allocating — and faulting in — a fresh
+    /// result vector per batch, which for large values costs more than the lookups.
+    ///
+    /// ```
+    /// # use flash_map::FlashMap;
+    /// let mut m: FlashMap<u64, [u8; 64]> = FlashMap::with_capacity(16)?;
+    /// m.bulk_insert(&[(1, [1; 64])])?;
+    /// let mut out = Vec::new();
+    /// for batch in [[1u64, 2], [2, 1]] {
+    ///     m.bulk_get_into(&batch, &mut out)?;
+    ///     assert_eq!(out.iter().filter(|v| v.is_some()).count(), 1);
+    /// }
+    /// assert_eq!(out, vec![None, Some([1; 64])]);
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
+    pub fn bulk_get_into(&self, keys: &[K], out: &mut Vec<Option<V>>) -> Result<()> {
         check_batch(keys.len())?;
         let n = keys.len();
-        let mut out: Vec<Option<V>> = Vec::new();
+        out.clear();
         out.try_reserve_exact(n)
             .map_err(|_| FlashMapError::AllocationFailed { bytes: n.saturating_mul(size_of::<Option<V>>()) })?;
         struct OutPtr<V>(*mut Option<V>);
@@ -266,7 +289,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         self.engine.get(&key_batch(keys), &put)?;
         // SAFETY: the engine called `put` once for every `i < n`.
         unsafe { out.set_len(n) };
-        Ok(out)
+        Ok(())
     }
 
     /// Whether each key is present, in order.

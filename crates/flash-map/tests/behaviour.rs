@@ -127,3 +127,22 @@ fn padded_pair_types_work() {
         assert_eq!(got, vec![Some(u64::MAX), Some(u64::MAX - 7), Some(u64::MAX - 255)]);
     }
 }
+
+#[test]
+fn bulk_get_into_reuses_the_callers_vector() {
+    for backend in backends() {
+        let mut m: FlashMap<[u8; 13], [u8; 40]> = FlashMap::builder(1000).backend(backend).build().unwrap();
+        let pairs: Vec<([u8; 13], [u8; 40])> =
+            (0..500u32).map(|i| (common::from_id(i as u64), common::from_id(i as u64 + 9))).collect();
+        m.bulk_insert(&pairs).unwrap();
+        let mut out = Vec::new();
+        for round in 0..4u64 {
+            let keys: Vec<[u8; 13]> = (0..700).map(|i| common::from_id((i * 7 + round) % 900)).collect();
+            m.bulk_get_into(&keys, &mut out).unwrap();
+            assert_eq!(out, m.bulk_get(&keys).unwrap(), "{backend:?} round {round}");
+        }
+        let cap = out.capacity();
+        m.bulk_get_into(&[], &mut out).unwrap();
+        assert!(out.is_empty() && out.capacity() == cap, "cleared, allocation kept");
+    }
+}
