@@ -361,13 +361,7 @@ impl CudaTable {
             let (new, _) = t.claim(s, d, 2)?;
             launch!(t.gpu, winner_first, d.len, [t.aux.ptr(), s.pos.ptr(), d.len])?;
             t.write_winners(s, d, s.found.ptr())?;
-            let n = d.len;
-            s.host.ensure(n)?;
-            let host = s.host.slice_mut(n);
-            s.found.download(host)?;
-            for (o, &f) in out.iter_mut().zip(host.iter()) {
-                *o = f != 0;
-            }
+            Self::download_flags(s, out)?;
             Ok(new)
         })
     }
@@ -477,8 +471,13 @@ impl CudaTable {
         let d = self.upload(s, b, false)?;
         self.ensure_per_key(s, d.len)?;
         self.launch_find(d, s.found.ptr(), 0, 0)?;
-        s.host.ensure(d.len)?;
-        let host = s.host.slice_mut(d.len);
+        Self::download_flags(s, out)
+    }
+
+    /// Brings the per-key flags of the last pass (`found`, one byte each) back as bools.
+    fn download_flags(s: &mut Scratch, out: &mut [bool]) -> Result<(), CudaError> {
+        s.host.ensure(out.len())?;
+        let host = s.host.slice_mut(out.len());
         s.found.download(host)?;
         for (o, &f) in out.iter_mut().zip(host.iter()) {
             *o = f != 0;
