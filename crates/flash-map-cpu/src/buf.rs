@@ -2,9 +2,14 @@
 //!
 //! The table's arrays come from `alloc_zeroed` (`calloc`), or, for large arrays on Linux,
 //! straight from `mmap` with transparent huge pages requested (`MADV_HUGEPAGE`): random
-//! probes over a big table then miss the TLB far less often. Either way fresh zero pages are
-//! mapped lazily: a big table costs nothing until it is touched, and an impossible size is
-//! an error instead of an abort.
+//! probes over a big table then miss the TLB far less often.
+//!
+//! A mapped array is committed when it is made (`MADV_POPULATE_WRITE`, Linux 5.14+): its
+//! pages are faulted in there, in 2 MiB steps where huge pages are available, rather than
+//! one by one in random order during the first batch. Memory the system cannot give is thus
+//! an error from the constructor (`CpuError::Alloc`), not an out-of-memory kill halfway
+//! through an insert; on older kernels the pages are simply mapped lazily. An impossible
+//! size is always an error instead of an abort.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
@@ -79,8 +84,16 @@ impl AlignedBuf {
         // SAFETY: the range lies inside our mapping; the advice is a hint (if it fails the
         // buffer simply uses ordinary pages).
         unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
-        let ptr = NonNull::new(start).ok_or(err)?;
-        Ok(AlignedBuf { ptr, len, map: Some((base, total)) })
+        let ptr = NonNull::new(start).ok_or(err.clone())?;
+        let buf = AlignedBuf { ptr, len, map: Some((base, total)) };
+        // SAFETY: as above. Populating writes nothing the buffer's zero contents could see.
+        let r = unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE) };
+        if r != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
+            // Out of memory (or a signal): report it now; `buf` unmaps on drop.
+            log::debug!("committing {len} bytes failed: {}", std::io::Error::last_os_error());
+            return Err(err);
+        }
+        Ok(buf)
     }
 
     /// Length in bytes.
@@ -119,6 +132,25 @@ impl AlignedBuf {
     pub fn fill_zero(&mut self) {
         self.as_mut_slice().fill(0);
     }
+}
+
+/// Advises transparent huge pages for the whole 2 MiB pages inside `[ptr, ptr + len)`, when
+/// `len` is at least 4 MiB (Linux; a no-op elsewhere). For large result buffers that are
+/// about to be written in full: on the machines measured, faulting 129 MB in took 50 ms in
+/// 4 KiB pages and 16 ms in 2 MiB pages. The advice is a hint and changes no contents.
+pub fn advise_huge<T>(ptr: *mut T, len: usize) {
+    #[cfg(target_os = "linux")]
+    if len >= HUGE_MIN {
+        let start = (ptr as usize).next_multiple_of(HUGE_PAGE);
+        let end = (ptr as usize + len) / HUGE_PAGE * HUGE_PAGE;
+        if end > start {
+            // SAFETY: the range lies inside the caller's allocation (whole pages within
+            // `[ptr, ptr + len)`); the advice does not change its contents.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, len);
 }
 
 impl Drop for AlignedBuf {

@@ -16,6 +16,7 @@ pub mod buf;
 pub mod exec;
 pub mod group;
 pub mod ops;
+pub mod partition;
 pub mod pipeline;
 pub mod slots;
 pub mod table;

@@ -26,6 +26,7 @@ use flash_map_core::{Batch, Slots};
 
 use crate::buf::AlignedBuf;
 use crate::group::{claim_grouped, find_grouped};
+use crate::partition::{self, Scratch};
 use crate::pipeline::{staged, Fetch};
 #[cfg(feature = "rayon")]
 use crate::slots::AtomicSlots;
@@ -68,6 +69,13 @@ impl<T> SyncPtr<T> {
     unsafe fn write(self, i: usize, v: T) {
         // SAFETY: by contract.
         unsafe { *self.0.add(i) = v }
+    }
+    /// # Safety
+    /// `i` in bounds.
+    #[inline(always)]
+    unsafe fn at(self, i: usize) -> *mut T {
+        // SAFETY: by contract.
+        unsafe { self.0.add(i) }
     }
     #[inline(always)]
     unsafe fn read(self, i: usize) -> T
@@ -278,6 +286,10 @@ impl CpuTable {
     /// Upserts every pair of `b`; returns how many keys were new. Last duplicate wins.
     /// On [`CpuError::TableFull`] the table is unchanged.
     pub fn insert(&mut self, b: &Batch) -> Result<usize, CpuError> {
+        self.partitioned(b, true, |t, b, _| t.insert_in_order(b))
+    }
+
+    fn insert_in_order(&mut self, b: &Batch) -> Result<usize, CpuError> {
         // Claimers write their value at once: when no key met an existing slot (no
         // duplicates, no updates), that is already the final state.
         let st = self.claim_pass(b, OnNew::WriteValue(*b))?;
@@ -311,6 +323,25 @@ impl CpuTable {
     /// `out[i]` says whether pair `i` was inserted. Atomic on [`CpuError::TableFull`].
     pub fn insert_new(&mut self, b: &Batch, out: &mut [bool]) -> Result<usize, CpuError> {
         assert_eq!(out.len(), b.len, "one result per pair");
+        let Some(shift) = self.partition_shift(b.len) else { return self.insert_new_in_order(b, out) };
+        self.partitioned_passes.fetch_add(1, Ordering::Relaxed);
+        let mut scratch = std::mem::take(self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()));
+        let r = (|| {
+            // SAFETY: the batch's records hold keys and values of the table's sizes.
+            let pb = unsafe { self.partition_into(&mut scratch, b, shift, true)? };
+            scratch.results(b.len, 0)?;
+            // SAFETY: `found` holds zeros and ones only, valid `bool`s.
+            let won = unsafe { &mut *(&mut scratch.found[..b.len] as *mut [u8] as *mut [bool]) };
+            let new = self.insert_new_in_order(&pb, won)?;
+            let won: Vec<bool> = won.to_vec();
+            scratch.merge(b.len, |i, j| out[i] = won[j]);
+            Ok(new)
+        })();
+        *self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()) = scratch;
+        r
+    }
+
+    fn insert_new_in_order(&mut self, b: &Batch, out: &mut [bool]) -> Result<usize, CpuError> {
         let st = self.claim_pass(b, OnNew::MarkAux)?;
         self.check_claims(b.len, st)?;
         match self.exec {
@@ -383,6 +414,10 @@ impl CpuTable {
     /// Adds each pair's value to the stored counter (absent keys start at zero); returns
     /// how many keys were new. Atomic on [`CpuError::TableFull`].
     pub fn add(&mut self, b: &Batch, kind: CounterKind) -> Result<usize, CpuError> {
+        self.partitioned(b, true, |t, b, _| t.add_in_order(b, kind))
+    }
+
+    fn add_in_order(&mut self, b: &Batch, kind: CounterKind) -> Result<usize, CpuError> {
         let width = match kind {
             CounterKind::U32 => 4,
             CounterKind::U64 => 8,
@@ -406,27 +441,74 @@ impl CpuTable {
 
     /// Looks up every key of `b`, handing each result to `sink`.
     pub fn get(&self, b: &Batch, sink: &impl GetSink) {
-        self.lookup(b, true, |i, slot, raw| {
+        let vs = self.layout.value_size;
+        let done = self.lookup_partitioned(b, true, |scratch| {
+            let (res, found) = (scratch.res.as_ptr(), scratch.found.as_ptr());
+            scratch.merge(b.len, |i, j| {
+                // SAFETY: `j < n`: result `j` was written by the lookup (`vs` bytes if found).
+                unsafe { sink.put(i, (*found.add(j) != 0).then(|| res.add(j * vs))) }
+            });
+        });
+        if done {
+            return;
+        }
+        self.lookup(b, Fetch::OnTagMatch { values: true }, |i, slot, raw| {
             // SAFETY: `i < b.len`, slot (if any) in range.
             unsafe { sink.put(i, slot.map(|s| raw.value_ptr(s) as *const u8)) }
         });
     }
 
+    /// A partitioned lookup of `b` (when worth it and the scratch is free): results go to
+    /// the scratch's `found` (and `res`, for `values`) in partition order, and `merge`
+    /// hands them out. Returns whether it ran.
+    fn lookup_partitioned(&self, b: &Batch, values: bool, merge: impl FnOnce(&mut Scratch)) -> bool {
+        let Some(shift) = self.partition_shift(b.len) else { return false };
+        // Another thread's lookup holds the scratch: this one runs in batch order.
+        let Ok(mut scratch) = self.scratch.try_lock() else { return false };
+        self.partitioned_passes.fetch_add(1, Ordering::Relaxed);
+        let vs = if values { self.layout.value_size } else { 0 };
+        // SAFETY: `b` holds keys of the table's key size.
+        let Ok(pb) = (unsafe { self.partition_into(&mut scratch, b, shift, false) }) else { return false };
+        if scratch.results(b.len, vs).is_err() {
+            return false;
+        }
+        let (res, found) = (SyncPtr(scratch.res.as_mut_ptr()), SyncPtr(scratch.found.as_mut_ptr()));
+        self.lookup(&pb, Fetch::Always, |j, slot, raw| {
+            // SAFETY: `j < n`; the result buffers hold `n` entries; slot (if any) in range.
+            unsafe {
+                found.write(j, slot.is_some() as u8);
+                if let (Some(s), true) = (slot, values) {
+                    std::ptr::copy_nonoverlapping(raw.value_ptr(s), res.at(j * vs), vs);
+                }
+            }
+        });
+        merge(&mut scratch);
+        true
+    }
+
     /// Writes whether each key of `b` is present into `out`.
     pub fn contains(&self, b: &Batch, out: &mut [bool]) {
         assert_eq!(out.len(), b.len, "one result per key");
+        let done = self.lookup_partitioned(b, false, |scratch| {
+            let found = scratch.found.as_ptr();
+            // SAFETY: `j < n`, written by the lookup.
+            scratch.merge(b.len, |i, j| out[i] = unsafe { *found.add(j) } != 0);
+        });
+        if done {
+            return;
+        }
         let outp = SyncPtr(out.as_mut_ptr());
         // SAFETY: `i < out.len()`, one writer per index.
-        self.lookup(b, false, |i, slot, _| unsafe { outp.write(i, slot.is_some()) });
+        self.lookup(b, Fetch::OnTagMatch { values: false }, |i, slot, _| unsafe { outp.write(i, slot.is_some()) });
     }
 
-    fn lookup(&self, b: &Batch, values: bool, f: impl Fn(usize, Option<usize>, &RawTable) + Sync + Send) {
+    fn lookup(&self, b: &Batch, fetch: Fetch, f: impl Fn(usize, Option<usize>, &RawTable) + Sync + Send) {
         let raw = self.raw();
         let hs = self.hash;
         let s = raw.plain();
         // Lookups never race with writers (`&self`), so plain loads serve both engines.
         self.exec.for_chunks(b.len, |range| {
-            staged(&raw, hs, b, range, Fetch::OnTagMatch { values }, |i, h| {
+            staged(&raw, hs, b, range, fetch, |i, h| {
                 // SAFETY: `i < b.len`, key valid for key_size bytes.
                 let slot = unsafe { find_grouped(&s, h, b.key(i)) };
                 f(i, slot, &raw);
@@ -436,10 +518,21 @@ impl CpuTable {
 
     /// Removes every key of `b`; returns how many distinct keys were present.
     pub fn remove(&mut self, b: &Batch) -> Result<usize, CpuError> {
+        let removed = self.partitioned(b, false, |t, b, reordered| {
+            // In partition order the home lines are cached: fetching them unconditionally
+            // costs less than the branches that decide whether to.
+            Ok(t.remove_in_order(b, if reordered { Fetch::Always } else { Fetch::OnTagMatch { values: false } }))
+        })?;
+        self.len -= removed;
+        self.tombstones += removed;
+        self.compact_if_needed()?;
+        Ok(removed)
+    }
+
+    fn remove_in_order(&mut self, b: &Batch, fetch: Fetch) -> usize {
         let raw = self.raw();
         let hs = self.hash;
-        let fetch = Fetch::OnTagMatch { values: false };
-        let removed = match self.exec {
+        match self.exec {
             Exec::Serial => {
                 let s = raw.plain();
                 let mut n = 0;
@@ -465,11 +558,50 @@ impl CpuTable {
                     n
                 })
             }
-        };
-        self.len -= removed;
-        self.tombstones += removed;
-        self.compact_if_needed()?;
-        Ok(removed)
+        }
+    }
+
+    /// Whether a serial pass over `n` keys runs partitioned: `Some(shift)` of its regions.
+    fn partition_shift(&self, n: usize) -> Option<u32> {
+        if self.exec.is_parallel() {
+            return None;
+        }
+        let l = &self.layout;
+        partition::plan(l.slots, 4 + l.key_size + l.value_size, n, self.region_bytes)
+    }
+
+    /// # Safety
+    /// As [`Scratch::partition`].
+    unsafe fn partition_into(
+        &self,
+        scratch: &mut Scratch,
+        b: &Batch,
+        shift: u32,
+        values: bool,
+    ) -> Result<Batch, CpuError> {
+        // SAFETY: forwarded contract.
+        unsafe { scratch.partition(b, self.hash, &self.layout, shift, values) }
+    }
+
+    /// Runs `op` on `b`, or, when worth it, on `b` in partition order (see
+    /// [`crate::partition`]; `op`'s flag says which); `values` says whether `op` reads the
+    /// batch's values. For operations whose result does not depend on batch positions
+    /// beyond the order of
+    /// copies of one key, which the partition keeps.
+    fn partitioned<R>(
+        &mut self,
+        b: &Batch,
+        values: bool,
+        op: impl FnOnce(&mut Self, &Batch, bool) -> Result<R, CpuError>,
+    ) -> Result<R, CpuError> {
+        let Some(shift) = self.partition_shift(b.len) else { return op(self, b, false) };
+        self.partitioned_passes.fetch_add(1, Ordering::Relaxed);
+        let mut scratch = std::mem::take(self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()));
+        // SAFETY: the engines' batches hold keys (and values, for `values`) of the table's
+        // sizes; `pb` is used only while `scratch` lives unchanged.
+        let r = unsafe { self.partition_into(&mut scratch, b, shift, values) }.and_then(|pb| op(self, &pb, true));
+        *self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()) = scratch;
+        r
     }
 }
 

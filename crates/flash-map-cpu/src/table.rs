@@ -25,6 +25,13 @@ pub struct CpuTable {
     /// Per slot, for parallel passes: duplicate resolution by batch position. All zero
     /// between operations. Allocated on first use.
     pub(crate) aux: AlignedBuf,
+    /// Buffers of partitioned passes ([`crate::partition`]); a lookup that finds them in use
+    /// by another thread runs unpartitioned.
+    pub(crate) scratch: std::sync::Mutex<crate::partition::Scratch>,
+    /// Table bytes per region of a partitioned pass.
+    pub(crate) region_bytes: usize,
+    /// How many passes ran partitioned (for tests).
+    pub(crate) partitioned_passes: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for CpuTable {
@@ -69,7 +76,24 @@ impl CpuTable {
             pos: Vec::new(),
             kind: Vec::new(),
             aux: AlignedBuf::zeroed(0)?,
+            scratch: Default::default(),
+            region_bytes: crate::partition::REGION_BYTES,
+            partitioned_passes: Default::default(),
         })
+    }
+
+    /// Sets how many bytes of table one region of a partitioned serial pass spans (see
+    /// [`crate::partition`]; default [`crate::partition::REGION_BYTES`]). Tests shrink it
+    /// so that small tables run the partitioned passes too.
+    #[doc(hidden)]
+    pub fn set_region_bytes(&mut self, bytes: usize) {
+        self.region_bytes = bytes.max(1);
+    }
+
+    /// How many operations on this table ran partitioned so far.
+    #[doc(hidden)]
+    pub fn partitioned_passes(&self) -> usize {
+        self.partitioned_passes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The table's layout.
@@ -182,6 +206,9 @@ impl CpuTable {
         );
         next.pos = std::mem::take(&mut self.pos);
         next.kind = std::mem::take(&mut self.kind);
+        next.scratch = std::mem::take(&mut self.scratch);
+        next.region_bytes = self.region_bytes;
+        next.partitioned_passes = std::mem::take(&mut self.partitioned_passes);
         *self = next;
         Ok(())
     }

@@ -90,3 +90,111 @@ fn duplicates_resolve_by_position_on_every_exec() {
     }
     assert!(results.windows(2).all(|w| w[0] == w[1]));
 }
+
+/// Reads lookups into a vector (one slot per batch position).
+struct Collect(std::sync::Mutex<Vec<Option<u64>>>);
+impl crate::GetSink for Collect {
+    unsafe fn put(&self, i: usize, v: Option<*const u8>) {
+        // SAFETY: a `Some` pointer holds a stored 8-byte value.
+        self.0.lock().unwrap()[i] = v.map(|p| unsafe { std::ptr::read_unaligned(p as *const u64) });
+    }
+}
+
+fn get_all(t: &CpuTable, keys: &[(u64, u64)]) -> Vec<Option<u64>> {
+    let sink = Collect(std::sync::Mutex::new(vec![None; keys.len()]));
+    t.get(&pairs_batch(keys), &sink);
+    sink.0.into_inner().unwrap()
+}
+
+/// The serial engine's partitioned passes (regions shrunk so that a small table has many)
+/// against `std::collections::HashMap`, and against the same engine in batch order: every
+/// operation, with duplicates, updates, absent keys, counters and a failed insert.
+fn partitioned_model(capacity: usize, batch: usize, rounds: u64) {
+    use std::collections::HashMap;
+    let layout = TableLayout::for_capacity(capacity, 0.5, 8, 8).unwrap();
+    let mut part = CpuTable::new(layout, HashStrategy::Murmur3, Exec::Serial).unwrap();
+    part.set_region_bytes(16);
+    let mut plain = CpuTable::new(layout, HashStrategy::Murmur3, Exec::Serial).unwrap();
+    let mut counters = CpuTable::new(layout, HashStrategy::Identity, Exec::Serial).unwrap();
+    counters.set_region_bytes(16);
+    let mut model: HashMap<u64, u64> = HashMap::new();
+    let mut counts: HashMap<u64, u64> = HashMap::new();
+    let mut rng = 0x1234_5678u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let universe = capacity as u64 * 3 / 4;
+    for round in 0..rounds {
+        let p: Vec<(u64, u64)> = (0..batch).map(|_| (next() % universe, next())).collect();
+        match round % 4 {
+            0 => {
+                let n = part.insert(&pairs_batch(&p));
+                assert_eq!(n.as_ref().ok(), plain.insert(&pairs_batch(&p)).as_ref().ok());
+                if n.is_ok() {
+                    for &(k, v) in &p {
+                        model.insert(k, v);
+                    }
+                }
+            }
+            1 => {
+                let (mut a, mut b) = (vec![false; batch], vec![false; batch]);
+                let n = part.insert_new(&pairs_batch(&p), &mut a).unwrap();
+                assert_eq!(n, plain.insert_new(&pairs_batch(&p), &mut b).unwrap());
+                assert_eq!(a, b);
+                for (i, &(k, v)) in p.iter().enumerate() {
+                    assert_eq!(a[i], !model.contains_key(&k), "insert_new result {i}");
+                    model.entry(k).or_insert(v);
+                }
+            }
+            2 => {
+                let n = part.remove(&pairs_batch(&p)).unwrap();
+                assert_eq!(n, plain.remove(&pairs_batch(&p)).unwrap());
+                let gone = p.iter().filter(|(k, _)| model.remove(k).is_some()).count();
+                assert_eq!(n, gone);
+            }
+            _ => {
+                let small: Vec<(u64, u64)> = p.iter().map(|&(k, v)| (k, v % 5)).collect();
+                counters.add(&pairs_batch(&small), crate::CounterKind::U64).unwrap();
+                for &(k, v) in &small {
+                    *counts.entry(k).or_insert(0) += v;
+                }
+            }
+        }
+        let want: Vec<Option<u64>> = p.iter().map(|(k, _)| model.get(k).copied()).collect();
+        assert_eq!(get_all(&part, &p), want, "round {round}");
+        assert_eq!(get_all(&plain, &p), want, "round {round}");
+        let mut has = vec![false; batch];
+        part.contains(&pairs_batch(&p), &mut has);
+        assert_eq!(has, want.iter().map(Option::is_some).collect::<Vec<_>>());
+        assert_eq!(part.len(), model.len());
+    }
+    let keys: Vec<(u64, u64)> = counts.keys().map(|&k| (k, 0)).collect();
+    assert_eq!(get_all(&counters, &keys), keys.iter().map(|(k, _)| counts.get(k).copied()).collect::<Vec<_>>());
+    // A batch too large for the table fails whole and leaves the table as it was.
+    let over: Vec<(u64, u64)> = (0..capacity as u64 * 2).map(|i| (i + (1 << 40), i)).collect();
+    let before = part.len();
+    assert!(matches!(part.insert(&pairs_batch(&over)), Err(CpuError::TableFull { .. })));
+    assert_eq!(part.len(), before);
+    assert_eq!(part.count_full(), before);
+    // Every round's get and contains, the three rounds in four that change `part`, and the
+    // failed insert.
+    let r = rounds as usize;
+    assert_eq!(part.partitioned_passes(), 2 * r + r.div_ceil(4) * 3 + 1, "every pass ran partitioned");
+    assert!(counters.partitioned_passes() > 0);
+    assert_eq!(plain.partitioned_passes(), 0, "the default regions leave small tables unpartitioned");
+}
+
+#[test]
+fn partitioned_passes_match_the_model_small() {
+    // Small enough for Miri.
+    partitioned_model(64, 40, 8);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "large; the small variant covers the same code under Miri")]
+fn partitioned_passes_match_the_model() {
+    partitioned_model(4096, 1500, 40);
+}

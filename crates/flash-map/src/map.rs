@@ -276,6 +276,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         out.clear();
         out.try_reserve_exact(n)
             .map_err(|_| FlashMapError::AllocationFailed { bytes: n.saturating_mul(size_of::<Option<V>>()) })?;
+        flash_map_cpu::buf::advise_huge(out.as_mut_ptr(), n * size_of::<Option<V>>());
         struct OutPtr<V>(*mut Option<V>);
         // SAFETY: each index is written by exactly one thread (the engines' contract).
         unsafe impl<V> Sync for OutPtr<V> {}
