@@ -100,7 +100,7 @@ pub unsafe fn claim_grouped(s: &RawSlots, hash: u64, key: *const u8) -> Claim {
 /// `p` valid for reads of eight `u32`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-unsafe fn masks(p: *const u32, full: u32) -> (u32, u32) {
+pub(crate) unsafe fn masks(p: *const u32, full: u32) -> (u32, u32) {
     use core::arch::x86_64::*;
     // SAFETY: SSE2 is part of the x86_64 baseline; 32 readable bytes by contract.
     unsafe {
