@@ -25,6 +25,7 @@ use flash_map_core::slot::{full_word, tag_of, TOMBSTONE};
 use flash_map_core::{Batch, Slots};
 
 use crate::buf::AlignedBuf;
+use crate::exec::prefetch_read;
 use crate::group::{claim_grouped, find_grouped};
 use crate::partition::{self, Scratch};
 use crate::pipeline::{staged, Fetch};
@@ -443,8 +444,16 @@ impl CpuTable {
     pub fn get(&self, b: &Batch, sink: &impl GetSink) {
         let vs = self.layout.value_size;
         let done = self.lookup_partitioned(b, true, |scratch| {
-            let (res, found) = (scratch.res.as_ptr(), scratch.found.as_ptr());
+            let (res, found, n) = (scratch.res.as_ptr(), scratch.found.as_ptr(), b.len);
             scratch.merge(b.len, |i, j| {
+                // Each region's results are a stream read a little at a time: fetching its
+                // next lines now keeps the thousands of streams from missing one by one.
+                // (Values only for keys that were found: a miss's value line is never read.)
+                prefetch_read(found.wrapping_add(j + 64));
+                // SAFETY: `j + 16 < n`: written by the lookup.
+                if j + 16 < n && unsafe { *found.add(j + 16) } != 0 {
+                    prefetch_read(res.wrapping_add((j + 16) * vs));
+                }
                 // SAFETY: `j < n`: result `j` was written by the lookup (`vs` bytes if found).
                 unsafe { sink.put(i, (*found.add(j) != 0).then(|| res.add(j * vs))) }
             });
@@ -492,7 +501,11 @@ impl CpuTable {
         let done = self.lookup_partitioned(b, false, |scratch| {
             let found = scratch.found.as_ptr();
             // SAFETY: `j < n`, written by the lookup.
-            scratch.merge(b.len, |i, j| out[i] = unsafe { *found.add(j) } != 0);
+            scratch.merge(b.len, |i, j| {
+                prefetch_read(found.wrapping_add(j + 64));
+                // SAFETY: as above.
+                out[i] = unsafe { *found.add(j) } != 0
+            });
         });
         if done {
             return;
