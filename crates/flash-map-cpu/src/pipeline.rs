@@ -20,6 +20,12 @@ pub(crate) enum Fetch {
     OnTagMatch { values: bool },
     /// Key and value lines always (claims write them when the slot is free).
     Always,
+    /// One stage, for passes in partition order ([`crate::partition`]), whose lines are
+    /// mostly cached: a plain loop prefetches the home slot's state, key and (for `values`)
+    /// value lines `D` keys ahead, hashing that key twice rather than keeping a ring of
+    /// hashes. Measured on 8M `u64` keys, removals ran 1.1x faster than through the two
+    /// stages (claims ran 1.03x slower, so they keep [`Fetch::Always`]).
+    Plain { values: bool },
 }
 
 /// Runs `body(i, hash)` for `i` in `range`, in order, with a two-stage software prefetch:
@@ -36,6 +42,10 @@ pub(crate) fn staged(
     fetch: Fetch,
     mut body: impl FnMut(usize, u64),
 ) {
+    if let Fetch::Plain { values } = fetch {
+        plain(raw, hs, b, range, values, body);
+        return;
+    }
     const D1: usize = 24;
     const D2: usize = 8;
     const RING: usize = 32;
@@ -57,6 +67,7 @@ pub(crate) fn staged(
         unsafe {
             let (target, values) = match fetch {
                 Fetch::Always => (Some(slot), true),
+                Fetch::Plain { .. } => (None, false),
                 Fetch::OnTagMatch { values } => {
                     // The key is at its home slot or a few slots on: look through the state
                     // words (one cache line, already fetched) for the first fingerprint match.
@@ -73,7 +84,7 @@ pub(crate) fn staged(
                             let t = slot + cand.trailing_zeros() as usize;
                             prefetch_read(raw.keys.add(t * raw.key_size));
                             if values {
-                                prefetch_read(raw.value_ptr(t));
+                                prefetch_value(raw, t);
                             }
                         }
                         return;
@@ -95,6 +106,8 @@ pub(crate) fn staged(
             if let Some(t) = target {
                 prefetch_read(raw.keys.add(t * raw.key_size));
                 if values {
+                    // Claims (and lookups at the table's last slots) fetch the first line
+                    // alone: for claims, the whole value measured slower.
                     prefetch_read(raw.value_ptr(t));
                 }
             }
@@ -114,5 +127,52 @@ pub(crate) fn staged(
             stage2(&ring, i + D2);
         }
         body(i, ring[i % RING]);
+    }
+}
+
+/// The one-stage loop of [`Fetch::Plain`].
+#[inline(always)]
+fn plain(
+    raw: &RawTable,
+    hs: HashStrategy,
+    b: &Batch,
+    range: Range<usize>,
+    values: bool,
+    mut body: impl FnMut(usize, u64),
+) {
+    const D: usize = 16;
+    let end = range.end;
+    for i in range {
+        // SAFETY: `i + D < end <= b.len` and `i < end` index the batch; slots are masked into
+        // the table; prefetches never fault.
+        unsafe {
+            if i + D < end {
+                let slot = hash_key(hs, b.key(i + D), raw.key_size) as usize & raw.mask;
+                prefetch_read(raw.states.add(slot));
+                prefetch_read(raw.keys.add(slot * raw.key_size));
+                if values {
+                    prefetch_read(raw.value_ptr(slot));
+                }
+            }
+            body(i, hash_key(hs, b.key(i), raw.key_size));
+        }
+    }
+}
+
+/// Prefetches the lines of slot `slot`'s value: all of them up to four (a 128-byte value
+/// spans two lines, and the second would otherwise miss on its own when the value is read).
+///
+/// # Safety
+/// `slot <= raw.mask`.
+#[inline(always)]
+unsafe fn prefetch_value(raw: &RawTable, slot: usize) {
+    // SAFETY: in range by contract; prefetches never fault.
+    let p = unsafe { raw.value_ptr(slot) };
+    prefetch_read(p);
+    let last = p.wrapping_add(raw.value_size.min(256) - 1);
+    let mut line = (p as usize | 63) + 1;
+    while line <= last as usize {
+        prefetch_read(line as *const u8);
+        line += 64;
     }
 }

@@ -32,6 +32,8 @@ pub struct CpuTable {
     pub(crate) region_bytes: usize,
     /// How many passes ran partitioned (for tests).
     pub(crate) partitioned_passes: std::sync::atomic::AtomicUsize,
+    /// Whether the running pass works on a batch in partition order.
+    pub(crate) reordered: bool,
 }
 
 impl std::fmt::Debug for CpuTable {
@@ -79,6 +81,7 @@ impl CpuTable {
             scratch: Default::default(),
             region_bytes: crate::partition::REGION_BYTES,
             partitioned_passes: Default::default(),
+            reordered: false,
         })
     }
 
