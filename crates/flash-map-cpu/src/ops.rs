@@ -475,7 +475,7 @@ impl CpuTable {
         if done {
             return;
         }
-        self.lookup(b, Fetch::OnTagMatch { values: true }, |i, slot, raw| {
+        self.lookup(b, Fetch::OnTagMatch { values: true, shared: false }, |i, slot, raw| {
             // SAFETY: `i < b.len`, slot (if any) in range.
             unsafe { sink.put(i, slot.map(|s| raw.value_ptr(s) as *const u8)) }
         });
@@ -560,7 +560,9 @@ impl CpuTable {
         }
         let outp = SyncPtr(out.as_mut_ptr());
         // SAFETY: `i < out.len()`, one writer per index.
-        self.lookup(b, Fetch::OnTagMatch { values: false }, |i, slot, _| unsafe { outp.write(i, slot.is_some()) });
+        self.lookup(b, Fetch::OnTagMatch { values: false, shared: false }, |i, slot, _| unsafe {
+            outp.write(i, slot.is_some())
+        });
     }
 
     fn lookup(&self, b: &Batch, fetch: Fetch, f: impl Fn(usize, Option<usize>, &RawTable) + Sync + Send) {
@@ -589,7 +591,9 @@ impl CpuTable {
     fn remove_in_order(&mut self, b: &Batch) -> usize {
         let raw = self.raw();
         let hs = self.hash;
-        let fetch = if self.reordered { Fetch::Plain { values: false } } else { Fetch::OnTagMatch { values: false } };
+        let shared = self.exec.is_parallel();
+        let fetch =
+            if self.reordered { Fetch::Plain { values: false } } else { Fetch::OnTagMatch { values: false, shared } };
         match self.exec {
             Exec::Serial => {
                 let s = raw.plain();

@@ -17,7 +17,9 @@ use crate::slots::RawTable;
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fetch {
     /// Key and value lines when the state's fingerprint matches (lookups, removals).
-    OnTagMatch { values: bool },
+    /// `shared`: other threads change state words during the pass (parallel removals), so
+    /// they are read with atomic loads, one at a time.
+    OnTagMatch { values: bool, shared: bool },
     /// Key and value lines always (claims write them when the slot is free).
     Always,
     /// One stage, for passes in partition order ([`crate::partition`]), whose lines are
@@ -59,7 +61,7 @@ pub(crate) fn staged(
             ring[i % RING] = h;
             let slot = h as usize & raw.mask;
             prefetch_read(raw.states.add(slot));
-            if slot % 16 > 8 && matches!(fetch, Fetch::OnTagMatch { .. }) {
+            if slot % 16 > 8 && matches!(fetch, Fetch::OnTagMatch { shared: false, .. }) {
                 // Stage two reads eight words from the home slot on: these cross into the
                 // next line, which would otherwise stall it (measured: rayon removals of 8M
                 // keys 1.5x slower without this).
@@ -75,13 +77,13 @@ pub(crate) fn staged(
             let (target, values) = match fetch {
                 Fetch::Always => (Some(slot), true),
                 Fetch::Plain { .. } => (None, false),
-                Fetch::OnTagMatch { values } => {
+                Fetch::OnTagMatch { values, shared } => {
                     // The key is at its home slot or a few slots on: look through the state
                     // words (one cache line, already fetched) for the first fingerprint match.
                     let full = full_word(tag_of(h));
                     let mut found = None;
                     #[cfg(target_arch = "x86_64")]
-                    if slot + 8 <= raw.mask + 1 {
+                    if !shared && slot + 8 <= raw.mask + 1 {
                         // Eight state words at once, as `group::find_grouped` does: no branch
                         // per slot to mispredict (stage one fetched both of their lines).
                         let (fm, em) = crate::group::masks(raw.states.add(slot), full);
@@ -98,7 +100,13 @@ pub(crate) fn staged(
                     }
                     for j in 0..4 {
                         let t = (slot + j) & raw.mask;
-                        let st = *raw.states.add(t);
+                        let st = if shared {
+                            // Relaxed suffices: the word only steers a prefetch.
+                            std::sync::atomic::AtomicU32::from_ptr(raw.states.add(t))
+                                .load(std::sync::atomic::Ordering::Relaxed)
+                        } else {
+                            *raw.states.add(t)
+                        };
                         if st == full {
                             found = Some(t);
                             break;
