@@ -336,22 +336,27 @@ impl CpuTable {
     pub fn insert_new(&mut self, b: &Batch, out: &mut [bool]) -> Result<usize, CpuError> {
         assert_eq!(out.len(), b.len, "one result per pair");
         let Some(shift) = self.partition_shift(b.len) else { return self.insert_new_in_order(b, out) };
-        self.partitioned_passes.fetch_add(1, Ordering::Relaxed);
         let mut scratch = std::mem::take(self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()));
-        let r = (|| {
-            // SAFETY: the batch's records hold keys and values of the table's sizes.
-            let pb = unsafe { self.partition_into(&mut scratch, b, shift, true)? };
-            scratch.results(b.len, 0)?;
-            // SAFETY: `found` holds zeros and ones only, valid `bool`s.
-            let won = unsafe { &mut *(&mut scratch.found[..b.len] as *mut [u8] as *mut [bool]) };
-            self.reordered = true;
-            let new = self.insert_new_in_order(&pb, won);
-            self.reordered = false;
-            let new = new?;
-            let won: Vec<bool> = won.to_vec();
-            scratch.merge(b.len, |i, j| out[i] = won[j]);
-            Ok(new)
-        })();
+        // SAFETY: the batch's records hold keys and values of the table's sizes.
+        let pb = unsafe { self.partition_into(&mut scratch, b, shift, true) };
+        let r = match pb.and_then(|pb| scratch.results(b.len, 0).map(|()| pb)) {
+            Ok(pb) => {
+                self.partitioned_passes.fetch_add(1, Ordering::Relaxed);
+                // SAFETY: `found` holds zeros and ones only, valid `bool`s.
+                let won = unsafe { &mut *(&mut scratch.found[..b.len] as *mut [u8] as *mut [bool]) };
+                self.reordered = true;
+                let new = self.insert_new_in_order(&pb, won);
+                self.reordered = false;
+                if new.is_ok() {
+                    let won = scratch.found.as_ptr();
+                    // SAFETY: `j < n`: written by `insert_new_in_order`.
+                    scratch.merge(b.len, |i, j| out[i] = unsafe { *won.add(j) } != 0);
+                }
+                new
+            }
+            // No memory for the scratch: the batch runs in its own order.
+            Err(_) => self.insert_new_in_order(b, out),
+        };
         *self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()) = scratch;
         r
     }
@@ -488,13 +493,14 @@ impl CpuTable {
         let Some(shift) = self.partition_shift(b.len) else { return false };
         // Another thread's lookup holds the scratch: this one runs in batch order.
         let Ok(mut scratch) = self.scratch.try_lock() else { return false };
-        self.partitioned_passes.fetch_add(1, Ordering::Relaxed);
         let vs = if values { self.layout.value_size } else { 0 };
+        // No memory for the scratch: the lookup runs in batch order.
         // SAFETY: `b` holds keys of the table's key size.
         let Ok(pb) = (unsafe { self.partition_into(&mut scratch, b, shift, false) }) else { return false };
         if scratch.results(b.len, vs).is_err() {
             return false;
         }
+        self.partitioned_passes.fetch_add(1, Ordering::Relaxed);
         // SAFETY: `pb` holds `n` keys; the result buffers hold `n` entries (`vs` bytes each).
         unsafe { self.probe_in_order(&pb, values, scratch.res.as_mut_ptr(), scratch.found.as_mut_ptr()) };
         merge(&mut scratch);
@@ -657,16 +663,21 @@ impl CpuTable {
         op: impl FnOnce(&mut Self, &Batch) -> Result<R, CpuError>,
     ) -> Result<R, CpuError> {
         let Some(shift) = self.partition_shift(b.len) else { return op(self, b) };
-        self.partitioned_passes.fetch_add(1, Ordering::Relaxed);
         let mut scratch = std::mem::take(self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()));
         // SAFETY: the engines' batches hold keys (and values, for `values`) of the table's
         // sizes; `pb` is used only while `scratch` lives unchanged.
-        let r = unsafe { self.partition_into(&mut scratch, b, shift, values) }.and_then(|pb| {
-            self.reordered = true;
-            let r = op(self, &pb);
-            self.reordered = false;
-            r
-        });
+        let r = match unsafe { self.partition_into(&mut scratch, b, shift, values) } {
+            Ok(pb) => {
+                self.partitioned_passes.fetch_add(1, Ordering::Relaxed);
+                self.reordered = true;
+                let r = op(self, &pb);
+                self.reordered = false;
+                r
+            }
+            // No memory for the scratch: the batch runs in its own order (nothing has
+            // changed yet).
+            Err(_) => op(self, b),
+        };
         *self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()) = scratch;
         r
     }
