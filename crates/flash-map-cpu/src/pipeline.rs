@@ -184,7 +184,7 @@ unsafe fn prefetch_value(raw: &RawTable, slot: usize) {
     // SAFETY: in range by contract; prefetches never fault.
     let p = unsafe { raw.value_ptr(slot) };
     prefetch_read(p);
-    let last = p.wrapping_add(raw.value_size.min(256) - 1);
+    let last = p.wrapping_add(raw.value_size.min(256).saturating_sub(1));
     let mut line = (p as usize | 63) + 1;
     while line <= last as usize {
         prefetch_read(line as *const u8);
