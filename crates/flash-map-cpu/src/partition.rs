@@ -37,14 +37,14 @@ pub const REGION_BYTES: usize = 1 << 19;
 /// while partitioning).
 const MAX_REGIONS: usize = 1 << 11;
 /// Tables of fewer regions stay in cache anyway: no partitioning.
-pub(crate) const MIN_REGIONS: usize = 8;
+pub const MIN_REGIONS: usize = 8;
 /// Batches sparser than one key per this many slots are probed in batch order.
-pub(crate) const MIN_SLOTS_PER_KEY: usize = 8;
+pub const MIN_SLOTS_PER_KEY: usize = 8;
 /// Slots larger than this (state, key and value bytes) are probed in batch order: copying
 /// such records costs more than the misses it saves (measured with 164-byte slots, 32-byte
 /// keys and 128-byte values: inserts 3.8x and lookups 1.6–1.8x slower partitioned, while
 /// 20-byte slots gained 1.3–1.5x).
-pub(crate) const MAX_SLOT_BYTES: usize = 64;
+pub const MAX_SLOT_BYTES: usize = 64;
 
 /// Reusable buffers of a partitioned pass (kept by the table, so that their pages are
 /// faulted in once, not per batch).
