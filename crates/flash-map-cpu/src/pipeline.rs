@@ -184,10 +184,11 @@ unsafe fn prefetch_value(raw: &RawTable, slot: usize) {
     // SAFETY: in range by contract; prefetches never fault.
     let p = unsafe { raw.value_ptr(slot) };
     prefetch_read(p);
-    let last = p.wrapping_add(raw.value_size.min(256).saturating_sub(1));
-    let mut line = (p as usize | 63) + 1;
-    while line <= last as usize {
-        prefetch_read(line as *const u8);
-        line += 64;
+    // Offsets from `p` of the next line starts within the value's first 256 bytes.
+    let len = raw.value_size.min(256);
+    let mut off = 64 - (p as usize & 63);
+    while off < len {
+        prefetch_read(p.wrapping_add(off));
+        off += 64;
     }
 }
