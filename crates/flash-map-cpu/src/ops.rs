@@ -558,6 +558,8 @@ impl CpuTable {
                 if j + D < n {
                     let slot = hash_key(hs, b.key(j + D), ks) as usize & raw.mask;
                     prefetch_read(raw.states.add(slot));
+                    // The eight words the probe compares may run into the next line.
+                    prefetch_read(raw.states.wrapping_add(slot + 8));
                     if hits * 4 >= j {
                         prefetch_read(raw.keys.add(slot * ks));
                         if values {
