@@ -134,6 +134,7 @@ pub(crate) unsafe fn copy_small(src: *const u8, dst: *mut u8, len: usize) {
             4 => (dst as *mut u32).write_unaligned((src as *const u32).read_unaligned()),
             8 => (dst as *mut u64).write_unaligned((src as *const u64).read_unaligned()),
             16 => (dst as *mut u128).write_unaligned((src as *const u128).read_unaligned()),
+            32 => (dst as *mut [u128; 2]).write_unaligned((src as *const [u128; 2]).read_unaligned()),
             _ => std::ptr::copy_nonoverlapping(src, dst, len),
         }
     }

@@ -26,6 +26,7 @@
 use flash_map_core::{hash_key, Batch, HashStrategy, TableLayout};
 
 use crate::buf::advise_huge;
+use crate::ops::copy_small;
 use crate::CpuError;
 
 /// Bytes of table (states, keys and values) one region spans: a quarter of the L2 cache of
@@ -162,23 +163,5 @@ impl Scratch {
     pub(crate) fn results(&mut self, n: usize, value_size: usize) -> Result<(), CpuError> {
         grow(&mut self.res, n.checked_mul(value_size).ok_or(CpuError::Alloc { bytes: usize::MAX })?)?;
         grow(&mut self.found, n)
-    }
-}
-
-/// Copies `len` bytes, with fixed-size moves for the common small sizes.
-///
-/// # Safety
-/// As `copy_nonoverlapping`.
-#[inline(always)]
-unsafe fn copy_small(src: *const u8, dst: *mut u8, len: usize) {
-    // SAFETY: by contract; unaligned reads and writes of exactly `len` bytes.
-    unsafe {
-        match len {
-            4 => (dst as *mut u32).write_unaligned((src as *const u32).read_unaligned()),
-            8 => (dst as *mut u64).write_unaligned((src as *const u64).read_unaligned()),
-            16 => (dst as *mut u128).write_unaligned((src as *const u128).read_unaligned()),
-            32 => (dst as *mut [u128; 2]).write_unaligned((src as *const [u128; 2]).read_unaligned()),
-            _ => std::ptr::copy_nonoverlapping(src, dst, len),
-        }
     }
 }
