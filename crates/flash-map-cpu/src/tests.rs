@@ -198,3 +198,36 @@ fn partitioned_passes_match_the_model_small() {
 fn partitioned_passes_match_the_model() {
     partitioned_model(4096, 1500, 40);
 }
+
+/// `Scratch::partition` against a reference stable partition, and `merge` against its
+/// inverse, for several record sizes and region counts.
+#[test]
+fn partition_is_a_stable_sort_by_region_and_merge_inverts_it() {
+    use flash_map_core::hash::hash_bytes;
+    for (ks, vs, values) in [(8, 8, true), (8, 8, false), (4, 12, true), (16, 0, false), (32, 3, true)] {
+        for slots_log in [4u32, 7] {
+            let layout = TableLayout::with_slots(1 << slots_log, 0.5, ks, vs).unwrap();
+            let stride = ks + vs;
+            let n = 97;
+            let data: Vec<u8> = (0..n * stride).map(|i| (i * 7 + i / 5) as u8).collect();
+            let b = Batch { base: data.as_ptr(), len: n, stride, key_off: 0, val_off: ks };
+            for shift in [0, 2] {
+                let mut sc = crate::partition::Scratch::default();
+                // SAFETY: `data` holds `n` records of `ks + vs` bytes.
+                let pb = unsafe { sc.partition(&b, HashStrategy::Murmur3, &layout, shift, values) }.unwrap();
+                let rec = if values { stride } else { ks };
+                let region = |k: &[u8]| (hash_bytes(HashStrategy::Murmur3, k) as usize & layout.mask()) >> shift;
+                let mut want: Vec<usize> = (0..n).collect();
+                want.sort_by_key(|&i| region(&data[i * stride..][..ks])); // stable
+                for (j, &i) in want.iter().enumerate() {
+                    // SAFETY: `j < n` records of `rec` bytes in the scratch.
+                    let got = unsafe { std::slice::from_raw_parts(pb.key(j), rec) };
+                    assert_eq!(got, &data[i * stride..][..rec], "record {j} ({ks}+{vs}, shift {shift})");
+                }
+                let mut seen = vec![usize::MAX; n];
+                sc.merge(n, |i, j| seen[i] = j);
+                assert!((0..n).all(|i| want[seen[i]] == i), "merge inverts the partition");
+            }
+        }
+    }
+}
