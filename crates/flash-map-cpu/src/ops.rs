@@ -28,7 +28,7 @@ use crate::buf::AlignedBuf;
 use crate::exec::prefetch_read;
 use crate::group::{claim_grouped, find_grouped};
 use crate::partition::{self, Scratch};
-use crate::pipeline::{staged, Fetch};
+use crate::pipeline::{prefetch_home, staged, Fetch};
 #[cfg(feature = "rayon")]
 use crate::slots::AtomicSlots;
 use crate::slots::RawTable;
@@ -228,10 +228,7 @@ impl CpuTable {
                     // the table; prefetches never fault; one thread.
                     unsafe {
                         if i + D < n {
-                            let slot = hash_key(hs, b.key(i + D), ks) as usize & raw.mask;
-                            prefetch_read(raw.states.add(slot));
-                            prefetch_read(raw.keys.add(slot * ks));
-                            prefetch_read(raw.value_ptr(slot));
+                            prefetch_home(&raw, hs, b, i + D, true, true);
                         }
                         if new > budget {
                             kind.write(i, KIND_NO_ROOM);
@@ -557,16 +554,8 @@ impl CpuTable {
             // table; prefetches never fault; results in bounds by contract.
             unsafe {
                 if j + D < n {
-                    let slot = hash_key(hs, b.key(j + D), ks) as usize & raw.mask;
-                    prefetch_read(raw.states.add(slot));
-                    // The eight words the probe compares may run into the next line.
-                    prefetch_read(raw.states.wrapping_add(slot + 8));
-                    if hits * 4 >= j {
-                        prefetch_read(raw.keys.add(slot * ks));
-                        if values {
-                            prefetch_read(raw.value_ptr(slot));
-                        }
-                    }
+                    let likely_found = hits * 4 >= j;
+                    prefetch_home(&raw, hs, b, j + D, likely_found, likely_found && values);
                 }
                 let key = b.key(j);
                 let slot = find_grouped(&s, hash_key(hs, key, ks), key);

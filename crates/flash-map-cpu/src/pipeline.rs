@@ -147,29 +147,39 @@ pub(crate) fn staged(
 
 /// The one-stage loop of [`Fetch::Plain`].
 #[inline(always)]
-fn plain(
-    raw: &RawTable,
-    hs: HashStrategy,
-    b: &Batch,
-    range: Range<usize>,
-    values: bool,
-    mut body: impl FnMut(usize, u64),
-) {
+fn plain(raw: &RawTable, hs: HashStrategy, b: &Batch, range: Range<usize>, values: bool, mut body: impl FnMut(usize, u64)) {
     const D: usize = 16;
     let end = range.end;
     for i in range {
-        // SAFETY: `i + D < end <= b.len` and `i < end` index the batch; slots are masked into
-        // the table; prefetches never fault.
+        // SAFETY: `i + D < end <= b.len` and `i < end` index the batch.
         unsafe {
             if i + D < end {
-                let slot = hash_key(hs, b.key(i + D), raw.key_size) as usize & raw.mask;
-                prefetch_read(raw.states.add(slot));
-                prefetch_read(raw.keys.add(slot * raw.key_size));
-                if values {
-                    prefetch_read(raw.value_ptr(slot));
-                }
+                prefetch_home(raw, hs, b, i + D, true, values);
             }
             body(i, hash_key(hs, b.key(i), raw.key_size));
+        }
+    }
+}
+
+/// Prefetches the home lines of batch key `i` for the one-stage loops of partitioned
+/// passes: its state words (both lines, as the eight-word group probe may run into the
+/// next one), and its key (`key`) and value (`value`) lines.
+///
+/// # Safety
+/// `i < b.len`.
+#[inline(always)]
+pub(crate) unsafe fn prefetch_home(raw: &RawTable, hs: HashStrategy, b: &Batch, i: usize, key: bool, value: bool) {
+    // SAFETY: `i` indexes the batch; the slot is masked into the table; prefetches never
+    // fault.
+    unsafe {
+        let slot = hash_key(hs, b.key(i), raw.key_size) as usize & raw.mask;
+        prefetch_read(raw.states.add(slot));
+        prefetch_read(raw.states.wrapping_add(slot + 8));
+        if key {
+            prefetch_read(raw.keys.add(slot * raw.key_size));
+        }
+        if value {
+            prefetch_read(raw.value_ptr(slot));
         }
     }
 }
