@@ -147,7 +147,14 @@ pub(crate) fn staged(
 
 /// The one-stage loop of [`Fetch::Plain`].
 #[inline(always)]
-fn plain(raw: &RawTable, hs: HashStrategy, b: &Batch, range: Range<usize>, values: bool, mut body: impl FnMut(usize, u64)) {
+fn plain(
+    raw: &RawTable,
+    hs: HashStrategy,
+    b: &Batch,
+    range: Range<usize>,
+    values: bool,
+    mut body: impl FnMut(usize, u64),
+) {
     const D: usize = 16;
     let end = range.end;
     for i in range {
