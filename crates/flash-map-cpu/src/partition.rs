@@ -7,7 +7,8 @@
 //! the bucket of its home slot's *region* (a run of slots whose three arrays together fill
 //! about a quarter of an L2 cache), the probe pass then works through one region at a time.
 //! Every line of a region is fetched once and serves all the keys homed there; on the
-//! measured machine this made serial passes over 8M `u64` pairs 1.6–1.9x faster.
+//! measured machine, serial passes over 8M `u64` pairs ran 1.8–2.2x faster than in batch
+//! order (insert 364 → 200 ms, hit 365 → 190, miss 261 → 125, remove 266 → 120).
 //!
 //! The partition is *stable*: records keep their batch order within a region, and copies of
 //! one key share a region, so every serial rule that depends on batch order ("the last
