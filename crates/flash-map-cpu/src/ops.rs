@@ -323,7 +323,7 @@ impl CpuTable {
     /// Upserts every pair of `b`; returns how many keys were new. Last duplicate wins.
     /// On [`CpuError::TableFull`] the table is unchanged.
     pub fn insert(&mut self, b: &Batch) -> Result<usize, CpuError> {
-        self.partitioned(b, true, |t, b| t.insert_in_order(b))
+        self.partitioned(b, true, false, |t, b, _| t.insert_in_order(b))
     }
 
     fn insert_in_order(&mut self, b: &Batch) -> Result<usize, CpuError> {
@@ -360,30 +360,16 @@ impl CpuTable {
     /// `out[i]` says whether pair `i` was inserted. Atomic on [`CpuError::TableFull`].
     pub fn insert_new(&mut self, b: &Batch, out: &mut [bool]) -> Result<usize, CpuError> {
         assert_eq!(out.len(), b.len, "one result per pair");
-        let Some(shift) = self.partition_shift(b.len) else { return self.insert_new_in_order(b, out) };
-        let mut scratch = std::mem::take(self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()));
-        // SAFETY: the batch's records hold keys and values of the table's sizes.
-        let pb = unsafe { self.partition_into(&mut scratch, b, shift, true) };
-        let r = match pb.and_then(|pb| scratch.results(b.len, 0).map(|()| pb)) {
-            Ok(pb) => {
-                self.partitioned_passes.fetch_add(1, Ordering::Relaxed);
-                // SAFETY: `found` holds zeros and ones only, valid `bool`s.
-                let won = unsafe { &mut *(&mut scratch.found[..b.len] as *mut [u8] as *mut [bool]) };
-                self.reordered = true;
-                let new = self.insert_new_in_order(&pb, won);
-                self.reordered = false;
-                if new.is_ok() {
-                    let won = scratch.found.as_ptr();
-                    // SAFETY: `j < n`: written by `insert_new_in_order`.
-                    scratch.merge(b.len, |i, j| out[i] = unsafe { *won.add(j) } != 0);
-                }
-                new
-            }
-            // No memory for the scratch: the batch runs in its own order.
-            Err(_) => self.insert_new_in_order(b, out),
-        };
-        *self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()) = scratch;
-        r
+        self.partitioned(b, true, true, |t, b, scratch| {
+            let Some(sc) = scratch else { return t.insert_new_in_order(b, out) };
+            // SAFETY: the flags hold zeros and ones only, valid `bool`s.
+            let won = unsafe { &mut *(&mut sc.found[..b.len] as *mut [u8] as *mut [bool]) };
+            let new = t.insert_new_in_order(b, won)?;
+            let won = sc.found.as_ptr();
+            // SAFETY: `j < n`: written by `insert_new_in_order`.
+            sc.merge(b.len, |i, j| out[i] = unsafe { *won.add(j) } != 0);
+            Ok(new)
+        })
     }
 
     fn insert_new_in_order(&mut self, b: &Batch, out: &mut [bool]) -> Result<usize, CpuError> {
@@ -459,7 +445,7 @@ impl CpuTable {
     /// Adds each pair's value to the stored counter (absent keys start at zero); returns
     /// how many keys were new. Atomic on [`CpuError::TableFull`].
     pub fn add(&mut self, b: &Batch, kind: CounterKind) -> Result<usize, CpuError> {
-        self.partitioned(b, true, |t, b| t.add_in_order(b, kind))
+        self.partitioned(b, true, false, |t, b, _| t.add_in_order(b, kind))
     }
 
     fn add_in_order(&mut self, b: &Batch, kind: CounterKind) -> Result<usize, CpuError> {
@@ -606,7 +592,7 @@ impl CpuTable {
 
     /// Removes every key of `b`; returns how many distinct keys were present.
     pub fn remove(&mut self, b: &Batch) -> Result<usize, CpuError> {
-        let removed = self.partitioned(b, false, |t, b| Ok(t.remove_in_order(b)))?;
+        let removed = self.partitioned(b, false, false, |t, b, _| Ok(t.remove_in_order(b)))?;
         self.len -= removed;
         self.tombstones += removed;
         self.compact_if_needed()?;
@@ -671,31 +657,35 @@ impl CpuTable {
     }
 
     /// Runs `op` on `b`, or, when worth it, on `b` in partition order (see
-    /// [`crate::partition`]; `self.reordered` says which meanwhile); `values` says whether
-    /// `op` reads the batch's values. For operations whose result does not depend on batch positions
-    /// beyond the order of
-    /// copies of one key, which the partition keeps.
+    /// [`crate::partition`]); `self.reordered` says which meanwhile. Reordered, `op` also
+    /// gets the scratch, to bring per-position results back with [`Scratch::merge`]. `values`
+    /// says whether `op` reads the batch's values, `flags` whether it needs one flag byte per
+    /// record in the scratch's `found`. The partition keeps the order of copies of one key,
+    /// so batch-order rules hold on either path.
     fn partitioned<R>(
         &mut self,
         b: &Batch,
         values: bool,
-        op: impl FnOnce(&mut Self, &Batch) -> Result<R, CpuError>,
+        flags: bool,
+        op: impl FnOnce(&mut Self, &Batch, Option<&mut Scratch>) -> Result<R, CpuError>,
     ) -> Result<R, CpuError> {
-        let Some(shift) = self.partition_shift(b.len) else { return op(self, b) };
+        let Some(shift) = self.partition_shift(b.len) else { return op(self, b, None) };
         let mut scratch = std::mem::take(self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()));
         // SAFETY: the engines' batches hold keys (and values, for `values`) of the table's
         // sizes; `pb` is used only while `scratch` lives unchanged.
-        let r = match unsafe { self.partition_into(&mut scratch, b, shift, values) } {
+        let pb = unsafe { self.partition_into(&mut scratch, b, shift, values) };
+        let pb = pb.and_then(|pb| if flags { scratch.results(b.len, 0).map(|()| pb) } else { Ok(pb) });
+        let r = match pb {
             Ok(pb) => {
                 self.partitioned_passes.fetch_add(1, Ordering::Relaxed);
                 self.reordered = true;
-                let r = op(self, &pb);
+                let r = op(self, &pb, Some(&mut scratch));
                 self.reordered = false;
                 r
             }
             // No memory for the scratch: the batch runs in its own order (nothing has
             // changed yet).
-            Err(_) => op(self, b),
+            Err(_) => op(self, b, None),
         };
         *self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()) = scratch;
         r
