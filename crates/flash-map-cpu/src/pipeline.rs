@@ -22,12 +22,11 @@ pub(crate) enum Fetch {
     OnTagMatch { values: bool, shared: bool },
     /// Key and value lines always (claims write them when the slot is free).
     Always,
-    /// One stage, for passes in partition order ([`crate::partition`]), whose lines are
-    /// mostly cached: a plain loop prefetches the home slot's state, key and (for `values`)
-    /// value lines `D` keys ahead, hashing that key twice rather than keeping a ring of
-    /// hashes. Measured on 8M `u64` keys, removals ran 1.1x faster than through the two
-    /// stages (claims ran 1.03x slower, so they keep [`Fetch::Always`]).
-    Plain { values: bool },
+    /// One stage, for passes in partition order ([`crate::partition`]) by regions of
+    /// `1 << shift` slots: a plain loop behind a [`Sweep`] of the state and key (and, for
+    /// `values`, value) lines. Measured on 8M `u64` keys, removals ran 1.1x faster than
+    /// through the two stages.
+    Plain { values: bool, shift: u32 },
 }
 
 /// Runs `body(i, hash)` for `i` in `range`, in order, with a two-stage software prefetch:
@@ -44,8 +43,8 @@ pub(crate) fn staged(
     fetch: Fetch,
     mut body: impl FnMut(usize, u64),
 ) {
-    if let Fetch::Plain { values } = fetch {
-        plain(raw, hs, b, range, values, body);
+    if let Fetch::Plain { values, shift } = fetch {
+        plain(raw, hs, b, range, values, shift, body);
         return;
     }
     const D1: usize = 24;
@@ -153,41 +152,88 @@ fn plain(
     b: &Batch,
     range: Range<usize>,
     values: bool,
+    shift: u32,
     mut body: impl FnMut(usize, u64),
 ) {
-    const D: usize = 16;
-    let end = range.end;
+    let mut sweep = Sweep::new(raw, b.len, shift);
     for i in range {
-        // SAFETY: `i + D < end <= b.len` and `i < end` index the batch.
-        unsafe {
-            if i + D < end {
-                prefetch_home(raw, hs, b, i + D, true, values);
-            }
-            body(i, hash_key(hs, b.key(i), raw.key_size));
+        // SAFETY: `i < end <= b.len` indexes the batch.
+        let h = unsafe { hash_key(hs, b.key(i), raw.key_size) };
+        sweep.step(raw, h, true, values);
+        body(i, h);
+    }
+}
+
+/// The prefetch of the one-stage loops that run a batch in partition order
+/// ([`crate::partition`]): a sequential sweep of the table one region ahead of the keys.
+///
+/// Within a region the keys' home slots are random, so, unaided, the first key to touch
+/// each line of a region waits for memory. But the regions come in order: while the keys
+/// of region `r` run, the sweep fetches region `r + 1`'s lines front to back, one group of
+/// 16 slots (a line of state words, and the key and value bytes of those slots) every
+/// [`every`](Self::every) keys, the pace at which the batch itself moves through the
+/// table. The lines a key needs are thus fetched about one region before it runs, and no
+/// per-key prefetch is needed.
+///
+/// Measured on 8M `u64` keys (table of 16M slots, regions of 16K slots), against a
+/// prefetch of each key's home lines 16 keys ahead: probes of absent keys 57 → 45 ms,
+/// of present keys 90 → 78 ms. A sweep twice as fast was slower (47 and 84 ms), as was
+/// no prefetch at all (54 ms for absent keys; 39 ms when the whole table is in cache).
+pub(crate) struct Sweep {
+    /// The next slot to fetch (a multiple of 16).
+    next: usize,
+    /// Region of a slot = `slot >> shift`.
+    shift: u32,
+    /// Keys per group of 16 slots in the batch (at least 1).
+    every: usize,
+    /// Keys left before the next group.
+    count: usize,
+}
+
+impl Sweep {
+    /// A sweep for a batch of `n` keys in partition order by regions of `1 << shift`
+    /// slots.
+    pub(crate) fn new(raw: &RawTable, n: usize, shift: u32) -> Self {
+        let every = (n.saturating_mul(16) / (raw.mask + 1)).max(1);
+        Sweep { next: 0, shift, every, count: every }
+    }
+
+    /// Steps past a key of hash `hash`: every [`every`](Self::every) keys, fetches the next
+    /// 16 slots' state line, and (per `keys` and `values`) their key and value bytes, if
+    /// they lie in the region after the key's.
+    #[inline(always)]
+    pub(crate) fn step(&mut self, raw: &RawTable, hash: u64, keys: bool, values: bool) {
+        self.count -= 1;
+        if self.count != 0 {
+            return;
+        }
+        self.count = self.every;
+        let r = (hash as usize & raw.mask) >> self.shift;
+        // A sweep that fell behind (a crowded region) skips to the next region; one ahead
+        // (a sparse region) waits.
+        self.next = self.next.max((r + 1) << self.shift);
+        if self.next >= (r + 2) << self.shift || self.next > raw.mask {
+            return;
+        }
+        let slot = self.next;
+        self.next += 16;
+        prefetch_read(raw.states.wrapping_add(slot));
+        if keys {
+            prefetch_lines(raw.keys.wrapping_add(slot * raw.key_size), 16 * raw.key_size);
+        }
+        if values {
+            prefetch_lines(raw.values.wrapping_add(slot * raw.value_size), 16 * raw.value_size);
         }
     }
 }
 
-/// Prefetches the home lines of batch key `i` for the one-stage loops of partitioned
-/// passes: its state words (both lines, as the eight-word group probe may run into the
-/// next one), and its key (`key`) and value (`value`) lines.
-///
-/// # Safety
-/// `i < b.len`.
+/// Prefetches the lines of `len` bytes from the line-aligned `p`.
 #[inline(always)]
-pub(crate) unsafe fn prefetch_home(raw: &RawTable, hs: HashStrategy, b: &Batch, i: usize, key: bool, value: bool) {
-    // SAFETY: `i` indexes the batch; the slot is masked into the table; prefetches never
-    // fault.
-    unsafe {
-        let slot = hash_key(hs, b.key(i), raw.key_size) as usize & raw.mask;
-        prefetch_read(raw.states.add(slot));
-        prefetch_read(raw.states.wrapping_add(slot + 8));
-        if key {
-            prefetch_read(raw.keys.add(slot * raw.key_size));
-        }
-        if value {
-            prefetch_read(raw.value_ptr(slot));
-        }
+fn prefetch_lines(p: *const u8, len: usize) {
+    let mut off = 0;
+    while off < len {
+        prefetch_read(p.wrapping_add(off));
+        off += 64;
     }
 }
 
