@@ -22,7 +22,9 @@
 //! that pays: one thread (the rayon engine's threads already overlap their misses), slots
 //! of at most [`MAX_SLOT_BYTES`] bytes (larger records cost more to copy than their misses),
 //! a table of at least [`MIN_REGIONS`] regions, and a batch with at least one key per
-//! [`MIN_SLOTS_PER_KEY`] slots (fewer keys share too few lines to gain).
+//! [`MIN_SLOTS_PER_KEY`] slots (fewer keys share too few lines to gain). A lookup whose
+//! keys are mostly absent (judged from a sample) reads only state words, so its regions
+//! are sized by those alone.
 
 use flash_map_core::{hash_key, Batch, HashStrategy, TableLayout};
 
