@@ -162,6 +162,15 @@ impl Scratch {
         }
     }
 
+    /// Bytes held by these buffers.
+    pub(crate) fn bytes(&self) -> usize {
+        self.part.capacity() * 2
+            + self.rec.capacity()
+            + self.start.capacity() * size_of::<usize>()
+            + self.res.capacity()
+            + self.found.capacity()
+    }
+
     /// Sizes the lookup result buffers for `n` results of `value_size` bytes.
     pub(crate) fn results(&mut self, n: usize, value_size: usize) -> Result<(), CpuError> {
         grow(&mut self.res, n.checked_mul(value_size).ok_or(CpuError::Alloc { bytes: usize::MAX })?)?;

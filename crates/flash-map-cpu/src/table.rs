@@ -94,6 +94,28 @@ impl CpuTable {
         self.region_bytes = bytes.max(1);
     }
 
+    /// Bytes of working memory kept from earlier batches for the next one: per batch
+    /// position, the claimed slot and what the claim did; the partitioned copy of a batch
+    /// and its lookup results ([`crate::partition`]); and, once a parallel pass needed it,
+    /// one word per slot. Not counted: the table's own arrays.
+    pub fn buffer_bytes(&self) -> usize {
+        let scratch = self.scratch.lock().map_or_else(|e| e.into_inner().bytes(), |s| s.bytes());
+        self.pos.capacity() * 4 + self.kind.capacity() + self.aux.len() + scratch
+    }
+
+    /// Frees the working memory that [`buffer_bytes`](Self::buffer_bytes) counts; the next
+    /// batch allocates what it needs again.
+    pub fn release_buffers(&mut self) {
+        self.pos = Vec::new();
+        self.kind = Vec::new();
+        // A zero-length buffer allocates nothing, so this cannot fail; if it did, the old
+        // buffer (all zero between operations) stays.
+        if let Ok(empty) = AlignedBuf::zeroed(0) {
+            self.aux = empty;
+        }
+        *self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()) = Default::default();
+    }
+
     /// How many operations on this table ran partitioned so far.
     #[doc(hidden)]
     pub fn partitioned_passes(&self) -> usize {

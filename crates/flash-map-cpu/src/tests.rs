@@ -177,6 +177,12 @@ fn partitioned_model(capacity: usize, batch: usize, rounds: u64) {
         assert_eq!(get_all(&part, &q), want, "round {round}, mostly absent");
         part.contains(&pairs_batch(&q), &mut has);
         assert_eq!(has, want.iter().map(Option::is_some).collect::<Vec<_>>());
+        // Freed working memory is allocated again by the next rounds.
+        assert!(part.buffer_bytes() >= batch * 4, "a partitioned batch keeps its scratch");
+        if round % 3 == 2 {
+            part.release_buffers();
+            assert_eq!(part.buffer_bytes(), 0);
+        }
     }
     let keys: Vec<(u64, u64)> = counts.keys().map(|&k| (k, 0)).collect();
     assert_eq!(get_all(&counters, &keys), keys.iter().map(|(k, _)| counts.get(k).copied()).collect::<Vec<_>>());

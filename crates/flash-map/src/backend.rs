@@ -211,6 +211,24 @@ impl Engine {
         }
     }
 
+    /// Host bytes of the CPU engines' working buffers (0 on Cuda).
+    pub(crate) fn buffer_bytes(&self) -> usize {
+        match self {
+            Engine::Cpu(t) => t.buffer_bytes(),
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(_) => 0,
+        }
+    }
+
+    /// Frees the CPU engines' working buffers (nothing on Cuda).
+    pub(crate) fn release_buffers(&mut self) {
+        match self {
+            Engine::Cpu(t) => t.release_buffers(),
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(_) => {}
+        }
+    }
+
     /// Rehashes into `layout` (same or larger); on failure the engine is unchanged.
     pub(crate) fn rebuild(&mut self, layout: TableLayout) -> Result<()> {
         match self {

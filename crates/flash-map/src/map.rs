@@ -167,6 +167,39 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         }
     }
 
+    /// Bytes of working memory the map keeps from earlier batches for the next one, besides
+    /// the table itself.
+    ///
+    /// A large batch on a CPU backend needs working memory in proportion to its size: the
+    /// slot each key landed in, and, on the serial backend, a copy of the batch reordered
+    /// by table region and its lookup results (about 30 bytes per `u64` pair). The map keeps
+    /// it, so that the next batch does not pay for faulting it in again;
+    /// [`release_buffers`](Self::release_buffers) frees it. On the Cuda backend this is 0:
+    /// its per-call buffers are device and pinned host memory, kept until the map is
+    /// dropped.
+    ///
+    /// ```
+    /// # use flash_map::{Backend, FlashMap};
+    /// let mut m: FlashMap<u64, u64> = FlashMap::builder(1 << 16).backend(Backend::Serial).build()?;
+    /// let pairs: Vec<(u64, u64)> = (0..1 << 16).map(|i| (i, i)).collect();
+    /// m.bulk_insert(&pairs)?;
+    /// assert!(m.buffer_bytes() > 0);
+    /// m.release_buffers();
+    /// assert_eq!(m.buffer_bytes(), 0);
+    /// assert_eq!(m.bulk_get(&[7])?, vec![Some(7)]);
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
+    pub fn buffer_bytes(&self) -> usize {
+        self.engine.buffer_bytes()
+    }
+
+    /// Frees the working memory that [`buffer_bytes`](Self::buffer_bytes) counts (after a
+    /// one-off large batch, say); the next batch allocates what it needs again. The entries
+    /// are untouched.
+    pub fn release_buffers(&mut self) {
+        self.engine.release_buffers()
+    }
+
     /// Runs a mutating batch operation; with `auto_grow`, grows and retries on `TableFull`.
     fn grow_on_full<T>(&mut self, mut op: impl FnMut(&mut Engine) -> Result<T>) -> Result<T> {
         loop {
