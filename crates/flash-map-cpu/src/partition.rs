@@ -16,7 +16,8 @@
 //! ordinary [`Batch`] over a scratch buffer, so the passes of [`crate::ops`] run on it as
 //! they are. Results that belong to batch positions are written in partition order and
 //! brought back by replaying the partition: position `i`'s result is the next unread one
-//! of region `part[i]`, so every read and write of that merge runs sequentially.
+//! of region `part[i]`, so every read and write of that merge runs sequentially. (A lookup
+//! that found no key at all skips the replay: every result is "absent".)
 //!
 //! Partitioning costs two sequential passes and a copy of the batch; it is used only where
 //! that pays: one thread (the rayon engine's threads already overlap their misses), slots

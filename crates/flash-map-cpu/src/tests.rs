@@ -177,6 +177,12 @@ fn partitioned_model(capacity: usize, batch: usize, rounds: u64) {
         assert_eq!(get_all(&part, &q), want, "round {round}, mostly absent");
         part.contains(&pairs_batch(&q), &mut has);
         assert_eq!(has, want.iter().map(Option::is_some).collect::<Vec<_>>());
+        // No key present: the results skip the replay of the partition.
+        let none: Vec<(u64, u64)> = p.iter().map(|&(k, v)| (k + universe, v)).collect();
+        assert_eq!(get_all(&part, &none), vec![None; batch], "round {round}, all absent");
+        has.fill(true);
+        part.contains(&pairs_batch(&none), &mut has);
+        assert_eq!(has, vec![false; batch]);
         // Freed working memory is allocated again by the next rounds.
         assert!(part.buffer_bytes() >= batch * 4, "a partitioned batch keeps its scratch");
         if round % 3 == 2 {
@@ -192,10 +198,10 @@ fn partitioned_model(capacity: usize, batch: usize, rounds: u64) {
     assert!(matches!(part.insert(&pairs_batch(&over)), Err(CpuError::TableFull { .. })));
     assert_eq!(part.len(), before);
     assert_eq!(part.count_full(), before);
-    // Every round's two gets and contains, the three rounds in four that change `part`, and
-    // the failed insert.
+    // Every round's three gets and contains, the three rounds in four that change `part`,
+    // and the failed insert.
     let r = rounds as usize;
-    assert_eq!(part.partitioned_passes(), 4 * r + r.div_ceil(4) * 3 + 1, "every pass ran partitioned");
+    assert_eq!(part.partitioned_passes(), 6 * r + r.div_ceil(4) * 3 + 1, "every pass ran partitioned");
     assert!(counters.partitioned_passes() > 0);
     assert_eq!(plain.partitioned_passes(), 0, "the default regions leave small tables unpartitioned");
 }
