@@ -528,9 +528,9 @@ impl CpuTable {
     /// The probe pass of a partitioned lookup by regions of `1 << shift` slots: a plain loop
     /// behind a [`Sweep`] (the lines it touches are cached about a region ahead). Writes
     /// `found[j]` and, for `values`, the value to `res[j]`; returns how many keys were
-    /// found. Measured on 8M `u64` keys, this
-    /// loop (then with a per-key prefetch) beat the two-stage pipeline by 1.15–1.25x and the
-    /// same loop run through the generic pass (`Fetch::Plain`) by 1.1x.
+    /// found. Measured on 8M `u64` keys, this loop (then with a per-key prefetch) beat the
+    /// two-stage pipeline by 1.15–1.25x and the same loop run through the generic pass
+    /// (`Fetch::Plain`) by 1.1x.
     ///
     /// # Safety
     /// `found` (and `res`, for `values`) valid for `b.len` results.
