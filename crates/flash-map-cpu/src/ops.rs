@@ -662,7 +662,9 @@ impl CpuTable {
     /// matches a fingerprint), so its regions count only those: half a region's bytes of
     /// state words. Measured on 8M absent `u64` keys (16M slots), regions of 128 / 256 /
     /// 512 KiB of state words took 104 / 102 / 108 ms, and regions sized for whole 20-byte
-    /// slots 107 ms. Which case applies is estimated from a sample of the batch. (Tables
+    /// slots 107 ms; with 1 key in 16 / 32 / 64 present, 163 / 138 / 121 ms against 173–186
+    /// / 143 / 128–130 ms (1 in 8: 193 ms either way). Which case applies is estimated from
+    /// a sample of the batch. (Tables
     /// of large slots stay unpartitioned even then: absent 32-byte keys, 1M of them in a
     /// table of 164-byte slots, took 62 ms partitioned against 41 ms in batch order, as
     /// the copy of their keys costs more than the 8 MB of state words it keeps in cache.)
