@@ -474,7 +474,7 @@ impl CpuTable {
     pub fn get(&self, b: &Batch, sink: &impl GetSink) {
         let vs = self.layout.value_size;
         let done = self.lookup_partitioned(b, true, |scratch, hits| {
-            let (res, found, n) = (scratch.res.as_ptr(), scratch.found.as_ptr(), b.len);
+            let (res, found, n) = (scratch.res() as *const u8, scratch.found.as_ptr(), b.len);
             if hits == 0 {
                 // Nothing found: every result is `None`, in any order.
                 // SAFETY: `i < n`.
@@ -513,14 +513,13 @@ impl CpuTable {
         let vs = if values { self.layout.value_size } else { 0 };
         // No memory for the scratch: the lookup runs in batch order.
         // SAFETY: `b` holds keys of the table's key size.
-        let Ok(pb) = (unsafe { self.partition_into(&mut scratch, b, shift, false) }) else { return false };
-        if scratch.results(b.len, vs).is_err() {
+        let Ok(pb) = (unsafe { self.partition_into(&mut scratch, b, shift, false, vs) }) else { return false };
+        if scratch.flags(b.len).is_err() {
             return false;
         }
         self.partitioned_passes.fetch_add(1, Ordering::Relaxed);
         // SAFETY: `pb` holds `n` keys; the result buffers hold `n` entries (`vs` bytes each).
-        let hits =
-            unsafe { self.probe_in_order(&pb, values, shift, scratch.res.as_mut_ptr(), scratch.found.as_mut_ptr()) };
+        let hits = unsafe { self.probe_in_order(&pb, values, shift, scratch.res(), scratch.found.as_mut_ptr()) };
         merge(&mut scratch, hits);
         true
     }
@@ -708,9 +707,10 @@ impl CpuTable {
         b: &Batch,
         shift: u32,
         values: bool,
+        room: usize,
     ) -> Result<Batch, CpuError> {
         // SAFETY: forwarded contract.
-        unsafe { scratch.partition(b, self.hash, &self.layout, shift, values) }
+        unsafe { scratch.partition(b, self.hash, &self.layout, shift, values, room) }
     }
 
     /// Runs `op` on `b`, or, when worth it, on `b` in partition order (see
@@ -730,8 +730,8 @@ impl CpuTable {
         let mut scratch = std::mem::take(self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()));
         // SAFETY: the engines' batches hold keys (and values, for `values`) of the table's
         // sizes; `pb` is used only while `scratch` lives unchanged.
-        let pb = unsafe { self.partition_into(&mut scratch, b, shift, values) };
-        let pb = pb.and_then(|pb| if flags { scratch.results(b.len, 0).map(|()| pb) } else { Ok(pb) });
+        let pb = unsafe { self.partition_into(&mut scratch, b, shift, values, 0) };
+        let pb = pb.and_then(|pb| if flags { scratch.flags(b.len).map(|()| pb) } else { Ok(pb) });
         let r = match pb {
             Ok(pb) => {
                 self.partitioned_passes.fetch_add(1, Ordering::Relaxed);

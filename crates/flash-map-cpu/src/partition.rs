@@ -61,8 +61,10 @@ pub struct Scratch {
     rec: Vec<u8>,
     /// Per region: its first record (then, during a merge, the next unread result).
     start: Vec<usize>,
-    /// Lookup results in partition order: value bytes ...
-    pub(crate) res: Vec<u8>,
+    /// Where in `rec`, after the records, lookup results go in partition order: value
+    /// bytes (sharing one buffer with the records, so that a lookup after an insert of
+    /// as many pairs needs no fresh memory) ...
+    res_off: usize,
     /// ... and whether the key was found.
     pub(crate) found: Vec<u8>,
 }
@@ -96,7 +98,8 @@ pub(crate) fn plan(slots: usize, slot_bytes: usize, n: usize, region_bytes: usiz
 
 impl Scratch {
     /// Copies the records of `b` (key, and value when `values`) into partition order by the
-    /// region of each key's home slot, and returns them as a batch over this scratch.
+    /// region of each key's home slot, and returns them as a batch over this scratch, with
+    /// room for `room` bytes of results per record after them ([`res`](Self::res)).
     ///
     /// # Safety
     /// `b`'s records are valid for `key_size` key bytes (and `value_size` value bytes when
@@ -108,13 +111,17 @@ impl Scratch {
         layout: &TableLayout,
         shift: u32,
         values: bool,
+        room: usize,
     ) -> Result<Batch, CpuError> {
         let (mask, key_size, value_size) = (layout.mask(), layout.key_size, layout.value_size);
         let n = b.len;
         let regions = (mask >> shift) + 1;
         let stride = key_size + if values { value_size } else { 0 };
+        let too_big = CpuError::Alloc { bytes: usize::MAX };
+        let bytes = stride.checked_add(room).and_then(|r| r.checked_mul(n)).ok_or(too_big)?;
         grow(&mut self.part, n)?;
-        grow(&mut self.rec, n.checked_mul(stride).ok_or(CpuError::Alloc { bytes: usize::MAX })?)?;
+        grow(&mut self.rec, bytes)?;
+        self.res_off = n * stride;
         self.start.clear();
         self.start.resize(regions + 1, 0);
         // Pass 1: each key's region, and the regions' sizes.
@@ -168,13 +175,17 @@ impl Scratch {
         self.part.capacity() * 2
             + self.rec.capacity()
             + self.start.capacity() * size_of::<usize>()
-            + self.res.capacity()
             + self.found.capacity()
     }
 
-    /// Sizes the lookup result buffers for `n` results of `value_size` bytes.
-    pub(crate) fn results(&mut self, n: usize, value_size: usize) -> Result<(), CpuError> {
-        grow(&mut self.res, n.checked_mul(value_size).ok_or(CpuError::Alloc { bytes: usize::MAX })?)?;
+    /// The result bytes after the records of the last [`partition`](Self::partition)
+    /// (`room` bytes per record).
+    pub(crate) fn res(&mut self) -> *mut u8 {
+        self.rec.as_mut_ptr().wrapping_add(self.res_off)
+    }
+
+    /// Sizes the flags (`found`) for `n` records.
+    pub(crate) fn flags(&mut self, n: usize) -> Result<(), CpuError> {
         grow(&mut self.found, n)
     }
 }

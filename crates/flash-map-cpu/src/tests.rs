@@ -233,7 +233,7 @@ fn partition_is_a_stable_sort_by_region_and_merge_inverts_it() {
             for shift in [0, 2] {
                 let mut sc = crate::partition::Scratch::default();
                 // SAFETY: `data` holds `n` records of `ks + vs` bytes.
-                let pb = unsafe { sc.partition(&b, HashStrategy::Murmur3, &layout, shift, values) }.unwrap();
+                let pb = unsafe { sc.partition(&b, HashStrategy::Murmur3, &layout, shift, values, 3) }.unwrap();
                 let rec = if values { stride } else { ks };
                 let region = |k: &[u8]| (hash_bytes(HashStrategy::Murmur3, k) as usize & layout.mask()) >> shift;
                 let mut want: Vec<usize> = (0..n).collect();

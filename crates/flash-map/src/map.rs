@@ -172,7 +172,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     ///
     /// A large batch on a CPU backend needs working memory in proportion to its size: the
     /// slot each key landed in, and, on the serial backend, a copy of the batch reordered
-    /// by table region and its lookup results (about 30 bytes per `u64` pair). The map keeps
+    /// by table region and its lookup results (about 24 bytes per `u64` pair). The map keeps
     /// it, so that the next batch does not pay for faulting it in again;
     /// [`release_buffers`](Self::release_buffers) frees it. On the Cuda backend this is 0:
     /// its per-call buffers are device and pinned host memory, kept until the map is
