@@ -21,17 +21,14 @@ const GROUP: usize = 8;
 pub unsafe fn find_grouped(s: &RawSlots, hash: u64, key: *const u8) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
-        let raw = s;
-        let h = home(hash, raw.mask);
-        if h + GROUP <= raw.mask + 1 {
+        let h = home(hash, s.mask);
+        if h + GROUP <= s.mask + 1 {
             // SAFETY: the window `h..h + 8` lies inside the state array.
-            let (fm, em) = unsafe { masks(raw.states.add(h), full_word(tag_of(hash))) };
-            let stop = if em != 0 { em.trailing_zeros() } else { GROUP as u32 };
-            let mut cand = fm & ((1u32 << stop) - 1);
+            let (mut cand, em) = unsafe { candidates(s.states.add(h), full_word(tag_of(hash))) };
             while cand != 0 {
                 let slot = h + cand.trailing_zeros() as usize;
                 // SAFETY: slot in range; key valid by contract.
-                if unsafe { bytes_eq(s.key_ptr(slot), key, raw.key_size) } {
+                if unsafe { bytes_eq(s.key_ptr(slot), key, s.key_size) } {
                     return Some(slot);
                 }
                 cand &= cand - 1;
@@ -40,7 +37,7 @@ pub unsafe fn find_grouped(s: &RawSlots, hash: u64, key: *const u8) -> Option<us
                 return None;
             }
             // SAFETY: `h + 8 <= slots`; the rest of the sequence is searched.
-            return unsafe { find_from(s, hash, key, (h + GROUP) & raw.mask, raw.mask + 1 - GROUP) };
+            return unsafe { find_from(s, hash, key, (h + GROUP) & s.mask, s.mask + 1 - GROUP) };
         }
     }
     // SAFETY: forwarded contract.
@@ -56,12 +53,11 @@ pub unsafe fn find_grouped(s: &RawSlots, hash: u64, key: *const u8) -> Option<us
 pub unsafe fn claim_grouped(s: &RawSlots, hash: u64, key: *const u8) -> Claim {
     #[cfg(target_arch = "x86_64")]
     {
-        let raw = s;
-        let h = home(hash, raw.mask);
-        if h + GROUP <= raw.mask + 1 {
+        let h = home(hash, s.mask);
+        if h + GROUP <= s.mask + 1 {
             let full = full_word(tag_of(hash));
             // SAFETY: the window `h..h + 8` lies inside the state array.
-            let (fm, em, tm) = unsafe { masks3(raw.states.add(h), full) };
+            let (fm, em, tm) = unsafe { masks3(s.states.add(h), full) };
             if em != 0 {
                 let stop = em.trailing_zeros();
                 let before = (1u32 << stop) - 1;
@@ -69,7 +65,7 @@ pub unsafe fn claim_grouped(s: &RawSlots, hash: u64, key: *const u8) -> Claim {
                 while cand != 0 {
                     let slot = h + cand.trailing_zeros() as usize;
                     // SAFETY: slot in range; key valid by contract.
-                    if unsafe { bytes_eq(s.key_ptr(slot), key, raw.key_size) } {
+                    if unsafe { bytes_eq(s.key_ptr(slot), key, s.key_size) } {
                         return Claim::Existing(slot);
                     }
                     cand &= cand - 1;
@@ -83,7 +79,7 @@ pub unsafe fn claim_grouped(s: &RawSlots, hash: u64, key: *const u8) -> Claim {
                 };
                 // SAFETY: the slot is free and ours (one thread); key valid by contract.
                 unsafe {
-                    copy_bytes(key, s.key_ptr(slot), raw.key_size);
+                    copy_bytes(key, s.key_ptr(slot), s.key_size);
                     s.publish(slot, full);
                 }
                 return Claim::New { slot, prev };
@@ -94,13 +90,28 @@ pub unsafe fn claim_grouped(s: &RawSlots, hash: u64, key: *const u8) -> Claim {
     unsafe { claim(s, hash, key) }
 }
 
+/// Of the eight state words at `p` (bit j = word j): those equal to `full` before the first
+/// empty word — the slots where a probe for that fingerprint compares keys — and those that
+/// are empty.
+///
+/// # Safety
+/// `p` valid for reads of eight `u32`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn candidates(p: *const u32, full: u32) -> (u32, u32) {
+    // SAFETY: forwarded contract.
+    let (fm, em) = unsafe { masks(p, full) };
+    let stop = if em != 0 { em.trailing_zeros() } else { GROUP as u32 };
+    (fm & ((1u32 << stop) - 1), em)
+}
+
 /// Bit masks of the eight state words at `p` equal to `full` and to `EMPTY` (bit j = word j).
 ///
 /// # Safety
 /// `p` valid for reads of eight `u32`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub(crate) unsafe fn masks(p: *const u32, full: u32) -> (u32, u32) {
+unsafe fn masks(p: *const u32, full: u32) -> (u32, u32) {
     use core::arch::x86_64::*;
     // SAFETY: SSE2 is part of the x86_64 baseline; 32 readable bytes by contract.
     unsafe {

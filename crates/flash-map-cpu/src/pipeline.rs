@@ -85,9 +85,7 @@ pub(crate) fn staged(
                     if !shared && slot + 8 <= raw.mask + 1 {
                         // Eight state words at once, as `group::find_grouped` does: no branch
                         // per slot to mispredict (stage one fetched both of their lines).
-                        let (fm, em) = crate::group::masks(raw.states.add(slot), full);
-                        let stop = if em != 0 { em.trailing_zeros() } else { 8 };
-                        let cand = fm & ((1u32 << stop) - 1);
+                        let (cand, _) = crate::group::candidates(raw.states.add(slot), full);
                         if cand != 0 {
                             let t = slot + cand.trailing_zeros() as usize;
                             prefetch_read(raw.keys.add(t * raw.key_size));
@@ -248,13 +246,5 @@ fn prefetch_lines(p: *const u8, len: usize) {
 #[inline(always)]
 unsafe fn prefetch_value(raw: &RawTable, slot: usize) {
     // SAFETY: in range by contract; prefetches never fault.
-    let p = unsafe { raw.value_ptr(slot) };
-    prefetch_read(p);
-    // Offsets from `p` of the next line starts within the value's first 256 bytes.
-    let len = raw.value_size.min(256);
-    let mut off = 64 - (p as usize & 63);
-    while off < len {
-        prefetch_read(p.wrapping_add(off));
-        off += 64;
-    }
+    prefetch_lines(unsafe { raw.value_ptr(slot) }, raw.value_size.min(256));
 }
