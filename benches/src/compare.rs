@@ -13,63 +13,11 @@
 //! `COMPARE_ONLY=Serial` (a substring of an engine's name) runs just that engine, for
 //! profiling.
 
-use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
-use flash_map::{Backend, FlashMap, Pod};
+use flash_map::{Backend, FlashMap};
+use flash_map_benches::{data, splitmix, Data, Gen, H};
 use rayon::prelude::*;
-
-/// First 8 bytes of the key, through fmix64.
-#[derive(Default, Clone, Copy)]
-struct Fmix(u64);
-impl Hasher for Fmix {
-    fn finish(&self) -> u64 {
-        let mut k = self.0;
-        k ^= k >> 33;
-        k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        k ^= k >> 33;
-        k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        k ^ (k >> 33)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Arrays hash their length first (a usize via write_usize), then their bytes.
-        let mut b = [0u8; 8];
-        let n = bytes.len().min(8);
-        b[..n].copy_from_slice(&bytes[..n]);
-        self.0 ^= u64::from_le_bytes(b);
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 ^= v;
-    }
-    fn write_usize(&mut self, _: usize) {}
-}
-type H = BuildHasherDefault<Fmix>;
-
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-trait Gen: Pod + Eq + std::hash::Hash + Send + Sync {
-    fn gen(seed: u64) -> Self;
-}
-impl Gen for u64 {
-    fn gen(seed: u64) -> Self {
-        splitmix(seed)
-    }
-}
-impl<const N: usize> Gen for [u8; N] {
-    fn gen(seed: u64) -> Self {
-        let mut a = [0u8; N];
-        for (j, c) in a.chunks_mut(8).enumerate() {
-            let v = splitmix(seed.wrapping_mul(31).wrapping_add(j as u64)).to_le_bytes();
-            c.copy_from_slice(&v[..c.len()]);
-        }
-        a
-    }
-}
 
 /// Touches and frees `WARM_BYTES` of fresh memory (in huge pages where the system gives
 /// them), so that the engine run next starts with memory the hypervisor has already backed.
@@ -98,19 +46,6 @@ fn timed<T>(f: impl FnOnce() -> T) -> (f64, T) {
     let t = Instant::now();
     let r = f();
     (t.elapsed().as_secs_f64() * 1e3, r)
-}
-
-struct Data<K, V> {
-    pairs: Vec<(K, V)>,
-    keys: Vec<K>,
-    absent: Vec<K>,
-}
-
-fn data<K: Gen, V: Gen>(n: usize) -> Data<K, V> {
-    let pairs: Vec<(K, V)> = (0..n as u64).map(|i| (K::gen(i), V::gen(i ^ 0xABCD))).collect();
-    let keys = pairs.iter().map(|p| p.0).collect();
-    let absent = (0..n as u64).map(|i| K::gen(i + (1 << 40))).collect();
-    Data { pairs, keys, absent }
 }
 
 /// insert, get hit, get miss, remove, and (not one of the compared ops) the table's creation.
