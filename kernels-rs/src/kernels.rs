@@ -1,14 +1,15 @@
 //! The kernels. Every size travels as `u64`; every pointer is a device address.
 //!
-//! Table arguments: `states, keys, values, mask, key_size, value_size, hash`.
+//! Table arguments: `states, keys, values, mask, key_size, value_size, hash, seed0, seed1`
+//! (`hash` a `HashStrategy` code, `seed0, seed1` the key of a keyed strategy).
 //! Batch arguments: `data, n, stride, key_off, val_off` (a strided array of records).
 
 use core::arch::nvptx::{_block_dim_x, _block_idx_x, _grid_dim_x, _thread_idx_x};
 
 use flash_map_core::bytes::{copy_bytes, zero_bytes};
-use flash_map_core::probe::{claim, find, remove, Claim, RawSlots};
+use flash_map_core::probe::{claim, claim_bounded, find, remove, Claim, RawSlots};
 use flash_map_core::slot::{is_full, EMPTY, TOMBSTONE};
-use flash_map_core::{hash_key, HashStrategy};
+use flash_map_core::{HashStrategy, KeyHasher};
 
 use crate::atomics::*;
 
@@ -30,13 +31,53 @@ fn grid() -> (usize, usize) {
     }
 }
 
+/// The hasher of the table arguments `hash, seed0, seed1` (an unknown code hashes as
+/// Identity; the host sends only codes of `HashStrategy`).
 #[inline(always)]
-fn strategy(code: u64) -> HashStrategy {
-    if code == 1 {
-        HashStrategy::Murmur3
-    } else {
-        HashStrategy::Identity
+fn hasher(code: u64, seed0: u64, seed1: u64) -> KeyHasher {
+    let strategy = match code {
+        1 => HashStrategy::Murmur3,
+        2 => HashStrategy::SipHash13,
+        _ => HashStrategy::Identity,
+    };
+    KeyHasher::new(strategy, [seed0, seed1])
+}
+
+/// `hs.hash(key, len)`, with Murmur3 and SipHash-1-3 in functions of their own: inlined
+/// into every table kernel, their state raised the kernels' register counts (ptxas: find
+/// 56 -> 72 registers on sm_90, claim 64 -> 72), which costs occupancy also to the batches
+/// that never run them. Identity stays inline.
+///
+/// # Safety
+/// `key` valid for reads of `len` bytes.
+#[inline(always)]
+unsafe fn hash_of(hs: &KeyHasher, key: *const u8, len: usize) -> u64 {
+    // SAFETY (all arms): forwarded contract.
+    match hs.strategy {
+        HashStrategy::Identity => unsafe { flash_map_core::hash::identity(key, len) },
+        HashStrategy::Murmur3 => unsafe { murmur3_outlined(key, len) },
+        HashStrategy::SipHash13 => unsafe { siphash_outlined(key, len, hs.seed[0], hs.seed[1]) },
     }
+}
+
+/// See [`hash_of`].
+///
+/// # Safety
+/// `key` valid for reads of `len` bytes.
+#[inline(never)]
+unsafe fn murmur3_outlined(key: *const u8, len: usize) -> u64 {
+    // SAFETY: forwarded contract.
+    unsafe { flash_map_core::hash::murmur3(key, len) }
+}
+
+/// See [`hash_of`].
+///
+/// # Safety
+/// `key` valid for reads of `len` bytes.
+#[inline(never)]
+unsafe fn siphash_outlined(key: *const u8, len: usize, k0: u64, k1: u64) -> u64 {
+    // SAFETY: forwarded contract.
+    unsafe { flash_map_core::hash::siphash13(key, len, k0, k1) }
 }
 
 #[inline(always)]
@@ -50,9 +91,10 @@ unsafe fn rec(data: *const u8, i: usize, stride: u64, off: u64) -> *const u8 {
 /// (insert_new), 3 write its own value (upsert).
 ///
 /// `budget` bounds the new claims when the batch might not fit (`u64::MAX`: no bound): each
-/// new claim is counted in `counters[6]`, and once the count passes `budget` the batch has
-/// failed for certain, `counters[7]` is raised and the remaining keys are skipped (marked
-/// no-room) instead of filling the table and scanning it whole.
+/// new claim is counted in `counters[C_GUARD_NEW]`, and once the count passes `budget` the
+/// batch has failed for certain, `counters[C_ABORT]` is raised and the remaining keys are
+/// skipped (marked no-room) instead of filling the table and scanning it whole. A key that
+/// gives up on collisions (`counters[C_COLLISIONS]`) raises it too.
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_claim(
     states: *mut u32,
@@ -62,6 +104,8 @@ pub unsafe extern "ptx-kernel" fn fm_claim(
     key_size: u64,
     value_size: u64,
     hash: u64,
+    seed0: u64,
+    seed1: u64,
     data: *const u8,
     n: u64,
     stride: u64,
@@ -75,9 +119,10 @@ pub unsafe extern "ptx-kernel" fn fm_claim(
     budget: u64,
 ) {
     let s = DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize };
-    let hs = strategy(hash);
+    let hs = hasher(hash, seed0, seed1);
     let guarded = budget != u64::MAX;
     let (mut new, mut from_tomb_n, mut no_room, mut existing) = (0u32, 0u32, 0u32, 0u32);
+    let mut collisions = 0u32;
     let (mut i, step) = grid();
     while i < n as usize {
         // SAFETY: `i < n`; all arrays sized by the host for this batch and table.
@@ -89,7 +134,7 @@ pub unsafe extern "ptx-kernel" fn fm_claim(
                 continue;
             }
             let k = rec(data, i, stride, key_off);
-            match claim(&s, hash_key(hs, k, key_size as usize), k) {
+            match claim(&s, hash_of(&hs, k, key_size as usize), k) {
                 Claim::Existing(slot) => {
                     *pos.add(i) = slot as u32;
                     *kind.add(i) = KIND_EXISTING;
@@ -118,13 +163,20 @@ pub unsafe extern "ptx-kernel" fn fm_claim(
                     *kind.add(i) = KIND_NO_ROOM;
                     no_room = no_room.wrapping_add(1);
                 }
+                Claim::Collisions => {
+                    // The batch fails whatever the rest does: a guarded batch stops here.
+                    *kind.add(i) = KIND_COLLISIONS;
+                    collisions = collisions.wrapping_add(1);
+                    st_relaxed(counters.add(C_ABORT), 1);
+                }
             }
         }
         i = i.wrapping_add(step);
     }
     let l = lane();
-    // SAFETY: every lane reaches this point once; `counters` holds 6 words.
+    // SAFETY: every lane reaches this point once; `counters` holds `N_COUNTERS` words.
     unsafe {
+        warp_add_to(counters.add(C_COLLISIONS), collisions, l);
         warp_add_to(counters.add(C_NEW), new, l);
         warp_add_to(counters.add(C_FROM_TOMBSTONE), from_tomb_n, l);
         warp_add_to(counters.add(C_NO_ROOM), no_room, l);
@@ -257,6 +309,8 @@ pub unsafe extern "ptx-kernel" fn fm_find(
     key_size: u64,
     value_size: u64,
     hash: u64,
+    seed0: u64,
+    seed1: u64,
     data: *const u8,
     n: u64,
     stride: u64,
@@ -267,7 +321,7 @@ pub unsafe extern "ptx-kernel" fn fm_find(
 ) {
     // No claims run during a lookup: plain loads, like the CPU's serial engine.
     let s = RawSlots { states, keys, mask: mask as usize, key_size: key_size as usize };
-    let hs = strategy(hash);
+    let hs = hasher(hash, seed0, seed1);
     let vs = value_size as usize;
     let mut hits = 0u32;
     let (mut i, step) = grid();
@@ -275,7 +329,7 @@ pub unsafe extern "ptx-kernel" fn fm_find(
         // SAFETY: `i < n`; output arrays sized `n` and `n * value_size`.
         unsafe {
             let k = rec(data, i, stride, key_off);
-            let hit = find(&s, hash_key(hs, k, key_size as usize), k);
+            let hit = find(&s, hash_of(&hs, k, key_size as usize), k);
             *found.add(i) = hit.is_some() as u8;
             hits = hits.wrapping_add(hit.is_some() as u32);
             if let Some(slot) = hit {
@@ -287,7 +341,7 @@ pub unsafe extern "ptx-kernel" fn fm_find(
         i = i.wrapping_add(step);
     }
     if !counters.is_null() {
-        // SAFETY: every lane reaches this point once; `counters` holds 6 words.
+        // SAFETY: every lane reaches this point once; `counters` holds `N_COUNTERS` words.
         unsafe { warp_add_to(counters.add(C_HITS), hits, lane()) };
     }
 }
@@ -302,6 +356,8 @@ pub unsafe extern "ptx-kernel" fn fm_remove(
     key_size: u64,
     _value_size: u64,
     hash: u64,
+    seed0: u64,
+    seed1: u64,
     data: *const u8,
     n: u64,
     stride: u64,
@@ -309,18 +365,18 @@ pub unsafe extern "ptx-kernel" fn fm_remove(
     counters: *mut u32,
 ) {
     let s = DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize };
-    let hs = strategy(hash);
+    let hs = hasher(hash, seed0, seed1);
     let mut removed = 0u32;
     let (mut i, step) = grid();
     while i < n as usize {
         // SAFETY: `i < n`, record valid.
         unsafe {
             let k = rec(data, i, stride, key_off);
-            removed = removed.wrapping_add(remove(&s, hash_key(hs, k, key_size as usize), k) as u32);
+            removed = removed.wrapping_add(remove(&s, hash_of(&hs, k, key_size as usize), k) as u32);
         }
         i = i.wrapping_add(step);
     }
-    // SAFETY: every lane reaches this point once; `counters` holds 6 words.
+    // SAFETY: every lane reaches this point once; `counters` holds `N_COUNTERS` words.
     unsafe { warp_add_to(counters.add(C_REMOVED), removed, lane()) };
 }
 
@@ -335,13 +391,15 @@ pub unsafe extern "ptx-kernel" fn fm_rehash(
     key_size: u64,
     value_size: u64,
     hash: u64,
+    seed0: u64,
+    seed1: u64,
     old_states: *const u32,
     old_keys: *const u8,
     old_values: *const u8,
     old_slots: u64,
 ) {
     let s = DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize };
-    let hs = strategy(hash);
+    let hs = hasher(hash, seed0, seed1);
     let (ks, vs) = (key_size as usize, value_size as usize);
     let (mut i, step) = grid();
     while i < old_slots as usize {
@@ -349,7 +407,8 @@ pub unsafe extern "ptx-kernel" fn fm_rehash(
         unsafe {
             if is_full(*old_states.add(i)) {
                 let k = old_keys.add(i.wrapping_mul(ks));
-                if let Claim::New { slot, .. } = claim(&s, hash_key(hs, k, ks), k) {
+                // No collision limit: every entry must move, however many share its hash.
+                if let Claim::New { slot, .. } = claim_bounded(&s, hash_of(&hs, k, ks), k, u32::MAX) {
                     copy_bytes(old_values.add(i.wrapping_mul(vs)), values.add(slot.wrapping_mul(vs)), vs);
                 }
             }

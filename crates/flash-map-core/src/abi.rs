@@ -11,6 +11,9 @@ pub const KIND_NEW_FROM_EMPTY: u8 = 1;
 pub const KIND_NEW_FROM_TOMBSTONE: u8 = 2;
 /// The key found no slot, or was skipped because the batch had already failed.
 pub const KIND_NO_ROOM: u8 = 3;
+/// The key gave up after passing too many keys of its own hash
+/// ([`crate::probe::Claim::Collisions`]).
+pub const KIND_COLLISIONS: u8 = 4;
 
 /// Counter: new keys claimed.
 pub const C_NEW: usize = 0;
@@ -28,5 +31,7 @@ pub const C_HITS: usize = 5;
 pub const C_GUARD_NEW: usize = 6;
 /// Flag word: the batch has certainly failed; remaining keys are skipped.
 pub const C_ABORT: usize = 7;
+/// Counter: keys that gave up on too many keys of their own hash.
+pub const C_COLLISIONS: usize = 8;
 /// Number of counter words.
-pub const N_COUNTERS: usize = 8;
+pub const N_COUNTERS: usize = 9;

@@ -1,17 +1,30 @@
-//! Hash strategies: how a key's bytes become the 64-bit hash that picks its home slot.
+//! Hash strategies: how a key's bytes become the 64-bit hash from which its home slot
+//! ([`crate::probe::home`]) and fingerprint ([`crate::slot::tag_of`]) are mixed.
 
 /// How keys are hashed. The same function runs on every backend.
+///
+/// Whatever the strategy, the home slot is taken from [`fmix64`] of the hash, not from its
+/// raw bits, so keys that differ only in their high bits (sequential ids shifted left,
+/// timestamps, shard prefixes) still spread over the whole table. What no strategy can fix
+/// is two keys with the *same* hash; see [`crate::probe::COLLISION_LIMIT`] for how a
+/// batch of those is caught.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum HashStrategy {
     /// The first 8 key bytes as a little-endian `u64` (zero-padded when the key is shorter).
-    /// Free to compute; right for keys that are already uniformly distributed (SHA-256
-    /// digests, Ed25519 public keys, random ids).
+    /// Free to compute; right for keys whose first 8 bytes are distinct: integer ids of any
+    /// pattern, SHA-256 digests, Ed25519 public keys. Keys that share their first 8 bytes
+    /// share their hash.
     #[default]
     Identity = 0,
     /// MurmurHash3 (x64, 128-bit variant, first half, seed 0) over every key byte. For keys
-    /// with poor distribution: sequential integers, shared prefixes, structured records.
+    /// whose first 8 bytes repeat: shared prefixes, structured records. Not for keys an
+    /// adversary chooses: it has seed-independent multicollisions.
     Murmur3 = 1,
+    /// SipHash-1-3 over every key byte, keyed with a 128-bit secret (as std's `HashMap`):
+    /// for keys that come from outside (network packets, user input). Without the key,
+    /// nobody can choose keys that collide.
+    SipHash13 = 2,
 }
 
 impl HashStrategy {
@@ -27,30 +40,62 @@ impl HashStrategy {
         match code {
             0 => Some(Self::Identity),
             1 => Some(Self::Murmur3),
+            2 => Some(Self::SipHash13),
             _ => None,
         }
     }
-}
 
-/// Hashes `len` bytes at `key` with `strategy`.
-///
-/// # Safety
-/// `key` must be valid for reads of `len` bytes.
-#[inline(always)]
-pub unsafe fn hash_key(strategy: HashStrategy, key: *const u8, len: usize) -> u64 {
-    match strategy {
-        // SAFETY: forwarded contract.
-        HashStrategy::Identity => unsafe { identity(key, len) },
-        // SAFETY: forwarded contract.
-        HashStrategy::Murmur3 => unsafe { murmur3(key, len) },
+    /// Whether the strategy uses a secret key ([`KeyHasher::seed`]).
+    #[inline]
+    pub const fn is_keyed(self) -> bool {
+        matches!(self, Self::SipHash13)
     }
 }
 
-/// Safe slice form of [`hash_key`].
-#[inline]
-pub fn hash_bytes(strategy: HashStrategy, key: &[u8]) -> u64 {
-    // SAFETY: the slice is valid for its length.
-    unsafe { hash_key(strategy, key.as_ptr(), key.len()) }
+/// A strategy with its key: what the engines and kernels hash with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KeyHasher {
+    /// The strategy.
+    pub strategy: HashStrategy,
+    /// The 128-bit key of a keyed strategy, as `(k0, k1)`; ignored by the others.
+    pub seed: [u64; 2],
+}
+
+impl KeyHasher {
+    /// A hasher of `strategy` keyed with `seed` (ignored unless the strategy is keyed).
+    #[inline]
+    pub const fn new(strategy: HashStrategy, seed: [u64; 2]) -> Self {
+        KeyHasher { strategy, seed }
+    }
+
+    /// An unkeyed hasher (seed zero).
+    #[inline]
+    pub const fn plain(strategy: HashStrategy) -> Self {
+        KeyHasher { strategy, seed: [0, 0] }
+    }
+
+    /// Hashes `len` bytes at `key`.
+    ///
+    /// # Safety
+    /// `key` must be valid for reads of `len` bytes.
+    #[inline(always)]
+    pub unsafe fn hash(&self, key: *const u8, len: usize) -> u64 {
+        match self.strategy {
+            // SAFETY: `key` is readable for `len` bytes (this function's contract).
+            HashStrategy::Identity => unsafe { identity(key, len) },
+            // SAFETY: as above.
+            HashStrategy::Murmur3 => unsafe { murmur3(key, len) },
+            // SAFETY: as above.
+            HashStrategy::SipHash13 => unsafe { siphash13(key, len, self.seed[0], self.seed[1]) },
+        }
+    }
+
+    /// Safe slice form of [`hash`](Self::hash).
+    #[inline]
+    pub fn hash_bytes(&self, key: &[u8]) -> u64 {
+        // SAFETY: a slice is readable for its length.
+        unsafe { self.hash(key.as_ptr(), key.len()) }
+    }
 }
 
 /// Reads up to 8 bytes little-endian, zero-padded.
@@ -81,7 +126,9 @@ pub unsafe fn identity(key: *const u8, len: usize) -> u64 {
     }
 }
 
-/// MurmurHash3's 64-bit finaliser.
+/// MurmurHash3's 64-bit finaliser: a bijection in which every input bit flips every
+/// output bit with probability about one half. The home slot is taken from its low bits
+/// ([`crate::probe::home`]).
 #[inline(always)]
 pub const fn fmix64(mut k: u64) -> u64 {
     k ^= k >> 33;
@@ -98,10 +145,22 @@ pub const fn fmix64(mut k: u64) -> u64 {
 /// `key` valid for reads of `len` bytes.
 #[inline(always)]
 pub unsafe fn murmur3(key: *const u8, len: usize) -> u64 {
+    // SAFETY: forwarded contract.
+    unsafe { murmur3_seeded(key, len, 0) }
+}
+
+/// MurmurHash3_x64_128 with a 32-bit `seed`, returning the first 64-bit half. (A seed does
+/// not make Murmur3 safe for keys an adversary picks: its multicollisions hold for every
+/// seed. The tests show it.)
+///
+/// # Safety
+/// `key` valid for reads of `len` bytes.
+#[inline(always)]
+pub unsafe fn murmur3_seeded(key: *const u8, len: usize, seed: u32) -> u64 {
     const C1: u64 = 0x87c3_7b91_1142_53d5;
     const C2: u64 = 0x4cf5_ad43_2745_937f;
-    let mut h1 = 0u64;
-    let mut h2 = 0u64;
+    let mut h1 = seed as u64;
+    let mut h2 = seed as u64;
     let blocks = len / 16;
     let mut b = 0usize;
     while b < blocks {
@@ -144,4 +203,54 @@ pub unsafe fn murmur3(key: *const u8, len: usize) -> u64 {
     h1 = fmix64(h1);
     h2 = fmix64(h2);
     h1.wrapping_add(h2)
+}
+
+/// One SipRound on the state `v`.
+#[inline(always)]
+fn sip_round(v: &mut [u64; 4]) {
+    v[0] = v[0].wrapping_add(v[1]);
+    v[1] = v[1].rotate_left(13) ^ v[0];
+    v[0] = v[0].rotate_left(32);
+    v[2] = v[2].wrapping_add(v[3]);
+    v[3] = v[3].rotate_left(16) ^ v[2];
+    v[0] = v[0].wrapping_add(v[3]);
+    v[3] = v[3].rotate_left(21) ^ v[0];
+    v[2] = v[2].wrapping_add(v[1]);
+    v[1] = v[1].rotate_left(17) ^ v[2];
+    v[2] = v[2].rotate_left(32);
+}
+
+/// SipHash-1-3 (one compression round per 8-byte word, three finalisation rounds; the
+/// variant std's `HashMap` uses) of `len` bytes at `key`, keyed with `(k0, k1)`.
+///
+/// # Safety
+/// `key` valid for reads of `len` bytes.
+#[inline(always)]
+pub unsafe fn siphash13(key: *const u8, len: usize, k0: u64, k1: u64) -> u64 {
+    let mut v = [
+        k0 ^ 0x736f_6d65_7073_6575,
+        k1 ^ 0x646f_7261_6e64_6f6d,
+        k0 ^ 0x6c79_6765_6e65_7261,
+        k1 ^ 0x7465_6462_7974_6573,
+    ];
+    let words = len / 8;
+    let mut w = 0usize;
+    while w < words {
+        // SAFETY: word `w` lies within the `len` readable bytes.
+        let m = u64::from_le(unsafe { core::ptr::read_unaligned(key.add(w * 8) as *const u64) });
+        v[3] ^= m;
+        sip_round(&mut v);
+        v[0] ^= m;
+        w = w.wrapping_add(1);
+    }
+    // SAFETY: the `len % 8` tail bytes lie within the readable bytes.
+    let b = ((len as u64) << 56) | unsafe { read_le(key.add(words * 8), len & 7) };
+    v[3] ^= b;
+    sip_round(&mut v);
+    v[0] ^= b;
+    v[2] ^= 0xff;
+    sip_round(&mut v);
+    sip_round(&mut v);
+    sip_round(&mut v);
+    v[0] ^ v[1] ^ v[2] ^ v[3]
 }

@@ -2,15 +2,18 @@
 //!
 //! Everything that decides *where* a key lives is defined once, here:
 //!
-//! - [`hash`]: the two hash strategies ([`HashStrategy::Identity`], [`HashStrategy::Murmur3`]).
+//! - [`hash`]: the hash strategies ([`HashStrategy::Identity`], [`HashStrategy::Murmur3`],
+//!   the keyed [`HashStrategy::SipHash13`]) and [`KeyHasher`], a strategy with its key.
 //! - [`slot`]: the 32-bit slot-state word (empty, tombstone, busy, full + fingerprint tag).
 //! - [`layout`]: the structure-of-arrays table layout (states, keys, values as raw bytes) and
 //!   the capacity arithmetic (power-of-two slot counts, load factor, overflow checks).
-//! - [`probe`]: the linear probe sequence and the three per-key algorithms (find, claim,
+//! - [`probe`]: the home slot ([`probe::home`]), the linear probe sequence and the three per-key algorithms (find, claim,
 //!   remove), generic over a [`probe::Slots`] accessor so that the serial engine, the rayon
 //!   engine and the nvptx kernels run literally the same code with different memory accesses.
 //! - [`bytes`]: panic-free byte comparison and copying used on the device path.
 //! - [`abi`]: the per-position claim codes and the counter indices of the passes.
+//! - [`patterns`]: the key patterns users have (ids, timestamps, prefixes), for tests and
+//!   benchmarks of the hashing.
 //!
 //! The crate has no dependencies, no `std`, no allocation, and its hot functions contain no
 //! panicking paths, so it compiles for `nvptx64-nvidia-cuda` and inlines into the kernels.
@@ -21,11 +24,12 @@ pub mod batch;
 pub mod bytes;
 pub mod hash;
 pub mod layout;
+pub mod patterns;
 pub mod probe;
 pub mod slot;
 
 pub use batch::Batch;
-pub use hash::{hash_key, HashStrategy};
+pub use hash::{HashStrategy, KeyHasher};
 pub use layout::{LayoutError, TableLayout};
 pub use probe::{Claim, Slots};
 

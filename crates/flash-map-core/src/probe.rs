@@ -1,8 +1,15 @@
 //! The probe sequence and the per-key algorithms, written once for every backend.
 //!
-//! Probing is linear: a key's home slot is `hash & mask`, then `+1`, `+2`, ... wrapping at
-//! the power-of-two slot count. Every loop is bounded by the slot count, so a full table
-//! ends in [`Claim::NoRoom`] or a miss, never in an endless loop.
+//! Probing is linear: a key's home slot is [`home`] (the low bits of [`fmix64`] of the
+//! hash), then `+1`, `+2`, ... wrapping at the power-of-two slot count. Every loop is
+//! bounded by the slot count, so a full table ends in [`Claim::NoRoom`] or a miss, never in
+//! an endless loop.
+//!
+//! Keys with the *same* 64-bit hash (under Identity, keys that share their first 8 bytes)
+//! pile into one run that no mix can spread. A claim therefore counts the keys of its own
+//! fingerprint that it passes, and gives up with [`Claim::Collisions`] past
+//! [`COLLISION_LIMIT`]: a batch of such keys costs at most that many comparisons per key
+//! instead of growing quadratically, and the caller rebuilds with a stronger hash.
 //!
 //! The algorithms are generic over [`Slots`], which says how a slot's state is read,
 //! compared-and-swapped and published. The serial engine implements it with plain loads and
@@ -15,6 +22,7 @@
 //! exactly one slot, whichever thread gets there first.
 
 use crate::bytes::bytes_eq;
+use crate::hash::fmix64;
 use crate::slot::{busy_word, full_word, is_free, tag_of, EMPTY, TOMBSTONE};
 
 /// Access to a table's slots. Implemented by each engine for its kind of memory.
@@ -126,12 +134,30 @@ pub enum Claim {
     },
     /// No free slot is left anywhere in the table.
     NoRoom,
+    /// More than [`COLLISION_LIMIT`] other keys with this key's fingerprint lie on its
+    /// probe sequence: keys that share its hash. Nothing was claimed.
+    Collisions,
 }
 
-/// The home slot of a hash.
+/// How many keys of its own fingerprint (in practice: of its own 64-bit hash) a claim
+/// passes before it gives up with [`Claim::Collisions`].
+///
+/// Fingerprints are 30 bits, so keys of different hashes share one by chance once in 2^30
+/// comparisons; 17 such chance matches on one probe sequence do not happen. Past the limit
+/// the keys share their hash, and every further key of that hash would cost a pass over
+/// all the others.
+pub const COLLISION_LIMIT: u32 = 16;
+
+/// The home slot of a hash: the low bits of [`fmix64`] of it.
+///
+/// Every bit of the hash moves the home slot, so keys that differ only in their high bits
+/// (`i << 40`, timestamps, shard prefixes) spread like random keys; a plain `hash & mask`
+/// would pile them into one run. The fingerprint ([`tag_of`]) comes from another mix of the
+/// hash, so keys that share a home region do not share their fingerprints. This is the one
+/// place where a hash becomes a slot: the engines' prefetches and partitions call it too.
 #[inline(always)]
 pub const fn home(hash: u64, mask: usize) -> usize {
-    (hash as usize) & mask
+    (fmix64(hash) as usize) & mask
 }
 
 /// The slot after `slot`.
@@ -190,6 +216,8 @@ pub unsafe fn find_from<S: Slots>(s: &S, hash: u64, key: *const u8, mut slot: us
 }
 
 /// Finds `key` or claims a free slot for it, writing the key bytes (not the value).
+/// Gives up with [`Claim::Collisions`] after passing [`COLLISION_LIMIT`] other keys of its
+/// fingerprint.
 ///
 /// Safe to run from many threads at once on one table, given `Slots` atomics.
 ///
@@ -197,6 +225,17 @@ pub unsafe fn find_from<S: Slots>(s: &S, hash: u64, key: *const u8, mut slot: us
 /// `key` valid for `s.key_size()` bytes.
 #[inline(always)]
 pub unsafe fn claim<S: Slots>(s: &S, hash: u64, key: *const u8) -> Claim {
+    // SAFETY: forwarded contract.
+    unsafe { claim_bounded(s, hash, key, COLLISION_LIMIT) }
+}
+
+/// [`claim`] with a limit of `limit` keys of the same fingerprint passed (`u32::MAX`: no
+/// limit, for a rehash, which must place every key it moves).
+///
+/// # Safety
+/// As [`claim`].
+#[inline(always)]
+pub unsafe fn claim_bounded<S: Slots>(s: &S, hash: u64, key: *const u8, limit: u32) -> Claim {
     let mask = s.mask();
     let tag = tag_of(hash);
     let full = full_word(tag);
@@ -205,6 +244,8 @@ pub unsafe fn claim<S: Slots>(s: &S, hash: u64, key: *const u8) -> Claim {
     let mut slot = home(hash, mask);
     let mut first_free = usize::MAX;
     let mut left = mask.wrapping_add(1);
+    // Keys of this fingerprint passed (not this key).
+    let mut same = 0u32;
     // Phase 1: is the key present? Stop at the first empty slot; remember the first free one.
     while left != 0 {
         // SAFETY: `slot <= mask`.
@@ -219,11 +260,16 @@ pub unsafe fn claim<S: Slots>(s: &S, hash: u64, key: *const u8) -> Claim {
             if first_free == usize::MAX {
                 first_free = slot;
             }
-        } else if (st == full || st == busy)
-            // SAFETY: slot in range; a settled full slot's key is published.
-            && unsafe { settled_is(s, slot, st, busy, full) && bytes_eq(s.key_ptr(slot), key, ks) }
-        {
-            return Claim::Existing(slot);
+        // SAFETY: slot in range; a settled full slot's key is published.
+        } else if (st == full || st == busy) && unsafe { settled_is(s, slot, st, busy, full) } {
+            // SAFETY: as above.
+            if unsafe { bytes_eq(s.key_ptr(slot), key, ks) } {
+                return Claim::Existing(slot);
+            }
+            same = same.wrapping_add(1);
+            if same > limit {
+                return Claim::Collisions;
+            }
         }
         slot = next(slot, mask);
         left -= 1;
@@ -235,6 +281,9 @@ pub unsafe fn claim<S: Slots>(s: &S, hash: u64, key: *const u8) -> Claim {
     // same key may win a slot first, and is then found on the way.
     slot = first_free;
     left = mask.wrapping_add(1);
+    // Phase 1 counted the keys up to the first empty slot; this phase passes again only
+    // those after `first_free` (when another thread took it first), so it counts afresh.
+    same = 0;
     while left != 0 {
         // SAFETY: `slot <= mask`.
         let st = unsafe { s.state(slot) };
@@ -251,11 +300,16 @@ pub unsafe fn claim<S: Slots>(s: &S, hash: u64, key: *const u8) -> Claim {
             // Lost the race for this slot: look at it again.
             continue;
         }
-        if (st == full || st == busy)
+        // SAFETY: as in phase 1.
+        if (st == full || st == busy) && unsafe { settled_is(s, slot, st, busy, full) } {
             // SAFETY: as in phase 1.
-            && unsafe { settled_is(s, slot, st, busy, full) && bytes_eq(s.key_ptr(slot), key, ks) }
-        {
-            return Claim::Existing(slot);
+            if unsafe { bytes_eq(s.key_ptr(slot), key, ks) } {
+                return Claim::Existing(slot);
+            }
+            same = same.wrapping_add(1);
+            if same > limit {
+                return Claim::Collisions;
+            }
         }
         slot = next(slot, mask);
         left -= 1;

@@ -1,8 +1,8 @@
 //! Unit tests of the core pieces with a plain-array `Slots`.
 
-use crate::hash::{hash_bytes, identity, murmur3, HashStrategy};
+use crate::hash::{identity, murmur3, HashStrategy, KeyHasher};
 use crate::layout::{LayoutError, TableLayout};
-use crate::probe::{claim, find, remove, Claim, Slots};
+use crate::probe::{claim, find, home, remove, Claim, Slots};
 use crate::slot::*;
 use core::cell::Cell;
 
@@ -48,8 +48,8 @@ unsafe impl<const N: usize, const K: usize> Slots for Arr<N, K> {
 #[test]
 fn identity_is_first_eight_bytes_zero_padded() {
     let k = [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-    assert_eq!(hash_bytes(HashStrategy::Identity, &k), 0x0807_0605_0403_0201);
-    assert_eq!(hash_bytes(HashStrategy::Identity, &k[..3]), 0x0003_0201);
+    assert_eq!(KeyHasher::plain(HashStrategy::Identity).hash_bytes(&k), 0x0807_0605_0403_0201);
+    assert_eq!(KeyHasher::plain(HashStrategy::Identity).hash_bytes(&k[..3]), 0x0003_0201);
     // SAFETY: 1 byte readable.
     assert_eq!(unsafe { identity(k.as_ptr(), 1) }, 1);
 }
@@ -70,8 +70,14 @@ fn murmur3_uses_every_byte() {
     let a = [0u8; 32];
     let mut b = a;
     b[31] = 1;
-    assert_ne!(hash_bytes(HashStrategy::Murmur3, &a), hash_bytes(HashStrategy::Murmur3, &b));
-    assert_eq!(hash_bytes(HashStrategy::Identity, &a), hash_bytes(HashStrategy::Identity, &b));
+    assert_ne!(
+        KeyHasher::plain(HashStrategy::Murmur3).hash_bytes(&a),
+        KeyHasher::plain(HashStrategy::Murmur3).hash_bytes(&b)
+    );
+    assert_eq!(
+        KeyHasher::plain(HashStrategy::Identity).hash_bytes(&a),
+        KeyHasher::plain(HashStrategy::Identity).hash_bytes(&b)
+    );
 }
 
 #[test]
@@ -96,8 +102,8 @@ fn layout_capacity_rules() {
 fn claim_find_remove_roundtrip_with_collisions() {
     let t = Arr::<8, 3>::new();
     let keys: [[u8; 3]; 5] = [[1, 0, 0], [2, 0, 0], [3, 0, 0], [4, 0, 0], [5, 0, 0]];
-    // Every key hashes to the same home slot: worst-case chain.
-    let h = 5u64;
+    // Every key has the same hash: worst-case chain from one home slot.
+    let h = (0..).find(|&h| home(h, 7) == 5).unwrap();
     for (i, k) in keys.iter().enumerate() {
         // SAFETY: key valid.
         match unsafe { claim(&t, h, k.as_ptr()) } {
@@ -146,4 +152,233 @@ fn slot_words_are_distinct() {
     assert!(!is_free(busy_word(0)) && !is_free(full_word(0)));
     assert_eq!(HashStrategy::from_code(HashStrategy::Murmur3.code()), Some(HashStrategy::Murmur3));
     assert_eq!(HashStrategy::from_code(7), None);
+    for h in [HashStrategy::Identity, HashStrategy::Murmur3, HashStrategy::SipHash13] {
+        assert_eq!(HashStrategy::from_code(h.code()), Some(h));
+    }
+}
+
+// ---- Hashing: the home slot of patterned keys, the keyed strategy, Murmur3's weakness ----
+
+extern crate std;
+use crate::hash::{murmur3_seeded, siphash13};
+use crate::patterns::{shared_prefix_key, KeyPattern};
+use std::vec::Vec;
+
+/// Hit and miss probe lengths (slots visited) of `keys` placed in order by linear probing
+/// from `home(hash)` in a table of `2 * keys.len()` slots (load factor 0.5), and of `absent`
+/// looked up there: `(mean hit, max hit, mean miss, max miss)`.
+fn probe_lengths(h: KeyHasher, keys: &[u64], absent: &[u64]) -> (f64, usize, f64, usize) {
+    let slots = (keys.len() * 2).next_power_of_two();
+    let mask = slots - 1;
+    let mut full = std::vec![false; slots];
+    let (mut sum, mut max) = (0usize, 0usize);
+    for k in keys {
+        let mut s = home(h.hash_bytes(&k.to_le_bytes()), mask);
+        let mut d = 1;
+        while full[s] {
+            s = (s + 1) & mask;
+            d += 1;
+        }
+        full[s] = true;
+        sum += d;
+        max = max.max(d);
+    }
+    let (mut msum, mut mmax) = (0usize, 0usize);
+    for k in absent {
+        let mut s = home(h.hash_bytes(&k.to_le_bytes()), mask);
+        let mut d = 1;
+        while full[s] {
+            s = (s + 1) & mask;
+            d += 1;
+        }
+        msum += d;
+        mmax = mmax.max(d);
+    }
+    (sum as f64 / keys.len() as f64, max, msum as f64 / absent.len() as f64, mmax)
+}
+
+/// Every key pattern, under every strategy, gets the probe lengths of random keys: means
+/// within 1.25x and maxima within 3x of the random pattern's (or under 40 slots). A plain
+/// `hash & mask` home fails this on every pattern but the first two (for `i << 20`, all
+/// keys share home slot 0 in a table of fewer than 2^20 slots).
+#[test]
+fn patterned_keys_probe_like_random_keys() {
+    let n = 1u64 << 15;
+    let strategies = [
+        KeyHasher::plain(HashStrategy::Identity),
+        KeyHasher::plain(HashStrategy::Murmur3),
+        KeyHasher::new(HashStrategy::SipHash13, [1, 2]),
+    ];
+    // Besides the named patterns: more strides and bit-packings of progressions, of
+    // `2n` keys each: the first `n` inserted, the rest looked up as absent keys.
+    let n = 2 * n;
+    let mut extra: Vec<(std::string::String, Vec<u64>)> = Vec::new();
+    for s in [1u32, 8, 12, 16, 24, 32, 40, 44, 48] {
+        extra.push((std::format!("i << {s}"), (0..n).map(|i| i << s).collect()));
+    }
+    for st in [3u64, 1_000_003, 0x9E37_79B9_7F4A_7C15, (1 << 32) | 1, 0x5555_5555_5555_5555] {
+        extra.push((std::format!("i * {st:#x}"), (0..n).map(|i| i.wrapping_mul(st)).collect()));
+    }
+    for s in [16u32, 24, 32, 48, 56, 60] {
+        extra.push((std::format!("shard << {s} | id"), (0..n).map(|i| ((i & 15) << s) | (i >> 4)).collect()));
+        // The same ids under a few shards only.
+        extra.push((std::format!("(i % 3) << {s} | id"), (0..n).map(|i| ((i % 3) << s) | (i / 3)).collect()));
+    }
+    for s in [16u32, 32] {
+        extra.push((std::format!("(a << {s} | b) << 8"), (0..n).map(|i| (((i >> 8) << s) | (i & 255)) << 8).collect()));
+    }
+    let n = n / 2;
+    for h in strategies {
+        let rnd: Vec<u64> = (0..n).map(|i| KeyPattern::Random.key(i)).collect();
+        let rnd_abs: Vec<u64> = (0..n).map(|i| KeyPattern::Random.absent(i)).collect();
+        let (rh, rmax, rm, rmmax) = probe_lengths(h, &rnd, &rnd_abs);
+        let mut cases: Vec<(std::string::String, Vec<u64>, Vec<u64>)> = KeyPattern::ALL
+            .iter()
+            .map(|p| {
+                let keys = (0..n).map(|i| p.key(i)).collect();
+                (p.name().into(), keys, (0..n).map(|i| p.absent(i)).collect())
+            })
+            .collect();
+        for (name, keys) in &extra {
+            let (present, absent) = keys.split_at(n as usize);
+            cases.push((name.clone(), present.to_vec(), absent.to_vec()));
+        }
+        for (name, keys, absent) in cases {
+            let (mh, mmax, mm, mmmax) = probe_lengths(h, &keys, &absent);
+            let msg = std::format!(
+                "{:?} {name}: hit {mh:.2}/{mmax} miss {mm:.2}/{mmmax}; random: {rh:.2}/{rmax} {rm:.2}/{rmmax}",
+                h.strategy
+            );
+            assert!(mh <= rh * 1.25 && mm <= rm * 1.25, "{msg}");
+            assert!(mmax <= (rmax * 3).max(40) && mmmax <= (rmmax * 3).max(40), "{msg}");
+        }
+    }
+}
+
+#[test]
+fn home_and_tag_are_independent_mixes() {
+    // Keys sharing a home region must not share their fingerprints: over 2^16 strided keys
+    // in 64 regions, every region's keys have (nearly) all-distinct tags.
+    let mask = (1usize << 17) - 1;
+    let mut per_region: Vec<Vec<u32>> = std::vec![Vec::new(); 64];
+    for i in 0..1u64 << 16 {
+        let h = KeyPattern::Strided.key(i);
+        per_region[home(h, mask) >> 11].push(tag_of(h));
+    }
+    for tags in &mut per_region {
+        let n = tags.len();
+        assert!(n > 512, "regions are filled evenly, got {n}");
+        tags.sort_unstable();
+        tags.dedup();
+        assert!(n - tags.len() <= 2, "{} of {n} tags repeat within a region", n - tags.len());
+    }
+}
+
+#[test]
+fn siphash13_matches_the_reference() {
+    use core::hash::Hasher;
+    let data: Vec<u8> = (0..=255u8).collect();
+    for (k0, k1) in [(0u64, 0u64), (0x0706_0504_0302_0100, 0x0f0e_0d0c_0b0a_0908), (u64::MAX, 12345)] {
+        for len in [0usize, 1, 7, 8, 9, 15, 16, 31, 32, 33, 64, 255] {
+            let mut r = siphasher::sip::SipHasher13::new_with_keys(k0, k1);
+            r.write(&data[..len]);
+            let ours = KeyHasher::new(HashStrategy::SipHash13, [k0, k1]).hash_bytes(&data[..len]);
+            assert_eq!(ours, r.finish(), "k0 {k0:#x} k1 {k1:#x} len {len}");
+        }
+    }
+}
+
+/// Keys that collide under MurmurHash3_x64_128 for *every* seed, as in Aumasson, Bernstein
+/// and Boßlet's hash-flooding attacks (2012): each 32-byte chunk comes in two variants
+/// whose differences, chosen after Murmur3's invertible per-word mix, cancel within the
+/// chunk whatever the state. `2^chunks` keys of `32 * chunks` bytes.
+fn murmur3_multicollisions<const N: usize>() -> Vec<[u8; N]> {
+    const C1: u64 = 0x87c3_7b91_1142_53d5;
+    const C2: u64 = 0x4cf5_ad43_2745_937f;
+    fn inv(a: u64) -> u64 {
+        // Newton's iteration for the inverse of an odd number modulo 2^64.
+        let mut x = a;
+        for _ in 0..6 {
+            x = x.wrapping_mul(2u64.wrapping_sub(a.wrapping_mul(x)));
+        }
+        x
+    }
+    // The per-word mixes of the first and second half of a block, and their inverses.
+    let f1 = |m: u64| m.wrapping_mul(C1).rotate_left(31).wrapping_mul(C2);
+    let f1inv = |k: u64| k.wrapping_mul(inv(C2)).rotate_right(31).wrapping_mul(inv(C1));
+    let f2 = |m: u64| m.wrapping_mul(C2).rotate_left(33).wrapping_mul(C1);
+    let f2inv = |k: u64| k.wrapping_mul(inv(C1)).rotate_right(33).wrapping_mul(inv(C2));
+    let chunks = N / 32;
+    let mut out = Vec::new();
+    for pick in 0..1u64 << chunks {
+        let mut key = [0u8; N];
+        for c in 0..chunks {
+            let base = 0x0123_4567_89ab_cdef_u64.wrapping_mul(c as u64 + 1);
+            let mut m = [base, base ^ 1, base ^ 2, base ^ 3];
+            if pick >> c & 1 == 1 {
+                // Block 1 flips bit 36 of h1's input: bit 63 of h1 and h2 after it. Block 2
+                // flips bits 63 and 36 of h1's input and bit 63 of h2's: both cancel.
+                m[0] = f1inv(f1(m[0]) ^ 1 << 36);
+                m[2] = f1inv(f1(m[2]) ^ (1 << 63 | 1 << 36));
+                m[3] = f2inv(f2(m[3]) ^ 1 << 63);
+            }
+            for (w, v) in m.iter().enumerate() {
+                key[c * 32 + w * 8..][..8].copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        out.push(key);
+    }
+    out
+}
+
+/// The negative control of the keyed strategy: 32 distinct 160-byte keys that share one
+/// Murmur3 hash for every seed tried, and have 32 distinct hashes under SipHash13.
+#[test]
+fn murmur3_multicollisions_collide_for_every_seed_but_not_under_siphash13() {
+    let keys = murmur3_multicollisions::<160>();
+    assert_eq!(keys.len(), 32);
+    let mut distinct = keys.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 32, "the keys are distinct");
+    for seed in [0u32, 1, 0xdead_beef, u32::MAX] {
+        // SAFETY: each key is readable for its length.
+        let hashes: Vec<u64> = keys.iter().map(|k| unsafe { murmur3_seeded(k.as_ptr(), k.len(), seed) }).collect();
+        assert!(hashes.iter().all(|&h| h == hashes[0]), "seed {seed}: Murmur3 multicollision");
+    }
+    for sip in [[1u64, 2], [0x5eed, 0xf00d]] {
+        // SAFETY: as above.
+        let mut hashes: Vec<u64> =
+            keys.iter().map(|k| unsafe { siphash13(k.as_ptr(), k.len(), sip[0], sip[1]) }).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        assert_eq!(hashes.len(), 32, "SipHash13 with key {sip:?} separates them");
+    }
+}
+
+/// Claims of keys sharing one hash stop after [`COLLISION_LIMIT`] of them, and a rehash
+/// (no limit) still places them all.
+#[test]
+fn claims_give_up_on_keys_of_one_hash() {
+    use crate::probe::{claim_bounded, COLLISION_LIMIT};
+    let t = Arr::<64, 32>::new();
+    let h = KeyHasher::plain(HashStrategy::Identity);
+    let keys: Vec<[u8; 32]> = (0..40).map(shared_prefix_key).collect();
+    let limit = COLLISION_LIMIT as usize;
+    for (i, k) in keys.iter().enumerate() {
+        // SAFETY: key valid.
+        let c = unsafe { claim(&t, h.hash_bytes(k), k.as_ptr()) };
+        if i <= limit {
+            assert!(matches!(c, Claim::New { .. }), "key {i}: {c:?}");
+        } else {
+            assert_eq!(c, Claim::Collisions, "key {i}");
+        }
+    }
+    // SAFETY: key valid.
+    unsafe {
+        // Present keys are still found, whatever their place in the run.
+        assert!(matches!(claim(&t, h.hash_bytes(&keys[limit]), keys[limit].as_ptr()), Claim::Existing(_)));
+        let k = &keys[limit + 1];
+        assert!(matches!(claim_bounded(&t, h.hash_bytes(k), k.as_ptr(), u32::MAX), Claim::New { .. }));
+    }
 }

@@ -49,6 +49,15 @@ pub enum CpuError {
         /// Entry limit of the table.
         capacity: usize,
     },
+    /// Keys of the batch gave up after passing more than
+    /// [`COLLISION_LIMIT`](flash_map_core::probe::COLLISION_LIMIT) keys of their own hash:
+    /// the keys share their hash under this strategy. Nothing was changed; rebuild with a
+    /// stronger hash ([`CpuTable::rebuild_with`]).
+    #[error("{keys} keys share their hash with more than 16 others; rebuild with a stronger hash strategy")]
+    Collisions {
+        /// Keys that gave up (at least one; the batch stops at the first).
+        keys: usize,
+    },
 }
 
 impl From<LayoutError> for CpuError {

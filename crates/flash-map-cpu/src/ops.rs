@@ -18,12 +18,12 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use flash_map_core::abi::{KIND_EXISTING, KIND_NEW_FROM_EMPTY, KIND_NEW_FROM_TOMBSTONE, KIND_NO_ROOM};
+use flash_map_core::abi::{KIND_COLLISIONS, KIND_EXISTING, KIND_NEW_FROM_EMPTY, KIND_NEW_FROM_TOMBSTONE, KIND_NO_ROOM};
 #[cfg(feature = "rayon")]
 use flash_map_core::probe::claim;
 use flash_map_core::probe::{Claim, RawSlots};
 use flash_map_core::slot::{full_word, tag_of, TOMBSTONE};
-use flash_map_core::{hash_key, Batch, Slots};
+use flash_map_core::{Batch, Slots};
 
 use crate::buf::AlignedBuf;
 use crate::exec::prefetch_read;
@@ -86,6 +86,8 @@ struct ClaimStats {
     new: usize,
     from_tombstone: usize,
     no_room: usize,
+    /// Keys that gave up on too many keys of their own hash ([`Claim::Collisions`]).
+    collisions: usize,
 }
 
 /// How the claim pass prepares a newly claimed slot.
@@ -205,13 +207,18 @@ impl CpuTable {
                         kind.write(i, KIND_NO_ROOM);
                         (0, 0, 1)
                     }
+                    Claim::Collisions => {
+                        kind.write(i, KIND_COLLISIONS);
+                        (0, 0, 1)
+                    }
                 }
             }
         };
         // Counted afterwards from `kind`: one cheap sequential scan, no shared counters.
         // A batch that might not fit is bounded: once its new claims pass the free
         // capacity it has failed for certain, and the rest of the batch is skipped instead
-        // of filling the table and scanning it whole.
+        // of filling the table and scanning it whole. So is a batch in which a key gave up
+        // on collisions: it fails whatever the rest does.
         let budget = if self.len + b.len > self.layout.capacity { self.layout.capacity - self.len } else { usize::MAX };
         match self.exec {
             Exec::Serial if self.reordered.is_some() => {
@@ -223,27 +230,28 @@ impl CpuTable {
                 let s = raw.plain();
                 let (ks, n) = (raw.key_size, b.len);
                 let mut sweep = Sweep::new(&raw, n, shift);
-                let mut new = 0usize;
+                let (mut new, mut failed) = (0usize, false);
                 for i in 0..n {
                     // SAFETY: `i < n` indexes the batch; one thread.
                     unsafe {
-                        let h = hash_key(hs, b.key(i), ks);
+                        let h = hs.hash(b.key(i), ks);
                         sweep.step(&raw, h, true, true);
-                        if new > budget {
+                        if new > budget || failed {
                             kind.write(i, KIND_NO_ROOM);
                             continue;
                         }
                         let c = claim_grouped(&s, h, b.key(i));
                         new += matches!(c, Claim::New { .. }) as usize;
+                        failed = c == Claim::Collisions;
                         one(i, c);
                     }
                 }
             }
             Exec::Serial => {
                 let s = raw.plain();
-                let mut new = 0usize;
+                let (mut new, mut failed) = (0usize, false);
                 staged(&raw, hs, b, 0..b.len, Fetch::Always, |i, h| {
-                    if new > budget {
+                    if new > budget || failed {
                         // SAFETY: `i < b.len`.
                         unsafe { kind.write(i, KIND_NO_ROOM) };
                         return;
@@ -251,6 +259,7 @@ impl CpuTable {
                     // SAFETY: `i < b.len`; key valid for key_size bytes; one thread.
                     let c = unsafe { claim_grouped(&s, h, b.key(i)) };
                     new += matches!(c, Claim::New { .. }) as usize;
+                    failed = c == Claim::Collisions;
                     one(i, c);
                 });
             }
@@ -261,16 +270,17 @@ impl CpuTable {
                 let (new, abort) = (AtomicUsize::new(0), AtomicBool::new(false));
                 self.exec.for_chunks(b.len, |range| {
                     staged(&raw, hs, b, range, Fetch::Always, |i, h| {
-                        if budget != usize::MAX && abort.load(Ordering::Relaxed) {
+                        if abort.load(Ordering::Relaxed) {
                             // SAFETY: `i < b.len`, one writer per index.
                             unsafe { kind.write(i, KIND_NO_ROOM) };
                             return;
                         }
                         // SAFETY: as above; claims are atomic.
                         let c = unsafe { claim(&s, h, b.key(i)) };
-                        if budget != usize::MAX
-                            && matches!(c, Claim::New { .. })
-                            && new.fetch_add(1, Ordering::Relaxed) >= budget
+                        if c == Claim::Collisions
+                            || budget != usize::MAX
+                                && matches!(c, Claim::New { .. })
+                                && new.fetch_add(1, Ordering::Relaxed) >= budget
                         {
                             abort.store(true, Ordering::Relaxed);
                         }
@@ -288,15 +298,17 @@ impl CpuTable {
                     st.from_tombstone += 1
                 }
                 KIND_NO_ROOM => st.no_room += 1,
+                KIND_COLLISIONS => st.collisions += 1,
                 _ => st.existing += 1,
             }
         }
         Ok(st)
     }
 
-    /// Pass 2: fail and undo the claims if the new keys do not fit; else account for them.
+    /// Pass 2: fail and undo the claims if a key gave up on collisions or the new keys do
+    /// not fit; else account for them.
     fn check_claims(&mut self, n: usize, st: ClaimStats) -> Result<(), CpuError> {
-        if st.no_room == 0 && self.len + st.new <= self.layout.capacity {
+        if st.collisions == 0 && st.no_room == 0 && self.len + st.new <= self.layout.capacity {
             self.len += st.new;
             self.tombstones -= st.from_tombstone;
             return Ok(());
@@ -315,6 +327,9 @@ impl CpuTable {
             if aux_used {
                 self.aux_at(slot).store(0, Ordering::Relaxed);
             }
+        }
+        if st.collisions > 0 {
+            return Err(CpuError::Collisions { keys: st.collisions });
         }
         Err(CpuError::TableFull { len: self.len, new: st.new + st.no_room, capacity: self.layout.capacity })
     }
@@ -545,7 +560,7 @@ impl CpuTable {
             // SAFETY: `j < n` indexes the batch; results in bounds by contract.
             unsafe {
                 let key = b.key(j);
-                let h = hash_key(hs, key, ks);
+                let h = hs.hash(key, ks);
                 let likely_found = hits * 4 >= j;
                 sweep.step(&raw, h, likely_found, likely_found && values);
                 let slot = find_grouped(&s, h, key);
@@ -691,7 +706,7 @@ impl CpuTable {
                 // SAFETY: `k * step < b.len`; the batch holds keys of the table's key size.
                 unsafe {
                     let key = b.key(k * step);
-                    find_grouped(&s, hash_key(self.hash, key, raw.key_size), key).is_some() as usize
+                    find_grouped(&s, self.hash.hash(key, raw.key_size), key).is_some() as usize
                 }
             })
             .sum();

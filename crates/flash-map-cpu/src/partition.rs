@@ -27,7 +27,8 @@
 //! keys are mostly absent (judged from a sample) reads only state words, so its regions
 //! are sized by those alone.
 
-use flash_map_core::{hash_key, Batch, HashStrategy, TableLayout};
+use flash_map_core::probe::home;
+use flash_map_core::{Batch, KeyHasher, TableLayout};
 
 use crate::buf::advise_huge;
 use crate::ops::copy_small;
@@ -107,7 +108,7 @@ impl Scratch {
     pub(crate) unsafe fn partition(
         &mut self,
         b: &Batch,
-        hs: HashStrategy,
+        hs: KeyHasher,
         layout: &TableLayout,
         shift: u32,
         values: bool,
@@ -128,8 +129,8 @@ impl Scratch {
         let part = &mut self.part[..n];
         for (i, p) in part.iter_mut().enumerate() {
             // SAFETY: `i < n`; key valid by contract.
-            let h = unsafe { hash_key(hs, b.key(i), key_size) };
-            let r = (h as usize & mask) >> shift;
+            let h = unsafe { hs.hash(b.key(i), key_size) };
+            let r = home(h, mask) >> shift;
             *p = r as u16;
             self.start[r + 1] += 1;
         }

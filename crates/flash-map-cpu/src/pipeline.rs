@@ -7,8 +7,9 @@
 
 use std::ops::Range;
 
+use flash_map_core::probe::home;
 use flash_map_core::slot::{full_word, tag_of};
-use flash_map_core::{hash_key, Batch, HashStrategy};
+use flash_map_core::{Batch, KeyHasher};
 
 use crate::exec::prefetch_read;
 use crate::slots::RawTable;
@@ -37,7 +38,7 @@ pub(crate) enum Fetch {
 #[inline(always)]
 pub(crate) fn staged(
     raw: &RawTable,
-    hs: HashStrategy,
+    hs: KeyHasher,
     b: &Batch,
     range: Range<usize>,
     fetch: Fetch,
@@ -51,14 +52,17 @@ pub(crate) fn staged(
     const D2: usize = 8;
     const RING: usize = 32;
     let mut ring = [0u64; RING];
+    // The home slot of each hash in `ring`, computed once in stage one.
+    let mut homes = [0usize; RING];
     let end = range.end;
-    let stage1 = |ring: &mut [u64; RING], i: usize| {
+    let stage1 = |ring: &mut [u64; RING], homes: &mut [usize; RING], i: usize| {
         // SAFETY: `i < end <= b.len`; the slot is masked into the table; prefetches never
         // fault.
         unsafe {
-            let h = hash_key(hs, b.key(i), raw.key_size);
+            let h = hs.hash(b.key(i), raw.key_size);
             ring[i % RING] = h;
-            let slot = h as usize & raw.mask;
+            let slot = home(h, raw.mask);
+            homes[i % RING] = slot;
             prefetch_read(raw.states.add(slot));
             if slot % 16 > 8 && matches!(fetch, Fetch::OnTagMatch { shared: false, .. }) {
                 // Stage two reads eight words from the home slot on: these cross into the
@@ -68,9 +72,8 @@ pub(crate) fn staged(
             }
         }
     };
-    let stage2 = |ring: &[u64; RING], i: usize| {
-        let h = ring[i % RING];
-        let slot = h as usize & raw.mask;
+    let stage2 = |ring: &[u64; RING], homes: &[usize; RING], i: usize| {
+        let (h, slot) = (ring[i % RING], homes[i % RING]);
         // SAFETY: as above.
         unsafe {
             let (target, values) = match fetch {
@@ -126,17 +129,17 @@ pub(crate) fn staged(
         }
     };
     for i in range.start..(range.start + D1).min(end) {
-        stage1(&mut ring, i);
+        stage1(&mut ring, &mut homes, i);
     }
     for i in range.start..(range.start + D2).min(end) {
-        stage2(&ring, i);
+        stage2(&ring, &homes, i);
     }
     for i in range {
         if i + D1 < end {
-            stage1(&mut ring, i + D1);
+            stage1(&mut ring, &mut homes, i + D1);
         }
         if i + D2 < end {
-            stage2(&ring, i + D2);
+            stage2(&ring, &homes, i + D2);
         }
         body(i, ring[i % RING]);
     }
@@ -146,7 +149,7 @@ pub(crate) fn staged(
 #[inline(always)]
 fn plain(
     raw: &RawTable,
-    hs: HashStrategy,
+    hs: KeyHasher,
     b: &Batch,
     range: Range<usize>,
     values: bool,
@@ -156,7 +159,7 @@ fn plain(
     let mut sweep = Sweep::new(raw, b.len, shift);
     for i in range {
         // SAFETY: `i < end <= b.len` indexes the batch.
-        let h = unsafe { hash_key(hs, b.key(i), raw.key_size) };
+        let h = unsafe { hs.hash(b.key(i), raw.key_size) };
         sweep.step(raw, h, true, values);
         body(i, h);
     }
@@ -207,7 +210,7 @@ impl Sweep {
             return;
         }
         self.count = self.every;
-        let r = (hash as usize & raw.mask) >> self.shift;
+        let r = home(hash, raw.mask) >> self.shift;
         // A sweep that fell behind (a crowded region) skips to the next region; one ahead
         // (a sparse region) waits.
         self.next = self.next.max((r + 1) << self.shift);

@@ -1,8 +1,8 @@
 //! [`CpuTable`]: the SoA arrays of one table and their bookkeeping.
 
-use flash_map_core::probe::{claim, Claim};
+use flash_map_core::probe::{claim_bounded, Claim};
 use flash_map_core::slot::{is_full, EMPTY};
-use flash_map_core::{hash_key, HashStrategy, TableLayout};
+use flash_map_core::{HashStrategy, KeyHasher, TableLayout};
 
 use crate::buf::AlignedBuf;
 use crate::slots::RawTable;
@@ -11,7 +11,7 @@ use crate::{CpuError, Exec};
 /// A hash table in host memory, in structure-of-arrays form.
 pub struct CpuTable {
     pub(crate) layout: TableLayout,
-    pub(crate) hash: HashStrategy,
+    pub(crate) hash: KeyHasher,
     pub(crate) exec: Exec,
     pub(crate) states: AlignedBuf,
     pub(crate) keys: AlignedBuf,
@@ -55,7 +55,7 @@ fn alloc(bytes: Option<usize>) -> Result<AlignedBuf, CpuError> {
 
 impl CpuTable {
     /// An empty table with `layout`, hashing with `hash`, run by `exec`.
-    pub fn new(layout: TableLayout, hash: HashStrategy, exec: Exec) -> Result<Self, CpuError> {
+    pub fn new(layout: TableLayout, hash: KeyHasher, exec: Exec) -> Result<Self, CpuError> {
         let states = alloc(layout.state_bytes())?;
         let keys = alloc(layout.key_bytes())?;
         let values = alloc(layout.value_bytes())?;
@@ -129,6 +129,11 @@ impl CpuTable {
 
     /// The hash strategy.
     pub fn hash_strategy(&self) -> HashStrategy {
+        self.hash.strategy
+    }
+
+    /// The hash strategy with its key.
+    pub fn hasher(&self) -> KeyHasher {
         self.hash
     }
 
@@ -190,10 +195,16 @@ impl CpuTable {
     /// Moves every entry into fresh arrays of `layout` (same or larger): drops tombstones,
     /// and grows the table when `layout` is larger. On allocation failure nothing changes.
     pub fn rebuild(&mut self, layout: TableLayout) -> Result<(), CpuError> {
+        self.rebuild_with(layout, self.hash)
+    }
+
+    /// [`rebuild`](Self::rebuild), hashing with `hash` from now on (after
+    /// [`CpuError::Collisions`], say). On allocation failure nothing changes.
+    pub fn rebuild_with(&mut self, layout: TableLayout, hash: KeyHasher) -> Result<(), CpuError> {
         debug_assert!(layout.capacity >= self.len);
-        let mut next = CpuTable::new(layout, self.hash, self.exec)?;
+        let mut next = CpuTable::new(layout, hash, self.exec)?;
         let (src, dst) = (self.raw(), next.raw());
-        let (hs, ks, vs) = (self.hash, layout.key_size, layout.value_size);
+        let (hs, ks, vs) = (hash, layout.key_size, layout.value_size);
         let move_one = |slot: usize, s: &(dyn Fn(u64, *const u8) -> Claim + Sync)| {
             // SAFETY: `slot` < old slots; a full slot's key and value are initialised; the
             // new table has room for every entry (capacity >= len), so each claim is new and
@@ -201,7 +212,7 @@ impl CpuTable {
             unsafe {
                 if is_full(*src.states.add(slot)) {
                     let k = src.keys.add(slot * ks);
-                    if let Claim::New { slot: to, .. } = s(hash_key(hs, k, ks), k) {
+                    if let Claim::New { slot: to, .. } = s(hs.hash(k, ks), k) {
                         std::ptr::copy_nonoverlapping(src.value_ptr(slot), dst.value_ptr(to), vs);
                     }
                 }
@@ -210,15 +221,16 @@ impl CpuTable {
         match self.exec {
             Exec::Serial => {
                 let s = dst.plain();
-                // SAFETY: key pointers come from the old table's arrays.
-                let c = |h, k| unsafe { claim(&s, h, k) };
+                // SAFETY: key pointers come from the old table's arrays. No collision limit:
+                // every entry must move, however many share its hash.
+                let c = |h, k| unsafe { claim_bounded(&s, h, k, u32::MAX) };
                 (0..self.layout.slots).for_each(|slot| move_one(slot, &c));
             }
             #[cfg(feature = "rayon")]
             Exec::Rayon => {
                 let s = crate::slots::AtomicSlots(dst);
                 // SAFETY: as above; claims are atomic.
-                let c = |h, k| unsafe { claim(&s, h, k) };
+                let c = |h, k| unsafe { claim_bounded(&s, h, k, u32::MAX) };
                 self.exec.for_each(self.layout.slots, |slot| move_one(slot, &c));
             }
         }

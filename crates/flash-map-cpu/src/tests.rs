@@ -1,6 +1,6 @@
 //! Engine-level unit tests (the model tests live in the umbrella crate).
 
-use flash_map_core::{Batch, HashStrategy, TableLayout};
+use flash_map_core::{Batch, HashStrategy, KeyHasher, TableLayout};
 
 use crate::{CpuError, CpuTable, Exec};
 
@@ -20,7 +20,7 @@ fn execs() -> Vec<Exec> {
 fn table_full_leaves_table_unchanged() {
     for exec in execs() {
         let layout = TableLayout::for_capacity(8, 0.5, 8, 8).unwrap();
-        let mut t = CpuTable::new(layout, HashStrategy::Murmur3, exec).unwrap();
+        let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), exec).unwrap();
         let first: Vec<(u64, u64)> = (0..6).map(|i| (i, i)).collect();
         assert_eq!(t.insert(&pairs_batch(&first)).unwrap(), 6);
         let over: Vec<(u64, u64)> = (0..20).map(|i| (i, 100 + i)).collect();
@@ -39,7 +39,7 @@ fn table_full_leaves_table_unchanged() {
 fn removal_compacts_tombstones() {
     for exec in execs() {
         let layout = TableLayout::for_capacity(64, 0.5, 8, 8).unwrap();
-        let mut t = CpuTable::new(layout, HashStrategy::Murmur3, exec).unwrap();
+        let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), exec).unwrap();
         for round in 0..50u64 {
             let p: Vec<(u64, u64)> = (0..30).map(|i| (round * 1000 + i, i)).collect();
             t.insert(&pairs_batch(&p)).unwrap();
@@ -57,7 +57,7 @@ fn duplicates_resolve_by_position_on_every_exec() {
     let mut results = Vec::new();
     for exec in execs() {
         let layout = TableLayout::for_capacity(64, 0.5, 8, 8).unwrap();
-        let mut t = CpuTable::new(layout, HashStrategy::Identity, exec).unwrap();
+        let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Identity), exec).unwrap();
         let p: Vec<(u64, u64)> = (0..40).map(|i| (i % 7, i)).collect();
         assert_eq!(t.insert(&pairs_batch(&p)).unwrap(), 7);
         let mut out = vec![false; 40];
@@ -83,7 +83,7 @@ fn duplicates_resolve_by_position_on_every_exec() {
             })
             .collect();
         assert_eq!(got, want, "{exec:?}");
-        let mut counters = CpuTable::new(layout, HashStrategy::Murmur3, exec).unwrap();
+        let mut counters = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), exec).unwrap();
         let adds: Vec<(u64, u64)> = (0..40).map(|i| (i % 5, 2)).collect();
         assert_eq!(counters.add(&pairs_batch(&adds), crate::CounterKind::U64).unwrap(), 5);
         results.push((got, out));
@@ -112,10 +112,10 @@ fn get_all(t: &CpuTable, keys: &[(u64, u64)]) -> Vec<Option<u64>> {
 fn partitioned_model(capacity: usize, batch: usize, rounds: u64) {
     use std::collections::HashMap;
     let layout = TableLayout::for_capacity(capacity, 0.5, 8, 8).unwrap();
-    let mut part = CpuTable::new(layout, HashStrategy::Murmur3, Exec::Serial).unwrap();
+    let mut part = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), Exec::Serial).unwrap();
     part.set_region_bytes(16);
-    let mut plain = CpuTable::new(layout, HashStrategy::Murmur3, Exec::Serial).unwrap();
-    let mut counters = CpuTable::new(layout, HashStrategy::Identity, Exec::Serial).unwrap();
+    let mut plain = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), Exec::Serial).unwrap();
+    let mut counters = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Identity), Exec::Serial).unwrap();
     counters.set_region_bytes(16);
     let mut model: HashMap<u64, u64> = HashMap::new();
     let mut counts: HashMap<u64, u64> = HashMap::new();
@@ -222,7 +222,7 @@ fn partitioned_passes_match_the_model() {
 /// inverse, for several record sizes and region counts.
 #[test]
 fn partition_is_a_stable_sort_by_region_and_merge_inverts_it() {
-    use flash_map_core::hash::hash_bytes;
+    let hs = KeyHasher::plain(HashStrategy::Murmur3);
     for (ks, vs, values) in [(8, 8, true), (8, 8, false), (4, 12, true), (16, 0, false), (32, 3, true)] {
         for slots_log in [4u32, 7] {
             let layout = TableLayout::with_slots(1 << slots_log, 0.5, ks, vs).unwrap();
@@ -233,9 +233,9 @@ fn partition_is_a_stable_sort_by_region_and_merge_inverts_it() {
             for shift in [0, 2] {
                 let mut sc = crate::partition::Scratch::default();
                 // SAFETY: `data` holds `n` records of `ks + vs` bytes.
-                let pb = unsafe { sc.partition(&b, HashStrategy::Murmur3, &layout, shift, values, 3) }.unwrap();
+                let pb = unsafe { sc.partition(&b, hs, &layout, shift, values, 3) }.unwrap();
                 let rec = if values { stride } else { ks };
-                let region = |k: &[u8]| (hash_bytes(HashStrategy::Murmur3, k) as usize & layout.mask()) >> shift;
+                let region = |k: &[u8]| flash_map_core::probe::home(hs.hash_bytes(k), layout.mask()) >> shift;
                 let mut want: Vec<usize> = (0..n).collect();
                 want.sort_by_key(|&i| region(&data[i * stride..][..ks])); // stable
                 for (j, &i) in want.iter().enumerate() {

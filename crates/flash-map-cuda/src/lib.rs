@@ -76,6 +76,14 @@ pub enum CudaError {
         /// Entry limit.
         capacity: usize,
     },
+    /// Keys of the batch gave up after passing more than
+    /// [`COLLISION_LIMIT`](flash_map_core::probe::COLLISION_LIMIT) keys of their own hash;
+    /// nothing was changed. Rebuild with a stronger hash ([`CudaTable::rebuild_with`]).
+    #[error("{keys} keys share their hash with more than 16 others; rebuild with a stronger hash strategy")]
+    Collisions {
+        /// Keys that gave up.
+        keys: usize,
+    },
 }
 
 pub(crate) fn drv(op: &'static str) -> impl FnOnce(cudarc::driver::DriverError) -> CudaError {

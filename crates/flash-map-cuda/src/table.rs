@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use flash_map_core::{Batch, HashStrategy, TableLayout};
+use flash_map_core::{Batch, HashStrategy, KeyHasher, TableLayout};
 
 use crate::device::{launch, Gpu};
 use crate::mem::{DeviceBuf, PinnedBuf, Stager};
@@ -27,7 +27,9 @@ pub struct DeviceBatch {
     pub val_off: usize,
 }
 
-use flash_map_core::abi::{C_EXISTING, C_FROM_TOMBSTONE, C_HITS, C_NEW, C_NO_ROOM, C_REMOVED, N_COUNTERS};
+use flash_map_core::abi::{
+    C_COLLISIONS, C_EXISTING, C_FROM_TOMBSTONE, C_HITS, C_NEW, C_NO_ROOM, C_REMOVED, N_COUNTERS,
+};
 
 /// Per-call buffers, reused across calls.
 struct Scratch {
@@ -47,7 +49,7 @@ struct Scratch {
 pub struct CudaTable {
     gpu: Arc<Gpu>,
     layout: TableLayout,
-    hash: HashStrategy,
+    hash: KeyHasher,
     len: usize,
     tombstones: usize,
     states: DeviceBuf,
@@ -85,15 +87,9 @@ fn alloc_arrays(gpu: &Arc<Gpu>, layout: &TableLayout) -> Result<Arrays, CudaErro
     })
 }
 
-/// The seven table arguments every table kernel starts with:
-/// `states, keys, values, mask, key_size, value_size, hash`.
-fn table_args(
-    states: &DeviceBuf,
-    keys: &DeviceBuf,
-    values: &DeviceBuf,
-    l: &TableLayout,
-    hash: HashStrategy,
-) -> [u64; 7] {
+/// The nine table arguments every table kernel starts with:
+/// `states, keys, values, mask, key_size, value_size, hash, seed0, seed1`.
+fn table_args(states: &DeviceBuf, keys: &DeviceBuf, values: &DeviceBuf, l: &TableLayout, hash: KeyHasher) -> [u64; 9] {
     [
         states.ptr(),
         keys.ptr(),
@@ -101,18 +97,20 @@ fn table_args(
         l.mask() as u64,
         l.key_size as u64,
         l.value_size as u64,
-        hash.code() as u64,
+        hash.strategy.code() as u64,
+        hash.seed[0],
+        hash.seed[1],
     ]
 }
 
 impl CudaTable {
-    /// This table's seven standard kernel arguments.
-    fn tab(&self) -> [u64; 7] {
+    /// This table's nine standard kernel arguments.
+    fn tab(&self) -> [u64; 9] {
         table_args(&self.states, &self.keys, &self.values, &self.layout, self.hash)
     }
 
     /// An empty table on device `device_id`.
-    pub fn new(layout: TableLayout, hash: HashStrategy, device_id: usize) -> Result<Self, CudaError> {
+    pub fn new(layout: TableLayout, hash: KeyHasher, device_id: usize) -> Result<Self, CudaError> {
         let gpu = Gpu::get(device_id)?;
         let a = alloc_arrays(&gpu, &layout)?;
         gpu.sync()?;
@@ -164,6 +162,11 @@ impl CudaTable {
 
     /// The hash strategy.
     pub fn hash_strategy(&self) -> HashStrategy {
+        self.hash.strategy
+    }
+
+    /// The hash strategy with its key.
+    pub fn hasher(&self) -> KeyHasher {
         self.hash
     }
 
@@ -272,13 +275,17 @@ impl CudaTable {
         )?;
         let c = self.counters(s)?;
         let (new, from_tomb, no_room) = (c[C_NEW] as usize, c[C_FROM_TOMBSTONE] as usize, c[C_NO_ROOM] as usize);
-        if no_room == 0 && self.len + new <= l.capacity {
+        let collisions = c[C_COLLISIONS] as usize;
+        if collisions == 0 && no_room == 0 && self.len + new <= l.capacity {
             self.len += new;
             self.tombstones -= from_tomb;
             return Ok((new, c[C_EXISTING] as usize));
         }
         launch!(self.gpu, rollback, d.len, [self.states.ptr(), self.aux.ptr(), s.pos.ptr(), s.kind.ptr(), d.len])?;
         self.gpu.sync()?;
+        if collisions > 0 {
+            return Err(CudaError::Collisions { keys: collisions });
+        }
         Err(CudaError::TableFull { len: self.len, new: new + no_room, capacity: l.capacity })
     }
 
@@ -562,13 +569,19 @@ impl CudaTable {
     /// Rehashes every entry into fresh arrays of `layout` (same or larger), on the device.
     /// On failure (out of device memory) the table is unchanged.
     pub fn rebuild(&mut self, layout: TableLayout) -> Result<(), CudaError> {
+        self.rebuild_with(layout, self.hash)
+    }
+
+    /// [`rebuild`](Self::rebuild), hashing with `hash` from now on (after
+    /// [`CudaError::Collisions`], say). On failure the table is unchanged.
+    pub fn rebuild_with(&mut self, layout: TableLayout, hash: KeyHasher) -> Result<(), CudaError> {
         self.gpu.bind()?;
         let a = alloc_arrays(&self.gpu, &layout)?;
         launch!(
             self.gpu,
             rehash,
             self.layout.slots,
-            table: table_args(&a.states, &a.keys, &a.values, &layout, self.hash),
+            table: table_args(&a.states, &a.keys, &a.values, &layout, hash),
             [self.states.ptr(), self.keys.ptr(), self.values.ptr(), self.layout.slots]
         )?;
         self.gpu.sync()?;
@@ -578,6 +591,7 @@ impl CudaTable {
         self.values = a.values;
         self.aux = a.aux;
         self.layout = layout;
+        self.hash = hash;
         self.tombstones = 0;
         Ok(())
     }

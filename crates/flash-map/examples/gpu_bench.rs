@@ -69,7 +69,7 @@ fn host_to_host(backend: Backend, pairs: &[([u8; 32], [u8; 128])], keys: &[[u8; 
 
 fn device_resident(n: usize, hash: HashStrategy) {
     let layout = TableLayout::for_capacity(n, 0.5, 8, 8).expect("layout");
-    let mut table = CudaTable::new(layout, hash, 0).expect("table");
+    let mut table = CudaTable::new(layout, flash_map_core::KeyHasher::new(hash, [1, 2]), 0).expect("table");
     let mut pairs = Vec::with_capacity(n * 16);
     let mut misses = Vec::with_capacity(n * 8);
     for i in 0..n as u64 {
@@ -159,7 +159,7 @@ fn main() {
         );
     }
     for n in [1 << 24, 1 << 26] {
-        for hash in [HashStrategy::Identity, HashStrategy::Murmur3] {
+        for hash in [HashStrategy::Identity, HashStrategy::Murmur3, HashStrategy::SipHash13] {
             device_resident(n, hash);
         }
     }

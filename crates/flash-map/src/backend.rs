@@ -1,6 +1,6 @@
 //! [`Backend`] and the engine behind a map.
 
-use flash_map_core::{Batch, HashStrategy, TableLayout};
+use flash_map_core::{Batch, KeyHasher, TableLayout};
 use flash_map_cpu::{CounterKind, CpuTable, Exec};
 
 use crate::error::{FlashMapError, Result};
@@ -66,6 +66,7 @@ impl From<flash_map_cuda::CudaError> for FlashMapError {
         use flash_map_cuda::CudaError as C;
         match e {
             C::TableFull { len, new, capacity } => FlashMapError::TableFull { len, new, capacity },
+            C::Collisions { keys } => FlashMapError::HashCollisions { keys },
             C::HostAlloc { bytes } | C::DeviceAlloc { bytes } => FlashMapError::AllocationFailed { bytes },
             other => FlashMapError::Cuda(other.to_string()),
         }
@@ -74,7 +75,7 @@ impl From<flash_map_cuda::CudaError> for FlashMapError {
 
 impl Engine {
     /// Makes an engine of `backend`, which must be compiled in.
-    pub(crate) fn new(backend: Backend, layout: TableLayout, hash: HashStrategy, device_id: usize) -> Result<Engine> {
+    pub(crate) fn new(backend: Backend, layout: TableLayout, hash: KeyHasher, device_id: usize) -> Result<Engine> {
         let _ = device_id;
         match backend {
             #[cfg(feature = "cuda")]
@@ -231,10 +232,25 @@ impl Engine {
 
     /// Rehashes into `layout` (same or larger); on failure the engine is unchanged.
     pub(crate) fn rebuild(&mut self, layout: TableLayout) -> Result<()> {
+        let hash = self.hasher();
+        self.rebuild_with(layout, hash)
+    }
+
+    /// Rehashes into `layout` with `hash` from now on; on failure the engine is unchanged.
+    pub(crate) fn rebuild_with(&mut self, layout: TableLayout, hash: KeyHasher) -> Result<()> {
         match self {
-            Engine::Cpu(t) => Ok(t.rebuild(layout)?),
+            Engine::Cpu(t) => Ok(t.rebuild_with(layout, hash)?),
             #[cfg(feature = "cuda")]
-            Engine::Cuda(t) => Ok(t.rebuild(layout)?),
+            Engine::Cuda(t) => Ok(t.rebuild_with(layout, hash)?),
+        }
+    }
+
+    /// The hash strategy with its key.
+    pub(crate) fn hasher(&self) -> KeyHasher {
+        match self {
+            Engine::Cpu(t) => t.hasher(),
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(t) => t.hasher(),
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::marker::PhantomData;
 
 use flash_map_core::layout::DEFAULT_MAX_LOAD_FACTOR;
-use flash_map_core::{HashStrategy, TableLayout};
+use flash_map_core::{HashStrategy, KeyHasher, TableLayout};
 
 use crate::backend::{Backend, Engine};
 use crate::error::{layout_error, FlashMapError, Result};
@@ -27,6 +27,7 @@ use crate::FlashMap;
 pub struct FlashMapBuilder<K, V> {
     pub(crate) capacity: usize,
     pub(crate) hash: HashStrategy,
+    pub(crate) seed: Option<u128>,
     pub(crate) device_id: usize,
     pub(crate) force_cpu: bool,
     pub(crate) backend: Option<Backend>,
@@ -41,6 +42,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMapBui
         FlashMapBuilder {
             capacity,
             hash: HashStrategy::Identity,
+            seed: None,
             device_id: 0,
             force_cpu: false,
             backend: None,
@@ -51,9 +53,38 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMapBui
     }
 
     /// How keys are hashed (default [`HashStrategy::Identity`]).
+    ///
+    /// Whatever the strategy, keys with distinct hashes spread over the table like random
+    /// keys (the home slot is mixed from all 64 bits of the hash). If a batch meets keys
+    /// that share their hash (more than
+    /// [`COLLISION_LIMIT`](flash_map_core::probe::COLLISION_LIMIT) on one probe), the
+    /// map rebuilds itself with a stronger strategy and runs the batch again, logging a
+    /// warning: Identity → Murmur3 → SipHash13 (see [`FlashMap::bulk_insert`]).
     pub fn hash_strategy(mut self, hash: HashStrategy) -> Self {
         self.hash = hash;
         self
+    }
+
+    /// The 128-bit key of [`HashStrategy::SipHash13`] (ignored by the other strategies).
+    /// Without it, each map draws a random key, as std's `HashMap` does; give one to make
+    /// the table's layout reproducible. [`FlashMap::save`] stores it, so
+    /// [`FlashMap::load`] restores the same table.
+    ///
+    /// ```
+    /// use flash_map::{FlashMap, HashStrategy};
+    /// let m: FlashMap<[u8; 16], u64> =
+    ///     FlashMap::builder(1000).hash_strategy(HashStrategy::SipHash13).hash_seed(42).build()?;
+    /// assert_eq!(m.hash_seed(), Some(42));
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
+    pub fn hash_seed(mut self, seed: u128) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// The hasher a map built now gets: the strategy, with its key when keyed.
+    pub(crate) fn hasher(&self) -> KeyHasher {
+        hasher_for(self.hash, self.seed)
     }
 
     /// The CUDA device ordinal (default 0).
@@ -111,7 +142,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMapBui
     pub fn build(self) -> Result<FlashMap<K, V>> {
         let layout = self.layout()?;
         let backend = self.choose_backend()?;
-        let engine = Engine::new(backend, layout, self.hash, self.device_id)?;
+        let engine = Engine::new(backend, layout, self.hasher(), self.device_id)?;
         Ok(FlashMap::from_parts(engine, backend, self.auto_grow))
     }
 
@@ -172,4 +203,25 @@ fn cuda_usable(device_id: usize) -> std::result::Result<(), String> {
 #[cfg(not(feature = "cuda"))]
 fn cuda_usable(_device_id: usize) -> std::result::Result<(), String> {
     Err("the `cuda` feature is not enabled".into())
+}
+
+/// The hasher of `strategy`: keyed with `seed`, or with a fresh random key when the
+/// strategy is keyed and no seed is given; unkeyed strategies get seed zero.
+pub(crate) fn hasher_for(strategy: HashStrategy, seed: Option<u128>) -> KeyHasher {
+    if !strategy.is_keyed() {
+        return KeyHasher::plain(strategy);
+    }
+    let seed = seed.unwrap_or_else(random_seed);
+    KeyHasher::new(strategy, [seed as u64, (seed >> 64) as u64])
+}
+
+/// A random 128-bit key, from the same source as std's `HashMap` keys (the operating
+/// system's random numbers, drawn once per thread, then stepped per map).
+fn random_seed() -> u128 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x666c_6173_682d_6d61);
+    let a = h.finish();
+    h.write_u64(a);
+    (a as u128) | ((h.finish() as u128) << 64)
 }

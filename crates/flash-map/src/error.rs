@@ -22,6 +22,21 @@ pub enum FlashMapError {
         /// Entries the map holds.
         capacity: usize,
     },
+    /// Keys of the batch share their hash with more than
+    /// [`COLLISION_LIMIT`](flash_map_core::probe::COLLISION_LIMIT) others even under
+    /// [`HashStrategy::SipHash13`](crate::HashStrategy::SipHash13), the strongest strategy
+    /// (the map rebuilds itself with a stronger one before it returns this). The map is
+    /// unchanged. With a secret random key this does not happen; with a key given to
+    /// [`hash_seed`](crate::FlashMapBuilder::hash_seed) it means the key is known to
+    /// whoever chose the keys.
+    #[error(
+        "{keys} keys share their hash with more than 16 others even under SipHash13; \
+         use a secret hash_seed (or none: a random one)"
+    )]
+    HashCollisions {
+        /// Keys that gave up on collisions (at least this many).
+        keys: usize,
+    },
     /// The key type has size zero, so keys cannot be told apart.
     #[error("zero-sized key types are not supported; use a key of at least one byte")]
     ZeroSizedKey,
@@ -81,6 +96,7 @@ impl From<flash_map_cpu::CpuError> for FlashMapError {
             C::Layout(l) => layout_error(l, 0, 0.5),
             C::Alloc { bytes } => FlashMapError::AllocationFailed { bytes },
             C::TableFull { len, new, capacity } => FlashMapError::TableFull { len, new, capacity },
+            C::Collisions { keys } => FlashMapError::HashCollisions { keys },
         }
     }
 }

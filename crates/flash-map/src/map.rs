@@ -137,13 +137,20 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         self.engine.layout().max_load_factor
     }
 
-    /// The hash strategy the map was built with.
+    /// The hash strategy the map hashes with: the one it was built with, or a stronger one
+    /// if a batch of keys sharing their hash made it rebuild itself (see
+    /// [`bulk_insert`](Self::bulk_insert)).
     pub fn hash_strategy(&self) -> crate::HashStrategy {
-        match &self.engine {
-            Engine::Cpu(t) => t.hash_strategy(),
-            #[cfg(feature = "cuda")]
-            Engine::Cuda(t) => t.hash_strategy(),
-        }
+        self.engine.hasher().strategy
+    }
+
+    /// The 128-bit key of a keyed strategy ([`HashStrategy::SipHash13`]); `None` for the
+    /// unkeyed ones.
+    ///
+    /// [`HashStrategy::SipHash13`]: crate::HashStrategy::SipHash13
+    pub fn hash_seed(&self) -> Option<u128> {
+        let h = self.engine.hasher();
+        h.strategy.is_keyed().then(|| h.seed[0] as u128 | (h.seed[1] as u128) << 64)
     }
 
     /// Table statistics: slots, live entries, capacity, tombstones.
@@ -201,6 +208,8 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     }
 
     /// Runs a mutating batch operation; with `auto_grow`, grows and retries on `TableFull`.
+    /// On `HashCollisions` (the batch failed with the map unchanged), rebuilds with the next
+    /// stronger hash strategy and retries; past the strongest, returns the error.
     fn grow_on_full<T>(&mut self, mut op: impl FnMut(&mut Engine) -> Result<T>) -> Result<T> {
         loop {
             match op(&mut self.engine) {
@@ -209,9 +218,32 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
                     log::debug!("flash-map: growing from capacity {capacity} to at least {want}");
                     self.grow_to(want)?;
                 }
+                Err(FlashMapError::HashCollisions { keys }) => self.strengthen_hash(keys)?,
                 other => return other,
             }
         }
+    }
+
+    /// Rebuilds the table with the next stronger hash strategy after a batch in which
+    /// `keys` keys gave up on collisions: Identity → Murmur3 → SipHash13 (random key).
+    fn strengthen_hash(&mut self, keys: usize) -> Result<()> {
+        use crate::HashStrategy as H;
+        let now = self.engine.hasher();
+        let next = match now.strategy {
+            H::Identity => H::Murmur3,
+            H::Murmur3 => H::SipHash13,
+            H::SipHash13 => return Err(FlashMapError::HashCollisions { keys }),
+        };
+        log::warn!(
+            "flash-map: keys of a batch share their {:?} hash with more than {} others \
+             (first 8 bytes equal, or keys chosen to collide); rebuilding {} entries with {next:?}. \
+             Build the map with .hash_strategy(HashStrategy::{next:?}) to skip this rebuild.",
+            now.strategy,
+            flash_map_core::probe::COLLISION_LIMIT,
+            self.len(),
+        );
+        let layout = self.engine.layout();
+        self.engine.rebuild_with(layout, crate::builder::hasher_for(next, None))
     }
 
     fn grow_to(&mut self, capacity: usize) -> Result<()> {
@@ -226,6 +258,25 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     /// Duplicate keys in one batch: the **last** occurrence wins, on every backend. If the
     /// new keys do not fit (and `auto_grow` is off) the call fails with
     /// [`FlashMapError::TableFull`] and the map is unchanged. Updates never fail for capacity.
+    ///
+    /// Keys that share their hash (under the default Identity strategy: keys whose first 8
+    /// bytes are equal) are caught, not left to grow quadratically: once a key passes more
+    /// than [`COLLISION_LIMIT`](flash_map_core::probe::COLLISION_LIMIT) keys of its hash,
+    /// the batch stops, the map rebuilds itself with the next stronger strategy
+    /// (Identity → Murmur3 → SipHash13 with a random key; a `log` warning says so, and
+    /// [`hash_strategy`](Self::hash_strategy) tells the new one), and the batch runs again.
+    /// This holds for `bulk_insert_new` and `bulk_add` too.
+    ///
+    /// ```
+    /// # use flash_map::{FlashMap, HashStrategy};
+    /// // 32-byte keys that differ only after their first 8 bytes.
+    /// let pairs: Vec<([u8; 32], u32)> =
+    ///     (0..1000u32).map(|i| { let mut k = [7u8; 32]; k[28..].copy_from_slice(&i.to_le_bytes()); (k, i) }).collect();
+    /// let mut m: FlashMap<[u8; 32], u32> = FlashMap::with_capacity(1000)?;
+    /// assert_eq!(m.bulk_insert(&pairs)?, 1000);
+    /// assert_eq!(m.hash_strategy(), HashStrategy::Murmur3); // rebuilt on the first batch
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
     ///
     /// ```
     /// # use flash_map::{FlashMap, FlashMapError};

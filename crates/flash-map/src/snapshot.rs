@@ -1,19 +1,23 @@
 //! Snapshots: `save` / `load` in a versioned, checksummed format.
 //!
-//! # Format (version 1, all integers little-endian)
+//! # Format (version 2, all integers little-endian)
 //!
 //! | bytes | field |
 //! |---|---|
 //! | 8 | magic `FLASHMAP` |
-//! | 4 | format version (`1`) |
+//! | 4 | format version (`2`) |
 //! | 4 | key size in bytes |
 //! | 4 | value size in bytes |
-//! | 4 | hash strategy code (0 Identity, 1 Murmur3) |
+//! | 4 | hash strategy code (0 Identity, 1 Murmur3, 2 SipHash13) |
 //! | 8 | max load factor (`f64` bits) |
 //! | 8 | capacity (entries) |
 //! | 8 | number of entries `n` |
+//! | 16 | the key of a keyed strategy (`k0`, `k1`; zero otherwise) |
 //! | n × (key + value) | the entries, key bytes then value bytes |
 //! | 4 | CRC-32 (IEEE) of every byte before it |
+//!
+//! Version 1 (flash-map 0.3.0) is the same without the 16-byte key, and with strategy code
+//! 0 or 1 only; `load` reads both versions.
 //!
 //! `load` checks magic, version and sizes before reading entries, reads entries in bounded
 //! chunks (a corrupt count cannot make it allocate more than the stream holds), verifies the
@@ -30,8 +34,10 @@ use crate::error::{FlashMapError, Result};
 use crate::{FlashMap, FlashMapBuilder};
 
 const MAGIC: &[u8; 8] = b"FLASHMAP";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
+/// The header of version 1; version 2 adds [`SEED_LEN`] bytes after it.
 const HEADER_LEN: usize = 48;
+const SEED_LEN: usize = 16;
 const CHUNK: usize = 1 << 20;
 
 struct Header {
@@ -41,6 +47,8 @@ struct Header {
     max_load_factor: f64,
     capacity: usize,
     len: usize,
+    /// The key of a keyed strategy (version 2; `None` in version 1).
+    seed: Option<u128>,
 }
 
 fn bad(msg: impl Into<String>) -> FlashMapError {
@@ -48,8 +56,8 @@ fn bad(msg: impl Into<String>) -> FlashMapError {
 }
 
 impl Header {
-    fn encode(&self) -> [u8; HEADER_LEN] {
-        let mut h = [0u8; HEADER_LEN];
+    fn encode(&self) -> [u8; HEADER_LEN + SEED_LEN] {
+        let mut h = [0u8; HEADER_LEN + SEED_LEN];
         h[0..8].copy_from_slice(MAGIC);
         h[8..12].copy_from_slice(&VERSION.to_le_bytes());
         h[12..16].copy_from_slice(&(self.key_size as u32).to_le_bytes());
@@ -58,6 +66,7 @@ impl Header {
         h[24..32].copy_from_slice(&self.max_load_factor.to_bits().to_le_bytes());
         h[32..40].copy_from_slice(&(self.capacity as u64).to_le_bytes());
         h[40..48].copy_from_slice(&(self.len as u64).to_le_bytes());
+        h[48..64].copy_from_slice(&self.seed.unwrap_or(0).to_le_bytes());
         h
     }
 
@@ -68,8 +77,8 @@ impl Header {
             return Err(bad("bad magic: not a flash-map snapshot"));
         }
         let version = u32_at(8);
-        if version != VERSION {
-            return Err(bad(format!("unsupported version {version}; this build reads version {VERSION}")));
+        if version != 1 && version != VERSION {
+            return Err(bad(format!("unsupported version {version}; this build reads versions 1 and {VERSION}")));
         }
         let (ks, vs) = (u32_at(12) as usize, u32_at(16) as usize);
         if ks != key_size || vs != value_size {
@@ -77,7 +86,9 @@ impl Header {
                 "snapshot holds {ks}-byte keys and {vs}-byte values; this map has {key_size} and {value_size}"
             )));
         }
-        let hash = HashStrategy::from_code(u32_at(20)).ok_or_else(|| bad("unknown hash strategy"))?;
+        let hash = HashStrategy::from_code(u32_at(20))
+            .filter(|h| version > 1 || !h.is_keyed())
+            .ok_or_else(|| bad(format!("unknown hash strategy code {} for version {version}", u32_at(20))))?;
         let max_load_factor = f64::from_bits(u64_at(24));
         if !(max_load_factor > 0.0 && max_load_factor < 1.0) {
             return Err(bad("max load factor out of range"));
@@ -93,6 +104,7 @@ impl Header {
             max_load_factor,
             capacity: capacity as usize,
             len: len as usize,
+            seed: None,
         })
     }
 }
@@ -108,9 +120,15 @@ fn read_snapshot<R: Read>(mut r: R, key_size: usize, value_size: usize) -> Resul
     };
     let mut raw = [0u8; HEADER_LEN];
     r.read_exact(&mut raw).map_err(truncated)?;
-    let header = Header::decode(&raw, key_size, value_size)?;
+    let mut header = Header::decode(&raw, key_size, value_size)?;
     let mut crc = crc32fast::Hasher::new();
     crc.update(&raw);
+    if u32::from_le_bytes([raw[8], raw[9], raw[10], raw[11]]) >= 2 {
+        let mut seed = [0u8; SEED_LEN];
+        r.read_exact(&mut seed).map_err(truncated)?;
+        crc.update(&seed);
+        header.seed = Some(u128::from_le_bytes(seed));
+    }
     let total = header.len.checked_mul(key_size + value_size).ok_or_else(|| bad("entry count overflows"))?;
     // Grow with the data actually read, never by the header's word alone.
     let mut body = Vec::with_capacity(total.min(CHUNK));
@@ -152,6 +170,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
             max_load_factor: layout.max_load_factor,
             capacity: layout.capacity,
             len: self.len(),
+            seed: self.hash_seed(),
         }
         .encode();
         let mut crc = crc32fast::Hasher::new();
@@ -179,14 +198,18 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         Ok(())
     }
 
-    /// Reads a snapshot written by [`save`](Self::save), with the hash strategy, load
-    /// factor and capacity it was saved with, on the best available backend. The saved
+    /// Reads a snapshot written by [`save`](Self::save), with the hash strategy (and its
+    /// key), load factor and capacity it was saved with, on the best available backend. The saved
     /// capacity is trusted (the table is allocated lazily, but a large one costs address
     /// space and time to scan); for snapshots from untrusted sources prefer
     /// [`FlashMapBuilder::load`], which sizes the table from your builder and the content.
     pub fn load<R: Read>(r: R) -> Result<Self> {
         let (h, body) = read_snapshot(r, size_of::<K>(), size_of::<V>())?;
-        let map = FlashMapBuilder::new(h.capacity).hash_strategy(h.hash).max_load_factor(h.max_load_factor).build()?;
+        let mut b = FlashMapBuilder::new(h.capacity).hash_strategy(h.hash).max_load_factor(h.max_load_factor);
+        if let Some(seed) = h.seed {
+            b = b.hash_seed(seed);
+        }
+        let map = b.build()?;
         fill(map, &body)
     }
 }
