@@ -215,6 +215,30 @@ pub unsafe fn find_from<S: Slots>(s: &S, hash: u64, key: *const u8, mut slot: us
     None
 }
 
+/// How many slots a lookup of `key` visits: up to and including the slot that holds it,
+/// or the first empty slot when it is absent (at most the slot count). A diagnostic of
+/// how well the hashing spreads a set of keys, not used on the hot paths.
+///
+/// # Safety
+/// As [`find`].
+pub unsafe fn probe_length<S: Slots>(s: &S, hash: u64, key: *const u8) -> usize {
+    let mask = s.mask();
+    let full = full_word(tag_of(hash));
+    let mut slot = home(hash, mask);
+    let mut visited = 0;
+    while visited <= mask {
+        visited += 1;
+        // SAFETY: `slot <= mask`.
+        let st = unsafe { s.state(slot) };
+        // SAFETY: slot in range; key valid by contract.
+        if st == EMPTY || st == full && unsafe { bytes_eq(s.key_ptr(slot), key, s.key_size()) } {
+            break;
+        }
+        slot = next(slot, mask);
+    }
+    visited
+}
+
 /// Finds `key` or claims a free slot for it, writing the key bytes (not the value).
 /// Gives up with [`Claim::Collisions`] after passing [`COLLISION_LIMIT`] other keys of its
 /// fingerprint.

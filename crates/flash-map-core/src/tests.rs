@@ -161,7 +161,7 @@ fn slot_words_are_distinct() {
 
 extern crate std;
 use crate::hash::{murmur3_seeded, siphash13};
-use crate::patterns::{shared_prefix_key, KeyPattern};
+use crate::patterns::{murmur3_multicollision, shared_prefix_key, KeyPattern};
 use std::vec::Vec;
 
 /// Hit and miss probe lengths (slots visited) of `keys` placed in order by linear probing
@@ -288,54 +288,11 @@ fn siphash13_matches_the_reference() {
     }
 }
 
-/// Keys that collide under MurmurHash3_x64_128 for *every* seed, as in Aumasson, Bernstein
-/// and Boßlet's hash-flooding attacks (2012): each 32-byte chunk comes in two variants
-/// whose differences, chosen after Murmur3's invertible per-word mix, cancel within the
-/// chunk whatever the state. `2^chunks` keys of `32 * chunks` bytes.
-fn murmur3_multicollisions<const N: usize>() -> Vec<[u8; N]> {
-    const C1: u64 = 0x87c3_7b91_1142_53d5;
-    const C2: u64 = 0x4cf5_ad43_2745_937f;
-    fn inv(a: u64) -> u64 {
-        // Newton's iteration for the inverse of an odd number modulo 2^64.
-        let mut x = a;
-        for _ in 0..6 {
-            x = x.wrapping_mul(2u64.wrapping_sub(a.wrapping_mul(x)));
-        }
-        x
-    }
-    // The per-word mixes of the first and second half of a block, and their inverses.
-    let f1 = |m: u64| m.wrapping_mul(C1).rotate_left(31).wrapping_mul(C2);
-    let f1inv = |k: u64| k.wrapping_mul(inv(C2)).rotate_right(31).wrapping_mul(inv(C1));
-    let f2 = |m: u64| m.wrapping_mul(C2).rotate_left(33).wrapping_mul(C1);
-    let f2inv = |k: u64| k.wrapping_mul(inv(C1)).rotate_right(33).wrapping_mul(inv(C2));
-    let chunks = N / 32;
-    let mut out = Vec::new();
-    for pick in 0..1u64 << chunks {
-        let mut key = [0u8; N];
-        for c in 0..chunks {
-            let base = 0x0123_4567_89ab_cdef_u64.wrapping_mul(c as u64 + 1);
-            let mut m = [base, base ^ 1, base ^ 2, base ^ 3];
-            if pick >> c & 1 == 1 {
-                // Block 1 flips bit 36 of h1's input: bit 63 of h1 and h2 after it. Block 2
-                // flips bits 63 and 36 of h1's input and bit 63 of h2's: both cancel.
-                m[0] = f1inv(f1(m[0]) ^ 1 << 36);
-                m[2] = f1inv(f1(m[2]) ^ (1 << 63 | 1 << 36));
-                m[3] = f2inv(f2(m[3]) ^ 1 << 63);
-            }
-            for (w, v) in m.iter().enumerate() {
-                key[c * 32 + w * 8..][..8].copy_from_slice(&v.to_le_bytes());
-            }
-        }
-        out.push(key);
-    }
-    out
-}
-
 /// The negative control of the keyed strategy: 32 distinct 160-byte keys that share one
 /// Murmur3 hash for every seed tried, and have 32 distinct hashes under SipHash13.
 #[test]
 fn murmur3_multicollisions_collide_for_every_seed_but_not_under_siphash13() {
-    let keys = murmur3_multicollisions::<160>();
+    let keys: Vec<[u8; 160]> = (0..32).map(murmur3_multicollision::<160>).collect();
     assert_eq!(keys.len(), 32);
     let mut distinct = keys.clone();
     distinct.sort_unstable();

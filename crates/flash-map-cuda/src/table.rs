@@ -542,6 +542,39 @@ impl CudaTable {
         Ok(())
     }
 
+    /// The sum and the maximum of the slots that lookups of `keys` (packed, `key_size`
+    /// bytes each) visit ([`flash_map_core::probe::probe_length`]), computed on a host copy
+    /// of the state and key arrays.
+    pub fn probe_lengths(&self, keys: &[u8]) -> Result<(u64, usize), CudaError> {
+        self.gpu.bind()?;
+        let host = |bytes: usize| -> Result<Vec<u8>, CudaError> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(bytes).map_err(|_| CudaError::HostAlloc { bytes })?;
+            v.resize(bytes, 0);
+            Ok(v)
+        };
+        let mut states = host(self.states.len())?;
+        let mut table_keys = host(self.keys.len())?;
+        self.states.download(&mut states)?;
+        self.keys.download(&mut table_keys)?;
+        let words: Vec<u32> = states.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect();
+        let s = flash_map_core::probe::RawSlots {
+            states: words.as_ptr() as *mut u32,
+            keys: table_keys.as_mut_ptr(),
+            mask: self.layout.mask(),
+            key_size: self.layout.key_size,
+        };
+        let (mut sum, mut max) = (0u64, 0usize);
+        for k in keys.chunks_exact(self.layout.key_size) {
+            // SAFETY: `s` views host copies of `slots` state words and key slots, read only;
+            // `k` holds `key_size` bytes.
+            let n = unsafe { flash_map_core::probe::probe_length(&s, self.hash.hash_bytes(k), k.as_ptr()) };
+            sum += n as u64;
+            max = max.max(n);
+        }
+        Ok((sum, max))
+    }
+
     /// Calls `f(key, value)` for every live entry (copies the table to the host).
     pub fn for_each_entry(&self, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), CudaError> {
         self.gpu.bind()?;

@@ -245,6 +245,15 @@ impl Engine {
         }
     }
 
+    /// Sum and maximum of the slots that lookups of `keys` visit.
+    pub(crate) fn probe_lengths(&self, keys: &[u8]) -> Result<(u64, usize)> {
+        match self {
+            Engine::Cpu(t) => Ok(t.probe_lengths(keys)),
+            #[cfg(feature = "cuda")]
+            Engine::Cuda(t) => Ok(t.probe_lengths(keys)?),
+        }
+    }
+
     /// The hash strategy with its key.
     pub(crate) fn hasher(&self) -> KeyHasher {
         match self {

@@ -27,4 +27,4 @@ pub use bytemuck::Pod;
 pub use counter::Counter;
 pub use error::{FlashMapError, Result};
 pub use flash_map_core::HashStrategy;
-pub use map::{FlashMap, MapStats, MAX_BATCH};
+pub use map::{FlashMap, MapStats, ProbeStats, MAX_BATCH};

@@ -166,7 +166,7 @@ pub fn all_backends<K: Pod + Send + Sync, V: Pod + Send + Sync>(
     max_batch: usize,
     seed: u64,
 ) {
-    for hash in [HashStrategy::Identity, HashStrategy::Murmur3] {
+    for hash in [HashStrategy::Identity, HashStrategy::Murmur3, HashStrategy::SipHash13] {
         let mut first: Option<(Backend, Vec<String>)> = None;
         for backend in backends() {
             let log = model_run::<K, V>(Run { backend, hash, capacity, rounds, max_batch, seed, auto_grow: false });
