@@ -2,7 +2,11 @@
 //! one process, on the same data (issue #4's table).
 //!
 //! `cargo run --release -p flash-map-benches --bin compare [-- --w1 N] [--w2 N] [--reps R]`
-//! (`-- --churn` instead measures issue #5's churn criterion).
+//! (`-- --churn` instead measures issue #5's churn criterion; `-- --patterns` the key-pattern
+//! sweep of issue 10 at `--small N` (default 65536) and `--w2 N` keys, see `sweep.rs`).
+//!
+//! FlashMap runs with its default hash strategy, Identity: like the peers' hasher, the
+//! first 8 key bytes mixed by fmix64 into the home slot.
 //!
 //! W1: `[u8; 32] -> [u8; 128]` (default 1M pairs); W2: `u64 -> u64` (default 8M pairs).
 //! Ops: insert into a table sized for the batch, get of all present keys, get of as many
@@ -14,6 +18,8 @@
 //! profiling.
 
 use std::time::Instant;
+
+mod sweep;
 
 use flash_map::{Backend, FlashMap};
 use flash_map_benches::{data, splitmix, Data, Gen, H};
@@ -127,7 +133,7 @@ fn workload<K: Gen, V: Gen>(name: &str, n: usize, reps: usize) -> bool {
     }
     eprintln!("{name}: generating {n} pairs ...");
     let d = data::<K, V>(n);
-    let names = ["FlashMap Serial", "FlashMap Rayon", "hashbrown", "papaya", "DashMap"];
+    let names = ["FlashMap Serial (Identity)", "FlashMap Rayon (Identity)", "hashbrown", "papaya", "DashMap"];
     let mut runs: Vec<Vec<Times>> = vec![Vec::new(); names.len()];
     let only = std::env::var("COMPARE_ONLY").ok();
     let want = |i: usize| only.as_deref().is_none_or(|o| names[i].contains(o));
@@ -240,6 +246,13 @@ fn main() {
             .unwrap_or(default)
     };
     let reps = arg("--reps", 5);
+    if args.iter().any(|a| a == "--patterns") {
+        let reps = arg("--reps", 3);
+        let small = sweep::sweep(arg("--small", 1 << 16), reps);
+        let large = sweep::sweep(arg("--w2", 8_000_000), reps);
+        println!("\nkey-pattern goal met: {}", small && large);
+        return;
+    }
     println!("threads: {}", rayon::current_num_threads());
     let w1 = workload::<[u8; 32], [u8; 128]>("W1 [u8;32]->[u8;128]", arg("--w1", 1_000_000), reps);
     let w2 = workload::<u64, u64>("W2 u64->u64", arg("--w2", 8_000_000), reps);

@@ -15,8 +15,9 @@ const STRATEGIES: [HashStrategy; 3] = [HashStrategy::Identity, HashStrategy::Mur
 
 /// Inserts `keys` in two batches, then checks gets of present and absent keys, a removal of
 /// every third key, and the slots lookups visit: a mean of at most 2.5 (present) and 4
-/// (absent) slots and a maximum of at most 64 (random keys at load factor 0.5: about 1.5
-/// and 2.5, and a few dozen). A run of `n` keys sharing a home slot gives a mean of `n / 2`.
+/// (absent) slots and a maximum of at most 128 (random keys at load factor 0.5: about 1.5
+/// and 2.5, and maxima of 20 to 70). A run of `n` keys sharing a home slot gives a mean of
+/// `n / 2`. SipHash13 runs with a fixed key, so that a failure can be replayed.
 fn check<K: Pod + Send + Sync + Eq + std::hash::Hash + std::fmt::Debug>(
     backend: Backend,
     hash: HashStrategy,
@@ -26,8 +27,12 @@ fn check<K: Pod + Send + Sync + Eq + std::hash::Hash + std::fmt::Debug>(
 ) -> FlashMap<K, u64> {
     let ctx = format!("{backend:?} {hash:?} {ctx}");
     let n = keys.len();
-    let mut map: FlashMap<K, u64> =
-        FlashMap::builder(n).backend(backend).hash_strategy(hash).build().unwrap_or_else(|e| panic!("{ctx}: {e}"));
+    let mut map: FlashMap<K, u64> = FlashMap::builder(n)
+        .backend(backend)
+        .hash_strategy(hash)
+        .hash_seed(0x5eed)
+        .build()
+        .unwrap_or_else(|e| panic!("{ctx}: {e}"));
     let pairs: Vec<(K, u64)> = keys.iter().enumerate().map(|(i, &k)| (k, i as u64)).collect();
     let model: HashMap<K, u64> = pairs.iter().copied().collect();
     let (a, b) = pairs.split_at(n / 3);
@@ -39,8 +44,8 @@ fn check<K: Pod + Send + Sync + Eq + std::hash::Hash + std::fmt::Debug>(
     assert!(map.bulk_get(absent).unwrap().iter().all(Option::is_none), "{ctx}: gets of absent keys");
     let hit = map.probe_stats(keys).unwrap();
     let miss = map.probe_stats(absent).unwrap();
-    assert!(hit.mean <= 2.5 && hit.max <= 64, "{ctx}: present keys visit {hit:?}");
-    assert!(miss.mean <= 4.0 && miss.max <= 64, "{ctx}: absent keys visit {miss:?}");
+    assert!(hit.mean <= 2.5 && hit.max <= 128, "{ctx}: present keys visit {hit:?}");
+    assert!(miss.mean <= 4.0 && miss.max <= 128, "{ctx}: absent keys visit {miss:?}");
     let gone: Vec<K> = keys.iter().step_by(3).copied().collect();
     assert_eq!(map.bulk_remove(&gone).unwrap(), gone.len(), "{ctx}");
     let has = map.bulk_contains(keys).unwrap();

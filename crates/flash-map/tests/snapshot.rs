@@ -118,3 +118,33 @@ fn fuzz_regression_forged_huge_capacity() {
     // Restoring it as saved asks for a denormal load factor: refused, not attempted.
     assert!(FlashMap::<[u8; 3], u16>::load(&bytes[..]).is_err());
 }
+
+/// A version-1 snapshot (flash-map 0.3.0: no hash key in the header) still loads, with its
+/// strategy; one that names a keyed strategy, which version 1 did not have, is refused.
+#[test]
+fn version_1_snapshots_load() {
+    let v1 = |code: u32, entries: &[(u64, u64)]| {
+        let mut b = Vec::new();
+        b.extend_from_slice(b"FLASHMAP");
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&8u32.to_le_bytes());
+        b.extend_from_slice(&8u32.to_le_bytes());
+        b.extend_from_slice(&code.to_le_bytes());
+        b.extend_from_slice(&0.5f64.to_bits().to_le_bytes());
+        b.extend_from_slice(&64u64.to_le_bytes());
+        b.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+        for (k, v) in entries {
+            b.extend_from_slice(&k.to_le_bytes());
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        b
+    };
+    let entries = [(1u64 << 40, 7u64), (2 << 40, 8)];
+    let m: FlashMap<u64, u64> = FlashMap::load(&v1(1, &entries)[..]).unwrap();
+    assert_eq!(m.hash_strategy(), HashStrategy::Murmur3);
+    assert_eq!(m.bulk_get(&[1 << 40, 2 << 40, 3]).unwrap(), vec![Some(7), Some(8), None]);
+    let err = FlashMap::<u64, u64>::load(&v1(2, &entries)[..]).unwrap_err();
+    assert!(matches!(&err, FlashMapError::Snapshot(m) if m.contains("strategy")), "{err}");
+}
