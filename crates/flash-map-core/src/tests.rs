@@ -202,6 +202,7 @@ fn probe_lengths(h: KeyHasher, keys: &[u64], absent: &[u64]) -> (f64, usize, f64
 /// `hash & mask` home fails this on every pattern but the first two (for `i << 20`, all
 /// keys share home slot 0 in a table of fewer than 2^20 slots).
 #[test]
+#[cfg_attr(miri, ignore = "millions of probes; pure arithmetic, no unsafe beyond the hash reads")]
 fn patterned_keys_probe_like_random_keys() {
     let n = 1u64 << 15;
     let strategies = [
@@ -256,6 +257,7 @@ fn patterned_keys_probe_like_random_keys() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "pure arithmetic over 65,536 keys")]
 fn home_and_tag_are_independent_mixes() {
     // Keys sharing a home region must not share their fingerprints: over 2^16 strided keys
     // in 64 regions, every region's keys have (nearly) all-distinct tags.
