@@ -35,18 +35,16 @@ fn grid() -> (usize, usize) {
 /// Identity; the host sends only codes of `HashStrategy`).
 #[inline(always)]
 fn hasher(code: u64, seed0: u64, seed1: u64) -> KeyHasher {
-    let strategy = match code {
-        1 => HashStrategy::Murmur3,
-        2 => HashStrategy::SipHash13,
-        _ => HashStrategy::Identity,
-    };
+    let strategy = HashStrategy::from_code(code as u32).unwrap_or(HashStrategy::Identity);
     KeyHasher::new(strategy, [seed0, seed1])
 }
 
 /// `hs.hash(key, len)`, with Murmur3 and SipHash-1-3 in functions of their own: inlined
 /// into every table kernel, their state raised the kernels' register counts (ptxas: find
 /// 56 -> 72 registers on sm_90, claim 64 -> 72), which costs occupancy also to the batches
-/// that never run them. Identity stays inline.
+/// that never run them. Identity stays inline. The outlining lives here, not in
+/// flash-map-core: PTX is built without a linker, so a non-inlined function of another
+/// crate would be an unresolved extern.
 ///
 /// # Safety
 /// `key` valid for reads of `len` bytes.
