@@ -239,6 +239,22 @@ pub unsafe fn probe_length<S: Slots>(s: &S, hash: u64, key: *const u8) -> usize 
     visited
 }
 
+/// The sum and the maximum of [`probe_length`] over `keys`: packed keys of `s.key_size()`
+/// bytes each (a shorter tail is ignored), hashed with `hasher`.
+///
+/// # Safety
+/// No concurrent claims on the table.
+pub unsafe fn probe_lengths<S: Slots>(s: &S, hasher: &crate::KeyHasher, keys: &[u8]) -> (u64, usize) {
+    let (mut sum, mut max) = (0u64, 0usize);
+    for k in keys.chunks_exact(s.key_size()) {
+        // SAFETY: `k` holds `key_size` bytes; no claims run by contract.
+        let n = unsafe { probe_length(s, hasher.hash_bytes(k), k.as_ptr()) };
+        sum += n as u64;
+        max = max.max(n);
+    }
+    (sum, max)
+}
+
 /// Finds `key` or claims a free slot for it, writing the key bytes (not the value).
 /// Gives up with [`Claim::Collisions`] after passing [`COLLISION_LIMIT`] other keys of its
 /// fingerprint.

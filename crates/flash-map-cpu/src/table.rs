@@ -267,15 +267,8 @@ impl CpuTable {
     /// bytes each; a shorter tail is ignored) visit
     /// ([`flash_map_core::probe::probe_length`]).
     pub fn probe_lengths(&self, keys: &[u8]) -> (u64, usize) {
-        let s = self.raw().plain();
-        let (mut sum, mut max) = (0u64, 0usize);
-        for k in keys.chunks_exact(self.layout.key_size) {
-            // SAFETY: the table is not written during `&self`; `k` holds `key_size` bytes.
-            let n = unsafe { flash_map_core::probe::probe_length(&s, self.hash.hash_bytes(k), k.as_ptr()) };
-            sum += n as u64;
-            max = max.max(n);
-        }
-        (sum, max)
+        // SAFETY: the table is not written during `&self`.
+        unsafe { flash_map_core::probe::probe_lengths(&self.raw().plain(), &self.hash, keys) }
     }
 
     /// Number of live entries counted from the state array (for tests and checks).

@@ -87,6 +87,16 @@ fn alloc_arrays(gpu: &Arc<Gpu>, layout: &TableLayout) -> Result<Arrays, CudaErro
     })
 }
 
+/// A host copy of a device buffer (an error, not an abort, when the host has no room).
+fn host_copy(buf: &DeviceBuf) -> Result<Vec<u8>, CudaError> {
+    let bytes = buf.len();
+    let mut v = Vec::new();
+    v.try_reserve_exact(bytes).map_err(|_| CudaError::HostAlloc { bytes })?;
+    v.resize(bytes, 0);
+    buf.download(&mut v)?;
+    Ok(v)
+}
+
 /// The nine table arguments every table kernel starts with:
 /// `states, keys, values, mask, key_size, value_size, hash, seed0, seed1`.
 fn table_args(states: &DeviceBuf, keys: &DeviceBuf, values: &DeviceBuf, l: &TableLayout, hash: KeyHasher) -> [u64; 9] {
@@ -547,16 +557,8 @@ impl CudaTable {
     /// of the state and key arrays.
     pub fn probe_lengths(&self, keys: &[u8]) -> Result<(u64, usize), CudaError> {
         self.gpu.bind()?;
-        let host = |bytes: usize| -> Result<Vec<u8>, CudaError> {
-            let mut v = Vec::new();
-            v.try_reserve_exact(bytes).map_err(|_| CudaError::HostAlloc { bytes })?;
-            v.resize(bytes, 0);
-            Ok(v)
-        };
-        let mut states = host(self.states.len())?;
-        let mut table_keys = host(self.keys.len())?;
-        self.states.download(&mut states)?;
-        self.keys.download(&mut table_keys)?;
+        let states = host_copy(&self.states)?;
+        let mut table_keys = host_copy(&self.keys)?;
         let words: Vec<u32> = states.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect();
         let s = flash_map_core::probe::RawSlots {
             states: words.as_ptr() as *mut u32,
@@ -564,32 +566,17 @@ impl CudaTable {
             mask: self.layout.mask(),
             key_size: self.layout.key_size,
         };
-        let (mut sum, mut max) = (0u64, 0usize);
-        for k in keys.chunks_exact(self.layout.key_size) {
-            // SAFETY: `s` views host copies of `slots` state words and key slots, read only;
-            // `k` holds `key_size` bytes.
-            let n = unsafe { flash_map_core::probe::probe_length(&s, self.hash.hash_bytes(k), k.as_ptr()) };
-            sum += n as u64;
-            max = max.max(n);
-        }
-        Ok((sum, max))
+        // SAFETY: `s` views host copies of the `slots` state words and key slots, which
+        // nothing writes while they are read.
+        Ok(unsafe { flash_map_core::probe::probe_lengths(&s, &self.hash, keys) })
     }
 
     /// Calls `f(key, value)` for every live entry (copies the table to the host).
     pub fn for_each_entry(&self, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), CudaError> {
         self.gpu.bind()?;
-        let host = |bytes: usize| -> Result<Vec<u8>, CudaError> {
-            let mut v = Vec::new();
-            v.try_reserve_exact(bytes).map_err(|_| CudaError::HostAlloc { bytes })?;
-            v.resize(bytes, 0);
-            Ok(v)
-        };
-        let mut states = host(self.states.len())?;
-        let mut keys = host(self.keys.len())?;
-        let mut values = host(self.values.len())?;
-        self.states.download(&mut states)?;
-        self.keys.download(&mut keys)?;
-        self.values.download(&mut values)?;
+        let states = host_copy(&self.states)?;
+        let keys = host_copy(&self.keys)?;
+        let values = host_copy(&self.values)?;
         let (ks, vs) = (self.layout.key_size, self.layout.value_size);
         for (slot, w) in states.chunks_exact(4).enumerate() {
             if flash_map_core::slot::is_full(u32::from_le_bytes(w.try_into().expect("4 bytes"))) {
