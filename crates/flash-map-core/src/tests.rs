@@ -1,29 +1,39 @@
 //! Unit tests of the core pieces with a plain-array `Slots`.
 
+extern crate std;
+use std::vec::Vec;
+
 use crate::hash::{identity, murmur3, HashStrategy, KeyHasher};
 use crate::layout::{LayoutError, TableLayout};
-use crate::probe::{claim, find, home, remove, Claim, Slots};
+use crate::probe::{claim, find, home, probe_lengths, remove, Claim, Slots};
 use crate::slot::*;
 use core::cell::Cell;
 
-struct Arr<const N: usize, const K: usize> {
-    states: [Cell<u32>; N],
-    keys: core::cell::UnsafeCell<[[u8; K]; N]>,
+struct Arr {
+    states: Vec<Cell<u32>>,
+    keys: core::cell::UnsafeCell<Vec<u8>>,
+    key_size: usize,
 }
 
-impl<const N: usize, const K: usize> Arr<N, K> {
-    fn new() -> Self {
-        Arr { states: core::array::from_fn(|_| Cell::new(EMPTY)), keys: core::cell::UnsafeCell::new([[0; K]; N]) }
+impl Arr {
+    /// An empty table of `slots` slots (a power of two) of `key_size`-byte keys.
+    fn new(slots: usize, key_size: usize) -> Self {
+        Arr {
+            states: (0..slots).map(|_| Cell::new(EMPTY)).collect(),
+            keys: core::cell::UnsafeCell::new(std::vec![0; slots * key_size]),
+            key_size,
+        }
     }
 }
 
-// SAFETY: single-threaded test table; indices are masked.
-unsafe impl<const N: usize, const K: usize> Slots for Arr<N, K> {
+// SAFETY: single-threaded test table; indices are `<= mask` by the `Slots` contract, and
+// the key array holds `key_size` bytes per slot.
+unsafe impl Slots for Arr {
     fn mask(&self) -> usize {
-        N - 1
+        self.states.len() - 1
     }
     fn key_size(&self) -> usize {
-        K
+        self.key_size
     }
     unsafe fn state(&self, slot: usize) -> u32 {
         self.states[slot].get()
@@ -40,8 +50,8 @@ unsafe impl<const N: usize, const K: usize> Slots for Arr<N, K> {
         self.states[slot].set(state)
     }
     unsafe fn key_ptr(&self, slot: usize) -> *mut u8 {
-        // SAFETY: slot < N.
-        unsafe { (*self.keys.get())[slot].as_mut_ptr() }
+        // SAFETY: `slot <= mask`, so the key lies inside the array.
+        unsafe { (*self.keys.get()).as_mut_ptr().add(slot * self.key_size) }
     }
 }
 
@@ -100,7 +110,7 @@ fn layout_capacity_rules() {
 
 #[test]
 fn claim_find_remove_roundtrip_with_collisions() {
-    let t = Arr::<8, 3>::new();
+    let t = Arr::new(8, 3);
     let keys: [[u8; 3]; 5] = [[1, 0, 0], [2, 0, 0], [3, 0, 0], [4, 0, 0], [5, 0, 0]];
     // Every key has the same hash: worst-case chain from one home slot.
     let h = (0..).find(|&h| home(h, 7) == 5).unwrap();
@@ -130,7 +140,7 @@ fn claim_find_remove_roundtrip_with_collisions() {
 
 #[test]
 fn full_table_reports_no_room_and_misses_end() {
-    let t = Arr::<4, 1>::new();
+    let t = Arr::new(4, 1);
     for k in 0u8..4 {
         // SAFETY: key valid.
         let c = unsafe { claim(&t, k as u64, [k].as_ptr()) };
@@ -159,42 +169,27 @@ fn slot_words_are_distinct() {
 
 // ---- Hashing: the home slot of patterned keys, the keyed strategy, Murmur3's weakness ----
 
-extern crate std;
 use crate::hash::{murmur3_seeded, siphash13};
 use crate::patterns::{murmur3_multicollision, shared_prefix_key, KeyPattern};
-use std::vec::Vec;
 
-/// Hit and miss probe lengths (slots visited) of `keys` placed in order by linear probing
-/// from `home(hash)` in a table of `2 * keys.len()` slots (load factor 0.5), and of `absent`
-/// looked up there: `(mean hit, max hit, mean miss, max miss)`.
-fn probe_lengths(h: KeyHasher, keys: &[u64], absent: &[u64]) -> (f64, usize, f64, usize) {
-    let slots = (keys.len() * 2).next_power_of_two();
-    let mask = slots - 1;
-    let mut full = std::vec![false; slots];
-    let (mut sum, mut max) = (0usize, 0usize);
+/// Hit and miss probe lengths (slots visited, [`probe_lengths`]) of `keys` claimed in
+/// order in a table of `2 * keys.len()` slots (load factor 0.5), and of `absent` looked up
+/// there: `(mean hit, max hit, mean miss, max miss)`.
+fn probe_stats(h: KeyHasher, keys: &[u64], absent: &[u64]) -> (f64, usize, f64, usize) {
+    let t = Arr::new((keys.len() * 2).next_power_of_two(), 8);
     for k in keys {
-        let mut s = home(h.hash_bytes(&k.to_le_bytes()), mask);
-        let mut d = 1;
-        while full[s] {
-            s = (s + 1) & mask;
-            d += 1;
-        }
-        full[s] = true;
-        sum += d;
-        max = max.max(d);
+        let k = k.to_le_bytes();
+        // SAFETY: key valid for 8 bytes.
+        assert!(matches!(unsafe { claim(&t, h.hash_bytes(&k), k.as_ptr()) }, Claim::New { .. }));
     }
-    let (mut msum, mut mmax) = (0usize, 0usize);
-    for k in absent {
-        let mut s = home(h.hash_bytes(&k.to_le_bytes()), mask);
-        let mut d = 1;
-        while full[s] {
-            s = (s + 1) & mask;
-            d += 1;
-        }
-        msum += d;
-        mmax = mmax.max(d);
-    }
-    (sum as f64 / keys.len() as f64, max, msum as f64 / absent.len() as f64, mmax)
+    let stats = |ks: &[u64]| {
+        let bytes: Vec<u8> = ks.iter().flat_map(|k| k.to_le_bytes()).collect();
+        // SAFETY: one thread, no claims meanwhile.
+        let (sum, max) = unsafe { probe_lengths(&t, &h, &bytes) };
+        (sum as f64 / ks.len() as f64, max)
+    };
+    let ((hit, hmax), (miss, mmax)) = (stats(keys), stats(absent));
+    (hit, hmax, miss, mmax)
 }
 
 /// Every key pattern, under every strategy, gets the probe lengths of random keys: means
@@ -232,7 +227,7 @@ fn patterned_keys_probe_like_random_keys() {
     for h in strategies {
         let rnd: Vec<u64> = (0..n).map(|i| KeyPattern::Random.key(i)).collect();
         let rnd_abs: Vec<u64> = (0..n).map(|i| KeyPattern::Random.absent(i)).collect();
-        let (rh, rmax, rm, rmmax) = probe_lengths(h, &rnd, &rnd_abs);
+        let (rh, rmax, rm, rmmax) = probe_stats(h, &rnd, &rnd_abs);
         let mut cases: Vec<(std::string::String, Vec<u64>, Vec<u64>)> = KeyPattern::ALL
             .iter()
             .map(|p| {
@@ -245,7 +240,7 @@ fn patterned_keys_probe_like_random_keys() {
             cases.push((name.clone(), present.to_vec(), absent.to_vec()));
         }
         for (name, keys, absent) in cases {
-            let (mh, mmax, mm, mmmax) = probe_lengths(h, &keys, &absent);
+            let (mh, mmax, mm, mmmax) = probe_stats(h, &keys, &absent);
             let msg = std::format!(
                 "{:?} {name}: hit {mh:.2}/{mmax} miss {mm:.2}/{mmmax}; random: {rh:.2}/{rmax} {rm:.2}/{rmmax}",
                 h.strategy
@@ -320,7 +315,7 @@ fn murmur3_multicollisions_collide_for_every_seed_but_not_under_siphash13() {
 #[test]
 fn claims_give_up_on_keys_of_one_hash() {
     use crate::probe::{claim_bounded, COLLISION_LIMIT};
-    let t = Arr::<64, 32>::new();
+    let t = Arr::new(64, 32);
     let h = KeyHasher::plain(HashStrategy::Identity);
     let keys: Vec<[u8; 32]> = (0..40).map(shared_prefix_key).collect();
     let limit = COLLISION_LIMIT as usize;
