@@ -49,6 +49,8 @@ struct Header {
     len: usize,
     /// The key of a keyed strategy (version 2; `None` in version 1).
     seed: Option<u128>,
+    /// The format version read (1 or 2).
+    version: u32,
 }
 
 fn bad(msg: impl Into<String>) -> FlashMapError {
@@ -105,6 +107,7 @@ impl Header {
             capacity: capacity as usize,
             len: len as usize,
             seed: None,
+            version,
         })
     }
 }
@@ -123,7 +126,7 @@ fn read_snapshot<R: Read>(mut r: R, key_size: usize, value_size: usize) -> Resul
     let mut header = Header::decode(&raw, key_size, value_size)?;
     let mut crc = crc32fast::Hasher::new();
     crc.update(&raw);
-    if u32::from_le_bytes([raw[8], raw[9], raw[10], raw[11]]) >= 2 {
+    if header.version >= 2 {
         let mut seed = [0u8; SEED_LEN];
         r.read_exact(&mut seed).map_err(truncated)?;
         crc.update(&seed);
@@ -171,6 +174,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
             capacity: layout.capacity,
             len: self.len(),
             seed: self.hash_seed(),
+            version: VERSION,
         }
         .encode();
         let mut crc = crc32fast::Hasher::new();
