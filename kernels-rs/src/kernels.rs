@@ -53,8 +53,8 @@ unsafe fn hash_of(hs: &KeyHasher, key: *const u8, len: usize) -> u64 {
     // SAFETY (all arms): forwarded contract.
     match hs.strategy {
         HashStrategy::Identity => unsafe { flash_map_core::hash::identity(key, len) },
-        HashStrategy::Murmur3 => unsafe { murmur3_outlined(key, len) },
-        HashStrategy::SipHash13 => unsafe { siphash_outlined(key, len, hs.seed[0], hs.seed[1]) },
+        HashStrategy::Murmur3 => unsafe { fm_murmur3(key, len) },
+        HashStrategy::SipHash13 => unsafe { fm_siphash(key, len, hs.seed[0], hs.seed[1]) },
     }
 }
 
@@ -62,8 +62,11 @@ unsafe fn hash_of(hs: &KeyHasher, key: *const u8, len: usize) -> u64 {
 ///
 /// # Safety
 /// `key` valid for reads of `len` bytes.
+// An unmangled name: a mangled one carries the crate hash, which differs between
+// checkouts, and the committed PTX must match a fresh build anywhere.
+#[no_mangle]
 #[inline(never)]
-unsafe fn murmur3_outlined(key: *const u8, len: usize) -> u64 {
+unsafe extern "C" fn fm_murmur3(key: *const u8, len: usize) -> u64 {
     // SAFETY: forwarded contract.
     unsafe { flash_map_core::hash::murmur3(key, len) }
 }
@@ -72,8 +75,11 @@ unsafe fn murmur3_outlined(key: *const u8, len: usize) -> u64 {
 ///
 /// # Safety
 /// `key` valid for reads of `len` bytes.
+// An unmangled name: a mangled one carries the crate hash, which differs between
+// checkouts, and the committed PTX must match a fresh build anywhere.
+#[no_mangle]
 #[inline(never)]
-unsafe fn siphash_outlined(key: *const u8, len: usize, k0: u64, k1: u64) -> u64 {
+unsafe extern "C" fn fm_siphash(key: *const u8, len: usize, k0: u64, k1: u64) -> u64 {
     // SAFETY: forwarded contract.
     unsafe { flash_map_core::hash::siphash13(key, len, k0, k1) }
 }
