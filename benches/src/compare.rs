@@ -6,7 +6,7 @@
 //! sweep of issue 10 at `--small N` (default 65536) and `--w2 N` keys, see `sweep.rs`).
 //!
 //! FlashMap runs with its default hash strategy, Identity: like the peers' hasher, the
-//! first 8 key bytes mixed by fmix64 into the home slot.
+//! first 8 key bytes through fmix64.
 //!
 //! W1: `[u8; 32] -> [u8; 128]` (default 1M pairs); W2: `u64 -> u64` (default 8M pairs).
 //! Ops: insert into a table sized for the batch, get of all present keys, get of as many

@@ -52,7 +52,7 @@ fn hasher(code: u64, seed0: u64, seed1: u64) -> KeyHasher {
 unsafe fn hash_of(hs: &KeyHasher, key: *const u8, len: usize) -> u64 {
     // SAFETY (all arms): forwarded contract.
     match hs.strategy {
-        HashStrategy::Identity => unsafe { flash_map_core::hash::identity(key, len) },
+        HashStrategy::Identity => unsafe { flash_map_core::hash::identity_hash(key, len) },
         HashStrategy::Murmur3 => unsafe { fm_murmur3(key, len) },
         HashStrategy::SipHash13 => unsafe { fm_siphash(key, len, hs.seed[0], hs.seed[1]) },
     }

@@ -1,18 +1,23 @@
 //! Hash strategies: how a key's bytes become the 64-bit hash from which its home slot
-//! ([`crate::probe::home`]) and fingerprint ([`crate::slot::tag_of`]) are mixed.
+//! ([`crate::probe::home`], the low bits) and fingerprint ([`crate::slot::tag_of`]) come.
+//!
+//! Every strategy's hash is well mixed in all 64 bits: Identity passes the first 8 key
+//! bytes through [`fmix64`], Murmur3 and SipHash end in mixes of their own. So the home
+//! slot can be the hash's low bits, computed once per key, and keys that differ only in
+//! their high bits (ids shifted left, timestamps, shard prefixes) still spread like random
+//! keys.
 
 /// How keys are hashed. The same function runs on every backend.
 ///
-/// Whatever the strategy, the home slot is taken from [`fmix64`] of the hash, not from its
-/// raw bits, so keys that differ only in their high bits (sequential ids shifted left,
-/// timestamps, shard prefixes) still spread over the whole table. What no strategy can fix
-/// is two keys with the *same* hash; see [`crate::probe::COLLISION_LIMIT`] for how a
-/// batch of those is caught.
+/// Every strategy spreads keys with distinct hashes like random keys, whatever their
+/// pattern. What no strategy can fix is two keys with the *same* hash; see
+/// [`crate::probe::COLLISION_LIMIT`] for how a batch of those is caught.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum HashStrategy {
-    /// The first 8 key bytes as a little-endian `u64` (zero-padded when the key is shorter).
-    /// Free to compute; right for keys whose first 8 bytes are distinct: integer ids of any
+    /// The first 8 key bytes as a little-endian `u64` (zero-padded when the key is shorter),
+    /// through [`fmix64`] (two multiplies; a bijection, so distinct first 8 bytes give
+    /// distinct hashes). Right for keys whose first 8 bytes are distinct: integer ids of any
     /// pattern, SHA-256 digests, Ed25519 public keys. Keys that share their first 8 bytes
     /// share their hash.
     #[default]
@@ -82,7 +87,7 @@ impl KeyHasher {
     pub unsafe fn hash(&self, key: *const u8, len: usize) -> u64 {
         match self.strategy {
             // SAFETY: `key` is readable for `len` bytes (this function's contract).
-            HashStrategy::Identity => unsafe { identity(key, len) },
+            HashStrategy::Identity => unsafe { identity_hash(key, len) },
             // SAFETY: as above.
             HashStrategy::Murmur3 => unsafe { murmur3(key, len) },
             // SAFETY: as above.
@@ -126,9 +131,18 @@ pub unsafe fn identity(key: *const u8, len: usize) -> u64 {
     }
 }
 
+/// The Identity strategy's hash: [`fmix64`] of [`identity`].
+///
+/// # Safety
+/// `key` valid for reads of `len` bytes.
+#[inline(always)]
+pub unsafe fn identity_hash(key: *const u8, len: usize) -> u64 {
+    // SAFETY: forwarded contract.
+    fmix64(unsafe { identity(key, len) })
+}
+
 /// MurmurHash3's 64-bit finaliser: a bijection in which every input bit flips every
-/// output bit with probability about one half. The home slot is taken from its low bits
-/// ([`crate::probe::home`]).
+/// output bit with probability about one half (the Identity strategy's mix).
 #[inline(always)]
 pub const fn fmix64(mut k: u64) -> u64 {
     k ^= k >> 33;

@@ -1,7 +1,7 @@
 //! The probe sequence and the per-key algorithms, written once for every backend.
 //!
-//! Probing is linear: a key's home slot is [`home`] (the low bits of [`fmix64`] of the
-//! hash), then `+1`, `+2`, ... wrapping at the power-of-two slot count. Every loop is
+//! Probing is linear: a key's home slot is [`home`] (the low bits of the hash, which
+//! every strategy mixes in all 64 bits), then `+1`, `+2`, ... wrapping at the power-of-two slot count. Every loop is
 //! bounded by the slot count, so a full table ends in [`Claim::NoRoom`] or a miss, never in
 //! an endless loop.
 //!
@@ -22,7 +22,6 @@
 //! exactly one slot, whichever thread gets there first.
 
 use crate::bytes::bytes_eq;
-use crate::hash::fmix64;
 use crate::slot::{busy_word, full_word, is_free, tag_of, EMPTY, TOMBSTONE};
 
 /// Access to a table's slots. Implemented by each engine for its kind of memory.
@@ -148,16 +147,16 @@ pub enum Claim {
 /// all the others.
 pub const COLLISION_LIMIT: u32 = 16;
 
-/// The home slot of a hash: the low bits of [`fmix64`] of it.
+/// The home slot of a hash: its low bits.
 ///
-/// Every bit of the hash moves the home slot, so keys that differ only in their high bits
-/// (`i << 40`, timestamps, shard prefixes) spread like random keys; a plain `hash & mask`
-/// would pile them into one run. The fingerprint ([`tag_of`]) comes from another mix of the
-/// hash, so keys that share a home region do not share their fingerprints. This is the one
-/// place where a hash becomes a slot: the engines' prefetches and partitions call it too.
+/// Every strategy's hash is mixed in all 64 bits ([`crate::hash`]), so the low bits spread
+/// keys that differ only in their high bits (`i << 40`, timestamps, shard prefixes) like
+/// random keys. The fingerprint ([`tag_of`]) comes from another mix of the hash, so keys
+/// that share a home region do not share their fingerprints. This is the one place where a
+/// hash becomes a slot: the engines' prefetches and partitions call it too.
 #[inline(always)]
 pub const fn home(hash: u64, mask: usize) -> usize {
-    (fmix64(hash) as usize) & mask
+    (hash as usize) & mask
 }
 
 /// The slot after `slot`.

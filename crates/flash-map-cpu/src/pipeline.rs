@@ -52,17 +52,14 @@ pub(crate) fn staged(
     const D2: usize = 8;
     const RING: usize = 32;
     let mut ring = [0u64; RING];
-    // The home slot of each hash in `ring`, computed once in stage one.
-    let mut homes = [0usize; RING];
     let end = range.end;
-    let stage1 = |ring: &mut [u64; RING], homes: &mut [usize; RING], i: usize| {
+    let stage1 = |ring: &mut [u64; RING], i: usize| {
         // SAFETY: `i < end <= b.len`; the slot is masked into the table; prefetches never
         // fault.
         unsafe {
             let h = hs.hash(b.key(i), raw.key_size);
             ring[i % RING] = h;
             let slot = home(h, raw.mask);
-            homes[i % RING] = slot;
             prefetch_read(raw.states.add(slot));
             if slot % 16 > 8 && matches!(fetch, Fetch::OnTagMatch { shared: false, .. }) {
                 // Stage two reads eight words from the home slot on: these cross into the
@@ -72,8 +69,9 @@ pub(crate) fn staged(
             }
         }
     };
-    let stage2 = |ring: &[u64; RING], homes: &[usize; RING], i: usize| {
-        let (h, slot) = (ring[i % RING], homes[i % RING]);
+    let stage2 = |ring: &[u64; RING], i: usize| {
+        let h = ring[i % RING];
+        let slot = home(h, raw.mask);
         // SAFETY: as above.
         unsafe {
             let (target, values) = match fetch {
@@ -129,17 +127,17 @@ pub(crate) fn staged(
         }
     };
     for i in range.start..(range.start + D1).min(end) {
-        stage1(&mut ring, &mut homes, i);
+        stage1(&mut ring, i);
     }
     for i in range.start..(range.start + D2).min(end) {
-        stage2(&ring, &homes, i);
+        stage2(&ring, i);
     }
     for i in range {
         if i + D1 < end {
-            stage1(&mut ring, &mut homes, i + D1);
+            stage1(&mut ring, i + D1);
         }
         if i + D2 < end {
-            stage2(&ring, &homes, i + D2);
+            stage2(&ring, i + D2);
         }
         body(i, ring[i % RING]);
     }

@@ -55,7 +55,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMapBui
     /// How keys are hashed (default [`HashStrategy::Identity`]).
     ///
     /// Whatever the strategy, keys with distinct hashes spread over the table like random
-    /// keys (the home slot is mixed from all 64 bits of the hash). If a batch meets keys
+    /// keys (every strategy's hash is mixed in all 64 bits). If a batch meets keys
     /// that share their hash (more than
     /// [`COLLISION_LIMIT`](flash_map_core::probe::COLLISION_LIMIT) on one probe), the
     /// map rebuilds itself with a stronger strategy and runs the batch again, logging a
