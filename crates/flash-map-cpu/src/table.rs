@@ -202,6 +202,13 @@ impl CpuTable {
     /// [`CpuError::Collisions`], say). On allocation failure nothing changes.
     pub fn rebuild_with(&mut self, layout: TableLayout, hash: KeyHasher) -> Result<(), CpuError> {
         debug_assert!(layout.capacity >= self.len);
+        if self.len == 0 && layout == self.layout {
+            // Nothing to move: emptying the state array is the whole rebuild (a table of the
+            // batch's size that a first batch made change its hash is not allocated twice).
+            self.clear();
+            self.hash = hash;
+            return Ok(());
+        }
         let mut next = CpuTable::new(layout, hash, self.exec)?;
         let (src, dst) = (self.raw(), next.raw());
         let (hs, ks, vs) = (hash, layout.key_size, layout.value_size);
@@ -254,10 +261,10 @@ impl CpuTable {
     /// Rebuilds in place when tombstones have piled up, so probe lengths stay those of the
     /// live load. Called after removals.
     pub fn compact_if_needed(&mut self) -> Result<(), CpuError> {
-        if self.len == 0 && self.tombstones > 0 {
-            // Nothing to move: emptying the state array is the whole rebuild.
-            self.clear();
-        } else if flash_map_core::layout::needs_compaction(&self.layout, self.len, self.tombstones) {
+        // With no entry left, the rebuild only empties the state array.
+        if self.len == 0 && self.tombstones > 0
+            || flash_map_core::layout::needs_compaction(&self.layout, self.len, self.tombstones)
+        {
             self.rebuild(self.layout)?;
         }
         Ok(())

@@ -534,9 +534,10 @@ impl CudaTable {
         let removed = self.counters(s)?[C_REMOVED] as usize;
         self.len -= removed;
         self.tombstones += removed;
-        if self.len == 0 && self.tombstones > 0 {
-            self.clear()?;
-        } else if flash_map_core::layout::needs_compaction(&self.layout, self.len, self.tombstones) {
+        // With no entry left, the rebuild only empties the state array.
+        if self.len == 0 && self.tombstones > 0
+            || flash_map_core::layout::needs_compaction(&self.layout, self.len, self.tombstones)
+        {
             self.rebuild(self.layout)?;
         }
         Ok(removed)
@@ -595,6 +596,12 @@ impl CudaTable {
     /// [`rebuild`](Self::rebuild), hashing with `hash` from now on (after
     /// [`CudaError::Collisions`], say). On failure the table is unchanged.
     pub fn rebuild_with(&mut self, layout: TableLayout, hash: KeyHasher) -> Result<(), CudaError> {
+        if self.len == 0 && layout == self.layout {
+            // Nothing to move: emptying the state array is the whole rebuild.
+            self.clear()?;
+            self.hash = hash;
+            return Ok(());
+        }
         self.gpu.bind()?;
         let a = alloc_arrays(&self.gpu, &layout)?;
         launch!(
