@@ -229,9 +229,12 @@ pub unsafe extern "ptx-kernel" fn fm_winner_first(aux: *mut u32, pos: *const u32
     let (mut i, step) = grid();
     while i < n as usize {
         // SAFETY: `i < n`, `pos[i]` a slot; nonzero aux marks a slot claimed in this batch.
+        // Other threads run `atom.min` on the same word meanwhile: the test reads it with
+        // a relaxed atomic load, not a plain one (a plain load beside an atomic write is a
+        // data race).
         unsafe {
             let a = aux.add(*pos.add(i) as usize);
-            if *a != 0 {
+            if ld_relaxed(a) != 0 {
                 atomic_min_u32(a, i as u32 + 1);
             }
         }
@@ -259,11 +262,14 @@ pub unsafe extern "ptx-kernel" fn fm_write_winners(
         unsafe {
             let slot = *pos.add(i) as usize;
             let a = aux.add(slot);
-            let won = *a == i as u32 + 1;
+            // The winner resets the word while the other copies of its key read it: both
+            // sides use relaxed atomics (a copy reads the winner's position or zero, never
+            // its own).
+            let won = ld_relaxed(a) == i as u32 + 1;
             if won {
                 let vs = value_size as usize;
                 copy_bytes(rec(data, i, stride, val_off), values.add(slot.wrapping_mul(vs)), vs);
-                *a = 0;
+                st_relaxed(a, 0);
             }
             if !out.is_null() {
                 *out.add(i) = won as u8;

@@ -148,10 +148,3 @@ impl TableLayout {
         self.slots / 8
     }
 }
-
-/// The compaction rule, shared by every backend: rebuild in place when tombstones exceed
-/// one eighth of the slots, or eat into the last half of the slots above the capacity.
-pub fn needs_compaction(layout: &TableLayout, len: usize, tombstones: usize) -> bool {
-    let headroom = layout.slots - layout.capacity;
-    tombstones > layout.tombstone_limit() || (tombstones > 0 && len + tombstones > layout.slots - headroom / 2)
-}

@@ -7,9 +7,11 @@
 //! - [`slot`]: the 32-bit slot-state word (empty, tombstone, busy, full + fingerprint tag).
 //! - [`layout`]: the structure-of-arrays table layout (states, keys, values as raw bytes) and
 //!   the capacity arithmetic (power-of-two slot counts, load factor, overflow checks).
-//! - [`probe`]: the home slot ([`probe::home`]), the linear probe sequence and the three per-key algorithms (find, claim,
-//!   remove), generic over a [`probe::Slots`] accessor so that the serial engine, the rayon
+//! - [`probe`]: the home slot ([`probe::home`]), the linear probe sequence and the per-key algorithms (find, claim,
+//!   remove) and the in-place rehash, generic over a [`probe::Slots`] accessor so that the serial engine, the rayon
 //!   engine and the nvptx kernels run literally the same code with different memory accesses.
+//! - [`ledger`]: the bookkeeping every engine shares (live entries, tombstones, the claim
+//!   budget, accept-or-roll-back, when to compact) and the headroom invariant.
 //! - [`bytes`]: panic-free byte comparison and copying used on the device path.
 //! - [`abi`]: the per-position claim codes and the counter indices of the passes.
 //! - [`patterns`]: the key patterns users have (ids, timestamps, prefixes), for tests and
@@ -24,6 +26,7 @@ pub mod batch;
 pub mod bytes;
 pub mod hash;
 pub mod layout;
+pub mod ledger;
 pub mod patterns;
 pub mod probe;
 pub mod slot;
@@ -31,6 +34,7 @@ pub mod slot;
 pub use batch::Batch;
 pub use hash::{HashStrategy, KeyHasher};
 pub use layout::{LayoutError, TableLayout};
+pub use ledger::{ClaimCounts, Ledger, Refusal};
 pub use probe::{Claim, Slots};
 
 #[cfg(test)]

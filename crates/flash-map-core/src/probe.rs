@@ -22,7 +22,7 @@
 //! exactly one slot, whichever thread gets there first.
 
 use crate::bytes::bytes_eq;
-use crate::slot::{busy_word, full_word, is_free, tag_of, EMPTY, TOMBSTONE};
+use crate::slot::{busy_word, full_word, is_free, is_full, tag_of, EMPTY, PENDING, TOMBSTONE};
 
 /// Access to a table's slots. Implemented by each engine for its kind of memory.
 ///
@@ -369,5 +369,65 @@ pub unsafe fn remove<S: Slots>(s: &S, hash: u64, key: *const u8) -> bool {
         // SAFETY: slot in range.
         Some(slot) => unsafe { s.cas_state(slot, full_word(tag_of(hash)), TOMBSTONE) },
         None => false,
+    }
+}
+
+/// Rehashes a table where it lies, with `hasher` (the table's own or a new one): every
+/// tombstone becomes empty and every key moves to the slot a fresh table would give it
+/// after the keys placed before it. Needs no second table and no allocation, so a
+/// compaction or a change of hash strategy cannot fail for want of memory.
+///
+/// The keys are first all marked [`PENDING`]; then each pending slot's key is placed at the
+/// first slot from its home that is empty or pending. That slot is the key's own (it stays),
+/// an empty one (the key moves there and leaves its slot empty), or another pending one
+/// (the two keys swap, and the other key is placed next). A key placed this way passed only
+/// full slots, so no slot it passed becomes empty later: every key stays reachable. Each
+/// step places one key for good, so the whole rehash takes one step per key.
+///
+/// `values` holds `value_size` bytes per slot and moves with the keys.
+///
+/// # Safety
+/// `s` is used by this thread alone for the whole call (`Slots` plain accesses suffice);
+/// `values` is valid for `(mask + 1) * value_size` bytes and does not overlap the keys.
+pub unsafe fn rehash_in_place<S: Slots>(s: &S, values: *mut u8, value_size: usize, hasher: &crate::KeyHasher) {
+    let (mask, ks) = (s.mask(), s.key_size());
+    for slot in 0..=mask {
+        // SAFETY: `slot <= mask`; this thread owns the table.
+        unsafe {
+            let st = s.state(slot);
+            s.publish(slot, if is_full(st) { PENDING } else { EMPTY });
+        }
+    }
+    for i in 0..=mask {
+        // SAFETY: every slot index below is `<= mask`; keys and values of distinct slots do
+        // not overlap; this thread owns the table.
+        unsafe {
+            while s.state(i) == PENDING {
+                let h = hasher.hash(s.key_ptr(i), ks);
+                let mut t = home(h, mask);
+                // Ends at `i` at the latest: it is pending.
+                let mut st = s.state(t);
+                while st != EMPTY && st != PENDING {
+                    t = next(t, mask);
+                    st = s.state(t);
+                }
+                let full = full_word(tag_of(h));
+                if t == i {
+                    s.publish(i, full);
+                } else {
+                    let (vi, vt) = (values.add(i * value_size), values.add(t * value_size));
+                    if st == EMPTY {
+                        core::ptr::copy_nonoverlapping(s.key_ptr(i), s.key_ptr(t), ks);
+                        core::ptr::copy_nonoverlapping(vi, vt, value_size);
+                        s.publish(i, EMPTY);
+                    } else {
+                        // `i` now holds the key from `t`, still pending.
+                        core::ptr::swap_nonoverlapping(s.key_ptr(i), s.key_ptr(t), ks);
+                        core::ptr::swap_nonoverlapping(vi, vt, value_size);
+                    }
+                    s.publish(t, full);
+                }
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! | `0` | [`EMPTY`]: never used since the last clear or rebuild; ends every probe |
 //! | `1` | [`TOMBSTONE`]: held a key that was removed; probes go on past it |
 //! | `0x4000_0000 \| tag` | busy: being claimed by a concurrent inserter of a key with `tag` |
+//! | `0x4000_0000` | pending: only inside an in-place rehash, a key not yet placed |
 //! | `0x8000_0000 \| tag` | full: holds a key whose fingerprint is `tag` |
 //!
 //! The 30-bit fingerprint `tag` comes from the hash, so a probe compares keys only when the
@@ -16,6 +17,10 @@ pub const EMPTY: u32 = 0;
 pub const TOMBSTONE: u32 = 1;
 /// High bit pattern of a busy (being-claimed) slot.
 pub const BUSY_BIT: u32 = 0x4000_0000;
+/// A slot whose key waits to be placed by an in-place rehash
+/// ([`crate::probe::rehash_in_place`]). No claim runs meanwhile, so it cannot be mistaken
+/// for a busy slot; it exists only inside that call.
+pub const PENDING: u32 = BUSY_BIT;
 /// High bit of a full slot.
 pub const FULL_BIT: u32 = 0x8000_0000;
 /// Mask of the fingerprint bits.

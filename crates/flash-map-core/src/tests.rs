@@ -336,3 +336,94 @@ fn claims_give_up_on_keys_of_one_hash() {
         assert!(matches!(claim_bounded(&t, h.hash_bytes(k), k.as_ptr(), u32::MAX), Claim::New { .. }));
     }
 }
+
+/// A rehash in place keeps exactly the live keys with their values, drops every tombstone,
+/// and leaves every key findable, on tables of every fill with wrap-around runs and keys
+/// that share their hash, with the table's own hasher and with a new one.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn rehash_in_place_keeps_every_key_and_drops_tombstones() {
+    use crate::probe::{claim_bounded, rehash_in_place};
+    let mut x = 0x1234_5678_9abc_def0u64;
+    let mut rnd = move || {
+        x = fmix64(x.wrapping_add(0x9E37_79B9_7F4A_7C15));
+        x
+    };
+    let hashers =
+        [KeyHasher::plain(HashStrategy::Identity), KeyHasher::plain(HashStrategy::Murmur3), KeyHasher::new(HashStrategy::SipHash13, [3, 4])];
+    for round in 0..300 {
+        let slots = 1usize << (2 + round % 7);
+        let t = Arr::new(slots, 16);
+        let mut values = std::vec![0u8; slots * 4];
+        let (from, to) = (&hashers[round % 3], &hashers[(round / 3) % 3]);
+        // Keys: random, or (every fourth round) sharing their first 8 bytes.
+        let key = |r: u64, i: u64| -> [u8; 16] {
+            let mut k = [0u8; 16];
+            k[..8].copy_from_slice(&(if round % 4 == 0 { 7 } else { r }).to_le_bytes());
+            k[8..].copy_from_slice(&i.to_le_bytes());
+            k
+        };
+        let fill = (rnd() as usize % slots).max(1);
+        let mut live: Vec<([u8; 16], u32)> = Vec::new();
+        for i in 0..fill as u64 {
+            let k = key(rnd(), i);
+            // SAFETY: key valid; one thread.
+            if let Claim::New { slot, .. } = unsafe { claim_bounded(&t, from.hash_bytes(&k), k.as_ptr(), u32::MAX) } {
+                let v = rnd() as u32;
+                values[slot * 4..slot * 4 + 4].copy_from_slice(&v.to_le_bytes());
+                live.push((k, v));
+            }
+        }
+        // Remove about a third.
+        live.retain(|(k, _)| {
+            // SAFETY: key valid; one thread.
+            !(rnd() % 3 == 0 && unsafe { remove(&t, from.hash_bytes(k), k.as_ptr()) })
+        });
+        // SAFETY: one thread; `values` holds 4 bytes per slot.
+        unsafe { rehash_in_place(&t, values.as_mut_ptr(), 4, to) };
+        let states: Vec<u32> = t.states.iter().map(Cell::get).collect();
+        assert!(states.iter().all(|&s| s == EMPTY || is_full(s)), "round {round}: no tombstone or pending slot left");
+        assert_eq!(states.iter().filter(|&&s| is_full(s)).count(), live.len(), "round {round}");
+        for (k, v) in &live {
+            // SAFETY: key valid; no claims run.
+            let slot = unsafe { find(&t, to.hash_bytes(k), k.as_ptr()) };
+            let slot = slot.unwrap_or_else(|| panic!("round {round}: key lost"));
+            assert_eq!(&values[slot * 4..slot * 4 + 4], &v.to_le_bytes(), "round {round}: value moved with its key");
+        }
+    }
+}
+
+/// The ledger accepts what fits, refuses the rest unchanged, and asks for a compaction
+/// exactly when the headroom rule would break.
+#[test]
+fn ledger_settles_and_keeps_the_headroom_rule() {
+    use crate::ledger::{ClaimCounts, Ledger, Refusal};
+    let l = TableLayout::with_slots(1024, 0.875, 8, 8).expect("layout");
+    assert_eq!(l.capacity, 896);
+    let mut g = Ledger::new();
+    assert_eq!(g.claim_budget(&l, 896), usize::MAX);
+    assert_eq!(g.claim_budget(&l, 897), 896);
+    let before = g;
+    let c = ClaimCounts { new: 897, ..Default::default() };
+    assert_eq!(g.settle(&l, c), Err(Refusal::Full { len: 0, new: 897, capacity: 896 }));
+    assert_eq!(g.settle(&l, ClaimCounts { collisions: 1, ..Default::default() }), Err(Refusal::Collisions { keys: 1 }));
+    assert_eq!(g, before, "a refusal changes nothing");
+    g.settle(&l, ClaimCounts { new: 800, ..Default::default() }).expect("fits");
+    g.removed(80);
+    // 720 live + 80 tombstones = 800 <= 1024 - 64: the rule holds.
+    assert!(g.headroom_holds(&l) && !g.needs_compaction(&l));
+    // 176 new keys from empty slots: 896 + 80 = 976 > 960 (half the headroom of 128 is gone).
+    g.settle(&l, ClaimCounts { new: 176, ..Default::default() }).expect("fits");
+    assert!(!g.headroom_holds(&l) && g.needs_compaction(&l));
+    assert!(g.compacted().headroom_holds(&l));
+    // Tombstones past an eighth of the slots.
+    let mut h = Ledger::new();
+    h.settle(&l, ClaimCounts { new: 200, ..Default::default() }).expect("fits");
+    h.removed(129);
+    assert!(h.needs_compaction(&l));
+    // Tombstones with nothing live.
+    let mut e = Ledger::new();
+    e.settle(&l, ClaimCounts { new: 1, ..Default::default() }).expect("fits");
+    e.removed(1);
+    assert!(e.needs_compaction(&l));
+}

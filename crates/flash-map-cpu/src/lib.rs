@@ -60,6 +60,15 @@ pub enum CpuError {
     },
 }
 
+impl From<flash_map_core::Refusal> for CpuError {
+    fn from(r: flash_map_core::Refusal) -> Self {
+        match r {
+            flash_map_core::Refusal::Full { len, new, capacity } => CpuError::TableFull { len, new, capacity },
+            flash_map_core::Refusal::Collisions { keys } => CpuError::Collisions { keys },
+        }
+    }
+}
+
 impl From<LayoutError> for CpuError {
     fn from(e: LayoutError) -> Self {
         CpuError::Layout(e)

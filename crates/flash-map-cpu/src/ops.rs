@@ -23,7 +23,7 @@ use flash_map_core::abi::{KIND_COLLISIONS, KIND_EXISTING, KIND_NEW_FROM_EMPTY, K
 use flash_map_core::probe::claim;
 use flash_map_core::probe::{Claim, RawSlots};
 use flash_map_core::slot::{full_word, tag_of, TOMBSTONE};
-use flash_map_core::{Batch, Slots};
+use flash_map_core::{Batch, ClaimCounts, Slots};
 
 use crate::buf::AlignedBuf;
 use crate::exec::prefetch_read;
@@ -77,17 +77,6 @@ impl<T> SyncPtr<T> {
         // SAFETY: by contract.
         unsafe { *self.0.add(i) }
     }
-}
-
-/// What a claim pass found.
-#[derive(Default, Clone, Copy)]
-struct ClaimStats {
-    existing: usize,
-    new: usize,
-    from_tombstone: usize,
-    no_room: usize,
-    /// Keys that gave up on too many keys of their own hash ([`Claim::Collisions`]).
-    collisions: usize,
 }
 
 /// How the claim pass prepares a newly claimed slot.
@@ -169,7 +158,7 @@ impl CpuTable {
     }
 
     /// Pass 1: claim a slot for every key of `b`.
-    fn claim_pass(&mut self, b: &Batch, on_new: OnNew) -> Result<ClaimStats, CpuError> {
+    fn claim_pass(&mut self, b: &Batch, on_new: OnNew) -> Result<ClaimCounts, CpuError> {
         self.ensure_scratch(b.len)?;
         if self.exec.is_parallel() && matches!(on_new, OnNew::MarkAux) {
             self.ensure_aux()?;
@@ -219,7 +208,7 @@ impl CpuTable {
         // capacity it has failed for certain, and the rest of the batch is skipped instead
         // of filling the table and scanning it whole. So is a batch in which a key gave up
         // on collisions: it fails whatever the rest does.
-        let budget = if self.len + b.len > self.layout.capacity { self.layout.capacity - self.len } else { usize::MAX };
+        let budget = self.ledger.claim_budget(&self.layout, b.len);
         match self.exec {
             Exec::Serial if self.reordered.is_some() => {
                 let shift = self.reordered.unwrap_or_default();
@@ -289,7 +278,7 @@ impl CpuTable {
                 });
             }
         }
-        let mut st = ClaimStats::default();
+        let mut st = ClaimCounts::default();
         for &k in &self.kind[..b.len] {
             match k {
                 KIND_NEW_FROM_EMPTY => st.new += 1,
@@ -305,14 +294,18 @@ impl CpuTable {
         Ok(st)
     }
 
-    /// Pass 2: fail and undo the claims if a key gave up on collisions or the new keys do
-    /// not fit; else account for them.
-    fn check_claims(&mut self, n: usize, st: ClaimStats) -> Result<(), CpuError> {
-        if st.collisions == 0 && st.no_room == 0 && self.len + st.new <= self.layout.capacity {
-            self.len += st.new;
-            self.tombstones -= st.from_tombstone;
-            return Ok(());
-        }
+    /// Pass 2: the ledger accepts the claims, or they are undone and the call fails with
+    /// the table as it was.
+    fn settle(&mut self, n: usize, c: ClaimCounts) -> Result<(), CpuError> {
+        self.ledger.settle(&self.layout, c).map_err(|r| {
+            self.undo_claims(n);
+            CpuError::from(r)
+        })
+    }
+
+    /// Gives the slots claimed new by the last claim pass of `n` keys their former state
+    /// (and clears their scratch words).
+    fn undo_claims(&mut self, n: usize) {
         let states = self.states.as_mut_ptr() as *mut u32;
         let aux_used = self.aux.len() == self.layout.slots * 4;
         for i in 0..n {
@@ -328,23 +321,29 @@ impl CpuTable {
                 self.aux_at(slot).store(0, Ordering::Relaxed);
             }
         }
-        if st.collisions > 0 {
-            return Err(CpuError::Collisions { keys: st.collisions });
-        }
-        Err(CpuError::TableFull { len: self.len, new: st.new + st.no_room, capacity: self.layout.capacity })
     }
 
     /// Upserts every pair of `b`; returns how many keys were new. Last duplicate wins.
     /// On [`CpuError::TableFull`] the table is unchanged.
     pub fn insert(&mut self, b: &Batch) -> Result<usize, CpuError> {
-        self.partitioned(b, true, false, |t, b, _| t.insert_in_order(b))
+        let new = self.partitioned(b, true, false, |t, b, _| t.insert_in_order(b))?;
+        self.compact_if_needed();
+        Ok(new)
     }
 
     fn insert_in_order(&mut self, b: &Batch) -> Result<usize, CpuError> {
         // Claimers write their value at once: when no key met an existing slot (no
         // duplicates, no updates), that is already the final state.
         let st = self.claim_pass(b, OnNew::WriteValue(*b))?;
-        self.check_claims(b.len, st)?;
+        if st.existing > 0 && self.exec.is_parallel() {
+            // The winners' election needs the per-slot words: allocated before the claims
+            // count, so that running out of memory leaves the table as it was.
+            if let Err(e) = self.ensure_aux() {
+                self.undo_claims(b.len);
+                return Err(e);
+            }
+        }
+        self.settle(b.len, st)?;
         if st.existing == 0 {
             return Ok(st.new);
         }
@@ -362,7 +361,6 @@ impl CpuTable {
             }
             #[cfg(feature = "rayon")]
             Exec::Rayon => {
-                self.ensure_aux()?;
                 self.elect(b.len, Elect::Last);
                 self.write_elected(b, None);
             }
@@ -374,7 +372,7 @@ impl CpuTable {
     /// `out[i]` says whether pair `i` was inserted. Atomic on [`CpuError::TableFull`].
     pub fn insert_new(&mut self, b: &Batch, out: &mut [bool]) -> Result<usize, CpuError> {
         assert_eq!(out.len(), b.len, "one result per pair");
-        self.partitioned(b, true, true, |t, b, scratch| {
+        let new = self.partitioned(b, true, true, |t, b, scratch| {
             let Some(sc) = scratch else { return t.insert_new_in_order(b, out) };
             // SAFETY: the flags hold zeros and ones only, valid `bool`s.
             let won = unsafe { &mut *(&mut sc.found[..b.len] as *mut [u8] as *mut [bool]) };
@@ -383,12 +381,14 @@ impl CpuTable {
             // SAFETY: `j < n`: written by `insert_new_in_order`.
             sc.merge(b.len, |i, j| out[i] = unsafe { *won.add(j) } != 0);
             Ok(new)
-        })
+        })?;
+        self.compact_if_needed();
+        Ok(new)
     }
 
     fn insert_new_in_order(&mut self, b: &Batch, out: &mut [bool]) -> Result<usize, CpuError> {
         let st = self.claim_pass(b, OnNew::MarkAux)?;
-        self.check_claims(b.len, st)?;
+        self.settle(b.len, st)?;
         match self.exec {
             Exec::Serial => {
                 // In batch order, the claimer of a new key is its first copy.
@@ -459,7 +459,9 @@ impl CpuTable {
     /// Adds each pair's value to the stored counter (absent keys start at zero); returns
     /// how many keys were new. Atomic on [`CpuError::TableFull`].
     pub fn add(&mut self, b: &Batch, kind: CounterKind) -> Result<usize, CpuError> {
-        self.partitioned(b, true, false, |t, b, _| t.add_in_order(b, kind))
+        let new = self.partitioned(b, true, false, |t, b, _| t.add_in_order(b, kind))?;
+        self.compact_if_needed();
+        Ok(new)
     }
 
     fn add_in_order(&mut self, b: &Batch, kind: CounterKind) -> Result<usize, CpuError> {
@@ -469,7 +471,7 @@ impl CpuTable {
         };
         assert_eq!(self.layout.value_size, width, "counter width matches the value size");
         let st = self.claim_pass(b, OnNew::ZeroValue)?;
-        self.check_claims(b.len, st)?;
+        self.settle(b.len, st)?;
         let raw = self.raw();
         let pos = SyncPtr(self.pos.as_mut_ptr());
         let parallel = self.exec.is_parallel();
@@ -617,9 +619,8 @@ impl CpuTable {
     /// Removes every key of `b`; returns how many distinct keys were present.
     pub fn remove(&mut self, b: &Batch) -> Result<usize, CpuError> {
         let removed = self.partitioned(b, false, false, |t, b, _| Ok(t.remove_in_order(b)))?;
-        self.len -= removed;
-        self.tombstones += removed;
-        self.compact_if_needed()?;
+        self.ledger.removed(removed);
+        self.compact_if_needed();
         Ok(removed)
     }
 

@@ -2,7 +2,7 @@
 
 use flash_map_core::probe::{claim_bounded, Claim};
 use flash_map_core::slot::{is_full, EMPTY};
-use flash_map_core::{HashStrategy, KeyHasher, TableLayout};
+use flash_map_core::{HashStrategy, KeyHasher, Ledger, TableLayout};
 
 use crate::buf::AlignedBuf;
 use crate::slots::RawTable;
@@ -16,8 +16,8 @@ pub struct CpuTable {
     pub(crate) states: AlignedBuf,
     pub(crate) keys: AlignedBuf,
     pub(crate) values: AlignedBuf,
-    pub(crate) len: usize,
-    pub(crate) tombstones: usize,
+    /// Live entries and tombstones, and the rules about them (shared with the CUDA engine).
+    pub(crate) ledger: Ledger,
     /// Per batch position: the slot the key landed in.
     pub(crate) pos: Vec<u32>,
     /// Per batch position: what the claim did ([`crate::ops`] `KIND_*`).
@@ -41,10 +41,10 @@ impl std::fmt::Debug for CpuTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CpuTable")
             .field("exec", &self.exec)
-            .field("len", &self.len)
+            .field("len", &self.ledger.len())
             .field("slots", &self.layout.slots)
             .field("capacity", &self.layout.capacity)
-            .field("tombstones", &self.tombstones)
+            .field("tombstones", &self.ledger.tombstones())
             .finish()
     }
 }
@@ -74,8 +74,7 @@ impl CpuTable {
             states,
             keys,
             values,
-            len: 0,
-            tombstones: 0,
+            ledger: Ledger::new(),
             pos: Vec::new(),
             kind: Vec::new(),
             aux: AlignedBuf::zeroed(0)?,
@@ -144,17 +143,22 @@ impl CpuTable {
 
     /// Live entries.
     pub fn len(&self) -> usize {
-        self.len
+        self.ledger.len()
     }
 
     /// Whether no entry is live.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.ledger.is_empty()
     }
 
     /// Tombstones currently in the table.
     pub fn tombstones(&self) -> usize {
-        self.tombstones
+        self.ledger.tombstones()
+    }
+
+    /// The table's ledger (live entries, tombstones).
+    pub fn ledger(&self) -> Ledger {
+        self.ledger
     }
 
     pub(crate) fn raw(&self) -> RawTable {
@@ -171,8 +175,7 @@ impl CpuTable {
     /// Removes every entry; keeps the arrays.
     pub fn clear(&mut self) {
         self.states.fill_zero();
-        self.len = 0;
-        self.tombstones = 0;
+        self.ledger = Ledger::cleared();
     }
 
     /// Calls `f(key, value)` for every live entry, in slot order.
@@ -192,23 +195,46 @@ impl CpuTable {
         unsafe { std::slice::from_raw_parts(self.states.as_ptr() as *const u32, self.layout.slots) }
     }
 
-    /// Moves every entry into fresh arrays of `layout` (same or larger): drops tombstones,
-    /// and grows the table when `layout` is larger. On allocation failure nothing changes.
+    /// Moves every entry into arrays of `layout` (same or larger): drops tombstones, and
+    /// grows the table when `layout` is larger. On allocation failure nothing changes; a
+    /// rebuild to the same layout never fails (see [`rebuild_with`](Self::rebuild_with)).
     pub fn rebuild(&mut self, layout: TableLayout) -> Result<(), CpuError> {
         self.rebuild_with(layout, self.hash)
     }
 
     /// [`rebuild`](Self::rebuild), hashing with `hash` from now on (after
-    /// [`CpuError::Collisions`], say). On allocation failure nothing changes.
+    /// [`CpuError::Collisions`], say). A larger layout needs fresh arrays: on allocation
+    /// failure nothing changes. The same layout is rehashed where it lies
+    /// ([`flash_map_core::probe::rehash_in_place`]), needing no memory, so it cannot fail;
+    /// the rayon engine first tries fresh arrays, to move the entries on every core.
     pub fn rebuild_with(&mut self, layout: TableLayout, hash: KeyHasher) -> Result<(), CpuError> {
-        debug_assert!(layout.capacity >= self.len);
-        if self.len == 0 && layout == self.layout {
-            // Nothing to move: emptying the state array is the whole rebuild (a table of the
-            // batch's size that a first batch made change its hash is not allocated twice).
-            self.clear();
+        debug_assert!(layout.capacity >= self.ledger.len());
+        if layout == self.layout {
+            if self.ledger.is_empty() {
+                // Nothing to move: emptying the state array is the whole rebuild.
+                self.clear();
+            } else if !self.exec.is_parallel() || self.rebuild_fresh(layout, hash).is_err() {
+                self.rehash_in_place(hash);
+            }
             self.hash = hash;
             return Ok(());
         }
+        self.rebuild_fresh(layout, hash)
+    }
+
+    /// Rehashes the table where it lies with `hash`: no allocation, one thread.
+    fn rehash_in_place(&mut self, hash: KeyHasher) {
+        let raw = self.raw();
+        // SAFETY: `&mut self`: no other thread uses the table; the value array holds
+        // `value_size` bytes per slot, apart from the keys.
+        unsafe { flash_map_core::probe::rehash_in_place(&raw.plain(), raw.values, raw.value_size, &hash) };
+        log::debug!("rehashed {} slots in place, {} tombstones dropped", self.layout.slots, self.ledger.tombstones());
+        self.ledger = self.ledger.compacted();
+    }
+
+    /// Moves every entry into fresh arrays of `layout` with `hash`; on allocation failure
+    /// nothing changes.
+    fn rebuild_fresh(&mut self, layout: TableLayout, hash: KeyHasher) -> Result<(), CpuError> {
         let mut next = CpuTable::new(layout, hash, self.exec)?;
         let (src, dst) = (self.raw(), next.raw());
         let (hs, ks, vs) = (hash, layout.key_size, layout.value_size);
@@ -241,13 +267,13 @@ impl CpuTable {
                 self.exec.for_each(self.layout.slots, |slot| move_one(slot, &c));
             }
         }
-        next.len = self.len;
+        next.ledger = self.ledger.compacted();
         log::debug!(
             "rebuilt table: {} -> {} slots, {} entries, {} tombstones dropped",
             self.layout.slots,
             layout.slots,
-            self.len,
-            self.tombstones
+            self.ledger.len(),
+            self.ledger.tombstones()
         );
         next.pos = std::mem::take(&mut self.pos);
         next.kind = std::mem::take(&mut self.kind);
@@ -258,16 +284,16 @@ impl CpuTable {
         Ok(())
     }
 
-    /// Rebuilds in place when tombstones have piled up, so probe lengths stay those of the
-    /// live load. Called after removals.
-    pub fn compact_if_needed(&mut self) -> Result<(), CpuError> {
-        // With no entry left, the rebuild only empties the state array.
-        if self.len == 0 && self.tombstones > 0
-            || flash_map_core::layout::needs_compaction(&self.layout, self.len, self.tombstones)
-        {
-            self.rebuild(self.layout)?;
+    /// Rehashes in place when the ledger asks for it ([`Ledger::needs_compaction`]): after
+    /// removals (tombstones piled up) and after inserts (empty slots used up while
+    /// tombstones remain), so probe lengths stay those of the live load. Never fails.
+    pub fn compact_if_needed(&mut self) {
+        if self.ledger.needs_compaction(&self.layout) {
+            let (layout, hash) = (self.layout, self.hash);
+            // The same layout: rehashed in place when no fresh arrays are to be had.
+            let same = self.rebuild_with(layout, hash);
+            debug_assert!(same.is_ok());
         }
-        Ok(())
     }
 
     /// The sum and the maximum of the slots that lookups of `keys` (packed, `key_size`

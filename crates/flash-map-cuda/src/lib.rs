@@ -86,6 +86,15 @@ pub enum CudaError {
     },
 }
 
+impl From<flash_map_core::Refusal> for CudaError {
+    fn from(r: flash_map_core::Refusal) -> Self {
+        match r {
+            flash_map_core::Refusal::Full { len, new, capacity } => CudaError::TableFull { len, new, capacity },
+            flash_map_core::Refusal::Collisions { keys } => CudaError::Collisions { keys },
+        }
+    }
+}
+
 pub(crate) fn drv(op: &'static str) -> impl FnOnce(cudarc::driver::DriverError) -> CudaError {
     move |e| CudaError::Driver { op, msg: format!("{e:?}") }
 }

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use flash_map_core::{Batch, HashStrategy, KeyHasher, TableLayout};
+use flash_map_core::{Batch, ClaimCounts, HashStrategy, KeyHasher, Ledger, TableLayout};
 
 use crate::device::{launch, Gpu};
 use crate::mem::{DeviceBuf, PinnedBuf, Stager};
@@ -50,8 +50,8 @@ pub struct CudaTable {
     gpu: Arc<Gpu>,
     layout: TableLayout,
     hash: KeyHasher,
-    len: usize,
-    tombstones: usize,
+    /// Live entries and tombstones, and the rules about them (shared with the CPU engines).
+    ledger: Ledger,
     states: DeviceBuf,
     keys: DeviceBuf,
     values: DeviceBuf,
@@ -64,7 +64,7 @@ impl std::fmt::Debug for CudaTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CudaTable")
             .field("device", &self.gpu.info.name)
-            .field("len", &self.len)
+            .field("len", &self.ledger.len())
             .field("slots", &self.layout.slots)
             .finish()
     }
@@ -140,8 +140,7 @@ impl CudaTable {
             gpu,
             layout,
             hash,
-            len: 0,
-            tombstones: 0,
+            ledger: Ledger::new(),
             states: a.states,
             keys: a.keys,
             values: a.values,
@@ -157,17 +156,22 @@ impl CudaTable {
 
     /// Live entries.
     pub fn len(&self) -> usize {
-        self.len
+        self.ledger.len()
     }
 
     /// Tombstones not yet cleaned up.
     pub fn tombstones(&self) -> usize {
-        self.tombstones
+        self.ledger.tombstones()
     }
 
     /// Whether empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.ledger.is_empty()
+    }
+
+    /// The table's ledger (live entries, tombstones).
+    pub fn ledger(&self) -> Ledger {
+        self.ledger
     }
 
     /// The hash strategy.
@@ -255,15 +259,20 @@ impl CudaTable {
         Ok(())
     }
 
-    /// Claim pass + capacity check (with rollback). `mode`: 0 plain, 1 zero new values,
-    /// 2 mark aux, 3 claimers write their value. Returns (new keys, keys that met an
-    /// existing slot).
-    fn claim(&mut self, s: &mut Scratch, d: DeviceBatch, mode: u64) -> Result<(usize, usize), CudaError> {
+    /// Claim pass + settle (with rollback). `mode`: 0 plain, 1 zero new values, 2 mark
+    /// aux, 3 claimers write their value. Returns what the claims did and, when accepting
+    /// them leaves the table in need of a compaction, the fresh arrays for it: allocated
+    /// before the claims count, so that running out of device memory fails the call with
+    /// the table as it was (the caller compacts with [`finish`](Self::finish)).
+    fn claim(&mut self, s: &mut Scratch, d: DeviceBatch, mode: u64) -> Result<(ClaimCounts, Option<Arrays>), CudaError> {
         self.ensure_per_key(s, d.len)?;
         s.counters.zero()?;
         let l = self.layout;
         // A batch that might not fit is bounded: it stops as soon as it has certainly failed.
-        let budget = if self.len + d.len > l.capacity { (l.capacity - self.len) as u64 } else { u64::MAX };
+        let budget = match self.ledger.claim_budget(&l, d.len) {
+            usize::MAX => u64::MAX,
+            b => b as u64,
+        };
         launch!(
             self.gpu,
             claim,
@@ -284,19 +293,48 @@ impl CudaTable {
             ]
         )?;
         let c = self.counters(s)?;
-        let (new, from_tomb, no_room) = (c[C_NEW] as usize, c[C_FROM_TOMBSTONE] as usize, c[C_NO_ROOM] as usize);
-        let collisions = c[C_COLLISIONS] as usize;
-        if collisions == 0 && no_room == 0 && self.len + new <= l.capacity {
-            self.len += new;
-            self.tombstones -= from_tomb;
-            return Ok((new, c[C_EXISTING] as usize));
+        let counts = ClaimCounts {
+            new: c[C_NEW] as usize,
+            from_tombstone: c[C_FROM_TOMBSTONE] as usize,
+            no_room: c[C_NO_ROOM] as usize,
+            collisions: c[C_COLLISIONS] as usize,
+            existing: c[C_EXISTING] as usize,
+        };
+        let mut after = self.ledger;
+        let verdict = match after.settle(&l, counts) {
+            Ok(()) if after.needs_compaction(&l) && !after.is_empty() => alloc_arrays(&self.gpu, &l).map(Some),
+            Ok(()) => Ok(None),
+            Err(r) => Err(CudaError::from(r)),
+        };
+        match verdict {
+            Ok(spare) => {
+                self.ledger = after;
+                Ok((counts, spare))
+            }
+            Err(e) => {
+                launch!(self.gpu, rollback, d.len, [self.states.ptr(), self.aux.ptr(), s.pos.ptr(), s.kind.ptr(), d.len])?;
+                self.gpu.sync()?;
+                Err(e)
+            }
         }
-        launch!(self.gpu, rollback, d.len, [self.states.ptr(), self.aux.ptr(), s.pos.ptr(), s.kind.ptr(), d.len])?;
-        self.gpu.sync()?;
-        if collisions > 0 {
-            return Err(CudaError::Collisions { keys: collisions });
+    }
+
+    /// Ends a mutating call: compacts when the ledger asks for it, into `spare`, the arrays
+    /// the call reserved before it changed anything (a table with no entry left is just
+    /// emptied).
+    fn finish(&mut self, spare: Option<Arrays>) -> Result<(), CudaError> {
+        if !self.ledger.needs_compaction(&self.layout) {
+            return Ok(());
         }
-        Err(CudaError::TableFull { len: self.len, new: new + no_room, capacity: l.capacity })
+        if self.ledger.is_empty() {
+            return self.clear();
+        }
+        let a = match spare {
+            Some(a) => a,
+            // Not reached: every call that can need a compaction reserves its arrays.
+            None => alloc_arrays(&self.gpu, &self.layout)?,
+        };
+        self.rehash_into(a, self.layout, self.hash)
     }
 
     /// Upserts a batch already on the device; returns how many keys were new.
@@ -336,14 +374,14 @@ impl CudaTable {
     fn insert_dev(&mut self, s: &mut Scratch, d: DeviceBatch) -> Result<usize, CudaError> {
         // Claimers write their own value; with no key meeting an existing slot (no
         // duplicates, no updates) that is the final state.
-        let (new, existing) = self.claim(s, d, 3)?;
-        if existing == 0 {
-            return Ok(new);
+        let (c, spare) = self.claim(s, d, 3)?;
+        if c.existing > 0 {
+            launch!(self.gpu, winner_last, d.len, [self.aux.ptr(), s.pos.ptr(), d.len])?;
+            self.write_winners(s, d, 0)?;
+            self.gpu.sync()?;
         }
-        launch!(self.gpu, winner_last, d.len, [self.aux.ptr(), s.pos.ptr(), d.len])?;
-        self.write_winners(s, d, 0)?;
-        self.gpu.sync()?;
-        Ok(new)
+        self.finish(spare)?;
+        Ok(c.new)
     }
 
     /// The elected copies write their values (see `fm_write_winners`); `out` (a device
@@ -375,11 +413,12 @@ impl CudaTable {
         assert_eq!(out.len(), b.len);
         self.with_scratch(|t, s| {
             let d = t.upload(s, b, true)?;
-            let (new, _) = t.claim(s, d, 2)?;
+            let (c, spare) = t.claim(s, d, 2)?;
             launch!(t.gpu, winner_first, d.len, [t.aux.ptr(), s.pos.ptr(), d.len])?;
             t.write_winners(s, d, s.found.ptr())?;
             Self::download_flags(s, out)?;
-            Ok(new)
+            t.finish(spare)?;
+            Ok(c.new)
         })
     }
 
@@ -388,7 +427,7 @@ impl CudaTable {
         assert_eq!(self.layout.value_size, if wide { 8 } else { 4 });
         self.with_scratch(|t, s| {
             let d = t.upload(s, b, true)?;
-            let (new, _) = t.claim(s, d, 1)?;
+            let (c, spare) = t.claim(s, d, 1)?;
             launch!(
                 t.gpu,
                 add,
@@ -396,7 +435,8 @@ impl CudaTable {
                 [t.values.ptr(), t.layout.value_size, s.pos.ptr(), d.len, d.ptr, d.stride, d.val_off]
             )?;
             t.gpu.sync()?;
-            Ok(new)
+            t.finish(spare)?;
+            Ok(c.new)
         })
     }
 
@@ -517,6 +557,20 @@ impl CudaTable {
     }
 
     fn remove_dev(&mut self, s: &mut Scratch, d: DeviceBatch) -> Result<usize, CudaError> {
+        // If the removals could call for a compaction that moves entries, its arrays are
+        // allocated first: running out of device memory then fails the call before
+        // anything is removed. Each clause of the rule that holds for fewer removals also
+        // holds for the most that leave an entry (removing every entry only empties the
+        // state array).
+        let len = self.ledger.len();
+        let most = d.len.min(len.saturating_sub(1));
+        let mut worst = self.ledger;
+        worst.removed(most);
+        let spare = if most > 0 && worst.needs_compaction(&self.layout) {
+            Some(alloc_arrays(&self.gpu, &self.layout)?)
+        } else {
+            None
+        };
         s.counters.zero()?;
         launch!(
             self.gpu,
@@ -532,14 +586,8 @@ impl CudaTable {
             ]
         )?;
         let removed = self.counters(s)?[C_REMOVED] as usize;
-        self.len -= removed;
-        self.tombstones += removed;
-        // With no entry left, the rebuild only empties the state array.
-        if self.len == 0 && self.tombstones > 0
-            || flash_map_core::layout::needs_compaction(&self.layout, self.len, self.tombstones)
-        {
-            self.rebuild(self.layout)?;
-        }
+        self.ledger.removed(removed);
+        self.finish(spare)?;
         Ok(removed)
     }
 
@@ -548,8 +596,7 @@ impl CudaTable {
         self.gpu.bind()?;
         self.states.zero()?;
         self.gpu.sync()?;
-        self.len = 0;
-        self.tombstones = 0;
+        self.ledger = Ledger::cleared();
         Ok(())
     }
 
@@ -596,7 +643,7 @@ impl CudaTable {
     /// [`rebuild`](Self::rebuild), hashing with `hash` from now on (after
     /// [`CudaError::Collisions`], say). On failure the table is unchanged.
     pub fn rebuild_with(&mut self, layout: TableLayout, hash: KeyHasher) -> Result<(), CudaError> {
-        if self.len == 0 && layout == self.layout {
+        if self.ledger.is_empty() && layout == self.layout {
             // Nothing to move: emptying the state array is the whole rebuild.
             self.clear()?;
             self.hash = hash;
@@ -604,6 +651,11 @@ impl CudaTable {
         }
         self.gpu.bind()?;
         let a = alloc_arrays(&self.gpu, &layout)?;
+        self.rehash_into(a, layout, hash)
+    }
+
+    /// Moves every entry into the fresh arrays `a` of `layout`, hashing with `hash`.
+    fn rehash_into(&mut self, a: Arrays, layout: TableLayout, hash: KeyHasher) -> Result<(), CudaError> {
         launch!(
             self.gpu,
             rehash,
@@ -612,14 +664,14 @@ impl CudaTable {
             [self.states.ptr(), self.keys.ptr(), self.values.ptr(), self.layout.slots]
         )?;
         self.gpu.sync()?;
-        log::debug!("gpu rebuild: {} -> {} slots, {} entries", self.layout.slots, layout.slots, self.len);
+        log::debug!("gpu rebuild: {} -> {} slots, {} entries", self.layout.slots, layout.slots, self.ledger.len());
         self.states = a.states;
         self.keys = a.keys;
         self.values = a.values;
         self.aux = a.aux;
         self.layout = layout;
         self.hash = hash;
-        self.tombstones = 0;
+        self.ledger = self.ledger.compacted();
         Ok(())
     }
 }

@@ -17,6 +17,7 @@ fn auto_grow_model_on_every_backend() {
                 max_batch: 300,
                 seed: 21,
                 auto_grow: true,
+                load: 0.5,
             });
             assert!(log.iter().all(|l| !l.contains("full")));
         }

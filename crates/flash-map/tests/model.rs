@@ -1,7 +1,7 @@
 //! Model tests: every backend against std's HashMap, many key/value sizes, both hashes.
 
 mod common;
-use common::all_backends;
+use common::{all_backends, all_backends_at};
 
 #[test]
 fn key1_value4() {
@@ -42,4 +42,12 @@ fn key16_unit_value() {
 fn large_batches_cross_parallel_chunks() {
     // Batches above the rayon split size, with heavy duplication.
     all_backends::<u64, [u8; 12]>(20_000, 40, 30_000, 8);
+}
+
+#[test]
+fn high_load_with_removals_keeps_the_headroom_rule() {
+    // At load factor 0.95 the headroom is 1/20 of the slots: inserts after removals used
+    // to use up its empty slots (issue 11); the harness checks the rule after every call.
+    all_backends_at::<u64, u32>(3800, 300, 1500, 9, 0.95);
+    all_backends_at::<[u8; 16], u64>(1000, 300, 400, 10, 0.99);
 }

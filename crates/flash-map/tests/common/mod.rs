@@ -55,6 +55,8 @@ pub struct Run {
     pub max_batch: usize,
     pub seed: u64,
     pub auto_grow: bool,
+    /// The map's maximum load factor (the default is 0.5).
+    pub load: f64,
 }
 
 /// Runs random insert / insert_new / get / contains / remove / entries / clear batches
@@ -67,6 +69,7 @@ pub fn model_run<K: Pod + Send + Sync, V: Pod + Send + Sync>(r: Run) -> Vec<Stri
         .backend(r.backend)
         .hash_strategy(r.hash)
         .auto_grow(r.auto_grow)
+        .max_load_factor(r.load)
         .build()
         .unwrap_or_else(|e| panic!("build {:?}: {e}", r.backend));
     assert_eq!(map.backend(), r.backend);
@@ -151,12 +154,28 @@ pub fn model_run<K: Pod + Send + Sync, V: Pod + Send + Sync>(r: Run) -> Vec<Stri
         }
         assert_eq!(map.len(), model.len(), "{ctx}: len");
         assert!(map.len() <= map.capacity());
+        assert_headroom(&map, &ctx);
     }
     // The sequence must have exercised the full-table path unless growth was on.
     if !r.auto_grow && r.rounds >= 200 {
         assert!(fulls > 0, "{:?}: no TableFull was hit; the test lost its edge", r);
     }
     log
+}
+
+/// The rule every call leaves behind: the empty slots number at least half the headroom
+/// (`slots − capacity`), or there are no tombstones (and never more than an eighth of the
+/// slots of them).
+pub fn assert_headroom<K: Pod + Send + Sync, V: Pod + Send + Sync>(map: &FlashMap<K, V>, ctx: &str) {
+    let s = map.stats();
+    let empty = s.slots - s.len - s.tombstones;
+    assert!(
+        s.tombstones == 0 || empty >= (s.slots - s.capacity) / 2,
+        "{ctx}: {empty} empty slots, {} tombstones, headroom {}",
+        s.tombstones,
+        s.slots - s.capacity
+    );
+    assert!(s.tombstones <= s.slots / 8, "{ctx}: {s:?}");
 }
 
 /// Runs the model over every backend and checks they all logged identical results.
@@ -166,10 +185,21 @@ pub fn all_backends<K: Pod + Send + Sync, V: Pod + Send + Sync>(
     max_batch: usize,
     seed: u64,
 ) {
+    all_backends_at::<K, V>(capacity, rounds, max_batch, seed, 0.5)
+}
+
+/// [`all_backends`] at maximum load factor `load`.
+pub fn all_backends_at<K: Pod + Send + Sync, V: Pod + Send + Sync>(
+    capacity: usize,
+    rounds: usize,
+    max_batch: usize,
+    seed: u64,
+    load: f64,
+) {
     for hash in [HashStrategy::Identity, HashStrategy::Murmur3, HashStrategy::SipHash13] {
         let mut first: Option<(Backend, Vec<String>)> = None;
         for backend in backends() {
-            let log = model_run::<K, V>(Run { backend, hash, capacity, rounds, max_batch, seed, auto_grow: false });
+            let log = model_run::<K, V>(Run { backend, hash, capacity, rounds, max_batch, seed, auto_grow: false, load });
             match &first {
                 None => first = Some((backend, log)),
                 Some((b0, l0)) => assert_eq!(l0, &log, "{backend:?} differs from {b0:?}"),
