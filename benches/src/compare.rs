@@ -35,7 +35,7 @@ fn warm_memory() {
     const WARM_BYTES: usize = 1 << 30;
     let mut v: Vec<u8> = Vec::with_capacity(WARM_BYTES);
     let p = v.as_mut_ptr();
-    flash_map_cpu::buf::advise_huge(p, WARM_BYTES);
+    flash_map_cpu::advise_huge(p, WARM_BYTES);
     for i in (0..WARM_BYTES).step_by(4096) {
         // SAFETY: `i < capacity`; the bytes are never read.
         unsafe { p.add(i).write(1) };

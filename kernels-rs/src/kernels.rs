@@ -309,7 +309,7 @@ pub unsafe extern "ptx-kernel" fn fm_add(
 }
 
 /// Lookup: `found[i]` = 1 if key `i` is present; its value goes to `out + i * value_size`
-/// when `out` is not null. `counters[5]` (if not null) counts the hits.
+/// when `out` is not null. `counters[C_HITS]` (if not null) counts the hits.
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_find(
     states: *mut u32,
@@ -329,8 +329,9 @@ pub unsafe extern "ptx-kernel" fn fm_find(
     out: *mut u8,
     counters: *mut u32,
 ) {
-    // No claims run during a lookup: plain loads, like the CPU's serial engine.
-    let s = RawSlots { states, keys, mask: mask as usize, key_size: key_size as usize };
+    // SAFETY: the host passes the table's arrays of `mask + 1` slots; no claims run during a
+    // lookup, so plain loads serve, like the CPU's serial engine.
+    let s = unsafe { RawSlots::new(states, keys, mask as usize, key_size as usize) };
     let hs = hasher(hash, seed0, seed1);
     let vs = value_size as usize;
     let mut hits = 0u32;
@@ -356,7 +357,7 @@ pub unsafe extern "ptx-kernel" fn fm_find(
     }
 }
 
-/// Removal: tombstones each present key; `counters[3]` counts distinct removals.
+/// Removal: tombstones each present key; `counters[C_REMOVED]` counts distinct removals.
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_remove(
     states: *mut u32,

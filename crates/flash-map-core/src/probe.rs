@@ -62,14 +62,31 @@ pub unsafe trait Slots {
 /// the lookup kernels.
 #[derive(Clone, Copy, Debug)]
 pub struct RawSlots {
-    /// The state words, `mask + 1` of them.
-    pub states: *mut u32,
-    /// The key bytes, `key_size` per slot.
-    pub keys: *mut u8,
-    /// `slots - 1`.
-    pub mask: usize,
-    /// Bytes per key.
-    pub key_size: usize,
+    states: *mut u32,
+    keys: *mut u8,
+    mask: usize,
+    key_size: usize,
+}
+
+impl RawSlots {
+    /// A view of `mask + 1` state words at `states` and as many keys of `key_size` bytes at
+    /// `keys`.
+    ///
+    /// # Safety
+    /// `mask + 1` is a power of two; both arrays are valid (and aligned) for that many
+    /// slots, and stay so, unwritten by anyone but the user of this view, while the view
+    /// and its copies are used. Writes through it ([`claim`], [`remove`],
+    /// [`rehash_in_place`]) need the arrays writable and no other thread using them; reads
+    /// may be shared by threads that only read.
+    pub const unsafe fn new(states: *mut u32, keys: *mut u8, mask: usize, key_size: usize) -> Self {
+        RawSlots { states, keys, mask, key_size }
+    }
+
+    /// The state array.
+    #[inline(always)]
+    pub const fn states(&self) -> *mut u32 {
+        self.states
+    }
 }
 
 // SAFETY: a view of arrays whose owner outlives its use; it is shared between threads only

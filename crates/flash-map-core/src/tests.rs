@@ -349,8 +349,11 @@ fn rehash_in_place_keeps_every_key_and_drops_tombstones() {
         x = fmix64(x.wrapping_add(0x9E37_79B9_7F4A_7C15));
         x
     };
-    let hashers =
-        [KeyHasher::plain(HashStrategy::Identity), KeyHasher::plain(HashStrategy::Murmur3), KeyHasher::new(HashStrategy::SipHash13, [3, 4])];
+    let hashers = [
+        KeyHasher::plain(HashStrategy::Identity),
+        KeyHasher::plain(HashStrategy::Murmur3),
+        KeyHasher::new(HashStrategy::SipHash13, [3, 4]),
+    ];
     for round in 0..300 {
         let slots = 1usize << (2 + round % 7);
         let t = Arr::new(slots, 16);

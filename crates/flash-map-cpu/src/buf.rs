@@ -29,7 +29,7 @@ const HUGE_MIN: usize = 4 << 20;
 const HUGE_PAGE: usize = 2 << 20;
 
 /// A zero-initialised byte buffer aligned to 16 bytes (2 MiB when mapped).
-pub struct AlignedBuf {
+pub(crate) struct AlignedBuf {
     ptr: NonNull<u8>,
     len: usize,
     /// The whole mapping (start, length) when the buffer was mapped with `mmap`.
@@ -43,7 +43,7 @@ unsafe impl Sync for AlignedBuf {}
 
 impl AlignedBuf {
     /// Allocates `len` zero bytes; `Err(CpuError::Alloc)` if the allocator refuses.
-    pub fn zeroed(len: usize) -> Result<Self, CpuError> {
+    pub(crate) fn zeroed(len: usize) -> Result<Self, CpuError> {
         if len == 0 {
             // A dangling pointer aligned to 16 (`u128`'s alignment) for the empty buffer.
             let ptr = NonNull::<u128>::dangling().cast::<u8>();
@@ -106,39 +106,34 @@ impl AlignedBuf {
     }
 
     /// Length in bytes.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    /// Whether the buffer is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Base pointer.
-    pub fn as_ptr(&self) -> *const u8 {
+    pub(crate) fn as_ptr(&self) -> *const u8 {
         self.ptr.as_ptr()
     }
 
     /// Base pointer for writes.
-    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+    pub(crate) fn as_mut_ptr(&mut self) -> *mut u8 {
         self.ptr.as_ptr()
     }
 
     /// The bytes.
-    pub fn as_slice(&self) -> &[u8] {
+    pub(crate) fn as_slice(&self) -> &[u8] {
         // SAFETY: `len` initialised bytes owned by `self`.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
     /// The bytes, mutable.
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: `len` initialised bytes owned exclusively by `self`.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 
     /// Sets every byte to zero.
-    pub fn fill_zero(&mut self) {
+    pub(crate) fn fill_zero(&mut self) {
         self.as_mut_slice().fill(0);
     }
 }

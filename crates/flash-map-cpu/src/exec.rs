@@ -16,7 +16,7 @@ const MIN_LEN: usize = 4096;
 
 /// Asks the CPU to bring the cache line holding `p` into L1 (a hint; never faults).
 #[inline(always)]
-pub fn prefetch_read<T>(p: *const T) {
+pub(crate) fn prefetch_read<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: prefetch is a hint that never faults, whatever the address.
     unsafe {

@@ -18,17 +18,17 @@ const GROUP: usize = 8;
 /// # Safety
 /// `key` valid for `key_size` bytes; no concurrent claims on the table.
 #[inline(always)]
-pub unsafe fn find_grouped(s: &RawSlots, hash: u64, key: *const u8) -> Option<usize> {
+pub(crate) unsafe fn find_grouped(s: &RawSlots, hash: u64, key: *const u8) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
-        let h = home(hash, s.mask);
-        if h + GROUP <= s.mask + 1 {
+        let h = home(hash, s.mask());
+        if h + GROUP <= s.mask() + 1 {
             // SAFETY: the window `h..h + 8` lies inside the state array.
-            let (mut cand, em) = unsafe { candidates(s.states.add(h), full_word(tag_of(hash))) };
+            let (mut cand, em) = unsafe { candidates(s.states().add(h), full_word(tag_of(hash))) };
             while cand != 0 {
                 let slot = h + cand.trailing_zeros() as usize;
                 // SAFETY: slot in range; key valid by contract.
-                if unsafe { bytes_eq(s.key_ptr(slot), key, s.key_size) } {
+                if unsafe { bytes_eq(s.key_ptr(slot), key, s.key_size()) } {
                     return Some(slot);
                 }
                 cand &= cand - 1;
@@ -37,7 +37,7 @@ pub unsafe fn find_grouped(s: &RawSlots, hash: u64, key: *const u8) -> Option<us
                 return None;
             }
             // SAFETY: `h + 8 <= slots`; the rest of the sequence is searched.
-            return unsafe { find_from(s, hash, key, (h + GROUP) & s.mask, s.mask + 1 - GROUP) };
+            return unsafe { find_from(s, hash, key, (h + GROUP) & s.mask(), s.mask() + 1 - GROUP) };
         }
     }
     // SAFETY: forwarded contract.
@@ -50,14 +50,14 @@ pub unsafe fn find_grouped(s: &RawSlots, hash: u64, key: *const u8) -> Option<us
 /// # Safety
 /// `key` valid for `key_size` bytes; no other thread uses the table.
 #[inline(always)]
-pub unsafe fn claim_grouped(s: &RawSlots, hash: u64, key: *const u8) -> Claim {
+pub(crate) unsafe fn claim_grouped(s: &RawSlots, hash: u64, key: *const u8) -> Claim {
     #[cfg(target_arch = "x86_64")]
     {
-        let h = home(hash, s.mask);
-        if h + GROUP <= s.mask + 1 {
+        let h = home(hash, s.mask());
+        if h + GROUP <= s.mask() + 1 {
             let full = full_word(tag_of(hash));
             // SAFETY: the window `h..h + 8` lies inside the state array.
-            let (fm, em, tm) = unsafe { masks3(s.states.add(h), full) };
+            let (fm, em, tm) = unsafe { masks3(s.states().add(h), full) };
             if em != 0 {
                 let stop = em.trailing_zeros();
                 let before = (1u32 << stop) - 1;
@@ -65,7 +65,7 @@ pub unsafe fn claim_grouped(s: &RawSlots, hash: u64, key: *const u8) -> Claim {
                 while cand != 0 {
                     let slot = h + cand.trailing_zeros() as usize;
                     // SAFETY: slot in range; key valid by contract.
-                    if unsafe { bytes_eq(s.key_ptr(slot), key, s.key_size) } {
+                    if unsafe { bytes_eq(s.key_ptr(slot), key, s.key_size()) } {
                         return Claim::Existing(slot);
                     }
                     cand &= cand - 1;
@@ -79,7 +79,7 @@ pub unsafe fn claim_grouped(s: &RawSlots, hash: u64, key: *const u8) -> Claim {
                 };
                 // SAFETY: the slot is free and ours (one thread); key valid by contract.
                 unsafe {
-                    copy_bytes(key, s.key_ptr(slot), s.key_size);
+                    copy_bytes(key, s.key_ptr(slot), s.key_size());
                     s.publish(slot, full);
                 }
                 return Claim::New { slot, prev };

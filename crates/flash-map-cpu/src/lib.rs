@@ -1,26 +1,28 @@
 //! CPU engines of flash-map: one SoA table, driven by one thread or by all cores with rayon.
 //!
-//! - [`buf`]: 16-byte-aligned, lazily zeroed, fallibly allocated byte buffers.
-//! - [`slots`]: the two [`flash_map_core::Slots`] implementations (plain and atomic).
-//! - [`table`]: [`CpuTable`], the table's arrays and its bookkeeping (len, tombstones,
+//! - `buf`: 16-byte-aligned, lazily zeroed, fallibly allocated byte buffers.
+//! - `slots`: the two [`flash_map_core::Slots`] implementations (plain and atomic).
+//! - `table`: [`CpuTable`], the table's arrays and its bookkeeping (len, tombstones,
 //!   rebuilds, growth, entries).
-//! - [`ops`]: the bulk operations, each a pass (or three) over the batch.
-//! - [`exec`]: [`Exec`], the driver that runs a pass serially or on rayon.
-//! - [`group`]: lookups that check the first eight slots of a probe at once (SSE2).
-//! - [`pipeline`]: the two-stage software prefetch every pass runs through.
+//! - `ops`: the bulk operations, each a pass (or three) over the batch.
+//! - `exec`: [`Exec`], the driver that runs a pass serially or on rayon.
+//! - `group`: lookups that check the first eight slots of a probe at once (SSE2).
+//! - `pipeline`: the two-stage software prefetch every pass runs through.
 //!
 //! Both engines run the same per-key algorithms from `flash-map-core`, and resolve duplicate
 //! keys by batch position, so they return identical results for identical calls.
 
-pub mod buf;
-pub mod exec;
-pub mod group;
-pub mod ops;
-pub mod partition;
-pub mod pipeline;
-pub mod slots;
-pub mod table;
+mod buf;
+mod exec;
+mod group;
+mod ops;
+mod partition;
+mod pipeline;
+mod slots;
+mod table;
 
+#[doc(hidden)]
+pub use buf::advise_huge;
 pub use exec::Exec;
 pub use ops::{CounterKind, GetSink};
 pub use table::CpuTable;

@@ -28,7 +28,7 @@ use flash_map_core::{Batch, ClaimCounts, Slots};
 use crate::buf::AlignedBuf;
 use crate::exec::prefetch_read;
 use crate::group::{claim_grouped, find_grouped};
-use crate::partition::{self, Scratch};
+use crate::partition::{self, Order};
 use crate::pipeline::{staged, Fetch, Sweep};
 #[cfg(feature = "rayon")]
 use crate::slots::AtomicSlots;
@@ -81,9 +81,9 @@ impl<T> SyncPtr<T> {
 
 /// How the claim pass prepares a newly claimed slot.
 #[derive(Clone, Copy)]
-enum OnNew {
+enum OnNew<'a> {
     /// Copy the claiming record's value (upsert).
-    WriteValue(Batch),
+    WriteValue(Batch<'a>),
     /// Zero the value (counters).
     ZeroValue,
     /// Mark the slot's scratch word as claimed in this batch (insert_new, parallel).
@@ -103,9 +103,9 @@ enum Elect {
 /// Copies record `i`'s value into `slot`.
 ///
 /// # Safety
-/// `i < b.len`, `slot <= raw.mask`, and no other thread writes that slot's value meanwhile.
+/// `i < b.len()`, `slot <= raw.mask`, and no other thread writes that slot's value meanwhile.
 #[inline(always)]
-unsafe fn copy_value(raw: &RawTable, b: &Batch, i: usize, slot: usize) {
+unsafe fn copy_value(raw: &RawTable, b: &Batch<'_>, i: usize, slot: usize) {
     // SAFETY: by contract; batch values and slot values hold `value_size` bytes.
     unsafe { copy_small(b.val(i), raw.value_ptr(slot), raw.value_size) }
 }
@@ -130,6 +130,23 @@ pub(crate) unsafe fn copy_small(src: *const u8, dst: *mut u8, len: usize) {
 }
 
 impl CpuTable {
+    /// Checks that `b`'s keys (and, for `values`, its values) have the table's sizes: the
+    /// passes read exactly that many bytes per record.
+    ///
+    /// # Panics
+    /// If they do not.
+    fn check_shape(&self, b: &Batch<'_>, values: bool) {
+        let l = &self.layout;
+        assert!(
+            b.key_size() == l.key_size && (!values || b.value_size() == l.value_size),
+            "a batch of {}-byte keys and {}-byte values for a table of {} and {}",
+            b.key_size(),
+            b.value_size(),
+            l.key_size,
+            l.value_size
+        );
+    }
+
     #[inline(always)]
     fn aux_at(&self, slot: usize) -> &AtomicU32 {
         // SAFETY: `aux` holds `slots` aligned u32 words when a parallel pass runs (see
@@ -158,8 +175,8 @@ impl CpuTable {
     }
 
     /// Pass 1: claim a slot for every key of `b`.
-    fn claim_pass(&mut self, b: &Batch, on_new: OnNew) -> Result<ClaimCounts, CpuError> {
-        self.ensure_scratch(b.len)?;
+    fn claim_pass(&mut self, b: &Batch<'_>, on_new: OnNew<'_>) -> Result<ClaimCounts, CpuError> {
+        self.ensure_scratch(b.len())?;
         if self.exec.is_parallel() && matches!(on_new, OnNew::MarkAux) {
             self.ensure_aux()?;
         }
@@ -169,7 +186,7 @@ impl CpuTable {
         let kind = SyncPtr(self.kind.as_mut_ptr());
         let this = &*self;
         let one = |i: usize, c: Claim| -> (usize, usize, usize) {
-            // SAFETY: `i < b.len` (scratch sized above), each `i` visited by one thread.
+            // SAFETY: `i < b.len()` (scratch sized above), each `i` visited by one thread.
             unsafe {
                 match c {
                     Claim::Existing(slot) => {
@@ -208,7 +225,7 @@ impl CpuTable {
         // capacity it has failed for certain, and the rest of the batch is skipped instead
         // of filling the table and scanning it whole. So is a batch in which a key gave up
         // on collisions: it fails whatever the rest does.
-        let budget = self.ledger.claim_budget(&self.layout, b.len);
+        let budget = self.ledger.claim_budget(&self.layout, b.len());
         match self.exec {
             Exec::Serial if self.reordered.is_some() => {
                 let shift = self.reordered.unwrap_or_default();
@@ -217,7 +234,7 @@ impl CpuTable {
                 // through the two-stage pipeline, and 1.15x faster than this same loop run
                 // through `staged` with `Fetch::Plain`, 189 against 217 ms).
                 let s = raw.plain();
-                let (ks, n) = (raw.key_size, b.len);
+                let (ks, n) = (raw.key_size, b.len());
                 let mut sweep = Sweep::new(&raw, n, shift);
                 let (mut new, mut failed) = (0usize, false);
                 for i in 0..n {
@@ -239,13 +256,13 @@ impl CpuTable {
             Exec::Serial => {
                 let s = raw.plain();
                 let (mut new, mut failed) = (0usize, false);
-                staged(&raw, hs, b, 0..b.len, Fetch::Always, |i, h| {
+                staged(&raw, hs, b, 0..b.len(), Fetch::Always, |i, h| {
                     if new > budget || failed {
-                        // SAFETY: `i < b.len`.
+                        // SAFETY: `i < b.len()`.
                         unsafe { kind.write(i, KIND_NO_ROOM) };
                         return;
                     }
-                    // SAFETY: `i < b.len`; key valid for key_size bytes; one thread.
+                    // SAFETY: `i < b.len()`; key valid for key_size bytes; one thread.
                     let c = unsafe { claim_grouped(&s, h, b.key(i)) };
                     new += matches!(c, Claim::New { .. }) as usize;
                     failed = c == Claim::Collisions;
@@ -257,10 +274,10 @@ impl CpuTable {
                 use std::sync::atomic::{AtomicBool, AtomicUsize};
                 let s = AtomicSlots(raw);
                 let (new, abort) = (AtomicUsize::new(0), AtomicBool::new(false));
-                self.exec.for_chunks(b.len, |range| {
+                self.exec.for_chunks(b.len(), |range| {
                     staged(&raw, hs, b, range, Fetch::Always, |i, h| {
                         if abort.load(Ordering::Relaxed) {
-                            // SAFETY: `i < b.len`, one writer per index.
+                            // SAFETY: `i < b.len()`, one writer per index.
                             unsafe { kind.write(i, KIND_NO_ROOM) };
                             return;
                         }
@@ -279,7 +296,7 @@ impl CpuTable {
             }
         }
         let mut st = ClaimCounts::default();
-        for &k in &self.kind[..b.len] {
+        for &k in &self.kind[..b.len()] {
             match k {
                 KIND_NEW_FROM_EMPTY => st.new += 1,
                 KIND_NEW_FROM_TOMBSTONE => {
@@ -325,13 +342,14 @@ impl CpuTable {
 
     /// Upserts every pair of `b`; returns how many keys were new. Last duplicate wins.
     /// On [`CpuError::TableFull`] the table is unchanged.
-    pub fn insert(&mut self, b: &Batch) -> Result<usize, CpuError> {
+    pub fn insert(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
+        self.check_shape(b, true);
         let new = self.partitioned(b, true, false, |t, b, _| t.insert_in_order(b))?;
         self.compact_if_needed();
         Ok(new)
     }
 
-    fn insert_in_order(&mut self, b: &Batch) -> Result<usize, CpuError> {
+    fn insert_in_order(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
         // Claimers write their value at once: when no key met an existing slot (no
         // duplicates, no updates), that is already the final state.
         let st = self.claim_pass(b, OnNew::WriteValue(*b))?;
@@ -339,11 +357,11 @@ impl CpuTable {
             // The winners' election needs the per-slot words: allocated before the claims
             // count, so that running out of memory leaves the table as it was.
             if let Err(e) = self.ensure_aux() {
-                self.undo_claims(b.len);
+                self.undo_claims(b.len());
                 return Err(e);
             }
         }
-        self.settle(b.len, st)?;
+        self.settle(b.len(), st)?;
         if st.existing == 0 {
             return Ok(st.new);
         }
@@ -352,7 +370,7 @@ impl CpuTable {
                 // In batch order the claimer is a key's first copy, so writing every later
                 // copy in order leaves the last one.
                 let raw = self.raw();
-                for i in 0..b.len {
+                for i in 0..b.len() {
                     if self.kind[i] == KIND_EXISTING {
                         // SAFETY: pos[i] is a slot of this table; the value holds vs bytes.
                         unsafe { copy_value(&raw, b, i, self.pos[i] as usize) };
@@ -361,7 +379,7 @@ impl CpuTable {
             }
             #[cfg(feature = "rayon")]
             Exec::Rayon => {
-                self.elect(b.len, Elect::Last);
+                self.elect(b.len(), Elect::Last);
                 self.write_elected(b, None);
             }
         }
@@ -370,25 +388,26 @@ impl CpuTable {
 
     /// Inserts the pairs whose keys are absent; the first copy of a new key wins.
     /// `out[i]` says whether pair `i` was inserted. Atomic on [`CpuError::TableFull`].
-    pub fn insert_new(&mut self, b: &Batch, out: &mut [bool]) -> Result<usize, CpuError> {
-        assert_eq!(out.len(), b.len, "one result per pair");
+    pub fn insert_new(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize, CpuError> {
+        self.check_shape(b, true);
+        assert_eq!(out.len(), b.len(), "one result per pair");
         let new = self.partitioned(b, true, true, |t, b, scratch| {
             let Some(sc) = scratch else { return t.insert_new_in_order(b, out) };
             // SAFETY: the flags hold zeros and ones only, valid `bool`s.
-            let won = unsafe { &mut *(&mut sc.found[..b.len] as *mut [u8] as *mut [bool]) };
+            let won = unsafe { &mut *(&mut sc.found[..b.len()] as *mut [u8] as *mut [bool]) };
             let new = t.insert_new_in_order(b, won)?;
             let won = sc.found.as_ptr();
             // SAFETY: `j < n`: written by `insert_new_in_order`.
-            sc.merge(b.len, |i, j| out[i] = unsafe { *won.add(j) } != 0);
+            sc.merge(b.len(), |i, j| out[i] = unsafe { *won.add(j) } != 0);
             Ok(new)
         })?;
         self.compact_if_needed();
         Ok(new)
     }
 
-    fn insert_new_in_order(&mut self, b: &Batch, out: &mut [bool]) -> Result<usize, CpuError> {
+    fn insert_new_in_order(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize, CpuError> {
         let st = self.claim_pass(b, OnNew::MarkAux)?;
-        self.settle(b.len, st)?;
+        self.settle(b.len(), st)?;
         match self.exec {
             Exec::Serial => {
                 // In batch order, the claimer of a new key is its first copy.
@@ -403,7 +422,7 @@ impl CpuTable {
             }
             #[cfg(feature = "rayon")]
             Exec::Rayon => {
-                self.elect(b.len, Elect::FirstNew);
+                self.elect(b.len(), Elect::FirstNew);
                 self.write_elected(b, Some(out));
             }
         }
@@ -434,11 +453,11 @@ impl CpuTable {
     /// The elected copies write their values and reset the scratch words; `out[i]` (if
     /// given) records whether copy `i` was elected.
     #[cfg(feature = "rayon")]
-    fn write_elected(&self, b: &Batch, out: Option<&mut [bool]>) {
+    fn write_elected(&self, b: &Batch<'_>, out: Option<&mut [bool]>) {
         let raw = self.raw();
         let pos = &self.pos;
         let outp = out.map(|o| SyncPtr(o.as_mut_ptr()));
-        self.exec.for_each(b.len, |i| {
+        self.exec.for_each(b.len(), |i| {
             let slot = pos[i] as usize;
             let a = self.aux_at(slot);
             // Other copies read either the winner's position or, after the reset, zero:
@@ -450,7 +469,7 @@ impl CpuTable {
                 a.store(0, Ordering::Relaxed);
             }
             if let Some(o) = outp {
-                // SAFETY: `i < b.len == out.len()`, one writer per index.
+                // SAFETY: `i < b.len() == out.len()`, one writer per index.
                 unsafe { o.write(i, won) };
             }
         });
@@ -458,24 +477,25 @@ impl CpuTable {
 
     /// Adds each pair's value to the stored counter (absent keys start at zero); returns
     /// how many keys were new. Atomic on [`CpuError::TableFull`].
-    pub fn add(&mut self, b: &Batch, kind: CounterKind) -> Result<usize, CpuError> {
+    pub fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, CpuError> {
+        self.check_shape(b, true);
         let new = self.partitioned(b, true, false, |t, b, _| t.add_in_order(b, kind))?;
         self.compact_if_needed();
         Ok(new)
     }
 
-    fn add_in_order(&mut self, b: &Batch, kind: CounterKind) -> Result<usize, CpuError> {
+    fn add_in_order(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, CpuError> {
         let width = match kind {
             CounterKind::U32 => 4,
             CounterKind::U64 => 8,
         };
         assert_eq!(self.layout.value_size, width, "counter width matches the value size");
         let st = self.claim_pass(b, OnNew::ZeroValue)?;
-        self.settle(b.len, st)?;
+        self.settle(b.len(), st)?;
         let raw = self.raw();
         let pos = SyncPtr(self.pos.as_mut_ptr());
         let parallel = self.exec.is_parallel();
-        self.exec.for_each(b.len, |i| {
+        self.exec.for_each(b.len(), |i| {
             // SAFETY: pos[i] a slot of this table; values are `width`-aligned (16-byte
             // aligned array, stride = width); adds from several threads are atomic.
             unsafe {
@@ -487,17 +507,18 @@ impl CpuTable {
     }
 
     /// Looks up every key of `b`, handing each result to `sink`.
-    pub fn get(&self, b: &Batch, sink: &impl GetSink) {
+    pub fn get(&self, b: &Batch<'_>, sink: &impl GetSink) {
+        self.check_shape(b, false);
         let vs = self.layout.value_size;
-        let done = self.lookup_partitioned(b, true, |scratch, hits| {
-            let (res, found, n) = (scratch.res() as *const u8, scratch.found.as_ptr(), b.len);
+        let done = self.lookup_partitioned(b, true, |order, res, hits| {
+            let (res, found, n) = (res.as_ptr(), order.found.as_ptr(), b.len());
             if hits == 0 {
                 // Nothing found: every result is `None`, in any order.
                 // SAFETY: `i < n`.
                 (0..n).for_each(|i| unsafe { sink.put(i, None) });
                 return;
             }
-            scratch.merge(b.len, |i, j| {
+            order.merge(b.len(), |i, j| {
                 // Each region's results are a stream read a little at a time: fetching its
                 // next lines now keeps the thousands of streams from missing one by one.
                 // (Values only for keys that were found: a miss's value line is never read.)
@@ -514,29 +535,28 @@ impl CpuTable {
             return;
         }
         self.lookup(b, Fetch::OnTagMatch { values: true, shared: false }, |i, slot, raw| {
-            // SAFETY: `i < b.len`, slot (if any) in range.
+            // SAFETY: `i < b.len()`, slot (if any) in range.
             unsafe { sink.put(i, slot.map(|s| raw.value_ptr(s) as *const u8)) }
         });
     }
 
     /// A partitioned lookup of `b` (when worth it and the scratch is free): results go to
-    /// the scratch's `found` (and `res`, for `values`) in partition order, and `merge`
-    /// hands them out, told how many keys were found. Returns whether it ran.
-    fn lookup_partitioned(&self, b: &Batch, values: bool, merge: impl FnOnce(&mut Scratch, usize)) -> bool {
+    /// the order's `found` flags (and, for `values`, the value bytes `res`) in partition
+    /// order, and `merge` hands them out, told how many keys were found. Returns whether it
+    /// ran.
+    fn lookup_partitioned(&self, b: &Batch<'_>, values: bool, merge: impl FnOnce(&mut Order, &[u8], usize)) -> bool {
         let Some(shift) = self.lookup_shift(b) else { return false };
         // Another thread's lookup holds the scratch: this one runs in batch order.
         let Ok(mut scratch) = self.scratch.try_lock() else { return false };
         let vs = if values { self.layout.value_size } else { 0 };
         // No memory for the scratch: the lookup runs in batch order.
-        // SAFETY: `b` holds keys of the table's key size.
-        let Ok(pb) = (unsafe { self.partition_into(&mut scratch, b, shift, false, vs) }) else { return false };
-        if scratch.flags(b.len).is_err() {
+        let Ok(p) = scratch.partition(b, self.hash, &self.layout, shift, false, vs) else { return false };
+        if p.order.flags(b.len()).is_err() {
             return false;
         }
         self.partitioned_passes.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: `pb` holds `n` keys; the result buffers hold `n` entries (`vs` bytes each).
-        let hits = unsafe { self.probe_in_order(&pb, values, shift, scratch.res(), scratch.found.as_mut_ptr()) };
-        merge(&mut scratch, hits);
+        let hits = self.probe_in_order(&p.batch, values, shift, p.res, &mut p.order.found);
+        merge(p.order, p.res, hits);
         true
     }
 
@@ -547,19 +567,24 @@ impl CpuTable {
     /// two-stage pipeline by 1.15–1.25x and the same loop run through the generic pass
     /// (`Fetch::Plain`) by 1.1x.
     ///
-    /// # Safety
-    /// `found` (and `res`, for `values`) valid for `b.len` results.
-    unsafe fn probe_in_order(&self, b: &Batch, values: bool, shift: u32, res: *mut u8, found: *mut u8) -> usize {
+    ///
+    /// # Panics
+    /// If `found` holds fewer than `b.len()` flags, or (for `values`) `res` fewer than
+    /// `b.len()` values, or the keys are not of the table's size.
+    fn probe_in_order(&self, b: &Batch<'_>, values: bool, shift: u32, res: &mut [u8], found: &mut [u8]) -> usize {
         let raw = self.raw();
         let s = raw.plain();
-        let (hs, ks, vs, n) = (self.hash, raw.key_size, raw.value_size, b.len);
+        let (hs, ks, vs, n) = (self.hash, raw.key_size, raw.value_size, b.len());
+        assert!(b.key_size() == ks && found.len() >= n && (!values || res.len() >= n * vs), "results for every key");
+        let (res, found) = (res.as_mut_ptr(), found.as_mut_ptr());
         let mut sweep = Sweep::new(&raw, n, shift);
         // Keys found so far: while most keys are found, the sweep fetches key and value
         // lines too; while most are missing, only state lines (a missing key rarely matches
         // a fingerprint, so its other lines are never read).
         let mut hits = 0usize;
         for j in 0..n {
-            // SAFETY: `j < n` indexes the batch; results in bounds by contract.
+            // SAFETY: `j < n` indexes the batch, whose keys hold `ks` bytes; `found` and (for
+            // `values`) `res` hold `n` results (asserted above).
             unsafe {
                 let key = b.key(j);
                 let h = hs.hash(key, ks);
@@ -577,16 +602,17 @@ impl CpuTable {
     }
 
     /// Writes whether each key of `b` is present into `out`.
-    pub fn contains(&self, b: &Batch, out: &mut [bool]) {
-        assert_eq!(out.len(), b.len, "one result per key");
-        let done = self.lookup_partitioned(b, false, |scratch, hits| {
+    pub fn contains(&self, b: &Batch<'_>, out: &mut [bool]) {
+        self.check_shape(b, false);
+        assert_eq!(out.len(), b.len(), "one result per key");
+        let done = self.lookup_partitioned(b, false, |order, _, hits| {
             if hits == 0 {
                 out.fill(false);
                 return;
             }
-            let found = scratch.found.as_ptr();
+            let found = order.found.as_ptr();
             // SAFETY: `j < n`, written by the lookup.
-            scratch.merge(b.len, |i, j| {
+            order.merge(b.len(), |i, j| {
                 prefetch_read(found.wrapping_add(j + 64));
                 // SAFETY: as above.
                 out[i] = unsafe { *found.add(j) } != 0
@@ -602,14 +628,14 @@ impl CpuTable {
         });
     }
 
-    fn lookup(&self, b: &Batch, fetch: Fetch, f: impl Fn(usize, Option<usize>, &RawTable) + Sync + Send) {
+    fn lookup(&self, b: &Batch<'_>, fetch: Fetch, f: impl Fn(usize, Option<usize>, &RawTable) + Sync + Send) {
         let raw = self.raw();
         let hs = self.hash;
         let s = raw.plain();
         // Lookups never race with writers (`&self`), so plain loads serve both engines.
-        self.exec.for_chunks(b.len, |range| {
+        self.exec.for_chunks(b.len(), |range| {
             staged(&raw, hs, b, range, fetch, |i, h| {
-                // SAFETY: `i < b.len`, key valid for key_size bytes.
+                // SAFETY: `i < b.len()`, key valid for key_size bytes.
                 let slot = unsafe { find_grouped(&s, h, b.key(i)) };
                 f(i, slot, &raw);
             })
@@ -617,14 +643,15 @@ impl CpuTable {
     }
 
     /// Removes every key of `b`; returns how many distinct keys were present.
-    pub fn remove(&mut self, b: &Batch) -> Result<usize, CpuError> {
+    pub fn remove(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
+        self.check_shape(b, false);
         let removed = self.partitioned(b, false, false, |t, b, _| Ok(t.remove_in_order(b)))?;
         self.ledger.removed(removed);
         self.compact_if_needed();
         Ok(removed)
     }
 
-    fn remove_in_order(&mut self, b: &Batch) -> usize {
+    fn remove_in_order(&mut self, b: &Batch<'_>) -> usize {
         let raw = self.raw();
         let hs = self.hash;
         let shared = self.exec.is_parallel();
@@ -636,8 +663,8 @@ impl CpuTable {
             Exec::Serial => {
                 let s = raw.plain();
                 let mut n = 0;
-                staged(&raw, hs, b, 0..b.len, fetch, |i, h| {
-                    // SAFETY: `i < b.len`, keys valid.
+                staged(&raw, hs, b, 0..b.len(), fetch, |i, h| {
+                    // SAFETY: `i < b.len()`, keys valid.
                     let gone = unsafe { remove_one(&s, h, b.key(i)) };
                     n += gone as usize;
                 });
@@ -646,7 +673,7 @@ impl CpuTable {
             #[cfg(feature = "rayon")]
             Exec::Rayon => {
                 let s = AtomicSlots(raw);
-                self.exec.sum_chunks(b.len, |range| {
+                self.exec.sum_chunks(b.len(), |range| {
                     let mut n = 0;
                     staged(&raw, hs, b, range, fetch, |i, h| {
                         // SAFETY: as above; other threads swap state words meanwhile, so the
@@ -682,10 +709,10 @@ impl CpuTable {
     /// of large slots stay unpartitioned even then: absent 32-byte keys, 1M of them in a
     /// table of 164-byte slots, took 62 ms partitioned against 41 ms in batch order, as
     /// the copy of their keys costs more than the 8 MB of state words it keeps in cache.)
-    fn lookup_shift(&self, b: &Batch) -> Option<u32> {
-        let whole = self.partition_shift(b.len)?;
+    fn lookup_shift(&self, b: &Batch<'_>) -> Option<u32> {
+        let whole = self.partition_shift(b.len())?;
         if self.mostly_absent(b) {
-            partition::plan(self.layout.slots, 4, b.len, self.region_bytes / 2)
+            partition::plan(self.layout.slots, 4, b.len(), self.region_bytes / 2)
         } else {
             Some(whole)
         }
@@ -693,18 +720,18 @@ impl CpuTable {
 
     /// Whether fewer than a quarter of a sample of `b`'s keys (up to 256, evenly spaced)
     /// are present.
-    fn mostly_absent(&self, b: &Batch) -> bool {
+    fn mostly_absent(&self, b: &Batch<'_>) -> bool {
         const SAMPLE: usize = 256;
-        let m = b.len.min(SAMPLE);
+        let m = b.len().min(SAMPLE);
         if m == 0 {
             return false;
         }
-        let step = b.len / m;
+        let step = b.len() / m;
         let raw = self.raw();
         let s = raw.plain();
         let hits: usize = (0..m)
             .map(|k| {
-                // SAFETY: `k * step < b.len`; the batch holds keys of the table's key size.
+                // SAFETY: `k * step < b.len()`; the batch holds keys of the table's key size.
                 unsafe {
                     let key = b.key(k * step);
                     find_grouped(&s, self.hash.hash(key, raw.key_size), key).is_some() as usize
@@ -712,20 +739,6 @@ impl CpuTable {
             })
             .sum();
         hits * 4 < m
-    }
-
-    /// # Safety
-    /// As [`Scratch::partition`].
-    unsafe fn partition_into(
-        &self,
-        scratch: &mut Scratch,
-        b: &Batch,
-        shift: u32,
-        values: bool,
-        room: usize,
-    ) -> Result<Batch, CpuError> {
-        // SAFETY: forwarded contract.
-        unsafe { scratch.partition(b, self.hash, &self.layout, shift, values, room) }
     }
 
     /// Runs `op` on `b`, or, when worth it, on `b` in partition order (see
@@ -736,22 +749,24 @@ impl CpuTable {
     /// so batch-order rules hold on either path.
     fn partitioned<R>(
         &mut self,
-        b: &Batch,
+        b: &Batch<'_>,
         values: bool,
         flags: bool,
-        op: impl FnOnce(&mut Self, &Batch, Option<&mut Scratch>) -> Result<R, CpuError>,
+        op: impl FnOnce(&mut Self, &Batch<'_>, Option<&mut Order>) -> Result<R, CpuError>,
     ) -> Result<R, CpuError> {
-        let Some(shift) = self.partition_shift(b.len) else { return op(self, b, None) };
+        let Some(shift) = self.partition_shift(b.len()) else { return op(self, b, None) };
         let mut scratch = std::mem::take(self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()));
-        // SAFETY: the engines' batches hold keys (and values, for `values`) of the table's
-        // sizes; `pb` is used only while `scratch` lives unchanged.
-        let pb = unsafe { self.partition_into(&mut scratch, b, shift, values, 0) };
-        let pb = pb.and_then(|pb| if flags { scratch.flags(b.len).map(|()| pb) } else { Ok(pb) });
-        let r = match pb {
-            Ok(pb) => {
+        let p = scratch.partition(b, self.hash, &self.layout, shift, values, 0).and_then(|p| {
+            if flags {
+                p.order.flags(b.len())?;
+            }
+            Ok(p)
+        });
+        let r = match p {
+            Ok(p) => {
                 self.partitioned_passes.fetch_add(1, Ordering::Relaxed);
                 self.reordered = Some(shift);
-                let r = op(self, &pb, Some(&mut scratch));
+                let r = op(self, &p.batch, Some(p.order));
                 self.reordered = None;
                 r
             }

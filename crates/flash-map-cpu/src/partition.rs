@@ -38,36 +38,53 @@ use crate::CpuError;
 /// the machines measured (2 MiB per core), so that a region's lines stay cached while its
 /// keys are probed, with room left for the streams in and out. Measured on 8M `u64` pairs:
 /// 512 KiB regions beat 128 KiB, 256 KiB and 1 MiB ones by 5–15 % on lookups.
-pub const REGION_BYTES: usize = 1 << 19;
+pub(crate) const REGION_BYTES: usize = 1 << 19;
 /// At most this many regions (so `u16` region numbers, and at most this many write streams
 /// while partitioning).
 const MAX_REGIONS: usize = 1 << 11;
 /// Tables of fewer regions stay in cache anyway: no partitioning.
-pub const MIN_REGIONS: usize = 8;
+pub(crate) const MIN_REGIONS: usize = 8;
 /// Batches sparser than one key per this many slots are probed in batch order.
-pub const MIN_SLOTS_PER_KEY: usize = 8;
+pub(crate) const MIN_SLOTS_PER_KEY: usize = 8;
 /// Slots larger than this (state, key and value bytes) are probed in batch order: copying
 /// such records costs more than the misses it saves (measured with 164-byte slots, 32-byte
 /// keys and 128-byte values: inserts 3.8x and lookups 1.6–1.8x slower partitioned, while
 /// 20-byte slots gained 1.3–1.5x).
-pub const MAX_SLOT_BYTES: usize = 64;
+pub(crate) const MAX_SLOT_BYTES: usize = 64;
 
 /// Reusable buffers of a partitioned pass (kept by the table, so that their pages are
 /// faulted in once, not per batch).
 #[derive(Default)]
-pub struct Scratch {
+pub(crate) struct Scratch {
+    /// The records in partition order, then (for lookups) their results: value bytes
+    /// sharing one buffer with the records, so that a lookup after an insert of as many
+    /// pairs needs no fresh memory.
+    rec: Vec<u8>,
+    /// Which region each batch position went to, and the per-record flags.
+    order: Order,
+}
+
+/// The partition order of the last batch, to bring per-position results back, and one flag
+/// byte per record for the pass to write.
+#[derive(Default)]
+pub(crate) struct Order {
     /// Per batch position: its region.
     part: Vec<u16>,
-    /// The records, in partition order.
-    rec: Vec<u8>,
     /// Per region: its first record (then, during a merge, the next unread result).
     start: Vec<usize>,
-    /// Where in `rec`, after the records, lookup results go in partition order: value
-    /// bytes (sharing one buffer with the records, so that a lookup after an insert of
-    /// as many pairs needs no fresh memory) ...
-    res_off: usize,
-    /// ... and whether the key was found.
+    /// Per record in partition order: whether the key was found (or won), once sized by
+    /// [`flags`](Self::flags).
     pub(crate) found: Vec<u8>,
+}
+
+/// A batch in partition order, borrowing the scratch it lies in.
+pub(crate) struct Partitioned<'s> {
+    /// The records (key, and value when asked for), in partition order.
+    pub(crate) batch: Batch<'s>,
+    /// `room` bytes per record for the pass's results, in partition order.
+    pub(crate) res: &'s mut [u8],
+    /// The order, to merge results back.
+    pub(crate) order: &'s mut Order,
 }
 
 /// Grows `v` to at least `n` elements (zeroed), advising huge pages for a large growth.
@@ -99,54 +116,60 @@ pub(crate) fn plan(slots: usize, slot_bytes: usize, n: usize, region_bytes: usiz
 
 impl Scratch {
     /// Copies the records of `b` (key, and value when `values`) into partition order by the
-    /// region of each key's home slot, and returns them as a batch over this scratch, with
-    /// room for `room` bytes of results per record after them ([`res`](Self::res)).
+    /// region of each key's home slot, with room for `room` bytes of results per record
+    /// after them, and returns them as a batch borrowing this scratch.
     ///
-    /// # Safety
-    /// `b`'s records are valid for `key_size` key bytes (and `value_size` value bytes when
-    /// `values`); the returned batch borrows `self` and is valid until the next call.
-    pub(crate) unsafe fn partition(
-        &mut self,
-        b: &Batch,
+    /// # Panics
+    /// If `b`'s keys (or values, when `values`) are not of the layout's sizes.
+    pub(crate) fn partition<'s>(
+        &'s mut self,
+        b: &Batch<'_>,
         hs: KeyHasher,
         layout: &TableLayout,
         shift: u32,
         values: bool,
         room: usize,
-    ) -> Result<Batch, CpuError> {
-        let (mask, key_size, value_size) = (layout.mask(), layout.key_size, layout.value_size);
-        let n = b.len;
+    ) -> Result<Partitioned<'s>, CpuError> {
+        let (mask, key_size) = (layout.mask(), layout.key_size);
+        let value_size = if values { layout.value_size } else { 0 };
+        assert_eq!(
+            (b.key_size(), values && b.value_size() != value_size),
+            (key_size, false),
+            "batch of the table's sizes"
+        );
+        let n = b.len();
         let regions = (mask >> shift) + 1;
-        let stride = key_size + if values { value_size } else { 0 };
+        let stride = key_size + value_size;
         let too_big = CpuError::Alloc { bytes: usize::MAX };
         let bytes = stride.checked_add(room).and_then(|r| r.checked_mul(n)).ok_or(too_big)?;
-        grow(&mut self.part, n)?;
+        let o = &mut self.order;
+        grow(&mut o.part, n)?;
         grow(&mut self.rec, bytes)?;
-        self.res_off = n * stride;
-        self.start.clear();
-        self.start.resize(regions + 1, 0);
+        o.start.clear();
+        o.start.resize(regions + 1, 0);
         // Pass 1: each key's region, and the regions' sizes.
-        let part = &mut self.part[..n];
+        let part = &mut o.part[..n];
         for (i, p) in part.iter_mut().enumerate() {
-            // SAFETY: `i < n`; key valid by contract.
+            // SAFETY: `i < n`; the key holds `key_size` bytes (asserted above).
             let h = unsafe { hs.hash(b.key(i), key_size) };
             let r = home(h, mask) >> shift;
             *p = r as u16;
-            self.start[r + 1] += 1;
+            o.start[r + 1] += 1;
         }
         for r in 0..regions {
-            self.start[r + 1] += self.start[r];
+            o.start[r + 1] += o.start[r];
         }
         // Pass 2: copy each record to the next place of its region (stable).
-        let mut next = self.start.clone();
-        let rec = self.rec.as_mut_ptr();
+        let mut next = o.start.clone();
+        let (recs, res) = self.rec[..bytes].split_at_mut(n * stride);
+        let dst0 = recs.as_mut_ptr();
         for (i, &p) in part.iter().enumerate() {
             let j = next[p as usize];
             next[p as usize] = j + 1;
-            // SAFETY: `j < n`; the record buffer holds `n * stride` bytes; source valid by
-            // contract.
+            // SAFETY: `j < n`, so record `j` lies inside `recs` (`n * stride` bytes); the
+            // source key and value hold their sizes (asserted above).
             unsafe {
-                let dst = rec.add(j * stride);
+                let dst = dst0.add(j * stride);
                 // The region's stream continues here later: fetching its next line now
                 // saves a miss per line over thousands of interleaved streams.
                 crate::exec::prefetch_read(dst.wrapping_add(64));
@@ -156,10 +179,14 @@ impl Scratch {
                 }
             }
         }
-        Ok(Batch { base: rec, len: n, stride, key_off: 0, val_off: key_size })
+        let batch = Batch::from_bytes(recs, n, stride, (0, key_size), (key_size, value_size))
+            .expect("n records of `stride` bytes, key then value");
+        Ok(Partitioned { batch, res, order: o })
     }
+}
 
-    /// Replays the partition of the last [`partition`](Self::partition) of `n` records:
+impl Order {
+    /// Replays the partition of the last [`Scratch::partition`] of `n` records:
     /// calls `f(i, j)` for every batch position `i` in order, with `j` the position of its
     /// record in partition order.
     pub(crate) fn merge(&mut self, n: usize, mut f: impl FnMut(usize, usize)) {
@@ -171,22 +198,16 @@ impl Scratch {
         }
     }
 
-    /// Bytes held by these buffers.
-    pub(crate) fn bytes(&self) -> usize {
-        self.part.capacity() * 2
-            + self.rec.capacity()
-            + self.start.capacity() * size_of::<usize>()
-            + self.found.capacity()
-    }
-
-    /// The result bytes after the records of the last [`partition`](Self::partition)
-    /// (`room` bytes per record).
-    pub(crate) fn res(&mut self) -> *mut u8 {
-        self.rec.as_mut_ptr().wrapping_add(self.res_off)
-    }
-
     /// Sizes the flags (`found`) for `n` records.
     pub(crate) fn flags(&mut self, n: usize) -> Result<(), CpuError> {
         grow(&mut self.found, n)
+    }
+}
+
+impl Scratch {
+    /// Bytes held by these buffers.
+    pub(crate) fn bytes(&self) -> usize {
+        let o = &self.order;
+        o.part.capacity() * 2 + self.rec.capacity() + o.start.capacity() * size_of::<usize>() + o.found.capacity()
     }
 }

@@ -39,7 +39,7 @@ pub(crate) enum Fetch {
 pub(crate) fn staged(
     raw: &RawTable,
     hs: KeyHasher,
-    b: &Batch,
+    b: &Batch<'_>,
     range: Range<usize>,
     fetch: Fetch,
     mut body: impl FnMut(usize, u64),
@@ -54,7 +54,7 @@ pub(crate) fn staged(
     let mut ring = [0u64; RING];
     let end = range.end;
     let stage1 = |ring: &mut [u64; RING], i: usize| {
-        // SAFETY: `i < end <= b.len`; the slot is masked into the table; prefetches never
+        // SAFETY: `i < end <= b.len()`; the slot is masked into the table; prefetches never
         // fault.
         unsafe {
             let h = hs.hash(b.key(i), raw.key_size);
@@ -148,15 +148,15 @@ pub(crate) fn staged(
 fn plain(
     raw: &RawTable,
     hs: KeyHasher,
-    b: &Batch,
+    b: &Batch<'_>,
     range: Range<usize>,
     values: bool,
     shift: u32,
     mut body: impl FnMut(usize, u64),
 ) {
-    let mut sweep = Sweep::new(raw, b.len, shift);
+    let mut sweep = Sweep::new(raw, b.len(), shift);
     for i in range {
-        // SAFETY: `i < end <= b.len` indexes the batch.
+        // SAFETY: `i < end <= b.len()` indexes the batch.
         let h = unsafe { hs.hash(b.key(i), raw.key_size) };
         sweep.step(raw, h, true, values);
         body(i, h);

@@ -8,7 +8,7 @@ use flash_map_core::Slots;
 
 /// Raw pointers to one table's arrays, shared by the threads of one pass.
 #[derive(Clone, Copy)]
-pub struct RawTable {
+pub(crate) struct RawTable {
     /// State words.
     pub states: *mut u32,
     /// Key bytes.
@@ -32,8 +32,11 @@ unsafe impl Sync for RawTable {}
 impl RawTable {
     /// Plain, single-threaded (or read-only) access to the states and keys.
     #[inline(always)]
-    pub fn plain(&self) -> RawSlots {
-        RawSlots { states: self.states, keys: self.keys, mask: self.mask, key_size: self.key_size }
+    pub(crate) fn plain(&self) -> RawSlots {
+        // SAFETY: a `RawTable` views the live arrays of a `CpuTable` of `mask + 1` slots;
+        // its users (the passes of one call) follow the view's rules: writes on one thread
+        // with the table borrowed mutably, shared reads under `&self`.
+        unsafe { RawSlots::new(self.states, self.keys, self.mask, self.key_size) }
     }
 
     /// Pointer to slot `slot`'s value.
@@ -41,7 +44,7 @@ impl RawTable {
     /// # Safety
     /// `slot <= mask`.
     #[inline(always)]
-    pub unsafe fn value_ptr(&self, slot: usize) -> *mut u8 {
+    pub(crate) unsafe fn value_ptr(&self, slot: usize) -> *mut u8 {
         // SAFETY: in range by contract.
         unsafe { self.values.add(slot * self.value_size) }
     }
@@ -63,7 +66,7 @@ impl RawTable {
 /// Multi-threaded access: acquire loads, acq-rel compare-and-swap, release publishes —
 /// the same protocol the GPU kernels follow.
 #[derive(Clone, Copy)]
-pub struct AtomicSlots(pub RawTable);
+pub(crate) struct AtomicSlots(pub RawTable);
 
 // SAFETY: all state accesses are atomic; keys are written only by the thread holding the
 // slot busy and read only after an acquire load of the published full word.

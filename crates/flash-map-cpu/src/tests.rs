@@ -4,8 +4,8 @@ use flash_map_core::{Batch, HashStrategy, KeyHasher, TableLayout};
 
 use crate::{CpuError, CpuTable, Exec};
 
-fn pairs_batch(p: &[(u64, u64)]) -> Batch {
-    Batch { base: p.as_ptr() as *const u8, len: p.len(), stride: 16, key_off: 0, val_off: 8 }
+fn pairs_batch(p: &[(u64, u64)]) -> Batch<'_> {
+    Batch::pairs(p)
 }
 
 fn execs() -> Vec<Exec> {
@@ -229,22 +229,27 @@ fn partition_is_a_stable_sort_by_region_and_merge_inverts_it() {
             let stride = ks + vs;
             let n = 97;
             let data: Vec<u8> = (0..n * stride).map(|i| (i * 7 + i / 5) as u8).collect();
-            let b = Batch { base: data.as_ptr(), len: n, stride, key_off: 0, val_off: ks };
+            let b = Batch::from_bytes(&data, n, stride, (0, ks), (ks, vs)).unwrap();
             for shift in [0, 2] {
                 let mut sc = crate::partition::Scratch::default();
-                // SAFETY: `data` holds `n` records of `ks + vs` bytes.
-                let pb = unsafe { sc.partition(&b, hs, &layout, shift, values, 3) }.unwrap();
+                let p = sc.partition(&b, hs, &layout, shift, values, 3).unwrap();
+                assert_eq!(p.res.len(), n * 3, "room for results");
                 let rec = if values { stride } else { ks };
                 let region = |k: &[u8]| flash_map_core::probe::home(hs.hash_bytes(k), layout.mask()) >> shift;
                 let mut want: Vec<usize> = (0..n).collect();
                 want.sort_by_key(|&i| region(&data[i * stride..][..ks])); // stable
                 for (j, &i) in want.iter().enumerate() {
-                    // SAFETY: `j < n` records of `rec` bytes in the scratch.
-                    let got = unsafe { std::slice::from_raw_parts(pb.key(j), rec) };
-                    assert_eq!(got, &data[i * stride..][..rec], "record {j} ({ks}+{vs}, shift {shift})");
+                    let got = p.batch.key_bytes(j);
+                    assert_eq!(got, &data[i * stride..][..ks], "key {j} ({ks}+{vs}, shift {shift})");
+                    if values {
+                        // SAFETY: `j < n`; the batch has values of `vs` bytes.
+                        let v = unsafe { std::slice::from_raw_parts(p.batch.val(j), vs) };
+                        assert_eq!(v, &data[i * stride + ks..][..vs], "value {j}");
+                    }
+                    assert_eq!(p.batch.stride(), rec);
                 }
                 let mut seen = vec![usize::MAX; n];
-                sc.merge(n, |i, j| seen[i] = j);
+                p.order.merge(n, |i, j| seen[i] = j);
                 assert!((0..n).all(|i| want[seen[i]] == i), "merge inverts the partition");
             }
         }

@@ -4,20 +4,21 @@
 //! | layer | module | what |
 //! |---|---|---|
 //! | FFI | `cudarc::driver::{sys, result}` | raw driver calls, each returning `Result` |
-//! | device | [`device`] | driver presence, device probing, one context + module per device |
-//! | memory | [`mem`] | owned device and pinned host buffers |
-//! | table | [`table`] | [`CudaTable`]: the SoA table on the device and the bulk operations |
+//! | device | `device` | driver presence, device probing, one context + module per device |
+//! | memory | `mem` | owned device and pinned host buffers |
+//! | table | `table` | [`CudaTable`]: the SoA table on the device and the bulk operations |
 //!
 //! Nothing here links against CUDA: the crate builds everywhere, and on a machine without a
 //! driver [`probe_device`] returns [`CudaError::NoDriver`] instead of panicking (it checks
 //! `is_culib_present()` before any other call). The PTX is embedded with `include_str!`;
 //! no CUDA C and no run-time compilation (NVRTC) is involved.
 
-pub mod device;
-pub mod mem;
-pub mod table;
+mod device;
+mod mem;
+mod table;
 
-pub use device::{probe_device, DeviceInfo};
+pub use device::{probe_device, DeviceInfo, Gpu};
+pub use mem::DeviceBuf;
 pub use table::{CudaTable, DeviceBatch};
 
 /// The kernels, compiled from `kernels-rs` by `cargo xtask ptx` (do not edit by hand).

@@ -75,15 +75,21 @@ impl DeviceBuf {
     /// Queues a copy of `dst.len()` bytes from offset `offset` into `dst` on the null stream;
     /// it is complete once an event recorded after it has completed.
     ///
-    /// `dst` must be pinned host memory that stays untouched until then (the driver copies
-    /// asynchronously only from pinned memory, and the borrow ends before the copy does).
-    pub fn download_async(&self, offset: usize, dst: &mut [u8]) -> Result<(), CudaError> {
+    /// # Safety
+    /// The driver writes `dst` after this call returns, when the borrow has ended: `dst`
+    /// must be pinned host memory ([`PinnedBuf`]) that stays allocated, and is neither read
+    /// nor written, until an event recorded after this call has completed (or the context
+    /// has synchronized).
+    ///
+    /// # Panics
+    /// If the range `offset..offset + dst.len()` leaves the buffer.
+    pub(crate) unsafe fn download_async(&self, offset: usize, dst: &mut [u8]) -> Result<(), CudaError> {
         assert!(offset + dst.len() <= self.bytes, "download fits the buffer");
         if dst.is_empty() {
             return Ok(());
         }
-        // SAFETY: the range lies inside the allocation; the caller keeps `dst` alive and
-        // untouched until the copy completes (see above).
+        // SAFETY: the range lies inside the allocation (asserted); the caller keeps `dst`
+        // allocated and untouched until the copy completes (the function's contract).
         unsafe { result::memcpy_dtoh_async(dst, self.ptr + offset as u64, std::ptr::null_mut()) }
             .map_err(drv("cuMemcpyDtoHAsync"))
     }
@@ -109,7 +115,7 @@ impl Drop for DeviceBuf {
 }
 
 /// Page-locked host memory for fast transfers, freed on drop.
-pub struct PinnedBuf {
+pub(crate) struct PinnedBuf {
     gpu: Arc<Gpu>,
     ptr: *mut u8,
     bytes: usize,
@@ -122,12 +128,12 @@ unsafe impl Sync for PinnedBuf {}
 
 impl PinnedBuf {
     /// An empty buffer.
-    pub fn new(gpu: &Arc<Gpu>) -> Self {
+    pub(crate) fn new(gpu: &Arc<Gpu>) -> Self {
         PinnedBuf { gpu: Arc::clone(gpu), ptr: std::ptr::null_mut(), bytes: 0 }
     }
 
     /// Makes sure the buffer holds at least `bytes` (contents lost on growth).
-    pub fn ensure(&mut self, bytes: usize) -> Result<(), CudaError> {
+    pub(crate) fn ensure(&mut self, bytes: usize) -> Result<(), CudaError> {
         if self.bytes >= bytes {
             return Ok(());
         }
@@ -144,7 +150,7 @@ impl PinnedBuf {
     }
 
     /// The first `len` bytes.
-    pub fn slice_mut(&mut self, len: usize) -> &mut [u8] {
+    pub(crate) fn slice_mut(&mut self, len: usize) -> &mut [u8] {
         assert!(len <= self.bytes);
         if len == 0 {
             return &mut [];
@@ -173,7 +179,7 @@ impl Drop for PinnedBuf {
 /// Copies host memory to the device through two pinned staging buffers: while the DMA engine
 /// moves one chunk, all cores copy the next chunk into the other buffer. A copy straight from
 /// pageable memory runs at a fraction of the PCIe bandwidth; this keeps the link busy.
-pub struct Stager {
+pub(crate) struct Stager {
     gpu: Arc<Gpu>,
     bufs: [PinnedBuf; 2],
     events: [Event; 2],
@@ -184,7 +190,7 @@ const CHUNK: usize = 8 << 20;
 
 impl Stager {
     /// Two empty staging buffers and their events.
-    pub fn new(gpu: &Arc<Gpu>) -> Result<Self, CudaError> {
+    pub(crate) fn new(gpu: &Arc<Gpu>) -> Result<Self, CudaError> {
         Ok(Stager {
             gpu: Arc::clone(gpu),
             bufs: [PinnedBuf::new(gpu), PinnedBuf::new(gpu)],
@@ -192,13 +198,18 @@ impl Stager {
         })
     }
 
-    /// Copies `src` to device address `dst` and waits for the copy to finish.
-    pub fn upload(&mut self, dst: u64, src: &[u8]) -> Result<(), CudaError> {
+    /// Copies `src` to the start of `dst` and waits for the copy to finish.
+    ///
+    /// # Panics
+    /// If `src` is longer than `dst`.
+    pub(crate) fn upload(&mut self, dst: &DeviceBuf, src: &[u8]) -> Result<(), CudaError> {
         use rayon::prelude::*;
+        assert!(src.len() <= dst.len(), "{} bytes into a buffer of {}", src.len(), dst.len());
+        let dst = dst.ptr();
         self.gpu.bind()?;
         if src.len() < 2 * CHUNK {
             if !src.is_empty() {
-                // SAFETY: `dst` holds at least `src.len()` bytes (caller); synchronous.
+                // SAFETY: `dst` holds at least `src.len()` bytes (asserted); synchronous.
                 unsafe { result::memcpy_htod_sync(dst, src) }.map_err(drv("cuMemcpyHtoD"))?;
             }
             return Ok(());
@@ -214,8 +225,9 @@ impl Stager {
             }
             let staging = self.bufs[k].slice_mut(chunk.len());
             staging.par_chunks_mut(1 << 20).zip(chunk.par_chunks(1 << 20)).for_each(|(d, s)| d.copy_from_slice(s));
-            // SAFETY: pinned source stays untouched until the event below completes; the
-            // destination range lies inside the caller's buffer.
+            // SAFETY: the pinned source stays untouched until the event below completes (it
+            // is waited for before the buffer is refilled, and the context synchronizes
+            // before returning); the destination range lies inside `dst` (asserted).
             unsafe { result::memcpy_htod_async(dst + (c * CHUNK) as u64, &*staging, std::ptr::null_mut()) }
                 .map_err(drv("cuMemcpyHtoDAsync"))?;
             self.events[k].record()?;
@@ -225,7 +237,7 @@ impl Stager {
 }
 
 /// A driver event on the null stream: marks a point in the stream's work.
-pub struct Event {
+pub(crate) struct Event {
     gpu: Arc<Gpu>,
     ev: sys::CUevent,
 }
@@ -235,20 +247,20 @@ unsafe impl Send for Event {}
 
 impl Event {
     /// A new event (no timing).
-    pub fn new(gpu: &Arc<Gpu>) -> Result<Self, CudaError> {
+    pub(crate) fn new(gpu: &Arc<Gpu>) -> Result<Self, CudaError> {
         gpu.bind()?;
         let ev = result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING).map_err(drv("cuEventCreate"))?;
         Ok(Event { gpu: Arc::clone(gpu), ev })
     }
 
     /// Records the event after the work queued so far.
-    pub fn record(&self) -> Result<(), CudaError> {
+    pub(crate) fn record(&self) -> Result<(), CudaError> {
         // SAFETY: a live event, the null stream.
         unsafe { result::event::record(self.ev, std::ptr::null_mut()) }.map_err(drv("cuEventRecord"))
     }
 
     /// Waits until the recorded work is done.
-    pub fn wait(&self) -> Result<(), CudaError> {
+    pub(crate) fn wait(&self) -> Result<(), CudaError> {
         // SAFETY: a live event.
         unsafe { result::event::synchronize(self.ev) }.map_err(drv("cuEventSynchronize"))
     }
@@ -259,5 +271,39 @@ impl Drop for Event {
         let _ = self.gpu.bind();
         // SAFETY: created in `new`, destroyed once.
         let _ = unsafe { result::event::destroy(self.ev) };
+    }
+}
+
+/// Waits for the device when dropped while armed: a guard for host memory that queued
+/// asynchronous copies still write, so that no early return or unwind leaves them running
+/// into memory the caller reuses.
+pub(crate) struct WaitOnDrop<'a> {
+    gpu: &'a Gpu,
+    armed: bool,
+}
+
+impl<'a> WaitOnDrop<'a> {
+    /// A disarmed guard.
+    pub(crate) fn new(gpu: &'a Gpu) -> Self {
+        WaitOnDrop { gpu, armed: false }
+    }
+
+    /// Copies are in flight from now on.
+    pub(crate) fn arm(&mut self) {
+        self.armed = true;
+    }
+
+    /// Every copy has been waited for.
+    pub(crate) fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for WaitOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            // An error here leaves nothing better to do: the context is unusable anyway.
+            let _ = self.gpu.sync();
+        }
     }
 }

@@ -195,38 +195,33 @@ impl CudaTable {
 
     /// Copies a host batch to the device. Tight batches (no padding between fields) go as
     /// they are; others are packed as key‖value records first.
-    fn upload(&self, s: &mut Scratch, b: &Batch, with_values: bool) -> Result<DeviceBatch, CudaError> {
+    fn upload(&self, s: &mut Scratch, b: &Batch<'_>, with_values: bool) -> Result<DeviceBatch, CudaError> {
         let (ks, vs) = (self.layout.key_size, if with_values { self.layout.value_size } else { 0 });
-        let tight = if with_values {
-            b.stride == ks + vs && ((b.key_off == 0 && b.val_off == ks) || (b.val_off == 0 && b.key_off == vs))
-        } else {
-            b.stride == ks && b.key_off == 0
-        };
-        if tight {
-            let bytes = b.len * b.stride;
-            s.batch.ensure(bytes)?;
-            // SAFETY: the batch borrows `len * stride` bytes with no padding (checked above).
-            let src = unsafe { std::slice::from_raw_parts(b.base, bytes) };
+        assert!(
+            b.key_size() == ks && b.value_size() >= vs && (!with_values || b.value_size() == vs),
+            "a batch of the table's key and value sizes"
+        );
+        let b = if with_values { *b } else { b.keys_only() };
+        if let Some(src) = b.tight_bytes() {
+            s.batch.ensure(src.len())?;
             Self::stage(&self.gpu, s, src)?;
             return Ok(DeviceBatch {
                 ptr: s.batch.ptr(),
-                len: b.len,
-                stride: b.stride,
-                key_off: b.key_off,
-                val_off: b.val_off,
+                len: b.len(),
+                stride: b.stride(),
+                key_off: b.key_off(),
+                val_off: b.val_off(),
             });
         }
         let rec = ks + vs;
-        let bytes = b.len * rec;
+        let bytes = b.len() * rec;
         s.pack.clear();
         s.pack.try_reserve_exact(bytes).map_err(|_| CudaError::HostAlloc { bytes })?;
-        for i in 0..b.len {
-            // SAFETY: `i < len`; key and value fields hold `ks` / `vs` initialised bytes.
-            unsafe {
-                s.pack.extend_from_slice(std::slice::from_raw_parts(b.key(i), ks));
-                if vs > 0 {
-                    s.pack.extend_from_slice(std::slice::from_raw_parts(b.val(i), vs));
-                }
+        for i in 0..b.len() {
+            s.pack.extend_from_slice(b.key_bytes(i));
+            if vs > 0 {
+                // SAFETY: `i < len`; the batch's values hold `vs` bytes (asserted above).
+                s.pack.extend_from_slice(unsafe { std::slice::from_raw_parts(b.val(i), vs) });
             }
         }
         s.batch.ensure(bytes)?;
@@ -234,7 +229,7 @@ impl CudaTable {
         let r = Self::stage(&self.gpu, s, &pack);
         s.pack = pack;
         r?;
-        Ok(DeviceBatch { ptr: s.batch.ptr(), len: b.len, stride: rec, key_off: 0, val_off: ks })
+        Ok(DeviceBatch { ptr: s.batch.ptr(), len: b.len(), stride: rec, key_off: 0, val_off: ks })
     }
 
     /// Copies `src` into the batch buffer through the pinned stager.
@@ -243,7 +238,7 @@ impl CudaTable {
             s.stager = Some(Stager::new(gpu)?);
         }
         let stager = s.stager.as_mut().expect("created above");
-        stager.upload(s.batch.ptr(), src)
+        stager.upload(&s.batch, src)
     }
 
     fn counters(&self, s: &mut Scratch) -> Result<[u32; N_COUNTERS], CudaError> {
@@ -264,7 +259,12 @@ impl CudaTable {
     /// them leaves the table in need of a compaction, the fresh arrays for it: allocated
     /// before the claims count, so that running out of device memory fails the call with
     /// the table as it was (the caller compacts with [`finish`](Self::finish)).
-    fn claim(&mut self, s: &mut Scratch, d: DeviceBatch, mode: u64) -> Result<(ClaimCounts, Option<Arrays>), CudaError> {
+    fn claim(
+        &mut self,
+        s: &mut Scratch,
+        d: DeviceBatch,
+        mode: u64,
+    ) -> Result<(ClaimCounts, Option<Arrays>), CudaError> {
         self.ensure_per_key(s, d.len)?;
         s.counters.zero()?;
         let l = self.layout;
@@ -312,7 +312,12 @@ impl CudaTable {
                 Ok((counts, spare))
             }
             Err(e) => {
-                launch!(self.gpu, rollback, d.len, [self.states.ptr(), self.aux.ptr(), s.pos.ptr(), s.kind.ptr(), d.len])?;
+                launch!(
+                    self.gpu,
+                    rollback,
+                    d.len,
+                    [self.states.ptr(), self.aux.ptr(), s.pos.ptr(), s.kind.ptr(), d.len]
+                )?;
                 self.gpu.sync()?;
                 Err(e)
             }
@@ -338,7 +343,12 @@ impl CudaTable {
     }
 
     /// Upserts a batch already on the device; returns how many keys were new.
-    pub fn insert_device(&mut self, d: DeviceBatch) -> Result<usize, CudaError> {
+    ///
+    /// # Safety
+    /// `d` describes memory of this table's device context: `d.len` records of `d.stride`
+    /// bytes from `d.ptr`, each with a key of the table's key size at `d.key_off` and a value
+    /// of its value size at `d.val_off`; nothing writes that memory during the call.
+    pub unsafe fn insert_device(&mut self, d: DeviceBatch) -> Result<usize, CudaError> {
         self.with_scratch(|t, s| t.insert_dev(s, d))
     }
 
@@ -397,20 +407,20 @@ impl CudaTable {
     }
 
     /// Upserts every pair; last duplicate wins; atomic on `TableFull`.
-    pub fn insert(&mut self, b: &Batch) -> Result<usize, CudaError> {
+    pub fn insert(&mut self, b: &Batch<'_>) -> Result<usize, CudaError> {
         self.with_scratch(|t, s| {
             let t0 = std::time::Instant::now();
             let d = t.upload(s, b, true)?;
             let t1 = std::time::Instant::now();
             let r = t.insert_dev(s, d);
-            log::debug!("gpu insert n={}: upload {:?}, kernels {:?}", b.len, t1 - t0, t1.elapsed());
+            log::debug!("gpu insert n={}: upload {:?}, kernels {:?}", b.len(), t1 - t0, t1.elapsed());
             r
         })
     }
 
     /// Inserts absent keys (first copy wins); `out[i]` tells whether pair `i` was inserted.
-    pub fn insert_new(&mut self, b: &Batch, out: &mut [bool]) -> Result<usize, CudaError> {
-        assert_eq!(out.len(), b.len);
+    pub fn insert_new(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize, CudaError> {
+        assert_eq!(out.len(), b.len());
         self.with_scratch(|t, s| {
             let d = t.upload(s, b, true)?;
             let (c, spare) = t.claim(s, d, 2)?;
@@ -423,7 +433,7 @@ impl CudaTable {
     }
 
     /// Adds counters (`wide`: 8-byte, else 4-byte); returns how many keys were new.
-    pub fn add(&mut self, b: &Batch, wide: bool) -> Result<usize, CudaError> {
+    pub fn add(&mut self, b: &Batch<'_>, wide: bool) -> Result<usize, CudaError> {
         assert_eq!(self.layout.value_size, if wide { 8 } else { 4 });
         self.with_scratch(|t, s| {
             let d = t.upload(s, b, true)?;
@@ -442,7 +452,13 @@ impl CudaTable {
 
     /// Looks up a batch already on the device: `found` (device, `len` bytes) gets 1/0 per
     /// key, `out` (device, `len * value_size` bytes, or 0 for none) the values of hits.
-    pub fn find_device(&self, d: DeviceBatch, found: u64, out: u64) -> Result<(), CudaError> {
+    ///
+    /// # Safety
+    /// As [`insert_device`](Self::insert_device) for the keys of `d` (its values are not
+    /// read); `found` and (unless 0) `out` are device addresses of this context, writable
+    /// for `d.len` bytes and `d.len * value_size` bytes, that nothing else uses during the
+    /// call.
+    pub unsafe fn find_device(&self, d: DeviceBatch, found: u64, out: u64) -> Result<(), CudaError> {
         self.gpu.bind()?;
         self.launch_find(d, found, out, 0)?;
         self.gpu.sync()
@@ -470,7 +486,7 @@ impl CudaTable {
     /// `f(first, found, values)` gets the positions `first..first + found.len()`, `found[j]`
     /// (1 for a hit) and their values (`value_size` bytes each, meaningful where found).
     /// Values come back in chunks whose copies overlap with `f` working on earlier ones.
-    pub fn get_chunks(&self, b: &Batch, mut f: impl FnMut(usize, &[u8], &[u8])) -> Result<(), CudaError> {
+    pub fn get_chunks(&self, b: &Batch<'_>, mut f: impl FnMut(usize, &[u8], &[u8])) -> Result<(), CudaError> {
         self.gpu.bind()?;
         let mut guard = self.scratch();
         let s = &mut *guard;
@@ -491,6 +507,9 @@ impl CudaTable {
         // Keys per chunk: about 8 MiB of values.
         let per = if vs == 0 || hits == 0 { n.max(1) } else { ((8 << 20) / vs).max(1024) };
         let chunks = n.div_ceil(per);
+        // Until every queued copy has landed, leaving this function early (an error, or a
+        // panic in `f`) waits for the device first: the copies write into `vals`.
+        let mut pending = crate::mem::WaitOnDrop::new(&self.gpu);
         if hits > 0 && vs > 0 {
             // Queue every chunk's copy, each followed by its event; then hand out chunks as
             // their copies land.
@@ -499,7 +518,11 @@ impl CudaTable {
             }
             for c in 0..chunks {
                 let (lo, hi) = (c * per * vs, ((c + 1) * per).min(n) * vs);
-                s.out.download_async(lo, &mut vals[lo..hi])?;
+                pending.arm();
+                // SAFETY: `vals` is pinned memory of the scratch, which this call holds (the
+                // lock) and reads only after the chunk's event below has completed; if it
+                // returns or unwinds before, `pending` waits for the device first.
+                unsafe { s.out.download_async(lo, &mut vals[lo..hi]) }?;
                 s.events[c].record()?;
             }
         }
@@ -511,6 +534,7 @@ impl CudaTable {
             // Misses have no values to bring back: `vals` is then left as it was.
             f(lo, &flags[lo..hi], &vals[lo * vs..hi * vs]);
         }
+        pending.disarm();
         log::debug!(
             "gpu get n={n} hits={hits}: upload {:?}, kernel {:?}, download and fill {:?}",
             t1 - t0,
@@ -521,7 +545,7 @@ impl CudaTable {
     }
 
     /// Whether each key is present.
-    pub fn contains(&self, b: &Batch, out: &mut [bool]) -> Result<(), CudaError> {
+    pub fn contains(&self, b: &Batch<'_>, out: &mut [bool]) -> Result<(), CudaError> {
         self.gpu.bind()?;
         let mut guard = self.scratch();
         let s = &mut *guard;
@@ -543,7 +567,7 @@ impl CudaTable {
     }
 
     /// Removes every key; returns how many distinct keys were present.
-    pub fn remove(&mut self, b: &Batch) -> Result<usize, CudaError> {
+    pub fn remove(&mut self, b: &Batch<'_>) -> Result<usize, CudaError> {
         let removed = self.with_scratch(|t, s| {
             let d = t.upload(s, b, false)?;
             t.remove_dev(s, d)
@@ -552,7 +576,11 @@ impl CudaTable {
     }
 
     /// Removes the keys of a batch already on the device.
-    pub fn remove_device(&mut self, d: DeviceBatch) -> Result<usize, CudaError> {
+    ///
+    /// # Safety
+    /// As [`insert_device`](Self::insert_device) for the keys of `d` (its values are not
+    /// read).
+    pub unsafe fn remove_device(&mut self, d: DeviceBatch) -> Result<usize, CudaError> {
         self.with_scratch(|t, s| t.remove_dev(s, d))
     }
 
@@ -608,14 +636,17 @@ impl CudaTable {
         let states = host_copy(&self.states)?;
         let mut table_keys = host_copy(&self.keys)?;
         let words: Vec<u32> = states.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect();
-        let s = flash_map_core::probe::RawSlots {
-            states: words.as_ptr() as *mut u32,
-            keys: table_keys.as_mut_ptr(),
-            mask: self.layout.mask(),
-            key_size: self.layout.key_size,
+        // SAFETY: host copies of the table's `slots` state words and keys, which nothing
+        // else uses while `s` is.
+        let s = unsafe {
+            flash_map_core::probe::RawSlots::new(
+                words.as_ptr() as *mut u32,
+                table_keys.as_mut_ptr(),
+                self.layout.mask(),
+                self.layout.key_size,
+            )
         };
-        // SAFETY: `s` views host copies of the `slots` state words and key slots, which
-        // nothing writes while they are read.
+        // SAFETY: no claims run on the copies.
         Ok(unsafe { flash_map_core::probe::probe_lengths(&s, &self.hash, keys) })
     }
 

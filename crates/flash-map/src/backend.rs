@@ -112,7 +112,7 @@ impl Engine {
         }
     }
 
-    pub(crate) fn insert(&mut self, b: &Batch) -> Result<usize> {
+    pub(crate) fn insert(&mut self, b: &Batch<'_>) -> Result<usize> {
         match self {
             Engine::Cpu(t) => Ok(t.insert(b)?),
             #[cfg(feature = "cuda")]
@@ -120,7 +120,7 @@ impl Engine {
         }
     }
 
-    pub(crate) fn insert_new(&mut self, b: &Batch, out: &mut [bool]) -> Result<usize> {
+    pub(crate) fn insert_new(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize> {
         match self {
             Engine::Cpu(t) => Ok(t.insert_new(b, out)?),
             #[cfg(feature = "cuda")]
@@ -128,7 +128,7 @@ impl Engine {
         }
     }
 
-    pub(crate) fn add(&mut self, b: &Batch, kind: CounterKind) -> Result<usize> {
+    pub(crate) fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize> {
         match self {
             Engine::Cpu(t) => Ok(t.add(b, kind)?),
             #[cfg(feature = "cuda")]
@@ -140,7 +140,7 @@ impl Engine {
     }
 
     /// Looks up `b`, calling `put(i, value)` once per position.
-    pub(crate) fn get<F: Fn(usize, Option<*const u8>) + Sync>(&self, b: &Batch, put: &F) -> Result<()> {
+    pub(crate) fn get<F: Fn(usize, Option<*const u8>) + Sync>(&self, b: &Batch<'_>, put: &F) -> Result<()> {
         // Generic, not `dyn`: the per-key store inlines into the engine's loop.
         struct Sink<'a, F>(&'a F);
         impl<F: Fn(usize, Option<*const u8>) + Sync> flash_map_cpu::GetSink for Sink<'_, F> {
@@ -171,7 +171,7 @@ impl Engine {
         }
     }
 
-    pub(crate) fn contains(&self, b: &Batch, out: &mut [bool]) -> Result<()> {
+    pub(crate) fn contains(&self, b: &Batch<'_>, out: &mut [bool]) -> Result<()> {
         match self {
             Engine::Cpu(t) => {
                 t.contains(b, out);
@@ -182,7 +182,7 @@ impl Engine {
         }
     }
 
-    pub(crate) fn remove(&mut self, b: &Batch) -> Result<usize> {
+    pub(crate) fn remove(&mut self, b: &Batch<'_>) -> Result<usize> {
         match self {
             Engine::Cpu(t) => Ok(t.remove(b)?),
             #[cfg(feature = "cuda")]

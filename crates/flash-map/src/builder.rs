@@ -197,7 +197,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMapBui
 fn cuda_usable(device_id: usize) -> std::result::Result<(), String> {
     // Opens the device and loads the kernels (once per process), so a JIT failure also
     // falls back instead of failing later.
-    flash_map_cuda::device::Gpu::get(device_id).map(|_| ()).map_err(|e| e.to_string())
+    flash_map_cuda::Gpu::get(device_id).map(|_| ()).map_err(|e| e.to_string())
 }
 
 #[cfg(not(feature = "cuda"))]

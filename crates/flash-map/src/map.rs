@@ -1,7 +1,7 @@
 //! [`FlashMap`]: the bulk API over whichever engine was chosen.
 
 use std::marker::PhantomData;
-use std::mem::{size_of, MaybeUninit};
+use std::mem::size_of;
 
 use flash_map_core::{Batch, TableLayout};
 
@@ -75,22 +75,6 @@ fn check_batch(len: usize) -> Result<()> {
         return Err(FlashMapError::BatchTooLarge { len, max: MAX_BATCH });
     }
     Ok(())
-}
-
-/// The byte view of a batch of pairs.
-fn pair_batch<K, V>(pairs: &[(K, V)]) -> Batch {
-    let probe = MaybeUninit::<(K, V)>::uninit();
-    let base = probe.as_ptr();
-    // SAFETY: only field addresses are taken, nothing is read.
-    let (key_off, val_off) = unsafe {
-        (std::ptr::addr_of!((*base).0) as usize - base as usize, std::ptr::addr_of!((*base).1) as usize - base as usize)
-    };
-    Batch { base: pairs.as_ptr() as *const u8, len: pairs.len(), stride: size_of::<(K, V)>(), key_off, val_off }
-}
-
-/// The byte view of a batch of keys.
-fn key_batch<K>(keys: &[K]) -> Batch {
-    Batch { base: keys.as_ptr() as *const u8, len: keys.len(), stride: size_of::<K>(), key_off: 0, val_off: 0 }
 }
 
 impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K, V> {
@@ -328,7 +312,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         if pairs.is_empty() {
             return Ok(0);
         }
-        let b = pair_batch(pairs);
+        let b = Batch::pairs(pairs);
         self.grow_on_full(|e| e.insert(&b))
     }
 
@@ -352,7 +336,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         if pairs.is_empty() {
             return Ok(out);
         }
-        let b = pair_batch(pairs);
+        let b = Batch::pairs(pairs);
         self.grow_on_full(|e| e.insert_new(&b, &mut out))?;
         Ok(out)
     }
@@ -395,7 +379,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         out.clear();
         out.try_reserve_exact(n)
             .map_err(|_| FlashMapError::AllocationFailed { bytes: n.saturating_mul(size_of::<Option<V>>()) })?;
-        flash_map_cpu::buf::advise_huge(out.as_mut_ptr(), n * size_of::<Option<V>>());
+        flash_map_cpu::advise_huge(out.as_mut_ptr(), n * size_of::<Option<V>>());
         struct OutPtr<V>(*mut Option<V>);
         // SAFETY: each index is written by exactly one thread (the engines' contract).
         unsafe impl<V> Sync for OutPtr<V> {}
@@ -406,7 +390,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
             // stored `V` (any bit pattern is a valid Pod value).
             unsafe { dst.0.add(i).write(v.map(|p| std::ptr::read_unaligned(p as *const V))) };
         };
-        self.engine.get(&key_batch(keys), &put)?;
+        self.engine.get(&Batch::keys(keys), &put)?;
         // SAFETY: the engine called `put` once for every `i < n`.
         unsafe { out.set_len(n) };
         Ok(())
@@ -425,7 +409,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         check_batch(keys.len())?;
         let mut out = vec![false; keys.len()];
         if !keys.is_empty() {
-            self.engine.contains(&key_batch(keys), &mut out)?;
+            self.engine.contains(&Batch::keys(keys), &mut out)?;
         }
         Ok(out)
     }
@@ -445,7 +429,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         if keys.is_empty() {
             return Ok(0);
         }
-        self.engine.remove(&key_batch(keys))
+        self.engine.remove(&Batch::keys(keys))
     }
 
     /// Every live entry exactly once, in no particular order.
@@ -521,7 +505,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: Counter + Send + Sync> FlashMap<K, V> {
         if pairs.is_empty() {
             return Ok(0);
         }
-        let b = pair_batch(pairs);
+        let b = Batch::pairs(pairs);
         self.grow_on_full(|e| e.add(&b, V::KIND))
     }
 }

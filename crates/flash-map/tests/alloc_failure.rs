@@ -94,7 +94,8 @@ fn under_an_address_space_limit() {
     let dense_gone: Vec<u64> = (0..40_000).map(|i| i * 25).collect();
     let dense_new: Vec<(u64, u64)> = (0..40_000).map(|i| (1 << 40 | i, i)).collect();
     let over: Vec<(u64, u64)> = (0..10).map(|i| (1 << 41 | i, i)).collect();
-    let collide: Vec<([u8; 32], u32)> = (0..1_000u32).map(|i| (flash_map_core::patterns::shared_prefix_key(i as u64), i)).collect();
+    let collide: Vec<([u8; 32], u32)> =
+        (0..1_000u32).map(|i| (flash_map_core::patterns::shared_prefix_key(i as u64), i)).collect();
     let probe: Vec<u64> = vec![1, 2, 3, 4, 5];
 
     limit_address_space(2 << 20);

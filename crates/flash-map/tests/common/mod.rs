@@ -199,7 +199,8 @@ pub fn all_backends_at<K: Pod + Send + Sync, V: Pod + Send + Sync>(
     for hash in [HashStrategy::Identity, HashStrategy::Murmur3, HashStrategy::SipHash13] {
         let mut first: Option<(Backend, Vec<String>)> = None;
         for backend in backends() {
-            let log = model_run::<K, V>(Run { backend, hash, capacity, rounds, max_batch, seed, auto_grow: false, load });
+            let log =
+                model_run::<K, V>(Run { backend, hash, capacity, rounds, max_batch, seed, auto_grow: false, load });
             match &first {
                 None => first = Some((backend, log)),
                 Some((b0, l0)) => assert_eq!(l0, &log, "{backend:?} differs from {b0:?}"),
