@@ -55,6 +55,65 @@ pub unsafe trait Slots {
     /// # Safety
     /// `slot <= mask()`.
     unsafe fn key_ptr(&self, slot: usize) -> *mut u8;
+
+    /// Whether the algorithms start a probe with [`group`](Self::group), checking the
+    /// first [`GROUP`] slots at once. Only for access that no other thread writes during
+    /// the call (one thread, or readers only): a wide plain load beside another thread's
+    /// compare-and-swap would be a data race, so concurrent accessors keep the default
+    /// (`false`) and probe slot by slot with their atomic loads.
+    const GROUPED: bool = false;
+
+    /// The [`Group`] of slots `slot..slot + GROUP` against the full word `full`. The default
+    /// reads the words one by one through [`state`](Self::state) (usable anywhere, nvptx
+    /// included); plain memory overrides it with a vector compare.
+    ///
+    /// # Safety
+    /// `slot + GROUP <= mask() + 1`.
+    #[inline(always)]
+    unsafe fn group(&self, slot: usize, full: u32) -> Group {
+        let mut g = Group { matching: 0, empty: 0, tombstone: 0 };
+        let mut j = 0;
+        while j < GROUP {
+            // SAFETY: `slot + j <= mask` by contract.
+            let st = unsafe { self.state(slot + j) };
+            g.matching |= ((st == full) as u32) << j;
+            g.empty |= ((st == EMPTY) as u32) << j;
+            g.tombstone |= ((st == TOMBSTONE) as u32) << j;
+            j += 1;
+        }
+        g
+    }
+}
+
+/// Slots a group probe checks at once.
+pub const GROUP: usize = 8;
+
+/// The state words of [`GROUP`] consecutive slots compared at once: bit `j` of each mask
+/// stands for the `j`-th slot of the group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Group {
+    /// Slots whose word is the probed key's full word (its fingerprint).
+    pub matching: u32,
+    /// Empty slots.
+    pub empty: u32,
+    /// Tombstones.
+    pub tombstone: u32,
+}
+
+impl Group {
+    /// The slots before the first empty one (all of them when none is empty): the part of
+    /// the group a probe passes through.
+    #[inline(always)]
+    pub const fn before_empty(&self) -> u32 {
+        let stop = if self.empty != 0 { self.empty.trailing_zeros() } else { GROUP as u32 };
+        (1u32 << stop) - 1
+    }
+
+    /// The matching slots a probe compares keys at: those before the first empty slot.
+    #[inline(always)]
+    pub const fn candidates(&self) -> u32 {
+        self.matching & self.before_empty()
+    }
 }
 
 /// Plain (non-atomic) access to a table's raw state and key arrays: for a table that one
@@ -134,6 +193,29 @@ unsafe impl Slots for RawSlots {
         // SAFETY: slot in range.
         unsafe { self.keys.add(slot.wrapping_mul(self.key_size)) }
     }
+
+    // Plain memory, one writer or readers only (the view's contract): a wide load is
+    // sound. Vector compares where the target has them (SSE2 is x86_64's baseline).
+    const GROUPED: bool = cfg!(target_arch = "x86_64");
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn group(&self, slot: usize, full: u32) -> Group {
+        use core::arch::x86_64::*;
+        // SAFETY: `slot + 8 <= mask + 1`: two 16-byte loads inside the state array; SSE2 is
+        // part of the x86_64 baseline.
+        unsafe {
+            let p = self.states.add(slot);
+            let a = _mm_loadu_si128(p as *const __m128i);
+            let b = _mm_loadu_si128(p.add(4) as *const __m128i);
+            let mask = |w: u32| {
+                let v = _mm_set1_epi32(w as i32);
+                let m = |x| _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(x, v))) as u32;
+                m(a) | m(b) << 4
+            };
+            Group { matching: mask(full), empty: mask(EMPTY), tombstone: mask(TOMBSTONE) }
+        }
+    }
 }
 
 /// The outcome of [`claim`].
@@ -200,8 +282,29 @@ unsafe fn settled_is<S: Slots>(s: &S, slot: usize, mut st: u32, busy: u32, full:
 #[inline(always)]
 pub unsafe fn find<S: Slots>(s: &S, hash: u64, key: *const u8) -> Option<usize> {
     let mask = s.mask();
+    let h = home(hash, mask);
+    if S::GROUPED && h + GROUP <= mask.wrapping_add(1) {
+        // The first slots at once: only those whose fingerprint matches before the first
+        // empty slot have their key compared, with no branch per slot to mispredict.
+        // SAFETY: the group lies inside the table.
+        let g = unsafe { s.group(h, full_word(tag_of(hash))) };
+        let mut cand = g.candidates();
+        while cand != 0 {
+            let slot = h + cand.trailing_zeros() as usize;
+            // SAFETY: slot in range; key valid by contract.
+            if unsafe { bytes_eq(s.key_ptr(slot), key, s.key_size()) } {
+                return Some(slot);
+            }
+            cand &= cand - 1;
+        }
+        if g.empty != 0 {
+            return None;
+        }
+        // SAFETY: the rest of the sequence, from the slot after the group.
+        return unsafe { find_from(s, hash, key, next(h + GROUP - 1, mask), mask + 1 - GROUP) };
+    }
     // SAFETY: forwarded contract; the whole table is left to search.
-    unsafe { find_from(s, hash, key, home(hash, mask), mask.wrapping_add(1)) }
+    unsafe { find_from(s, hash, key, h, mask.wrapping_add(1)) }
 }
 
 /// Continues the probe for `key` at `slot`, for at most `left` slots. [`find`] starts it at
@@ -298,6 +401,38 @@ pub unsafe fn claim_bounded<S: Slots>(s: &S, hash: u64, key: *const u8, limit: u
     let busy = busy_word(tag);
     let ks = s.key_size();
     let mut slot = home(hash, mask);
+    if S::GROUPED && slot + GROUP <= mask.wrapping_add(1) {
+        // One writer (grouped access): nothing is busy. When the group holds an empty slot
+        // the probe ends in it, so the claim is decided here: the key if it lies before that
+        // slot, else the first tombstone before it, else the empty slot itself — the slots
+        // the scalar phases below would choose. (At most GROUP keys are passed, below any
+        // collision limit that matters.)
+        // SAFETY: the group lies inside the table.
+        let g = unsafe { s.group(slot, full) };
+        if g.empty != 0 && limit >= GROUP as u32 {
+            let mut cand = g.candidates();
+            while cand != 0 {
+                let at = slot + cand.trailing_zeros() as usize;
+                // SAFETY: slot in range; key valid by contract.
+                if unsafe { bytes_eq(s.key_ptr(at), key, ks) } {
+                    return Claim::Existing(at);
+                }
+                cand &= cand - 1;
+            }
+            let tombs = g.tombstone & g.before_empty();
+            let (at, prev) = if tombs != 0 {
+                (slot + tombs.trailing_zeros() as usize, TOMBSTONE)
+            } else {
+                (slot + g.empty.trailing_zeros() as usize, EMPTY)
+            };
+            // SAFETY: the slot is free and this thread the only writer; key valid by contract.
+            unsafe {
+                crate::bytes::copy_bytes(key, s.key_ptr(at), ks);
+                s.publish(at, full);
+            }
+            return Claim::New { slot: at, prev };
+        }
+    }
     let mut first_free = usize::MAX;
     let mut left = mask.wrapping_add(1);
     // Keys of this fingerprint passed (not this key).

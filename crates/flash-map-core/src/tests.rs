@@ -430,3 +430,70 @@ fn ledger_settles_and_keeps_the_headroom_rule() {
     e.removed(1);
     assert!(e.needs_compaction(&l));
 }
+
+/// The group fast paths (plain memory: [`crate::probe::RawSlots`], which checks the first
+/// eight slots of a probe at once where the target allows) place, find and remove every key
+/// exactly as the slot-by-slot algorithm does (the test table `Arr`, which does not group):
+/// the same results and the same state words after every call, on random tables with keys
+/// that share their hash, tombstones, full tables and runs that wrap around the end.
+#[test]
+fn grouped_probes_match_the_scalar_algorithm() {
+    use crate::probe::{claim_bounded, RawSlots, GROUP};
+    const _: () = assert!(!<Arr as Slots>::GROUPED, "the reference probes slot by slot");
+    let mut x = 0x0dd_ba11_u64;
+    let mut rnd = move || {
+        x = fmix64(x.wrapping_add(0x9E37_79B9_7F4A_7C15));
+        x
+    };
+    let rounds = if cfg!(miri) { 6 } else { 200 };
+    for round in 0..rounds {
+        let slots = 1usize << (3 + round % 6);
+        let ks = [8, 16][round % 2];
+        let hs = KeyHasher::plain(HashStrategy::Identity);
+        let reference = Arr::new(slots, ks);
+        let mut states = std::vec![EMPTY; slots];
+        let mut keys = std::vec![0u8; slots * ks];
+        // SAFETY: `slots` words and keys, used by this thread alone.
+        let fast = unsafe { RawSlots::new(states.as_mut_ptr(), keys.as_mut_ptr(), slots - 1, ks) };
+        // A small pool: repeats, removals of present keys, and (16-byte keys) keys that share
+        // their first 8 bytes and so their hash.
+        let pool = slots as u64 * 2;
+        let key = |id: u64| -> Vec<u8> {
+            let mut k = std::vec![0u8; ks];
+            let first = if ks == 16 { id / 4 } else { id };
+            k[..8].copy_from_slice(&first.to_le_bytes());
+            if ks == 16 {
+                k[8..].copy_from_slice(&id.to_le_bytes());
+            }
+            k
+        };
+        for op in 0..slots * 3 {
+            let k = key(rnd() % pool);
+            let h = hs.hash_bytes(&k);
+            let ctx = std::format!("round {round} ({slots} slots, {ks}-byte keys) op {op}");
+            // SAFETY: `k` holds `ks` bytes; one thread.
+            unsafe {
+                match rnd() % 3 {
+                    0 => {
+                        let limit = [crate::probe::COLLISION_LIMIT, u32::MAX][op % 2];
+                        let a = claim_bounded(&reference, h, k.as_ptr(), limit);
+                        let b = claim_bounded(&fast, h, k.as_ptr(), limit);
+                        assert_eq!(a, b, "{ctx}: claim");
+                    }
+                    1 => assert_eq!(remove(&reference, h, k.as_ptr()), remove(&fast, h, k.as_ptr()), "{ctx}: remove"),
+                    _ => assert_eq!(find(&reference, h, k.as_ptr()), find(&fast, h, k.as_ptr()), "{ctx}: find"),
+                }
+                assert!(reference.states.iter().map(Cell::get).eq(states.iter().copied()), "{ctx}: states");
+            }
+        }
+        // The keys stored agree too, slot for slot.
+        for slot in 0..slots {
+            if is_full(states[slot]) {
+                // SAFETY: `slot < slots`.
+                let r = unsafe { core::slice::from_raw_parts(reference.key_ptr(slot), ks) };
+                assert_eq!(r, &keys[slot * ks..][..ks], "round {round}: key of slot {slot}");
+            }
+        }
+        assert!(slots >= GROUP);
+    }
+}

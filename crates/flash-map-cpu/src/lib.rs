@@ -6,7 +6,6 @@
 //!   rebuilds, growth, entries).
 //! - `ops`: the bulk operations, each a pass (or three) over the batch.
 //! - `exec`: [`Exec`], the driver that runs a pass serially or on rayon.
-//! - `group`: lookups that check the first eight slots of a probe at once (SSE2).
 //! - `pipeline`: the two-stage software prefetch every pass runs through.
 //!
 //! Both engines run the same per-key algorithms from `flash-map-core`, and resolve duplicate
@@ -14,7 +13,6 @@
 
 mod buf;
 mod exec;
-mod group;
 mod ops;
 mod partition;
 mod pipeline;

@@ -19,15 +19,12 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use flash_map_core::abi::{KIND_COLLISIONS, KIND_EXISTING, KIND_NEW_FROM_EMPTY, KIND_NEW_FROM_TOMBSTONE, KIND_NO_ROOM};
-#[cfg(feature = "rayon")]
-use flash_map_core::probe::claim;
-use flash_map_core::probe::{Claim, RawSlots};
-use flash_map_core::slot::{full_word, tag_of, TOMBSTONE};
-use flash_map_core::{Batch, ClaimCounts, Slots};
+use flash_map_core::probe::{claim, find, remove, Claim};
+use flash_map_core::slot::TOMBSTONE;
+use flash_map_core::{Batch, ClaimCounts};
 
 use crate::buf::AlignedBuf;
 use crate::exec::prefetch_read;
-use crate::group::{claim_grouped, find_grouped};
 use crate::partition::{self, Order};
 use crate::pipeline::{staged, Fetch, Sweep};
 #[cfg(feature = "rayon")]
@@ -246,7 +243,7 @@ impl CpuTable {
                             kind.write(i, KIND_NO_ROOM);
                             continue;
                         }
-                        let c = claim_grouped(&s, h, b.key(i));
+                        let c = claim(&s, h, b.key(i));
                         new += matches!(c, Claim::New { .. }) as usize;
                         failed = c == Claim::Collisions;
                         one(i, c);
@@ -263,7 +260,7 @@ impl CpuTable {
                         return;
                     }
                     // SAFETY: `i < b.len()`; key valid for key_size bytes; one thread.
-                    let c = unsafe { claim_grouped(&s, h, b.key(i)) };
+                    let c = unsafe { claim(&s, h, b.key(i)) };
                     new += matches!(c, Claim::New { .. }) as usize;
                     failed = c == Claim::Collisions;
                     one(i, c);
@@ -590,7 +587,7 @@ impl CpuTable {
                 let h = hs.hash(key, ks);
                 let likely_found = hits * 4 >= j;
                 sweep.step(&raw, h, likely_found, likely_found && values);
-                let slot = find_grouped(&s, h, key);
+                let slot = find(&s, h, key);
                 hits += slot.is_some() as usize;
                 *found.add(j) = slot.is_some() as u8;
                 if let (Some(t), true) = (slot, values) {
@@ -636,7 +633,7 @@ impl CpuTable {
         self.exec.for_chunks(b.len(), |range| {
             staged(&raw, hs, b, range, fetch, |i, h| {
                 // SAFETY: `i < b.len()`, key valid for key_size bytes.
-                let slot = unsafe { find_grouped(&s, h, b.key(i)) };
+                let slot = unsafe { find(&s, h, b.key(i)) };
                 f(i, slot, &raw);
             })
         });
@@ -665,7 +662,7 @@ impl CpuTable {
                 let mut n = 0;
                 staged(&raw, hs, b, 0..b.len(), fetch, |i, h| {
                     // SAFETY: `i < b.len()`, keys valid.
-                    let gone = unsafe { remove_one(&s, h, b.key(i)) };
+                    let gone = unsafe { remove(&s, h, b.key(i)) };
                     n += gone as usize;
                 });
                 n
@@ -679,7 +676,7 @@ impl CpuTable {
                         // SAFETY: as above; other threads swap state words meanwhile, so the
                         // search reads them atomically too (`probe::remove`), and the swap is
                         // a CAS, so one remover wins.
-                        let gone = unsafe { flash_map_core::probe::remove(&s, h, b.key(i)) };
+                        let gone = unsafe { remove(&s, h, b.key(i)) };
                         n += gone as usize;
                     });
                     n
@@ -734,7 +731,7 @@ impl CpuTable {
                 // SAFETY: `k * step < b.len()`; the batch holds keys of the table's key size.
                 unsafe {
                     let key = b.key(k * step);
-                    find_grouped(&s, self.hash.hash(key, raw.key_size), key).is_some() as usize
+                    find(&s, self.hash.hash(key, raw.key_size), key).is_some() as usize
                 }
             })
             .sum();
@@ -776,21 +773,6 @@ impl CpuTable {
         };
         *self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()) = scratch;
         r
-    }
-}
-
-/// Removes `key` on one thread: finds it with group probing, then marks its slot a
-/// tombstone.
-///
-/// # Safety
-/// `key` valid for `key_size` bytes; no other thread uses the table.
-#[inline(always)]
-unsafe fn remove_one(s: &RawSlots, hash: u64, key: *const u8) -> bool {
-    // SAFETY: forwarded contract.
-    match unsafe { find_grouped(s, hash, key) } {
-        // SAFETY: the slot is in range.
-        Some(slot) => unsafe { s.cas_state(slot, full_word(tag_of(hash)), TOMBSTONE) },
-        None => false,
     }
 }
 

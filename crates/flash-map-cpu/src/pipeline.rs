@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use flash_map_core::probe::home;
 use flash_map_core::slot::{full_word, tag_of};
-use flash_map_core::{Batch, KeyHasher};
+use flash_map_core::{Batch, KeyHasher, Slots};
 
 use crate::exec::prefetch_read;
 use crate::slots::RawTable;
@@ -82,11 +82,10 @@ pub(crate) fn staged(
                     // words (one cache line, already fetched) for the first fingerprint match.
                     let full = full_word(tag_of(h));
                     let mut found = None;
-                    #[cfg(target_arch = "x86_64")]
-                    if !shared && slot + 8 <= raw.mask + 1 {
-                        // Eight state words at once, as `group::find_grouped` does: no branch
-                        // per slot to mispredict (stage one fetched both of their lines).
-                        let (cand, _) = crate::group::candidates(raw.states.add(slot), full);
+                    if <flash_map_core::probe::RawSlots as Slots>::GROUPED && !shared && slot + 8 <= raw.mask + 1 {
+                        // Eight state words at once, as `probe::find` does: no branch per
+                        // slot to mispredict (stage one fetched both of their lines).
+                        let cand = raw.plain().group(slot, full).candidates();
                         if cand != 0 {
                             let t = slot + cand.trailing_zeros() as usize;
                             prefetch_read(raw.keys.add(t * raw.key_size));
