@@ -10,6 +10,7 @@
 //! - [`probe`]: the home slot ([`probe::home`]), the linear probe sequence and the per-key algorithms (find, claim,
 //!   remove) and the in-place rehash, generic over a [`probe::Slots`] accessor so that the serial engine, the rayon
 //!   engine and the nvptx kernels run literally the same code with different memory accesses.
+//! - [`engine`]: the contract every backend's table implements ([`BulkEngine`]).
 //! - [`ledger`]: the bookkeeping every engine shares (live entries, tombstones, the claim
 //!   budget, accept-or-roll-back, when to compact) and the headroom invariant.
 //! - [`bytes`]: panic-free byte comparison and copying used on the device path.
@@ -24,6 +25,7 @@
 pub mod abi;
 pub mod batch;
 pub mod bytes;
+pub mod engine;
 pub mod hash;
 pub mod layout;
 pub mod ledger;
@@ -31,7 +33,8 @@ pub mod patterns;
 pub mod probe;
 pub mod slot;
 
-pub use batch::Batch;
+pub use batch::{Batch, BatchError};
+pub use engine::{BulkEngine, CounterKind, GetSink};
 pub use hash::{HashStrategy, KeyHasher};
 pub use layout::{LayoutError, TableLayout};
 pub use ledger::{ClaimCounts, Ledger, Refusal};

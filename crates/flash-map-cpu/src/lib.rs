@@ -12,6 +12,7 @@
 //! keys by batch position, so they return identical results for identical calls.
 
 mod buf;
+mod engine;
 mod exec;
 mod ops;
 mod partition;
@@ -22,7 +23,6 @@ mod table;
 #[doc(hidden)]
 pub use buf::advise_huge;
 pub use exec::Exec;
-pub use ops::{CounterKind, GetSink};
 pub use table::CpuTable;
 
 use flash_map_core::LayoutError;

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use flash_map_core::abi::{KIND_COLLISIONS, KIND_EXISTING, KIND_NEW_FROM_EMPTY, KIND_NEW_FROM_TOMBSTONE, KIND_NO_ROOM};
 use flash_map_core::probe::{claim, find, remove, Claim};
 use flash_map_core::slot::TOMBSTONE;
-use flash_map_core::{Batch, ClaimCounts};
+use flash_map_core::{Batch, ClaimCounts, CounterKind, GetSink};
 
 use crate::buf::AlignedBuf;
 use crate::exec::prefetch_read;
@@ -31,25 +31,6 @@ use crate::pipeline::{staged, Fetch, Sweep};
 use crate::slots::AtomicSlots;
 use crate::slots::RawTable;
 use crate::{CpuError, CpuTable, Exec};
-
-/// Receives the results of a lookup, one call per batch position.
-pub trait GetSink: Sync {
-    /// Stores the result for position `i`: the value's bytes if the key is present.
-    ///
-    /// # Safety
-    /// Called exactly once per `i < batch.len`, possibly from several threads for distinct `i`;
-    /// a `Some` pointer is valid for `value_size` bytes during the call.
-    unsafe fn put(&self, i: usize, value: Option<*const u8>);
-}
-
-/// The width of a counter value for [`CpuTable::add`] (signed types add the same bits).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CounterKind {
-    /// 4-byte wrapping add.
-    U32,
-    /// 8-byte wrapping add.
-    U64,
-}
 
 /// Raw pointer wrapper for disjoint per-index writes from a parallel pass.
 #[derive(Clone, Copy)]
@@ -339,7 +320,7 @@ impl CpuTable {
 
     /// Upserts every pair of `b`; returns how many keys were new. Last duplicate wins.
     /// On [`CpuError::TableFull`] the table is unchanged.
-    pub fn insert(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
+    pub(crate) fn insert(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
         self.check_shape(b, true);
         let new = self.partitioned(b, true, false, |t, b, _| t.insert_in_order(b))?;
         self.compact_if_needed();
@@ -385,7 +366,7 @@ impl CpuTable {
 
     /// Inserts the pairs whose keys are absent; the first copy of a new key wins.
     /// `out[i]` says whether pair `i` was inserted. Atomic on [`CpuError::TableFull`].
-    pub fn insert_new(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize, CpuError> {
+    pub(crate) fn insert_new(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize, CpuError> {
         self.check_shape(b, true);
         assert_eq!(out.len(), b.len(), "one result per pair");
         let new = self.partitioned(b, true, true, |t, b, scratch| {
@@ -474,7 +455,7 @@ impl CpuTable {
 
     /// Adds each pair's value to the stored counter (absent keys start at zero); returns
     /// how many keys were new. Atomic on [`CpuError::TableFull`].
-    pub fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, CpuError> {
+    pub(crate) fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, CpuError> {
         self.check_shape(b, true);
         let new = self.partitioned(b, true, false, |t, b, _| t.add_in_order(b, kind))?;
         self.compact_if_needed();
@@ -482,11 +463,7 @@ impl CpuTable {
     }
 
     fn add_in_order(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, CpuError> {
-        let width = match kind {
-            CounterKind::U32 => 4,
-            CounterKind::U64 => 8,
-        };
-        assert_eq!(self.layout.value_size, width, "counter width matches the value size");
+        assert_eq!(self.layout.value_size, kind.width(), "counter width matches the value size");
         let st = self.claim_pass(b, OnNew::ZeroValue)?;
         self.settle(b.len(), st)?;
         let raw = self.raw();
@@ -504,7 +481,7 @@ impl CpuTable {
     }
 
     /// Looks up every key of `b`, handing each result to `sink`.
-    pub fn get(&self, b: &Batch<'_>, sink: &impl GetSink) {
+    pub(crate) fn get(&self, b: &Batch<'_>, sink: &impl GetSink) {
         self.check_shape(b, false);
         let vs = self.layout.value_size;
         let done = self.lookup_partitioned(b, true, |order, res, hits| {
@@ -599,7 +576,7 @@ impl CpuTable {
     }
 
     /// Writes whether each key of `b` is present into `out`.
-    pub fn contains(&self, b: &Batch<'_>, out: &mut [bool]) {
+    pub(crate) fn contains(&self, b: &Batch<'_>, out: &mut [bool]) {
         self.check_shape(b, false);
         assert_eq!(out.len(), b.len(), "one result per key");
         let done = self.lookup_partitioned(b, false, |order, _, hits| {
@@ -640,7 +617,7 @@ impl CpuTable {
     }
 
     /// Removes every key of `b`; returns how many distinct keys were present.
-    pub fn remove(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
+    pub(crate) fn remove(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
         self.check_shape(b, false);
         let removed = self.partitioned(b, false, false, |t, b, _| Ok(t.remove_in_order(b)))?;
         self.ledger.removed(removed);

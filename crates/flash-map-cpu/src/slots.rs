@@ -1,9 +1,11 @@
 //! The CPU's table view, and [`AtomicSlots`], the [`Slots`] implementation for many threads
 //! (one thread uses the core's [`RawSlots`]).
 
+#[cfg(feature = "rayon")]
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use flash_map_core::probe::RawSlots;
+#[cfg(feature = "rayon")]
 use flash_map_core::Slots;
 
 /// Raw pointers to one table's arrays, shared by the threads of one pass.
@@ -49,12 +51,14 @@ impl RawTable {
         unsafe { self.values.add(slot * self.value_size) }
     }
 
+    #[cfg(feature = "rayon")]
     #[inline(always)]
     unsafe fn key_at(&self, slot: usize) -> *mut u8 {
         // SAFETY: in range by contract.
         unsafe { self.keys.add(slot * self.key_size) }
     }
 
+    #[cfg(feature = "rayon")]
     #[inline(always)]
     unsafe fn atomic(&self, slot: usize) -> &AtomicU32 {
         // SAFETY: `states` is 16-byte aligned, `slot <= mask`; all concurrent access to the
@@ -65,11 +69,13 @@ impl RawTable {
 
 /// Multi-threaded access: acquire loads, acq-rel compare-and-swap, release publishes —
 /// the same protocol the GPU kernels follow.
+#[cfg(feature = "rayon")]
 #[derive(Clone, Copy)]
 pub(crate) struct AtomicSlots(pub RawTable);
 
 // SAFETY: all state accesses are atomic; keys are written only by the thread holding the
 // slot busy and read only after an acquire load of the published full word.
+#[cfg(feature = "rayon")]
 unsafe impl Slots for AtomicSlots {
     #[inline(always)]
     fn mask(&self) -> usize {

@@ -97,14 +97,14 @@ impl CpuTable {
     /// position, the claimed slot and what the claim did; the partitioned copy of a batch
     /// and its lookup results ([`crate::partition`]); and, once a parallel pass needed it,
     /// one word per slot. Not counted: the table's own arrays.
-    pub fn buffer_bytes(&self) -> usize {
+    pub(crate) fn buffer_bytes(&self) -> usize {
         let scratch = self.scratch.lock().map_or_else(|e| e.into_inner().bytes(), |s| s.bytes());
         self.pos.capacity() * 4 + self.kind.capacity() + self.aux.len() + scratch
     }
 
     /// Frees the working memory that [`buffer_bytes`](Self::buffer_bytes) counts; the next
     /// batch allocates what it needs again.
-    pub fn release_buffers(&mut self) {
+    pub(crate) fn release_buffers(&mut self) {
         self.pos = Vec::new();
         self.kind = Vec::new();
         // A zero-length buffer allocates nothing, so this cannot fail; if it did, the old
@@ -173,13 +173,13 @@ impl CpuTable {
     }
 
     /// Removes every entry; keeps the arrays.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.states.fill_zero();
         self.ledger = Ledger::cleared();
     }
 
     /// Calls `f(key, value)` for every live entry, in slot order.
-    pub fn for_each_entry(&self, mut f: impl FnMut(&[u8], &[u8])) {
+    pub(crate) fn for_each_entry(&self, mut f: impl FnMut(&[u8], &[u8])) {
         let (ks, vs) = (self.layout.key_size, self.layout.value_size);
         let keys = self.keys.as_slice();
         let values = self.values.as_slice();
@@ -299,7 +299,7 @@ impl CpuTable {
     /// The sum and the maximum of the slots that lookups of `keys` (packed, `key_size`
     /// bytes each; a shorter tail is ignored) visit
     /// ([`flash_map_core::probe::probe_length`]).
-    pub fn probe_lengths(&self, keys: &[u8]) -> (u64, usize) {
+    pub(crate) fn probe_lengths(&self, keys: &[u8]) -> (u64, usize) {
         // SAFETY: the table is not written during `&self`.
         unsafe { flash_map_core::probe::probe_lengths(&self.raw().plain(), &self.hash, keys) }
     }

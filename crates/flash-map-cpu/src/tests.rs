@@ -65,7 +65,7 @@ fn duplicates_resolve_by_position_on_every_exec() {
         assert_eq!(t.insert_new(&pairs_batch(&q), &mut out).unwrap(), 4);
         let keys: Vec<(u64, u64)> = (0..12).map(|k| (k, 0)).collect();
         struct Out(std::sync::Mutex<Vec<Option<u64>>>);
-        impl crate::GetSink for Out {
+        impl flash_map_core::GetSink for Out {
             unsafe fn put(&self, i: usize, v: Option<*const u8>) {
                 // SAFETY: a `Some` pointer holds a stored 8-byte value.
                 self.0.lock().unwrap()[i] = v.map(|p| unsafe { std::ptr::read_unaligned(p as *const u64) });
@@ -85,7 +85,7 @@ fn duplicates_resolve_by_position_on_every_exec() {
         assert_eq!(got, want, "{exec:?}");
         let mut counters = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), exec).unwrap();
         let adds: Vec<(u64, u64)> = (0..40).map(|i| (i % 5, 2)).collect();
-        assert_eq!(counters.add(&pairs_batch(&adds), crate::CounterKind::U64).unwrap(), 5);
+        assert_eq!(counters.add(&pairs_batch(&adds), flash_map_core::CounterKind::U64).unwrap(), 5);
         results.push((got, out));
     }
     assert!(results.windows(2).all(|w| w[0] == w[1]));
@@ -93,7 +93,7 @@ fn duplicates_resolve_by_position_on_every_exec() {
 
 /// Reads lookups into a vector (one slot per batch position).
 struct Collect(std::sync::Mutex<Vec<Option<u64>>>);
-impl crate::GetSink for Collect {
+impl flash_map_core::GetSink for Collect {
     unsafe fn put(&self, i: usize, v: Option<*const u8>) {
         // SAFETY: a `Some` pointer holds a stored 8-byte value.
         self.0.lock().unwrap()[i] = v.map(|p| unsafe { std::ptr::read_unaligned(p as *const u64) });
@@ -157,7 +157,7 @@ fn partitioned_model(capacity: usize, batch: usize, rounds: u64) {
             }
             _ => {
                 let small: Vec<(u64, u64)> = p.iter().map(|&(k, v)| (k, v % 5)).collect();
-                counters.add(&pairs_batch(&small), crate::CounterKind::U64).unwrap();
+                counters.add(&pairs_batch(&small), flash_map_core::CounterKind::U64).unwrap();
                 for &(k, v) in &small {
                     *counts.entry(k).or_insert(0) += v;
                 }

@@ -5,7 +5,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use flash_map_core::{Batch, ClaimCounts, HashStrategy, KeyHasher, Ledger, TableLayout};
+use flash_map_core::{
+    Batch, BulkEngine, ClaimCounts, CounterKind, GetSink, HashStrategy, KeyHasher, Ledger, TableLayout,
+};
 
 use crate::device::{launch, Gpu};
 use crate::mem::{DeviceBuf, PinnedBuf, Stager};
@@ -432,9 +434,9 @@ impl CudaTable {
         })
     }
 
-    /// Adds counters (`wide`: 8-byte, else 4-byte); returns how many keys were new.
-    pub fn add(&mut self, b: &Batch<'_>, wide: bool) -> Result<usize, CudaError> {
-        assert_eq!(self.layout.value_size, if wide { 8 } else { 4 });
+    /// Adds counters of `kind`; returns how many keys were new.
+    pub fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, CudaError> {
+        assert_eq!(self.layout.value_size, kind.width(), "counter width matches the value size");
         self.with_scratch(|t, s| {
             let d = t.upload(s, b, true)?;
             let (c, spare) = t.claim(s, d, 1)?;
@@ -704,5 +706,59 @@ impl CudaTable {
         self.hash = hash;
         self.ledger = self.ledger.compacted();
         Ok(())
+    }
+}
+
+impl BulkEngine for CudaTable {
+    type Error = CudaError;
+
+    fn layout(&self) -> &TableLayout {
+        &self.layout
+    }
+    fn ledger(&self) -> Ledger {
+        self.ledger
+    }
+    fn hasher(&self) -> KeyHasher {
+        self.hash
+    }
+    fn insert(&mut self, b: &Batch<'_>) -> Result<usize, CudaError> {
+        CudaTable::insert(self, b)
+    }
+    fn insert_new(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize, CudaError> {
+        CudaTable::insert_new(self, b, out)
+    }
+    fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, CudaError> {
+        CudaTable::add(self, b, kind)
+    }
+    fn get<S: GetSink>(&self, b: &Batch<'_>, sink: &S) -> Result<(), CudaError> {
+        use rayon::prelude::*;
+        let vs = self.layout.value_size;
+        // Filling the caller's results is host work (page faults included): spread over
+        // the cores.
+        self.get_chunks(b, |first, found, vals| {
+            found.par_iter().enumerate().with_min_len(4096).for_each(|(j, &f)| {
+                // SAFETY: positions `first + j` are handed out once each (chunks do not
+                // overlap); a found value's `vs` bytes lie in `vals`.
+                unsafe { sink.put(first + j, (f != 0).then(|| vals[j * vs..].as_ptr())) }
+            })
+        })
+    }
+    fn contains(&self, b: &Batch<'_>, out: &mut [bool]) -> Result<(), CudaError> {
+        CudaTable::contains(self, b, out)
+    }
+    fn remove(&mut self, b: &Batch<'_>) -> Result<usize, CudaError> {
+        CudaTable::remove(self, b)
+    }
+    fn for_each_entry(&self, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), CudaError> {
+        CudaTable::for_each_entry(self, f)
+    }
+    fn clear(&mut self) -> Result<(), CudaError> {
+        CudaTable::clear(self)
+    }
+    fn rebuild_with(&mut self, layout: TableLayout, hash: KeyHasher) -> Result<(), CudaError> {
+        CudaTable::rebuild_with(self, layout, hash)
+    }
+    fn probe_lengths(&self, keys: &[u8]) -> Result<(u64, usize), CudaError> {
+        CudaTable::probe_lengths(self, keys)
     }
 }

@@ -1,7 +1,7 @@
 //! [`Backend`] and the engine behind a map.
 
-use flash_map_core::{Batch, KeyHasher, TableLayout};
-use flash_map_cpu::{CounterKind, CpuTable, Exec};
+use flash_map_core::{KeyHasher, Ledger, TableLayout};
+use flash_map_cpu::{CpuTable, Exec};
 
 use crate::error::{FlashMapError, Result};
 
@@ -51,7 +51,8 @@ impl Backend {
     }
 }
 
-/// The engine a map drives.
+/// The engine a map drives: a table of one backend, all driven through the
+/// [`BulkEngine`] contract (see `dispatch!`).
 // One engine per map: the size difference between variants does not matter.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Engine {
@@ -59,6 +60,23 @@ pub(crate) enum Engine {
     #[cfg(feature = "cuda")]
     Cuda(flash_map_cuda::CudaTable),
 }
+
+/// Runs `$body` with `$t` bound to the map's engine, whichever it is, converting its error:
+/// `dispatch!(self.engine, t => t.insert(&b))`. The one place that names the engines; an
+/// operation of the [`BulkEngine`] contract needs no code here.
+macro_rules! dispatch {
+    ($engine:expr, $t:ident => $body:expr) => {
+        $crate::backend::dispatch!(@raw $engine, $t => $body.map_err($crate::FlashMapError::from))
+    };
+    (@raw $engine:expr, $t:ident => $body:expr) => {
+        match $engine {
+            $crate::backend::Engine::Cpu($t) => $body,
+            #[cfg(feature = "cuda")]
+            $crate::backend::Engine::Cuda($t) => $body,
+        }
+    };
+}
+pub(crate) use dispatch;
 
 #[cfg(feature = "cuda")]
 impl From<flash_map_cuda::CudaError> for FlashMapError {
@@ -88,178 +106,18 @@ impl Engine {
         }
     }
 
+    /// The engine's table layout.
     pub(crate) fn layout(&self) -> TableLayout {
-        match self {
-            Engine::Cpu(t) => *t.layout(),
-            #[cfg(feature = "cuda")]
-            Engine::Cuda(t) => *t.layout(),
-        }
+        dispatch!(@raw self, t => *t.layout())
     }
 
-    pub(crate) fn len(&self) -> usize {
-        match self {
-            Engine::Cpu(t) => t.len(),
-            #[cfg(feature = "cuda")]
-            Engine::Cuda(t) => t.len(),
-        }
-    }
-
-    pub(crate) fn tombstones(&self) -> usize {
-        match self {
-            Engine::Cpu(t) => t.tombstones(),
-            #[cfg(feature = "cuda")]
-            Engine::Cuda(t) => t.tombstones(),
-        }
-    }
-
-    pub(crate) fn insert(&mut self, b: &Batch<'_>) -> Result<usize> {
-        match self {
-            Engine::Cpu(t) => Ok(t.insert(b)?),
-            #[cfg(feature = "cuda")]
-            Engine::Cuda(t) => Ok(t.insert(b)?),
-        }
-    }
-
-    pub(crate) fn insert_new(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize> {
-        match self {
-            Engine::Cpu(t) => Ok(t.insert_new(b, out)?),
-            #[cfg(feature = "cuda")]
-            Engine::Cuda(t) => Ok(t.insert_new(b, out)?),
-        }
-    }
-
-    pub(crate) fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize> {
-        match self {
-            Engine::Cpu(t) => Ok(t.add(b, kind)?),
-            #[cfg(feature = "cuda")]
-            Engine::Cuda(t) => {
-                let wide = matches!(kind, CounterKind::U64);
-                Ok(t.add(b, wide)?)
-            }
-        }
-    }
-
-    /// Looks up `b`, calling `put(i, value)` once per position.
-    pub(crate) fn get<F: Fn(usize, Option<*const u8>) + Sync>(&self, b: &Batch<'_>, put: &F) -> Result<()> {
-        // Generic, not `dyn`: the per-key store inlines into the engine's loop.
-        struct Sink<'a, F>(&'a F);
-        impl<F: Fn(usize, Option<*const u8>) + Sync> flash_map_cpu::GetSink for Sink<'_, F> {
-            unsafe fn put(&self, i: usize, v: Option<*const u8>) {
-                (self.0)(i, v)
-            }
-        }
-        match self {
-            Engine::Cpu(t) => {
-                t.get(b, &Sink(put));
-                Ok(())
-            }
-            #[cfg(feature = "cuda")]
-            Engine::Cuda(t) => {
-                let vs = t.layout().value_size;
-                // Filling the caller's vector is host work (page faults included): spread it
-                // over the cores when rayon is compiled in.
-                #[cfg(feature = "rayon")]
-                let exec = Exec::Rayon;
-                #[cfg(not(feature = "rayon"))]
-                let exec = Exec::Serial;
-                Ok(t.get_chunks(b, |first, found, vals| {
-                    exec.for_each(found.len(), |j| {
-                        put(first + j, (found[j] != 0).then(|| vals[j * vs..].as_ptr()));
-                    })
-                })?)
-            }
-        }
-    }
-
-    pub(crate) fn contains(&self, b: &Batch<'_>, out: &mut [bool]) -> Result<()> {
-        match self {
-            Engine::Cpu(t) => {
-                t.contains(b, out);
-                Ok(())
-            }
-            #[cfg(feature = "cuda")]
-            Engine::Cuda(t) => Ok(t.contains(b, out)?),
-        }
-    }
-
-    pub(crate) fn remove(&mut self, b: &Batch<'_>) -> Result<usize> {
-        match self {
-            Engine::Cpu(t) => Ok(t.remove(b)?),
-            #[cfg(feature = "cuda")]
-            Engine::Cuda(t) => Ok(t.remove(b)?),
-        }
-    }
-
-    pub(crate) fn for_each_entry(&self, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<()> {
-        match self {
-            Engine::Cpu(t) => {
-                t.for_each_entry(f);
-                Ok(())
-            }
-            #[cfg(feature = "cuda")]
-            Engine::Cuda(t) => Ok(t.for_each_entry(f)?),
-        }
-    }
-
-    pub(crate) fn clear(&mut self) -> Result<()> {
-        match self {
-            Engine::Cpu(t) => {
-                t.clear();
-                Ok(())
-            }
-            #[cfg(feature = "cuda")]
-            Engine::Cuda(t) => Ok(t.clear()?),
-        }
-    }
-
-    /// Host bytes of the CPU engines' working buffers (0 on Cuda).
-    pub(crate) fn buffer_bytes(&self) -> usize {
-        match self {
-            Engine::Cpu(t) => t.buffer_bytes(),
-            #[cfg(feature = "cuda")]
-            Engine::Cuda(_) => 0,
-        }
-    }
-
-    /// Frees the CPU engines' working buffers (nothing on Cuda).
-    pub(crate) fn release_buffers(&mut self) {
-        match self {
-            Engine::Cpu(t) => t.release_buffers(),
-            #[cfg(feature = "cuda")]
-            Engine::Cuda(_) => {}
-        }
-    }
-
-    /// Rehashes into `layout` (same or larger); on failure the engine is unchanged.
-    pub(crate) fn rebuild(&mut self, layout: TableLayout) -> Result<()> {
-        let hash = self.hasher();
-        self.rebuild_with(layout, hash)
-    }
-
-    /// Rehashes into `layout` with `hash` from now on; on failure the engine is unchanged.
-    pub(crate) fn rebuild_with(&mut self, layout: TableLayout, hash: KeyHasher) -> Result<()> {
-        match self {
-            Engine::Cpu(t) => Ok(t.rebuild_with(layout, hash)?),
-            #[cfg(feature = "cuda")]
-            Engine::Cuda(t) => Ok(t.rebuild_with(layout, hash)?),
-        }
-    }
-
-    /// Sum and maximum of the slots that lookups of `keys` visit.
-    pub(crate) fn probe_lengths(&self, keys: &[u8]) -> Result<(u64, usize)> {
-        match self {
-            Engine::Cpu(t) => Ok(t.probe_lengths(keys)),
-            #[cfg(feature = "cuda")]
-            Engine::Cuda(t) => Ok(t.probe_lengths(keys)?),
-        }
+    /// Live entries and tombstones.
+    pub(crate) fn ledger(&self) -> Ledger {
+        dispatch!(@raw self, t => t.ledger())
     }
 
     /// The hash strategy with its key.
     pub(crate) fn hasher(&self) -> KeyHasher {
-        match self {
-            Engine::Cpu(t) => t.hasher(),
-            #[cfg(feature = "cuda")]
-            Engine::Cuda(t) => t.hasher(),
-        }
+        dispatch!(@raw self, t => t.hasher())
     }
 }

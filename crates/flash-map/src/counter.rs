@@ -1,6 +1,6 @@
 //! [`Counter`]: value types that `bulk_add` can sum.
 
-use flash_map_cpu::CounterKind;
+use flash_map_core::CounterKind;
 
 mod sealed {
     pub trait Sealed {}

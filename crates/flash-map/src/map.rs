@@ -5,7 +5,9 @@ use std::mem::size_of;
 
 use flash_map_core::{Batch, TableLayout};
 
-use crate::backend::{Backend, Engine};
+use flash_map_core::BulkEngine;
+
+use crate::backend::{dispatch, Backend, Engine};
 use crate::error::{layout_error, FlashMapError, Result};
 use crate::{Counter, FlashMapBuilder};
 
@@ -60,7 +62,7 @@ pub struct FlashMap<K, V> {
 impl<K, V> std::fmt::Debug for FlashMap<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let layout = self.engine.layout();
-        let len = self.engine.len();
+        let len = self.engine.ledger().len();
         f.debug_struct("FlashMap")
             .field("backend", &self.backend)
             .field("len", &len)
@@ -110,7 +112,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
 
     /// Live entries.
     pub fn len(&self) -> usize {
-        self.engine.len()
+        self.engine.ledger().len()
     }
 
     /// Whether the map has no entries.
@@ -166,7 +168,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
             slots: layout.slots,
             len: self.len(),
             capacity: layout.capacity,
-            tombstones: self.engine.tombstones(),
+            tombstones: self.engine.ledger().tombstones(),
         }
     }
 
@@ -188,7 +190,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     /// # Ok::<(), flash_map::FlashMapError>(())
     /// ```
     pub fn probe_stats(&self, keys: &[K]) -> Result<ProbeStats> {
-        let (sum, max) = self.engine.probe_lengths(bytemuck::cast_slice(keys))?;
+        let (sum, max) = dispatch!(&self.engine, t => t.probe_lengths(bytemuck::cast_slice(keys)))?;
         let mean = if keys.is_empty() { 0.0 } else { sum as f64 / keys.len() as f64 };
         Ok(ProbeStats { keys: keys.len(), mean, max })
     }
@@ -216,14 +218,14 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     /// # Ok::<(), flash_map::FlashMapError>(())
     /// ```
     pub fn buffer_bytes(&self) -> usize {
-        self.engine.buffer_bytes()
+        dispatch!(@raw &self.engine, t => t.buffer_bytes())
     }
 
     /// Frees the working memory that [`buffer_bytes`](Self::buffer_bytes) counts (after a
     /// one-off large batch, say); the next batch allocates what it needs again. The entries
     /// are untouched.
     pub fn release_buffers(&mut self) {
-        self.engine.release_buffers()
+        dispatch!(@raw &mut self.engine, t => t.release_buffers())
     }
 
     /// Runs a mutating batch operation; with `auto_grow`, grows and retries on `TableFull`.
@@ -262,14 +264,15 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
             self.len(),
         );
         let layout = self.engine.layout();
-        self.engine.rebuild_with(layout, crate::builder::hasher_for(next, None))
+        dispatch!(&mut self.engine, t => t.rebuild_with(layout, crate::builder::hasher_for(next, None)))
     }
 
     fn grow_to(&mut self, capacity: usize) -> Result<()> {
         let old = self.engine.layout();
         let layout = TableLayout::for_capacity(capacity, old.max_load_factor, old.key_size, old.value_size)
             .map_err(|e| layout_error(e, capacity, old.max_load_factor))?;
-        self.engine.rebuild(layout)
+        let hash = self.engine.hasher();
+        dispatch!(&mut self.engine, t => t.rebuild_with(layout, hash))
     }
 
     /// Inserts or updates every pair; returns how many keys were new.
@@ -313,7 +316,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
             return Ok(0);
         }
         let b = Batch::pairs(pairs);
-        self.grow_on_full(|e| e.insert(&b))
+        self.grow_on_full(|e| dispatch!(e, t => t.insert(&b)))
     }
 
     /// Inserts only the pairs whose keys are absent. Within the batch the **first** copy of
@@ -337,7 +340,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
             return Ok(out);
         }
         let b = Batch::pairs(pairs);
-        self.grow_on_full(|e| e.insert_new(&b, &mut out))?;
+        self.grow_on_full(|e| dispatch!(e, t => t.insert_new(&b, &mut out)))?;
         Ok(out)
     }
 
@@ -384,13 +387,20 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         // SAFETY: each index is written by exactly one thread (the engines' contract).
         unsafe impl<V> Sync for OutPtr<V> {}
         let dst = OutPtr(out.as_mut_ptr());
+        // Generic, not `dyn`: the per-key store inlines into the engine's loop.
+        struct Sink<'a, F>(&'a F);
+        impl<F: Fn(usize, Option<*const u8>) + Sync> flash_map_core::GetSink for Sink<'_, F> {
+            unsafe fn put(&self, i: usize, v: Option<*const u8>) {
+                (self.0)(i, v)
+            }
+        }
         let put = |i: usize, v: Option<*const u8>| {
             let _ = &dst;
             // SAFETY: `i < n <= capacity`; a `Some` pointer holds `size_of::<V>()` bytes of a
             // stored `V` (any bit pattern is a valid Pod value).
             unsafe { dst.0.add(i).write(v.map(|p| std::ptr::read_unaligned(p as *const V))) };
         };
-        self.engine.get(&Batch::keys(keys), &put)?;
+        dispatch!(&self.engine, t => t.get(&Batch::keys(keys), &Sink(&put)))?;
         // SAFETY: the engine called `put` once for every `i < n`.
         unsafe { out.set_len(n) };
         Ok(())
@@ -409,7 +419,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         check_batch(keys.len())?;
         let mut out = vec![false; keys.len()];
         if !keys.is_empty() {
-            self.engine.contains(&Batch::keys(keys), &mut out)?;
+            dispatch!(&self.engine, t => t.contains(&Batch::keys(keys), &mut out))?;
         }
         Ok(out)
     }
@@ -429,7 +439,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         if keys.is_empty() {
             return Ok(0);
         }
-        self.engine.remove(&Batch::keys(keys))
+        dispatch!(&mut self.engine, t => t.remove(&Batch::keys(keys)))
     }
 
     /// Every live entry exactly once, in no particular order.
@@ -447,8 +457,9 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         let mut out = Vec::new();
         out.try_reserve_exact(self.len())
             .map_err(|_| FlashMapError::AllocationFailed { bytes: self.len().saturating_mul(size_of::<(K, V)>()) })?;
-        self.engine
-            .for_each_entry(&mut |k, v| out.push((bytemuck::pod_read_unaligned(k), bytemuck::pod_read_unaligned(v))))?;
+        let push =
+            &mut |k: &[u8], v: &[u8]| out.push((bytemuck::pod_read_unaligned(k), bytemuck::pod_read_unaligned(v)));
+        dispatch!(&self.engine, t => t.for_each_entry(push))?;
         Ok(out)
     }
 
@@ -464,7 +475,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     /// # Ok::<(), flash_map::FlashMapError>(())
     /// ```
     pub fn clear(&mut self) -> Result<()> {
-        self.engine.clear()
+        dispatch!(&mut self.engine, t => t.clear())
     }
 
     /// Grows the map so that `len() + additional` entries fit.
@@ -506,6 +517,6 @@ impl<K: bytemuck::Pod + Send + Sync, V: Counter + Send + Sync> FlashMap<K, V> {
             return Ok(0);
         }
         let b = Batch::pairs(pairs);
-        self.grow_on_full(|e| e.add(&b, V::KIND))
+        self.grow_on_full(|e| dispatch!(e, t => t.add(&b, V::KIND)))
     }
 }

@@ -28,8 +28,9 @@ use std::io::{Read, Write};
 use std::mem::size_of;
 
 use flash_map_core::layout::MAX_SLOTS;
-use flash_map_core::HashStrategy;
+use flash_map_core::{BulkEngine, HashStrategy};
 
+use crate::backend::dispatch;
 use crate::error::{FlashMapError, Result};
 use crate::{FlashMap, FlashMapBuilder};
 
@@ -182,7 +183,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         w.write_all(&header)?;
         let mut buf = Vec::with_capacity(CHUNK + size_of::<K>() + size_of::<V>());
         let mut result = Ok(());
-        self.engine.for_each_entry(&mut |k, v| {
+        let entries = &mut |k: &[u8], v: &[u8]| {
             if result.is_err() {
                 return;
             }
@@ -193,7 +194,8 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
                 result = w.write_all(&buf);
                 buf.clear();
             }
-        })?;
+        };
+        dispatch!(&self.engine, t => t.for_each_entry(entries))?;
         result?;
         crc.update(&buf);
         w.write_all(&buf)?;
