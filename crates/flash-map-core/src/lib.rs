@@ -13,6 +13,7 @@
 //! - [`engine`]: the contract every backend's table implements ([`BulkEngine`]).
 //! - [`ledger`]: the bookkeeping every engine shares (live entries, tombstones, the claim
 //!   budget, accept-or-roll-back, when to compact) and the headroom invariant.
+//! - [`tuning`]: the engines' tuning constants ([`tuning::TUNING`]), in one place.
 //! - [`bytes`]: panic-free byte comparison and copying used on the device path.
 //! - [`abi`]: the per-position claim codes and the counter indices of the passes.
 //! - [`patterns`]: the key patterns users have (ids, timestamps, prefixes), for tests and
@@ -32,6 +33,7 @@ pub mod ledger;
 pub mod patterns;
 pub mod probe;
 pub mod slot;
+pub mod tuning;
 
 pub use batch::{Batch, BatchError};
 pub use engine::{BulkEngine, CounterKind, GetSink};

@@ -401,36 +401,10 @@ pub unsafe fn claim_bounded<S: Slots>(s: &S, hash: u64, key: *const u8, limit: u
     let busy = busy_word(tag);
     let ks = s.key_size();
     let mut slot = home(hash, mask);
-    if S::GROUPED && slot + GROUP <= mask.wrapping_add(1) {
-        // One writer (grouped access): nothing is busy. When the group holds an empty slot
-        // the probe ends in it, so the claim is decided here: the key if it lies before that
-        // slot, else the first tombstone before it, else the empty slot itself — the slots
-        // the scalar phases below would choose. (At most GROUP keys are passed, below any
-        // collision limit that matters.)
-        // SAFETY: the group lies inside the table.
-        let g = unsafe { s.group(slot, full) };
-        if g.empty != 0 && limit >= GROUP as u32 {
-            let mut cand = g.candidates();
-            while cand != 0 {
-                let at = slot + cand.trailing_zeros() as usize;
-                // SAFETY: slot in range; key valid by contract.
-                if unsafe { bytes_eq(s.key_ptr(at), key, ks) } {
-                    return Claim::Existing(at);
-                }
-                cand &= cand - 1;
-            }
-            let tombs = g.tombstone & g.before_empty();
-            let (at, prev) = if tombs != 0 {
-                (slot + tombs.trailing_zeros() as usize, TOMBSTONE)
-            } else {
-                (slot + g.empty.trailing_zeros() as usize, EMPTY)
-            };
-            // SAFETY: the slot is free and this thread the only writer; key valid by contract.
-            unsafe {
-                crate::bytes::copy_bytes(key, s.key_ptr(at), ks);
-                s.publish(at, full);
-            }
-            return Claim::New { slot: at, prev };
+    if S::GROUPED && slot + GROUP <= mask.wrapping_add(1) && limit >= GROUP as u32 {
+        // SAFETY: forwarded contract; the group lies inside the table.
+        if let Some(c) = unsafe { claim_in_group(s, slot, full, key) } {
+            return c;
         }
     }
     let mut first_free = usize::MAX;
@@ -468,13 +442,23 @@ pub unsafe fn claim_bounded<S: Slots>(s: &S, hash: u64, key: *const u8, limit: u
     if first_free == usize::MAX {
         return Claim::NoRoom;
     }
-    // Phase 2: claim the first free slot from `first_free` on; a concurrent inserter of the
-    // same key may win a slot first, and is then found on the way.
-    slot = first_free;
-    left = mask.wrapping_add(1);
+    // Phase 2: claim the first free slot from `first_free` on.
+    // SAFETY: forwarded contract; `first_free <= mask`.
+    unsafe { claim_from(s, first_free, full, busy, key, limit) }
+}
+
+/// Phase 2 of [`claim_bounded`]: claims the first free slot from `slot` on. A concurrent
+/// inserter of the same key may win a slot first, and is then found on the way.
+///
+/// # Safety
+/// As [`claim`]; `slot <= mask`.
+#[inline(always)]
+unsafe fn claim_from<S: Slots>(s: &S, mut slot: usize, full: u32, busy: u32, key: *const u8, limit: u32) -> Claim {
+    let (mask, ks) = (s.mask(), s.key_size());
+    let mut left = mask.wrapping_add(1);
     // Phase 1 counted the keys up to the first empty slot; this phase passes again only
-    // those after `first_free` (when another thread took it first), so it counts afresh.
-    same = 0;
+    // those after `slot` (when another thread took it first), so it counts afresh.
+    let mut same = 0u32;
     while left != 0 {
         // SAFETY: `slot <= mask`.
         let st = unsafe { s.state(slot) };
@@ -506,6 +490,46 @@ pub unsafe fn claim_bounded<S: Slots>(s: &S, hash: u64, key: *const u8, limit: u
         left -= 1;
     }
     Claim::NoRoom
+}
+
+/// The start of a claim by a single writer with grouped access: when the group of slots
+/// from `home` holds an empty slot, the probe ends in it, so the claim is decided here —
+/// the key if it lies before that slot, else the first tombstone before it, else the empty
+/// slot itself: the slots the scalar phases of [`claim_bounded`] would choose (nothing is
+/// busy with one writer, and at most [`GROUP`] keys are passed). `None` when the group has
+/// no empty slot.
+///
+/// # Safety
+/// As [`claim`]; `S::GROUPED` (one writer), and `home + GROUP <= mask + 1`.
+#[inline(always)]
+unsafe fn claim_in_group<S: Slots>(s: &S, home: usize, full: u32, key: *const u8) -> Option<Claim> {
+    let ks = s.key_size();
+    // SAFETY: the group lies inside the table by contract.
+    let g = unsafe { s.group(home, full) };
+    if g.empty == 0 {
+        return None;
+    }
+    let mut cand = g.candidates();
+    while cand != 0 {
+        let at = home + cand.trailing_zeros() as usize;
+        // SAFETY: slot in range; key valid by contract.
+        if unsafe { bytes_eq(s.key_ptr(at), key, ks) } {
+            return Some(Claim::Existing(at));
+        }
+        cand &= cand - 1;
+    }
+    let tombs = g.tombstone & g.before_empty();
+    let (at, prev) = if tombs != 0 {
+        (home + tombs.trailing_zeros() as usize, TOMBSTONE)
+    } else {
+        (home + g.empty.trailing_zeros() as usize, EMPTY)
+    };
+    // SAFETY: the slot is free and this thread the only writer; key valid by contract.
+    unsafe {
+        crate::bytes::copy_bytes(key, s.key_ptr(at), ks);
+        s.publish(at, full);
+    }
+    Some(Claim::New { slot: at, prev })
 }
 
 /// Removes `key`: turns its slot into a tombstone. True if this call removed it.

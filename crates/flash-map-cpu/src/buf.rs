@@ -24,7 +24,7 @@ const ALIGN: usize = 16;
 
 /// Arrays at least this large are mapped directly, 2 MiB-aligned, with huge pages advised.
 #[cfg(target_os = "linux")]
-const HUGE_MIN: usize = 4 << 20;
+const HUGE_MIN: usize = flash_map_core::tuning::TUNING.huge_page_min_bytes;
 #[cfg(target_os = "linux")]
 const HUGE_PAGE: usize = 2 << 20;
 

@@ -10,9 +10,9 @@ pub enum Exec {
     Rayon,
 }
 
-/// Indices per rayon task: large enough to amortise scheduling, small enough to balance.
+/// Indices per rayon task ([`flash_map_core::tuning::TUNING`]`.rayon_min_len`).
 #[cfg(feature = "rayon")]
-const MIN_LEN: usize = 4096;
+const MIN_LEN: usize = flash_map_core::tuning::TUNING.rayon_min_len;
 
 /// Asks the CPU to bring the cache line holding `p` into L1 (a hint; never faults).
 #[inline(always)]

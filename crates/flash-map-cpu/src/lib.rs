@@ -12,13 +12,18 @@
 //! keys by batch position, so they return identical results for identical calls.
 
 mod buf;
+mod claim;
 mod engine;
 mod exec;
+mod lookup;
+mod mem;
 mod ops;
 mod partition;
 mod pipeline;
+mod remove;
 mod slots;
 mod table;
+mod write;
 
 #[doc(hidden)]
 pub use buf::advise_huge;

@@ -21,9 +21,9 @@
 //!
 //! Partitioning costs two sequential passes and a copy of the batch; it is used only where
 //! that pays: one thread (the rayon engine's threads already overlap their misses), slots
-//! of at most [`MAX_SLOT_BYTES`] bytes (larger records cost more to copy than their misses),
-//! a table of at least [`MIN_REGIONS`] regions, and a batch with at least one key per
-//! [`MIN_SLOTS_PER_KEY`] slots (fewer keys share too few lines to gain). A lookup whose
+//! of at most `max_slot_bytes` bytes (larger records cost more to copy than their misses),
+//! a table of at least `min_regions` regions, and a batch with at least one key per
+//! `min_slots_per_key` slots (see [`flash_map_core::tuning`]) (fewer keys share too few lines to gain). A lookup whose
 //! keys are mostly absent (judged from a sample) reads only state words, so its regions
 //! are sized by those alone.
 
@@ -31,26 +31,19 @@ use flash_map_core::probe::home;
 use flash_map_core::{Batch, KeyHasher, TableLayout};
 
 use crate::buf::advise_huge;
-use crate::ops::copy_small;
+use crate::mem::copy_small;
 use crate::CpuError;
 
-/// Bytes of table (states, keys and values) one region spans: a quarter of the L2 cache of
-/// the machines measured (2 MiB per core), so that a region's lines stay cached while its
-/// keys are probed, with room left for the streams in and out. Measured on 8M `u64` pairs:
-/// 512 KiB regions beat 128 KiB, 256 KiB and 1 MiB ones by 5–15 % on lookups.
-pub(crate) const REGION_BYTES: usize = 1 << 19;
-/// At most this many regions (so `u16` region numbers, and at most this many write streams
-/// while partitioning).
-const MAX_REGIONS: usize = 1 << 11;
-/// Tables of fewer regions stay in cache anyway: no partitioning.
-pub(crate) const MIN_REGIONS: usize = 8;
-/// Batches sparser than one key per this many slots are probed in batch order.
-pub(crate) const MIN_SLOTS_PER_KEY: usize = 8;
-/// Slots larger than this (state, key and value bytes) are probed in batch order: copying
-/// such records costs more than the misses it saves (measured with 164-byte slots, 32-byte
-/// keys and 128-byte values: inserts 3.8x and lookups 1.6–1.8x slower partitioned, while
-/// 20-byte slots gained 1.3–1.5x).
-pub(crate) const MAX_SLOT_BYTES: usize = 64;
+use flash_map_core::tuning::TUNING;
+
+/// Bytes of table one region of a partitioned pass spans ([`TUNING`]`.region_bytes`).
+pub(crate) const REGION_BYTES: usize = TUNING.region_bytes;
+/// At most this many regions (so `u16` region numbers).
+const MAX_REGIONS: usize = TUNING.max_regions;
+const _: () = assert!(MAX_REGIONS <= 1 << 16, "region numbers are u16");
+const MIN_REGIONS: usize = TUNING.min_regions;
+const MIN_SLOTS_PER_KEY: usize = TUNING.min_slots_per_key;
+const MAX_SLOT_BYTES: usize = TUNING.max_slot_bytes;
 
 /// Reusable buffers of a partitioned pass (kept by the table, so that their pages are
 /// faulted in once, not per batch).

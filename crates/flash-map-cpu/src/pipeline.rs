@@ -9,6 +9,7 @@ use std::ops::Range;
 
 use flash_map_core::probe::home;
 use flash_map_core::slot::{full_word, tag_of};
+use flash_map_core::tuning::TUNING;
 use flash_map_core::{Batch, KeyHasher, Slots};
 
 use crate::exec::prefetch_read;
@@ -48,9 +49,10 @@ pub(crate) fn staged(
         plain(raw, hs, b, range, values, shift, body);
         return;
     }
-    const D1: usize = 24;
-    const D2: usize = 8;
-    const RING: usize = 32;
+    const D1: usize = TUNING.prefetch_hash_ahead;
+    const D2: usize = TUNING.prefetch_lines_ahead;
+    // Hashes in flight: D1 of them, a power of two for a cheap index.
+    const RING: usize = D1.next_power_of_two();
     let mut ring = [0u64; RING];
     let end = range.end;
     let stage1 = |ring: &mut [u64; RING], i: usize| {
@@ -69,62 +71,7 @@ pub(crate) fn staged(
             }
         }
     };
-    let stage2 = |ring: &[u64; RING], i: usize| {
-        let h = ring[i % RING];
-        let slot = home(h, raw.mask);
-        // SAFETY: as above.
-        unsafe {
-            let (target, values) = match fetch {
-                Fetch::Always => (Some(slot), true),
-                Fetch::Plain { .. } => (None, false),
-                Fetch::OnTagMatch { values, shared } => {
-                    // The key is at its home slot or a few slots on: look through the state
-                    // words (one cache line, already fetched) for the first fingerprint match.
-                    let full = full_word(tag_of(h));
-                    let mut found = None;
-                    if <flash_map_core::probe::RawSlots as Slots>::GROUPED && !shared && slot + 8 <= raw.mask + 1 {
-                        // Eight state words at once, as `probe::find` does: no branch per
-                        // slot to mispredict (stage one fetched both of their lines).
-                        let cand = raw.plain().group(slot, full).candidates();
-                        if cand != 0 {
-                            let t = slot + cand.trailing_zeros() as usize;
-                            prefetch_read(raw.keys.add(t * raw.key_size));
-                            if values {
-                                prefetch_value(raw, t);
-                            }
-                        }
-                        return;
-                    }
-                    for j in 0..4 {
-                        let t = (slot + j) & raw.mask;
-                        let st = if shared {
-                            // Relaxed suffices: the word only steers a prefetch.
-                            std::sync::atomic::AtomicU32::from_ptr(raw.states.add(t))
-                                .load(std::sync::atomic::Ordering::Relaxed)
-                        } else {
-                            *raw.states.add(t)
-                        };
-                        if st == full {
-                            found = Some(t);
-                            break;
-                        }
-                        if st == flash_map_core::slot::EMPTY {
-                            break;
-                        }
-                    }
-                    (found, values)
-                }
-            };
-            if let Some(t) = target {
-                prefetch_read(raw.keys.add(t * raw.key_size));
-                if values {
-                    // Claims (and lookups at the table's last slots) fetch the first line
-                    // alone: for claims, the whole value measured slower.
-                    prefetch_read(raw.value_ptr(t));
-                }
-            }
-        }
-    };
+    let stage2 = |ring: &[u64; RING], i: usize| fetch_home_lines(raw, ring[i % RING], fetch);
     for i in range.start..(range.start + D1).min(end) {
         stage1(&mut ring, i);
     }
@@ -162,6 +109,71 @@ fn plain(
     }
 }
 
+/// Stage two of [`staged`] for a key of hash `h`, whose home state word stage one fetched:
+/// per `fetch`, fetches the key and value lines of its home slot, or of the first slot
+/// whose fingerprint matches.
+#[inline(always)]
+fn fetch_home_lines(raw: &RawTable, h: u64, fetch: Fetch) {
+    let slot = home(h, raw.mask);
+    // SAFETY: `slot` is masked into the table, and the words read lie in it (the group only
+    // when it fits before the end); other threads change words only in `shared` passes,
+    // which read them atomically; prefetches never fault.
+    unsafe {
+        let (target, values) = match fetch {
+            Fetch::Always => (Some(slot), true),
+            Fetch::Plain { .. } => (None, false),
+            Fetch::OnTagMatch { values, shared } => {
+                // The key is at its home slot or a few slots on: look through the state
+                // words (one cache line, already fetched) for the first fingerprint match.
+                let full = full_word(tag_of(h));
+                let mut found = None;
+                if <flash_map_core::probe::RawSlots as Slots>::GROUPED && !shared && slot + 8 <= raw.mask + 1 {
+                    // Eight state words at once, as `probe::find` does: no branch per
+                    // slot to mispredict (stage one fetched both of their lines).
+                    let cand = raw.plain().group(slot, full).candidates();
+                    if cand != 0 {
+                        let t = slot + cand.trailing_zeros() as usize;
+                        prefetch_read(raw.keys.add(t * raw.key_size));
+                        if values {
+                            prefetch_value(raw, t);
+                        }
+                    }
+                    return;
+                }
+                for j in 0..4 {
+                    let t = (slot + j) & raw.mask;
+                    let st = if shared {
+                        // Relaxed suffices: the word only steers a prefetch.
+                        std::sync::atomic::AtomicU32::from_ptr(raw.states.add(t))
+                            .load(std::sync::atomic::Ordering::Relaxed)
+                    } else {
+                        *raw.states.add(t)
+                    };
+                    if st == full {
+                        found = Some(t);
+                        break;
+                    }
+                    if st == flash_map_core::slot::EMPTY {
+                        break;
+                    }
+                }
+                (found, values)
+            }
+        };
+        if let Some(t) = target {
+            prefetch_read(raw.keys.add(t * raw.key_size));
+            if values {
+                // Claims (and lookups at the table's last slots) fetch the first line
+                // alone: for claims, the whole value measured slower.
+                prefetch_read(raw.value_ptr(t));
+            }
+        }
+    }
+}
+
+/// Slots a sweep fetches per step: one line of state words.
+const SWEEP: usize = TUNING.sweep_slots;
+
 /// The prefetch of the one-stage loops that run a batch in partition order
 /// ([`crate::partition`]): a sequential sweep of the table one region ahead of the keys.
 ///
@@ -193,7 +205,7 @@ impl Sweep {
     /// A sweep for a batch of `n` keys in partition order by regions of `1 << shift`
     /// slots.
     pub(crate) fn new(raw: &RawTable, n: usize, shift: u32) -> Self {
-        let every = (n.saturating_mul(16) / (raw.mask + 1)).max(1);
+        let every = (n.saturating_mul(SWEEP) / (raw.mask + 1)).max(1);
         Sweep { next: 0, shift, every, count: every }
     }
 
@@ -215,13 +227,13 @@ impl Sweep {
             return;
         }
         let slot = self.next;
-        self.next += 16;
+        self.next += SWEEP;
         prefetch_read(raw.states.wrapping_add(slot));
         if keys {
-            prefetch_lines(raw.keys.wrapping_add(slot * raw.key_size), 16 * raw.key_size);
+            prefetch_lines(raw.keys.wrapping_add(slot * raw.key_size), SWEEP * raw.key_size);
         }
         if values {
-            prefetch_lines(raw.values.wrapping_add(slot * raw.value_size), 16 * raw.value_size);
+            prefetch_lines(raw.values.wrapping_add(slot * raw.value_size), SWEEP * raw.value_size);
         }
     }
 }
@@ -246,5 +258,5 @@ fn prefetch_lines(p: *const u8, len: usize) {
 #[inline(always)]
 unsafe fn prefetch_value(raw: &RawTable, slot: usize) {
     // SAFETY: in range by contract; prefetches never fault.
-    prefetch_lines(unsafe { raw.value_ptr(slot) }, raw.value_size.min(256));
+    prefetch_lines(unsafe { raw.value_ptr(slot) }, raw.value_size.min(TUNING.value_prefetch_bytes));
 }

@@ -32,9 +32,6 @@ pub struct CpuTable {
     pub(crate) region_bytes: usize,
     /// How many passes ran partitioned (for tests).
     pub(crate) partitioned_passes: std::sync::atomic::AtomicUsize,
-    /// Whether the running pass works on a batch in partition order: `Some(shift)` of its
-    /// regions (region of a slot = `slot >> shift`).
-    pub(crate) reordered: Option<u32>,
 }
 
 impl std::fmt::Debug for CpuTable {
@@ -81,7 +78,6 @@ impl CpuTable {
             scratch: Default::default(),
             region_bytes: crate::partition::REGION_BYTES,
             partitioned_passes: Default::default(),
-            reordered: None,
         })
     }
 

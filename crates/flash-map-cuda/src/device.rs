@@ -1,5 +1,6 @@
 //! Driver presence, device probing, and the per-device context and kernel module.
 
+use flash_map_core::tuning::TUNING;
 use std::collections::HashMap;
 use std::ffi::{c_void, CString};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -155,8 +156,8 @@ impl Gpu {
         if n == 0 {
             return Ok(());
         }
-        const BLOCK: usize = 256;
-        let blocks = n.div_ceil(BLOCK).min(self.sm_count as usize * 32).max(1) as u32;
+        const BLOCK: usize = TUNING.gpu_block;
+        let blocks = n.div_ceil(BLOCK).min(self.sm_count as usize * TUNING.gpu_blocks_per_sm).max(1) as u32;
         // SAFETY: by contract; null stream.
         unsafe { result::launch_kernel(f, (blocks, 1, 1), (BLOCK as u32, 1, 1), 0, std::ptr::null_mut(), args) }
             .map_err(drv("cuLaunchKernel"))

@@ -186,7 +186,7 @@ pub(crate) struct Stager {
 }
 
 /// Bytes per staging chunk.
-const CHUNK: usize = 8 << 20;
+const CHUNK: usize = flash_map_core::tuning::TUNING.gpu_stage_chunk;
 
 impl Stager {
     /// Two empty staging buffers and their events.

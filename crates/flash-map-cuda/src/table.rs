@@ -5,6 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use flash_map_core::tuning::TUNING;
 use flash_map_core::{
     Batch, BulkEngine, ClaimCounts, CounterKind, GetSink, HashStrategy, KeyHasher, Ledger, TableLayout,
 };
@@ -507,7 +508,7 @@ impl CudaTable {
         let (flags, vals) = host.split_at_mut(n);
         s.found.download(flags)?;
         // Keys per chunk: about 8 MiB of values.
-        let per = if vs == 0 || hits == 0 { n.max(1) } else { ((8 << 20) / vs).max(1024) };
+        let per = if vs == 0 || hits == 0 { n.max(1) } else { (TUNING.gpu_download_chunk / vs).max(1024) };
         let chunks = n.div_ceil(per);
         // Until every queued copy has landed, leaving this function early (an error, or a
         // panic in `f`) waits for the device first: the copies write into `vals`.

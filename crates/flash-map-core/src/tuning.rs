@@ -1,0 +1,75 @@
+//! The engines' tuning constants, in one place.
+//!
+//! Every number here was chosen by measurement on the machines of `BENCHMARKS.md` (which
+//! records the figures, the machine and the command); none affects results, only speed.
+//! Change one, and re-run the compare binary before and after.
+
+/// The tuning constants of the CPU engines and of the GPU engine's host side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    /// Bytes of table (state, key and value arrays together) that one region of a
+    /// partitioned serial pass spans: a quarter of a 2 MiB L2 cache, so that a region's
+    /// lines stay cached while its keys are probed, with room for the streams in and out
+    /// (larger and smaller regions were slower on lookups).
+    pub region_bytes: usize,
+    /// At most this many regions (region numbers are `u16`, and a partition writes this
+    /// many streams at once).
+    pub max_regions: usize,
+    /// Tables of fewer regions stay in cache anyway: no partitioning.
+    pub min_regions: usize,
+    /// Batches sparser than one key per this many slots run in batch order (too few keys
+    /// share a region's lines).
+    pub min_slots_per_key: usize,
+    /// Slots larger than this (state, key and value bytes) run in batch order: copying such
+    /// records costs more than the misses it saves.
+    pub max_slot_bytes: usize,
+    /// Keys of a lookup batch sampled (evenly spaced) to judge whether most are absent, in
+    /// which case a partitioned lookup sizes its regions by the state words alone.
+    pub absent_sample: usize,
+    /// The prefetch pipeline hashes a key and fetches its home state word this many keys
+    /// ahead of the key being processed ...
+    pub prefetch_hash_ahead: usize,
+    /// ... and reads that (now cached) word and fetches the key and value lines it points
+    /// at this many keys ahead.
+    pub prefetch_lines_ahead: usize,
+    /// Slots a sweep (the prefetch of passes in partition order) fetches at a time: one
+    /// line of state words.
+    pub sweep_slots: usize,
+    /// A value prefetch fetches at most this many bytes of it.
+    pub value_prefetch_bytes: usize,
+    /// Batch positions per rayon task: large enough to amortise scheduling, small enough to
+    /// balance.
+    pub rayon_min_len: usize,
+    /// Host arrays at least this large are mapped directly, 2 MiB-aligned, with
+    /// transparent huge pages advised.
+    pub huge_page_min_bytes: usize,
+    /// Threads per block of every kernel launch.
+    pub gpu_block: usize,
+    /// Blocks per streaming multiprocessor at most (grid-stride loops cover the rest).
+    pub gpu_blocks_per_sm: usize,
+    /// Bytes per pinned staging chunk of a host → device copy (two chunks alternate).
+    pub gpu_stage_chunk: usize,
+    /// Bytes of lookup results per chunk of a device → host copy (chunks overlap with the
+    /// host filling the caller's results).
+    pub gpu_download_chunk: usize,
+}
+
+/// The defaults every engine runs with.
+pub const TUNING: Tuning = Tuning {
+    region_bytes: 1 << 19,
+    max_regions: 1 << 11,
+    min_regions: 8,
+    min_slots_per_key: 8,
+    max_slot_bytes: 64,
+    absent_sample: 256,
+    prefetch_hash_ahead: 24,
+    prefetch_lines_ahead: 8,
+    sweep_slots: 16,
+    value_prefetch_bytes: 256,
+    rayon_min_len: 4096,
+    huge_page_min_bytes: 4 << 20,
+    gpu_block: 256,
+    gpu_blocks_per_sm: 32,
+    gpu_stage_chunk: 8 << 20,
+    gpu_download_chunk: 8 << 20,
+};

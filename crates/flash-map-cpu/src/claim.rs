@@ -1,0 +1,288 @@
+//! Passes 1 and 2 of every mutating operation: each key finds its slot or claims a free one
+//! (`pos[i]` records the slot, `kind[i]` what the claim did), then the ledger accepts the
+//! claims or they are undone and the call fails with the table as it was.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use flash_map_core::abi::{KIND_COLLISIONS, KIND_EXISTING, KIND_NEW_FROM_EMPTY, KIND_NEW_FROM_TOMBSTONE, KIND_NO_ROOM};
+use flash_map_core::probe::{claim, Claim};
+use flash_map_core::slot::TOMBSTONE;
+use flash_map_core::{Batch, ClaimCounts};
+
+use crate::buf::AlignedBuf;
+use crate::mem::{copy_value, SyncPtr};
+use crate::pipeline::{staged, Fetch, Sweep};
+#[cfg(feature = "rayon")]
+use crate::slots::AtomicSlots;
+use crate::slots::RawTable;
+use crate::{CpuError, CpuTable, Exec};
+
+/// How the claim pass prepares a newly claimed slot.
+#[derive(Clone, Copy)]
+pub(crate) enum OnNew {
+    /// Copy the claiming record's value (upsert).
+    WriteValue,
+    /// Zero the value (counters).
+    ZeroValue,
+    /// Mark the slot's scratch word as claimed in this batch (insert_new, parallel).
+    MarkAux,
+}
+
+/// The most new claims a batch may make before it has certainly failed (`usize::MAX`:
+/// no limit, the whole batch fits).
+#[derive(Clone, Copy)]
+pub(crate) struct Budget(usize);
+
+impl Budget {
+    /// Whether `new` claims are more than the batch may make.
+    #[inline(always)]
+    fn exceeded(self, new: usize) -> bool {
+        new > self.0
+    }
+
+    /// Whether the batch may fail for want of room.
+    #[inline(always)]
+    #[cfg(feature = "rayon")]
+    fn is_limited(self) -> bool {
+        self.0 != usize::MAX
+    }
+}
+
+/// Writes what each key's claim did at its batch position, and prepares newly claimed slots.
+struct Recorder {
+    pos: SyncPtr<u32>,
+    kind: SyncPtr<u8>,
+    /// The per-slot words to mark claimed slots in (parallel `insert_new`).
+    aux: Option<SyncPtr<u32>>,
+    raw: RawTable,
+    on_new: OnNew,
+}
+
+impl Recorder {
+    /// Records claim `c` of key `i` of `b`, preparing its slot if it is new.
+    ///
+    /// # Safety
+    /// `i < b.len()` (the scratch arrays hold `b.len()` entries), each `i` recorded by one
+    /// thread once; a new slot is this thread's to write.
+    #[inline(always)]
+    unsafe fn record(&self, i: usize, c: Claim, b: &Batch<'_>) {
+        // SAFETY: by contract.
+        unsafe {
+            match c {
+                Claim::Existing(slot) => {
+                    self.pos.write(i, slot as u32);
+                    self.kind.write(i, KIND_EXISTING);
+                }
+                Claim::New { slot, prev } => {
+                    self.pos.write(i, slot as u32);
+                    let k = if prev == TOMBSTONE { KIND_NEW_FROM_TOMBSTONE } else { KIND_NEW_FROM_EMPTY };
+                    self.kind.write(i, k);
+                    match self.on_new {
+                        OnNew::WriteValue => copy_value(&self.raw, b, i, slot),
+                        OnNew::ZeroValue => std::ptr::write_bytes(self.raw.value_ptr(slot), 0, self.raw.value_size),
+                        OnNew::MarkAux => {
+                            if let Some(aux) = self.aux {
+                                AtomicU32::from_ptr(aux.0.add(slot)).store(u32::MAX, Ordering::Relaxed)
+                            }
+                        }
+                    }
+                }
+                Claim::NoRoom => self.kind.write(i, KIND_NO_ROOM),
+                Claim::Collisions => self.kind.write(i, KIND_COLLISIONS),
+            }
+        }
+    }
+
+    /// Records key `i` as skipped (the batch has failed).
+    #[inline(always)]
+    fn skip(&self, i: usize) {
+        // SAFETY: callers pass `i < b.len()`, each once, as for `record`.
+        unsafe { self.kind.write(i, KIND_NO_ROOM) }
+    }
+}
+
+/// What the claims of a pass did, counted from their `kind` codes.
+fn count_kinds(kind: &[u8]) -> ClaimCounts {
+    let mut c = ClaimCounts::default();
+    for &k in kind {
+        match k {
+            KIND_NEW_FROM_EMPTY => c.new += 1,
+            KIND_NEW_FROM_TOMBSTONE => {
+                c.new += 1;
+                c.from_tombstone += 1
+            }
+            KIND_NO_ROOM => c.no_room += 1,
+            KIND_COLLISIONS => c.collisions += 1,
+            _ => c.existing += 1,
+        }
+    }
+    c
+}
+
+impl CpuTable {
+    #[inline(always)]
+    pub(crate) fn aux_at(&self, slot: usize) -> &AtomicU32 {
+        // SAFETY: `aux` holds `slots` aligned u32 words when a parallel pass runs (see
+        // `ensure_aux`); all access during a pass is atomic.
+        unsafe { AtomicU32::from_ptr((self.aux.as_ptr() as *mut u32).add(slot)) }
+    }
+
+    pub(crate) fn ensure_aux(&mut self) -> Result<(), CpuError> {
+        if self.aux.len() != self.layout.slots * 4 {
+            self.aux = AlignedBuf::zeroed(self.layout.slots * 4)?;
+        }
+        Ok(())
+    }
+
+    fn ensure_scratch(&mut self, n: usize) -> Result<(), CpuError> {
+        let grow = |v: usize| CpuError::Alloc { bytes: v };
+        if self.pos.len() < n {
+            self.pos.try_reserve_exact(n - self.pos.len()).map_err(|_| grow(n * 4))?;
+            self.pos.resize(n, 0);
+        }
+        if self.kind.len() < n {
+            self.kind.try_reserve_exact(n - self.kind.len()).map_err(|_| grow(n))?;
+            self.kind.resize(n, 0);
+        }
+        Ok(())
+    }
+
+    /// Pass 1: claims a slot for every key of `b` (`shift`: the batch is in partition order
+    /// by regions of `1 << shift` slots) and counts what the claims did.
+    ///
+    /// A batch that might not fit is bounded ([`Budget`]): once its new claims pass the
+    /// free capacity it has failed for certain, and the rest of the batch is skipped instead
+    /// of filling the table and scanning it whole. So is a batch in which a key gave up on
+    /// collisions: it fails whatever the rest does.
+    pub(crate) fn claim_pass(
+        &mut self,
+        b: &Batch<'_>,
+        on_new: OnNew,
+        shift: Option<u32>,
+    ) -> Result<ClaimCounts, CpuError> {
+        self.ensure_scratch(b.len())?;
+        if self.exec.is_parallel() && matches!(on_new, OnNew::MarkAux) {
+            self.ensure_aux()?;
+        }
+        let budget = Budget(self.ledger.claim_budget(&self.layout, b.len()));
+        let rec = Recorder {
+            pos: SyncPtr(self.pos.as_mut_ptr()),
+            kind: SyncPtr(self.kind.as_mut_ptr()),
+            aux: (self.exec.is_parallel() && matches!(on_new, OnNew::MarkAux))
+                .then(|| SyncPtr(self.aux.as_mut_ptr() as *mut u32)),
+            raw: self.raw(),
+            on_new,
+        };
+        match (self.exec, shift) {
+            (Exec::Serial, Some(shift)) => self.claim_in_regions(b, shift, budget, &rec),
+            (Exec::Serial, None) => self.claim_serial(b, budget, &rec),
+            #[cfg(feature = "rayon")]
+            (Exec::Rayon, _) => self.claim_parallel(b, budget, &rec),
+        }
+        // Counted afterwards from `kind`: one cheap sequential scan, no shared counters.
+        Ok(count_kinds(&self.kind[..b.len()]))
+    }
+
+    /// The claims of a batch in partition order, on one thread: a one-stage loop behind a
+    /// sweep, as in the partitioned lookups (measured on 8M `u64` pairs: inserts 1.3x faster
+    /// than through the two-stage pipeline, and 1.15x faster than this same loop run
+    /// through `staged` with `Fetch::Plain`).
+    fn claim_in_regions(&self, b: &Batch<'_>, shift: u32, budget: Budget, rec: &Recorder) {
+        let raw = self.raw();
+        let s = raw.plain();
+        let (hs, ks, n) = (self.hash, raw.key_size, b.len());
+        let mut sweep = Sweep::new(&raw, n, shift);
+        let (mut new, mut failed) = (0usize, false);
+        for i in 0..n {
+            // SAFETY: `i < n` indexes the batch (keys of `ks` bytes); one thread.
+            let h = unsafe { hs.hash(b.key(i), ks) };
+            sweep.step(&raw, h, true, true);
+            if failed || budget.exceeded(new) {
+                rec.skip(i);
+                continue;
+            }
+            // SAFETY: as above.
+            let c = unsafe { claim(&s, h, b.key(i)) };
+            new += matches!(c, Claim::New { .. }) as usize;
+            failed = c == Claim::Collisions;
+            // SAFETY: `i < n`, visited once.
+            unsafe { rec.record(i, c, b) };
+        }
+    }
+
+    /// The claims of a batch in its own order, on one thread, through the prefetch pipeline.
+    fn claim_serial(&self, b: &Batch<'_>, budget: Budget, rec: &Recorder) {
+        let raw = self.raw();
+        let s = raw.plain();
+        let (mut new, mut failed) = (0usize, false);
+        staged(&raw, self.hash, b, 0..b.len(), Fetch::Always, |i, h| {
+            if failed || budget.exceeded(new) {
+                rec.skip(i);
+                return;
+            }
+            // SAFETY: `i < b.len()`; key valid for key_size bytes; one thread.
+            let c = unsafe { claim(&s, h, b.key(i)) };
+            new += matches!(c, Claim::New { .. }) as usize;
+            failed = c == Claim::Collisions;
+            // SAFETY: `i < b.len()`, visited once.
+            unsafe { rec.record(i, c, b) };
+        });
+    }
+
+    /// The claims of a batch on rayon's threads, with atomic claims; the new claims are
+    /// counted against the budget only when it is limited.
+    #[cfg(feature = "rayon")]
+    fn claim_parallel(&self, b: &Batch<'_>, budget: Budget, rec: &Recorder) {
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        let raw = self.raw();
+        let s = AtomicSlots(raw);
+        let (new, abort) = (AtomicUsize::new(0), AtomicBool::new(false));
+        self.exec.for_chunks(b.len(), |range| {
+            staged(&raw, self.hash, b, range, Fetch::Always, |i, h| {
+                if abort.load(Ordering::Relaxed) {
+                    rec.skip(i);
+                    return;
+                }
+                // SAFETY: `i < b.len()`; key valid; claims are atomic.
+                let c = unsafe { claim(&s, h, b.key(i)) };
+                let counted = |new: &AtomicUsize| new.fetch_add(1, Ordering::Relaxed) + 1;
+                if c == Claim::Collisions
+                    || budget.is_limited() && matches!(c, Claim::New { .. }) && budget.exceeded(counted(&new))
+                {
+                    abort.store(true, Ordering::Relaxed);
+                }
+                // SAFETY: `i < b.len()`, visited by one thread once.
+                unsafe { rec.record(i, c, b) };
+            })
+        });
+    }
+
+    /// Pass 2: the ledger accepts the claims, or they are undone and the call fails with
+    /// the table as it was.
+    pub(crate) fn settle(&mut self, n: usize, c: ClaimCounts) -> Result<(), CpuError> {
+        self.ledger.settle(&self.layout, c).map_err(|r| {
+            self.undo_claims(n);
+            CpuError::from(r)
+        })
+    }
+
+    /// Gives the slots claimed new by the last claim pass of `n` keys their former state
+    /// (and clears their scratch words).
+    pub(crate) fn undo_claims(&mut self, n: usize) {
+        let states = self.states.as_mut_ptr() as *mut u32;
+        let aux_used = self.aux.len() == self.layout.slots * 4;
+        for i in 0..n {
+            let prev = match self.kind[i] {
+                KIND_NEW_FROM_EMPTY => flash_map_core::slot::EMPTY,
+                KIND_NEW_FROM_TOMBSTONE => TOMBSTONE,
+                _ => continue,
+            };
+            let slot = self.pos[i] as usize;
+            // SAFETY: `slot` came from a claim on this table.
+            unsafe { *states.add(slot) = prev };
+            if aux_used {
+                self.aux_at(slot).store(0, Ordering::Relaxed);
+            }
+        }
+    }
+}

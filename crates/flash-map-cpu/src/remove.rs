@@ -1,0 +1,58 @@
+//! Removals: each present key's slot becomes a tombstone; the ledger counts them and the
+//! table compacts when they pile up.
+
+use flash_map_core::probe::remove;
+use flash_map_core::Batch;
+
+use crate::pipeline::{staged, Fetch};
+#[cfg(feature = "rayon")]
+use crate::slots::AtomicSlots;
+use crate::{CpuError, CpuTable, Exec};
+
+impl CpuTable {
+    /// Removes every key of `b`; returns how many distinct keys were present.
+    pub(crate) fn remove(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
+        self.check_shape(b, false);
+        let removed = self.partitioned(b, false, false, |t, b, r| Ok(t.remove_in_order(b, r.map(|r| r.shift))))?;
+        self.ledger.removed(removed);
+        self.compact_if_needed();
+        Ok(removed)
+    }
+
+    fn remove_in_order(&mut self, b: &Batch<'_>, shift: Option<u32>) -> usize {
+        let raw = self.raw();
+        let hs = self.hash;
+        let shared = self.exec.is_parallel();
+        let fetch = match shift {
+            Some(shift) => Fetch::Plain { values: false, shift },
+            None => Fetch::OnTagMatch { values: false, shared },
+        };
+        match self.exec {
+            Exec::Serial => {
+                let s = raw.plain();
+                let mut n = 0;
+                staged(&raw, hs, b, 0..b.len(), fetch, |i, h| {
+                    // SAFETY: `i < b.len()`, keys valid.
+                    let gone = unsafe { remove(&s, h, b.key(i)) };
+                    n += gone as usize;
+                });
+                n
+            }
+            #[cfg(feature = "rayon")]
+            Exec::Rayon => {
+                let s = AtomicSlots(raw);
+                self.exec.sum_chunks(b.len(), |range| {
+                    let mut n = 0;
+                    staged(&raw, hs, b, range, fetch, |i, h| {
+                        // SAFETY: as above; other threads swap state words meanwhile, so the
+                        // search reads them atomically too (`probe::remove`), and the swap is
+                        // a CAS, so one remover wins.
+                        let gone = unsafe { remove(&s, h, b.key(i)) };
+                        n += gone as usize;
+                    });
+                    n
+                })
+            }
+        }
+    }
+}
