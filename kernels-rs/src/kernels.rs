@@ -90,9 +90,8 @@ unsafe fn rec(data: *const u8, i: usize, stride: u64, off: u64) -> *const u8 {
     unsafe { data.add(i.wrapping_mul(stride as usize).wrapping_add(off as usize)) }
 }
 
-/// Pass 1 of every insert: find or claim a slot per key. `mode` says what a claimer does
-/// to its new slot: 0 nothing, 1 zero the value (counters), 2 mark `aux[slot]`
-/// (insert_new), 3 write its own value (upsert).
+/// Pass 1 of every insert: find or claim a slot per key. `mode` (a [`ClaimMode`] code)
+/// says what a claimer does to its new slot.
 ///
 /// `budget` bounds the new claims when the batch might not fit (`u64::MAX`: no bound): each
 /// new claim is counted in `counters[C_GUARD_NEW]`, and once the count passes `budget` the
@@ -150,12 +149,11 @@ pub unsafe extern "ptx-kernel" fn fm_claim(
                     *kind.add(i) = if from_tomb { KIND_NEW_FROM_TOMBSTONE } else { KIND_NEW_FROM_EMPTY };
                     let vs = value_size as usize;
                     let dst = values.add(slot.wrapping_mul(vs));
-                    if mode == 1 {
-                        zero_bytes(dst, vs);
-                    } else if mode == 2 {
-                        *aux.add(slot) = u32::MAX;
-                    } else if mode == 3 {
-                        copy_bytes(rec(data, i, stride, val_off), dst, vs);
+                    match ClaimMode::from_code(mode) {
+                        Some(ClaimMode::ZeroValue) => zero_bytes(dst, vs),
+                        Some(ClaimMode::MarkAux) => *aux.add(slot) = u32::MAX,
+                        Some(ClaimMode::WriteValue) => copy_bytes(rec(data, i, stride, val_off), dst, vs),
+                        Some(ClaimMode::Plain) | None => {}
                     }
                     new = new.wrapping_add(1);
                     from_tomb_n = from_tomb_n.wrapping_add(from_tomb as u32);

@@ -15,6 +15,35 @@ pub const KIND_NO_ROOM: u8 = 3;
 /// ([`crate::probe::Claim::Collisions`]).
 pub const KIND_COLLISIONS: u8 = 4;
 
+/// What a claim pass does to a slot it claims new, on every engine (the CPU's claim pass
+/// and the GPU's `fm_claim`, which takes it as its `mode` argument).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ClaimMode {
+    /// Nothing: the value is written later.
+    Plain = 0,
+    /// Zero the value (counters, then added to).
+    ZeroValue = 1,
+    /// Mark the slot's per-slot word as claimed in this batch (`insert_new`, whose first new
+    /// copy is elected afterwards).
+    MarkAux = 2,
+    /// Write the claiming record's own value (upsert).
+    WriteValue = 3,
+}
+
+impl ClaimMode {
+    /// The mode of a code, as the kernels receive it (`None` for an unknown one).
+    pub const fn from_code(code: u64) -> Option<ClaimMode> {
+        match code {
+            0 => Some(ClaimMode::Plain),
+            1 => Some(ClaimMode::ZeroValue),
+            2 => Some(ClaimMode::MarkAux),
+            3 => Some(ClaimMode::WriteValue),
+            _ => None,
+        }
+    }
+}
+
 /// Counter: new keys claimed.
 pub const C_NEW: usize = 0;
 /// Counter: new keys that claimed a tombstone.

@@ -4,7 +4,9 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use flash_map_core::abi::{KIND_COLLISIONS, KIND_EXISTING, KIND_NEW_FROM_EMPTY, KIND_NEW_FROM_TOMBSTONE, KIND_NO_ROOM};
+use flash_map_core::abi::{
+    ClaimMode, KIND_COLLISIONS, KIND_EXISTING, KIND_NEW_FROM_EMPTY, KIND_NEW_FROM_TOMBSTONE, KIND_NO_ROOM,
+};
 use flash_map_core::probe::{claim, Claim};
 use flash_map_core::slot::TOMBSTONE;
 use flash_map_core::{Batch, ClaimCounts};
@@ -16,17 +18,6 @@ use crate::pipeline::{staged, Fetch, Sweep};
 use crate::slots::AtomicSlots;
 use crate::slots::RawTable;
 use crate::{CpuError, CpuTable, Exec};
-
-/// How the claim pass prepares a newly claimed slot.
-#[derive(Clone, Copy)]
-pub(crate) enum OnNew {
-    /// Copy the claiming record's value (upsert).
-    WriteValue,
-    /// Zero the value (counters).
-    ZeroValue,
-    /// Mark the slot's scratch word as claimed in this batch (insert_new, parallel).
-    MarkAux,
-}
 
 /// The most new claims a batch may make before it has certainly failed (`usize::MAX`:
 /// no limit, the whole batch fits).
@@ -55,7 +46,7 @@ struct Recorder {
     /// The per-slot words to mark claimed slots in (parallel `insert_new`).
     aux: Option<SyncPtr<u32>>,
     raw: RawTable,
-    on_new: OnNew,
+    on_new: ClaimMode,
 }
 
 impl Recorder {
@@ -78,9 +69,10 @@ impl Recorder {
                     let k = if prev == TOMBSTONE { KIND_NEW_FROM_TOMBSTONE } else { KIND_NEW_FROM_EMPTY };
                     self.kind.write(i, k);
                     match self.on_new {
-                        OnNew::WriteValue => copy_value(&self.raw, b, i, slot),
-                        OnNew::ZeroValue => std::ptr::write_bytes(self.raw.value_ptr(slot), 0, self.raw.value_size),
-                        OnNew::MarkAux => {
+                        ClaimMode::Plain => {}
+                        ClaimMode::WriteValue => copy_value(&self.raw, b, i, slot),
+                        ClaimMode::ZeroValue => std::ptr::write_bytes(self.raw.value_ptr(slot), 0, self.raw.value_size),
+                        ClaimMode::MarkAux => {
                             if let Some(aux) = self.aux {
                                 AtomicU32::from_ptr(aux.0.add(slot)).store(u32::MAX, Ordering::Relaxed)
                             }
@@ -157,18 +149,18 @@ impl CpuTable {
     pub(crate) fn claim_pass(
         &mut self,
         b: &Batch<'_>,
-        on_new: OnNew,
+        on_new: ClaimMode,
         shift: Option<u32>,
     ) -> Result<ClaimCounts, CpuError> {
         self.ensure_scratch(b.len())?;
-        if self.exec.is_parallel() && matches!(on_new, OnNew::MarkAux) {
+        if self.exec.is_parallel() && matches!(on_new, ClaimMode::MarkAux) {
             self.ensure_aux()?;
         }
         let budget = Budget(self.ledger.claim_budget(&self.layout, b.len()));
         let rec = Recorder {
             pos: SyncPtr(self.pos.as_mut_ptr()),
             kind: SyncPtr(self.kind.as_mut_ptr()),
-            aux: (self.exec.is_parallel() && matches!(on_new, OnNew::MarkAux))
+            aux: (self.exec.is_parallel() && matches!(on_new, ClaimMode::MarkAux))
                 .then(|| SyncPtr(self.aux.as_mut_ptr() as *mut u32)),
             raw: self.raw(),
             on_new,

@@ -5,10 +5,9 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use flash_map_core::abi::{KIND_EXISTING, KIND_NEW_FROM_EMPTY, KIND_NEW_FROM_TOMBSTONE};
+use flash_map_core::abi::{ClaimMode, KIND_EXISTING, KIND_NEW_FROM_EMPTY, KIND_NEW_FROM_TOMBSTONE};
 use flash_map_core::{Batch, CounterKind};
 
-use crate::claim::OnNew;
 use crate::mem::{copy_value, SyncPtr};
 use crate::ops::Reordered;
 use crate::{CpuError, CpuTable, Exec};
@@ -36,7 +35,7 @@ impl CpuTable {
     fn insert_in_order(&mut self, b: &Batch<'_>, shift: Option<u32>) -> Result<usize, CpuError> {
         // Claimers write their value at once: when no key met an existing slot (no
         // duplicates, no updates), that is already the final state.
-        let st = self.claim_pass(b, OnNew::WriteValue, shift)?;
+        let st = self.claim_pass(b, ClaimMode::WriteValue, shift)?;
         if st.existing > 0 && self.exec.is_parallel() {
             // The winners' election needs the per-slot words: allocated before the claims
             // count, so that running out of memory leaves the table as it was.
@@ -90,7 +89,7 @@ impl CpuTable {
     }
 
     fn insert_new_in_order(&mut self, b: &Batch<'_>, out: &mut [bool], shift: Option<u32>) -> Result<usize, CpuError> {
-        let st = self.claim_pass(b, OnNew::MarkAux, shift)?;
+        let st = self.claim_pass(b, ClaimMode::MarkAux, shift)?;
         self.settle(b.len(), st)?;
         match self.exec {
             Exec::Serial => {
@@ -170,7 +169,7 @@ impl CpuTable {
 
     fn add_in_order(&mut self, b: &Batch<'_>, kind: CounterKind, shift: Option<u32>) -> Result<usize, CpuError> {
         assert_eq!(self.layout.value_size, kind.width(), "counter width matches the value size");
-        let st = self.claim_pass(b, OnNew::ZeroValue, shift)?;
+        let st = self.claim_pass(b, ClaimMode::ZeroValue, shift)?;
         self.settle(b.len(), st)?;
         let raw = self.raw();
         let pos = SyncPtr(self.pos.as_mut_ptr());

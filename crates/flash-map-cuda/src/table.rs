@@ -31,7 +31,7 @@ pub struct DeviceBatch {
 }
 
 use flash_map_core::abi::{
-    C_COLLISIONS, C_EXISTING, C_FROM_TOMBSTONE, C_HITS, C_NEW, C_NO_ROOM, C_REMOVED, N_COUNTERS,
+    ClaimMode, C_COLLISIONS, C_EXISTING, C_FROM_TOMBSTONE, C_HITS, C_NEW, C_NO_ROOM, C_REMOVED, N_COUNTERS,
 };
 
 /// Per-call buffers, reused across calls.
@@ -257,8 +257,8 @@ impl CudaTable {
         Ok(())
     }
 
-    /// Claim pass + settle (with rollback). `mode`: 0 plain, 1 zero new values, 2 mark
-    /// aux, 3 claimers write their value. Returns what the claims did and, when accepting
+    /// Claim pass + settle (with rollback); `mode` says what a claimer does to its new
+    /// slot. Returns what the claims did and, when accepting
     /// them leaves the table in need of a compaction, the fresh arrays for it: allocated
     /// before the claims count, so that running out of device memory fails the call with
     /// the table as it was (the caller compacts with [`finish`](Self::finish)).
@@ -266,7 +266,7 @@ impl CudaTable {
         &mut self,
         s: &mut Scratch,
         d: DeviceBatch,
-        mode: u64,
+        mode: ClaimMode,
     ) -> Result<(ClaimCounts, Option<Arrays>), CudaError> {
         self.ensure_per_key(s, d.len)?;
         s.counters.zero()?;
@@ -290,7 +290,7 @@ impl CudaTable {
                 s.pos.ptr(),
                 s.kind.ptr(),
                 self.aux.ptr(),
-                mode,
+                mode as u64,
                 s.counters.ptr(),
                 budget,
             ]
@@ -387,7 +387,7 @@ impl CudaTable {
     fn insert_dev(&mut self, s: &mut Scratch, d: DeviceBatch) -> Result<usize, CudaError> {
         // Claimers write their own value; with no key meeting an existing slot (no
         // duplicates, no updates) that is the final state.
-        let (c, spare) = self.claim(s, d, 3)?;
+        let (c, spare) = self.claim(s, d, ClaimMode::WriteValue)?;
         if c.existing > 0 {
             launch!(self.gpu, winner_last, d.len, [self.aux.ptr(), s.pos.ptr(), d.len])?;
             self.write_winners(s, d, 0)?;
@@ -426,7 +426,7 @@ impl CudaTable {
         assert_eq!(out.len(), b.len());
         self.with_scratch(|t, s| {
             let d = t.upload(s, b, true)?;
-            let (c, spare) = t.claim(s, d, 2)?;
+            let (c, spare) = t.claim(s, d, ClaimMode::MarkAux)?;
             launch!(t.gpu, winner_first, d.len, [t.aux.ptr(), s.pos.ptr(), d.len])?;
             t.write_winners(s, d, s.found.ptr())?;
             Self::download_flags(s, out)?;
@@ -440,7 +440,7 @@ impl CudaTable {
         assert_eq!(self.layout.value_size, kind.width(), "counter width matches the value size");
         self.with_scratch(|t, s| {
             let d = t.upload(s, b, true)?;
-            let (c, spare) = t.claim(s, d, 1)?;
+            let (c, spare) = t.claim(s, d, ClaimMode::ZeroValue)?;
             launch!(
                 t.gpu,
                 add,
