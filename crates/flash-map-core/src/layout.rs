@@ -147,4 +147,23 @@ impl TableLayout {
     pub const fn tombstone_limit(&self) -> usize {
         self.slots / 8
     }
+
+    /// Calls `f(key, value)` for every full slot of a table of this layout, in slot order:
+    /// `states` yields its state words, `keys` and `values` hold its key and value arrays
+    /// (host memory: the table's own, or a copy of a device table's). Slots past the end of
+    /// a shorter array are not visited.
+    pub fn for_each_entry(
+        &self,
+        states: impl Iterator<Item = u32>,
+        keys: &[u8],
+        values: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]),
+    ) {
+        let vs = self.value_size;
+        for (slot, (st, k)) in states.zip(keys.chunks_exact(self.key_size)).enumerate() {
+            if let (true, Some(v)) = (crate::slot::is_full(st), values.get(slot * vs..slot * vs + vs)) {
+                f(k, v);
+            }
+        }
+    }
 }

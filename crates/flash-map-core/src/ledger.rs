@@ -44,6 +44,21 @@ pub enum Refusal {
     },
 }
 
+impl core::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Refusal::Full { len, new, capacity } => {
+                write!(f, "table full: {len} entries + {new} new keys exceed capacity {capacity}")
+            }
+            Refusal::Collisions { keys } => write!(
+                f,
+                "{keys} keys share their hash with more than {} others; rebuild with a stronger hash strategy",
+                crate::probe::COLLISION_LIMIT
+            ),
+        }
+    }
+}
+
 /// Live entries and tombstones of one table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Ledger {

@@ -44,33 +44,16 @@ pub enum CpuError {
         /// Bytes requested.
         bytes: usize,
     },
-    /// The batch's new keys do not fit; nothing was changed.
-    #[error("table full: {len} entries + {new} new keys exceed capacity {capacity}")]
-    TableFull {
-        /// Live entries before the batch.
-        len: usize,
-        /// New keys the batch would add (at least this many).
-        new: usize,
-        /// Entry limit of the table.
-        capacity: usize,
-    },
-    /// Keys of the batch gave up after passing more than
-    /// [`COLLISION_LIMIT`](flash_map_core::probe::COLLISION_LIMIT) keys of their own hash:
-    /// the keys share their hash under this strategy. Nothing was changed; rebuild with a
-    /// stronger hash ([`CpuTable::rebuild_with`]).
-    #[error("{keys} keys share their hash with more than 16 others; rebuild with a stronger hash strategy")]
-    Collisions {
-        /// Keys that gave up (at least one; the batch stops at the first).
-        keys: usize,
-    },
+    /// The batch's claims were refused (its new keys do not fit, or keys share their hash
+    /// with too many others: [`CpuTable::rebuild_with`] a stronger hash); nothing was
+    /// changed.
+    #[error("{0}")]
+    Refused(flash_map_core::Refusal),
 }
 
 impl From<flash_map_core::Refusal> for CpuError {
     fn from(r: flash_map_core::Refusal) -> Self {
-        match r {
-            flash_map_core::Refusal::Full { len, new, capacity } => CpuError::TableFull { len, new, capacity },
-            flash_map_core::Refusal::Collisions { keys } => CpuError::Collisions { keys },
-        }
+        CpuError::Refused(r)
     }
 }
 

@@ -175,15 +175,9 @@ impl CpuTable {
     }
 
     /// Calls `f(key, value)` for every live entry, in slot order.
-    pub(crate) fn for_each_entry(&self, mut f: impl FnMut(&[u8], &[u8])) {
-        let (ks, vs) = (self.layout.key_size, self.layout.value_size);
-        let keys = self.keys.as_slice();
-        let values = self.values.as_slice();
-        for (slot, &st) in self.state_words().iter().enumerate() {
-            if is_full(st) {
-                f(&keys[slot * ks..][..ks], &values[slot * vs..][..vs]);
-            }
-        }
+    pub(crate) fn for_each_entry(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
+        let states = self.state_words().iter().copied();
+        self.layout.for_each_entry(states, self.keys.as_slice(), self.values.as_slice(), f);
     }
 
     fn state_words(&self) -> &[u32] {
@@ -199,7 +193,7 @@ impl CpuTable {
     }
 
     /// [`rebuild`](Self::rebuild), hashing with `hash` from now on (after
-    /// [`CpuError::Collisions`], say). A larger layout needs fresh arrays: on allocation
+    /// a refusal for collisions, say). A larger layout needs fresh arrays: on allocation
     /// failure nothing changes. The same layout is rehashed where it lies
     /// ([`flash_map_core::probe::rehash_in_place`]), needing no memory, so it cannot fail;
     /// the rayon engine first tries fresh arrays, to move the entries on every core.

@@ -1,6 +1,6 @@
 //! Engine-level unit tests (the model tests live in the umbrella crate).
 
-use flash_map_core::{Batch, HashStrategy, KeyHasher, TableLayout};
+use flash_map_core::{Batch, HashStrategy, KeyHasher, Refusal, TableLayout};
 
 use crate::{CpuError, CpuTable, Exec};
 
@@ -25,11 +25,11 @@ fn table_full_leaves_table_unchanged() {
         assert_eq!(t.insert(&pairs_batch(&first)).unwrap(), 6);
         let over: Vec<(u64, u64)> = (0..20).map(|i| (i, 100 + i)).collect();
         let err = t.insert(&pairs_batch(&over)).unwrap_err();
-        assert!(matches!(err, CpuError::TableFull { len: 6, capacity: 8, .. }), "{err:?}");
+        assert!(matches!(err, CpuError::Refused(Refusal::Full { len: 6, capacity: 8, .. })), "{err:?}");
         assert_eq!(t.len(), 6);
         assert_eq!(t.count_full(), 6);
         let mut seen = Vec::new();
-        t.for_each_entry(|k, v| seen.push((k[0], v[0])));
+        t.for_each_entry(&mut |k, v| seen.push((k[0], v[0])));
         seen.sort();
         assert_eq!(seen, (0..6).map(|i| (i as u8, i as u8)).collect::<Vec<_>>());
     }
@@ -195,7 +195,7 @@ fn partitioned_model(capacity: usize, batch: usize, rounds: u64) {
     // A batch too large for the table fails whole and leaves the table as it was.
     let over: Vec<(u64, u64)> = (0..capacity as u64 * 2).map(|i| (i + (1 << 40), i)).collect();
     let before = part.len();
-    assert!(matches!(part.insert(&pairs_batch(&over)), Err(CpuError::TableFull { .. })));
+    assert!(matches!(part.insert(&pairs_batch(&over)), Err(CpuError::Refused(Refusal::Full { .. }))));
     assert_eq!(part.len(), before);
     assert_eq!(part.count_full(), before);
     // Every round's three gets and contains, the three rounds in four that change `part`,

@@ -24,7 +24,7 @@ enum Elect {
 
 impl CpuTable {
     /// Upserts every pair of `b`; returns how many keys were new. Last duplicate wins.
-    /// On [`CpuError::TableFull`] the table is unchanged.
+    /// On [`CpuError::Refused`] the table is unchanged.
     pub(crate) fn insert(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
         self.check_shape(b, true);
         let new = self.partitioned(b, true, false, |t, b, r| t.insert_in_order(b, r.map(|r| r.shift)))?;
@@ -70,7 +70,7 @@ impl CpuTable {
     }
 
     /// Inserts the pairs whose keys are absent; the first copy of a new key wins.
-    /// `out[i]` says whether pair `i` was inserted. Atomic on [`CpuError::TableFull`].
+    /// `out[i]` says whether pair `i` was inserted. Atomic: on an error the table is unchanged.
     pub(crate) fn insert_new(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize, CpuError> {
         self.check_shape(b, true);
         assert_eq!(out.len(), b.len(), "one result per pair");
@@ -159,7 +159,7 @@ impl CpuTable {
     }
 
     /// Adds each pair's value to the stored counter (absent keys start at zero); returns
-    /// how many keys were new. Atomic on [`CpuError::TableFull`].
+    /// how many keys were new. Atomic: on an error the table is unchanged.
     pub(crate) fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, CpuError> {
         self.check_shape(b, true);
         let new = self.partitioned(b, true, false, |t, b, r| t.add_in_order(b, kind, r.map(|r| r.shift)))?;

@@ -67,32 +67,16 @@ pub enum CudaError {
         /// Bytes requested.
         bytes: usize,
     },
-    /// The batch's new keys do not fit; nothing was changed.
-    #[error("table full: {len} entries + {new} new keys exceed capacity {capacity}")]
-    TableFull {
-        /// Live entries before the batch.
-        len: usize,
-        /// New keys the batch would add (at least).
-        new: usize,
-        /// Entry limit.
-        capacity: usize,
-    },
-    /// Keys of the batch gave up after passing more than
-    /// [`COLLISION_LIMIT`](flash_map_core::probe::COLLISION_LIMIT) keys of their own hash;
-    /// nothing was changed. Rebuild with a stronger hash ([`CudaTable::rebuild_with`]).
-    #[error("{keys} keys share their hash with more than 16 others; rebuild with a stronger hash strategy")]
-    Collisions {
-        /// Keys that gave up.
-        keys: usize,
-    },
+    /// The batch's claims were refused (its new keys do not fit, or keys share their hash
+    /// with too many others: [`CudaTable::rebuild_with`] a stronger hash); nothing was
+    /// changed.
+    #[error("{0}")]
+    Refused(flash_map_core::Refusal),
 }
 
 impl From<flash_map_core::Refusal> for CudaError {
     fn from(r: flash_map_core::Refusal) -> Self {
-        match r {
-            flash_map_core::Refusal::Full { len, new, capacity } => CudaError::TableFull { len, new, capacity },
-            flash_map_core::Refusal::Collisions { keys } => CudaError::Collisions { keys },
-        }
+        CudaError::Refused(r)
     }
 }
 

@@ -659,12 +659,8 @@ impl CudaTable {
         let states = host_copy(&self.states)?;
         let keys = host_copy(&self.keys)?;
         let values = host_copy(&self.values)?;
-        let (ks, vs) = (self.layout.key_size, self.layout.value_size);
-        for (slot, w) in states.chunks_exact(4).enumerate() {
-            if flash_map_core::slot::is_full(u32::from_le_bytes(w.try_into().expect("4 bytes"))) {
-                f(&keys[slot * ks..(slot + 1) * ks], &values[slot * vs..(slot + 1) * vs]);
-            }
-        }
+        let words = states.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+        self.layout.for_each_entry(words, &keys, &values, f);
         Ok(())
     }
 
@@ -675,7 +671,7 @@ impl CudaTable {
     }
 
     /// [`rebuild`](Self::rebuild), hashing with `hash` from now on (after
-    /// [`CudaError::Collisions`], say). On failure the table is unchanged.
+    /// a refusal for collisions, say). On failure the table is unchanged.
     pub fn rebuild_with(&mut self, layout: TableLayout, hash: KeyHasher) -> Result<(), CudaError> {
         if self.ledger.is_empty() && layout == self.layout {
             // Nothing to move: emptying the state array is the whole rebuild.

@@ -83,8 +83,7 @@ impl From<flash_map_cuda::CudaError> for FlashMapError {
     fn from(e: flash_map_cuda::CudaError) -> Self {
         use flash_map_cuda::CudaError as C;
         match e {
-            C::TableFull { len, new, capacity } => FlashMapError::TableFull { len, new, capacity },
-            C::Collisions { keys } => FlashMapError::HashCollisions { keys },
+            C::Refused(r) => r.into(),
             C::HostAlloc { bytes } | C::DeviceAlloc { bytes } => FlashMapError::AllocationFailed { bytes },
             other => FlashMapError::Cuda(other.to_string()),
         }

@@ -89,14 +89,23 @@ pub enum FlashMapError {
 /// Shorthand for `Result<T, FlashMapError>`.
 pub type Result<T, E = FlashMapError> = std::result::Result<T, E>;
 
+/// The one place an engine's refusal of a batch becomes the public error.
+impl From<flash_map_core::Refusal> for FlashMapError {
+    fn from(r: flash_map_core::Refusal) -> Self {
+        match r {
+            flash_map_core::Refusal::Full { len, new, capacity } => FlashMapError::TableFull { len, new, capacity },
+            flash_map_core::Refusal::Collisions { keys } => FlashMapError::HashCollisions { keys },
+        }
+    }
+}
+
 impl From<flash_map_cpu::CpuError> for FlashMapError {
     fn from(e: flash_map_cpu::CpuError) -> Self {
         use flash_map_cpu::CpuError as C;
         match e {
             C::Layout(l) => layout_error(l, 0, 0.5),
             C::Alloc { bytes } => FlashMapError::AllocationFailed { bytes },
-            C::TableFull { len, new, capacity } => FlashMapError::TableFull { len, new, capacity },
-            C::Collisions { keys } => FlashMapError::HashCollisions { keys },
+            C::Refused(r) => r.into(),
         }
     }
 }

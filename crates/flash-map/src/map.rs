@@ -426,6 +426,13 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
 
     /// Removes every key; returns how many distinct keys were present and removed.
     ///
+    /// Removed keys leave tombstones, which the map compacts away when they pile up (or
+    /// when later inserts would use up the empty slots around them). On the CPU backends
+    /// that compaction rehashes the table in place and needs no memory, so a removal never
+    /// fails for memory; on Cuda a removal that may need it reserves the arrays first, and
+    /// fails with [`FlashMapError::AllocationFailed`] before removing anything when the
+    /// device has no room.
+    ///
     /// ```
     /// # use flash_map::FlashMap;
     /// let mut m: FlashMap<u64, u64> = FlashMap::with_capacity(8)?;
