@@ -47,8 +47,8 @@ const fn shape_ok(bytes: usize, len: usize, stride: usize, fields: [(usize, usiz
     let mut i = 0;
     while i < 2 {
         let (off, size) = fields[i];
-        // A field of no bytes is never read.
-        if size > 0 && (off > stride || size > stride - off) {
+        // Even a field of no bytes lies inside its record: pointers to it stay in bounds.
+        if off > stride || size > stride - off {
             return Err(BatchError::FieldOutsideRecord);
         }
         i += 1;

@@ -497,3 +497,31 @@ fn grouped_probes_match_the_scalar_algorithm() {
         assert!(slots >= GROUP);
     }
 }
+
+/// Batches check their shape against the bytes they borrow, and the typed ones read keys
+/// and values at the tuple's field offsets, never its padding.
+#[test]
+fn batches_view_only_their_fields() {
+    use crate::batch::{Batch, BatchError};
+    let bytes = [0u8; 12];
+    assert_eq!(Batch::from_bytes(&bytes, 3, 4, (0, 4), (4, 0)).map(|b| b.len()), Ok(3));
+    assert_eq!(Batch::from_bytes(&bytes, 4, 4, (0, 4), (0, 0)).err(), Some(BatchError::TooShort));
+    assert_eq!(Batch::from_bytes(&bytes, usize::MAX, 2, (0, 1), (1, 1)).err(), Some(BatchError::TooShort));
+    assert_eq!(Batch::from_bytes(&bytes, 1, 4, (2, 4), (0, 0)).err(), Some(BatchError::FieldOutsideRecord));
+    assert_eq!(Batch::from_bytes(&bytes, 1, 4, (0, 4), (9, 0)).err(), Some(BatchError::FieldOutsideRecord));
+    let b = Batch::from_bytes(&bytes, 3, 4, (0, 2), (2, 2)).unwrap();
+    assert_eq!((b.is_tight(), b.tight_bytes().map(<[u8]>::len)), (Some(false), Some(12)));
+    #[cfg(feature = "bytemuck")]
+    {
+        let pairs = [(1u8, 10u64), (2, 20)];
+        let p = Batch::pairs(&pairs);
+        assert_eq!((p.stride(), p.key_size(), p.value_size()), (16, 1, 8));
+        assert_eq!(p.is_tight(), None, "padding between the fields: never read as a block");
+        assert_eq!(p.key_bytes(1), &[2]);
+        // SAFETY: record 1 of 2; its value holds 8 bytes.
+        let v = unsafe { core::slice::from_raw_parts(p.val(1), 8) };
+        assert_eq!(v, &20u64.to_ne_bytes());
+        let keys = [7u32, 8];
+        assert_eq!(Batch::keys(&keys).tight_bytes(), Some(&[7, 0, 0, 0, 8, 0, 0, 0][..]));
+    }
+}

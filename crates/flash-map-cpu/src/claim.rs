@@ -86,9 +86,12 @@ impl Recorder {
     }
 
     /// Records key `i` as skipped (the batch has failed).
+    ///
+    /// # Safety
+    /// As [`record`](Self::record).
     #[inline(always)]
-    fn skip(&self, i: usize) {
-        // SAFETY: callers pass `i < b.len()`, each once, as for `record`.
+    unsafe fn skip(&self, i: usize) {
+        // SAFETY: forwarded contract.
         unsafe { self.kind.write(i, KIND_NO_ROOM) }
     }
 }
@@ -190,7 +193,8 @@ impl CpuTable {
             let h = unsafe { hs.hash(b.key(i), ks) };
             sweep.step(&raw, h, true, true);
             if failed || budget.exceeded(new) {
-                rec.skip(i);
+                // SAFETY: `i < n`, visited once.
+                unsafe { rec.skip(i) };
                 continue;
             }
             // SAFETY: as above.
@@ -207,9 +211,10 @@ impl CpuTable {
         let raw = self.raw();
         let s = raw.plain();
         let (mut new, mut failed) = (0usize, false);
-        staged(&raw, self.hash, b, 0..b.len(), Fetch::Always, |i, h| {
+        let pass = |i, h| {
             if failed || budget.exceeded(new) {
-                rec.skip(i);
+                // SAFETY: `i < b.len()`, visited once.
+                unsafe { rec.skip(i) };
                 return;
             }
             // SAFETY: `i < b.len()`; key valid for key_size bytes; one thread.
@@ -218,7 +223,10 @@ impl CpuTable {
             failed = c == Claim::Collisions;
             // SAFETY: `i < b.len()`, visited once.
             unsafe { rec.record(i, c, b) };
-        });
+        };
+        // SAFETY: `raw` is this table's, written by this thread alone; the range is the
+        // batch's; its keys have the table's key size (checked by the operations).
+        unsafe { staged(&raw, self.hash, b, 0..b.len(), Fetch::Always, pass) };
     }
 
     /// The claims of a batch on rayon's threads, with atomic claims; the new claims are
@@ -230,9 +238,10 @@ impl CpuTable {
         let s = AtomicSlots(raw);
         let (new, abort) = (AtomicUsize::new(0), AtomicBool::new(false));
         self.exec.for_chunks(b.len(), |range| {
-            staged(&raw, self.hash, b, range, Fetch::Always, |i, h| {
+            let pass = |i, h| {
                 if abort.load(Ordering::Relaxed) {
-                    rec.skip(i);
+                    // SAFETY: `i < b.len()`, visited by one thread once.
+                    unsafe { rec.skip(i) };
                     return;
                 }
                 // SAFETY: `i < b.len()`; key valid; claims are atomic.
@@ -245,7 +254,11 @@ impl CpuTable {
                 }
                 // SAFETY: `i < b.len()`, visited by one thread once.
                 unsafe { rec.record(i, c, b) };
-            })
+            };
+            // SAFETY: `raw` is this table's; other threads change its state words only by
+            // atomic claims, and a claim pass reads none in its prefetch; `range` is within
+            // the batch, whose keys have the table's key size.
+            unsafe { staged(&raw, self.hash, b, range, Fetch::Always, pass) }
         });
     }
 

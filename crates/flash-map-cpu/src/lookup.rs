@@ -142,11 +142,14 @@ impl CpuTable {
         let s = raw.plain();
         // Lookups never race with writers (`&self`), so plain loads serve both engines.
         self.exec.for_chunks(b.len(), |range| {
-            staged(&raw, hs, b, range, fetch, |i, h| {
+            let pass = |i, h| {
                 // SAFETY: `i < b.len()`, key valid for key_size bytes.
                 let slot = unsafe { find(&s, h, b.key(i)) };
                 f(i, slot, &raw);
-            })
+            };
+            // SAFETY: `raw` is this table's, which nobody writes during `&self`; `range` is
+            // within the batch, whose keys have the table's key size (checked by callers).
+            unsafe { staged(&raw, hs, b, range, fetch, pass) }
         });
     }
 

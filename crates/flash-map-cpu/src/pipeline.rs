@@ -36,8 +36,14 @@ pub(crate) enum Fetch {
 /// that (now cached) word is read and, per `fetch`, the key and value lines of the home slot
 /// are prefetched. Misses thus cost one cache line; the batch's independent keys keep a
 /// dozen lines in flight instead of one dependent chain at a time.
+///
+/// # Safety
+/// `raw` views the live arrays of the table (as [`crate::CpuTable`]'s `raw()` makes it), which
+/// other threads change during the pass only through atomics, and only in passes whose
+/// `fetch` says `shared` or that read no state words (claims); `range.end <= b.len()`; `b`'s
+/// keys hold `raw.key_size` bytes.
 #[inline(always)]
-pub(crate) fn staged(
+pub(crate) unsafe fn staged(
     raw: &RawTable,
     hs: KeyHasher,
     b: &Batch<'_>,
@@ -46,7 +52,8 @@ pub(crate) fn staged(
     mut body: impl FnMut(usize, u64),
 ) {
     if let Fetch::Plain { values, shift } = fetch {
-        plain(raw, hs, b, range, values, shift, body);
+        // SAFETY: forwarded contract.
+        unsafe { plain(raw, hs, b, range, values, shift, body) };
         return;
     }
     const D1: usize = TUNING.prefetch_hash_ahead;
@@ -71,7 +78,8 @@ pub(crate) fn staged(
             }
         }
     };
-    let stage2 = |ring: &[u64; RING], i: usize| fetch_home_lines(raw, ring[i % RING], fetch);
+    // SAFETY: forwarded contract.
+    let stage2 = |ring: &[u64; RING], i: usize| unsafe { fetch_home_lines(raw, ring[i % RING], fetch) };
     for i in range.start..(range.start + D1).min(end) {
         stage1(&mut ring, i);
     }
@@ -90,8 +98,11 @@ pub(crate) fn staged(
 }
 
 /// The one-stage loop of [`Fetch::Plain`].
+///
+/// # Safety
+/// As [`staged`].
 #[inline(always)]
-fn plain(
+unsafe fn plain(
     raw: &RawTable,
     hs: KeyHasher,
     b: &Batch<'_>,
@@ -112,12 +123,15 @@ fn plain(
 /// Stage two of [`staged`] for a key of hash `h`, whose home state word stage one fetched:
 /// per `fetch`, fetches the key and value lines of its home slot, or of the first slot
 /// whose fingerprint matches.
+///
+/// # Safety
+/// As [`staged`], for the table `raw` views.
 #[inline(always)]
-fn fetch_home_lines(raw: &RawTable, h: u64, fetch: Fetch) {
+unsafe fn fetch_home_lines(raw: &RawTable, h: u64, fetch: Fetch) {
     let slot = home(h, raw.mask);
     // SAFETY: `slot` is masked into the table, and the words read lie in it (the group only
     // when it fits before the end); other threads change words only in `shared` passes,
-    // which read them atomically; prefetches never fault.
+    // which read them atomically (the contract); prefetches never fault.
     unsafe {
         let (target, values) = match fetch {
             Fetch::Always => (Some(slot), true),

@@ -31,11 +31,14 @@ impl CpuTable {
             Exec::Serial => {
                 let s = raw.plain();
                 let mut n = 0;
-                staged(&raw, hs, b, 0..b.len(), fetch, |i, h| {
+                let pass = |i, h| {
                     // SAFETY: `i < b.len()`, keys valid.
                     let gone = unsafe { remove(&s, h, b.key(i)) };
                     n += gone as usize;
-                });
+                };
+                // SAFETY: `raw` is this table's, written by this thread alone; the batch's
+                // keys have the table's key size (checked by `remove`).
+                unsafe { staged(&raw, hs, b, 0..b.len(), fetch, pass) };
                 n
             }
             #[cfg(feature = "rayon")]
@@ -43,13 +46,16 @@ impl CpuTable {
                 let s = AtomicSlots(raw);
                 self.exec.sum_chunks(b.len(), |range| {
                     let mut n = 0;
-                    staged(&raw, hs, b, range, fetch, |i, h| {
+                    let pass = |i, h| {
                         // SAFETY: as above; other threads swap state words meanwhile, so the
                         // search reads them atomically too (`probe::remove`), and the swap is
                         // a CAS, so one remover wins.
                         let gone = unsafe { remove(&s, h, b.key(i)) };
                         n += gone as usize;
-                    });
+                    };
+                    // SAFETY: as above; this pass's `fetch` is `shared`, so its prefetch
+                    // reads state words atomically; `range` is within the batch.
+                    unsafe { staged(&raw, hs, b, range, fetch, pass) };
                     n
                 })
             }

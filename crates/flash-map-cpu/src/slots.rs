@@ -8,7 +8,9 @@ use flash_map_core::probe::RawSlots;
 #[cfg(feature = "rayon")]
 use flash_map_core::Slots;
 
-/// Raw pointers to one table's arrays, shared by the threads of one pass.
+/// Raw pointers to one table's arrays, shared by the threads of one pass. Made only by
+/// `CpuTable::raw`, so its pointers always view the live arrays of a table of `mask + 1`
+/// slots; it is used only while that table is borrowed.
 #[derive(Clone, Copy)]
 pub(crate) struct RawTable {
     /// State words.
