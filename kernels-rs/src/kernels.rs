@@ -1,8 +1,7 @@
-//! The kernels. Every size travels as `u64`; every pointer is a device address.
-//!
-//! Table arguments: `states, keys, values, mask, key_size, value_size, hash, seed0, seed1`
-//! (`hash` a `HashStrategy` code, `seed0, seed1` the key of a keyed strategy).
-//! Batch arguments: `data, n, stride, key_off, val_off` (a strided array of records).
+//! The kernels. Each takes one parameter, a `#[repr(C)]` struct of
+//! [`flash_map_core::abi`] that the host fills with the same type: the table
+//! ([`TableArgs`]), the batch as key and value columns ([`BatchArgs`]), and the pass's
+//! outputs. Device addresses travel as `u64`; enums as their codes.
 
 use core::arch::nvptx::{_block_dim_x, _block_idx_x, _grid_dim_x, _thread_idx_x};
 
@@ -31,12 +30,43 @@ fn grid() -> (usize, usize) {
     }
 }
 
-/// The hasher of the table arguments `hash, seed0, seed1` (an unknown code hashes as
-/// Identity; the host sends only codes of `HashStrategy`).
+/// The hasher of a table (an unknown code hashes as Identity; the host sends only codes of
+/// `HashStrategy`).
 #[inline(always)]
-fn hasher(code: u64, seed0: u64, seed1: u64) -> KeyHasher {
-    let strategy = HashStrategy::from_code(code as u32).unwrap_or(HashStrategy::Identity);
-    KeyHasher::new(strategy, [seed0, seed1])
+fn hasher(t: &TableArgs) -> KeyHasher {
+    let strategy = HashStrategy::from_code(t.hash).unwrap_or(HashStrategy::Identity);
+    KeyHasher::new(strategy, t.seed)
+}
+
+/// The table's slots, with device-scope atomics (for passes that claim or remove).
+#[inline(always)]
+fn device_slots(t: &TableArgs) -> DeviceSlots {
+    DeviceSlots {
+        states: t.states as *mut u32,
+        keys: t.keys as *mut u8,
+        mask: t.mask as usize,
+        key_size: t.key_size as usize,
+    }
+}
+
+/// Key `i` of a batch.
+///
+/// # Safety
+/// `i < b.len`; the batch's keys lie in device memory.
+#[inline(always)]
+unsafe fn key_at(b: &BatchArgs, i: usize) -> *const u8 {
+    // SAFETY: by contract, inside the key column.
+    unsafe { (b.keys as *const u8).add(i.wrapping_mul(b.key_stride as usize)) }
+}
+
+/// Value `i` of a batch.
+///
+/// # Safety
+/// `i < b.len`; the batch's values lie in device memory.
+#[inline(always)]
+unsafe fn value_at(b: &BatchArgs, i: usize) -> *const u8 {
+    // SAFETY: by contract, inside the value column.
+    unsafe { (b.values as *const u8).add(i.wrapping_mul(b.value_stride as usize)) }
 }
 
 /// `hs.hash(key, len)`, with Murmur3 and SipHash-1-3 in functions of their own: inlined
@@ -84,45 +114,22 @@ unsafe extern "C" fn fm_siphash(key: *const u8, len: usize, k0: u64, k1: u64) ->
     unsafe { flash_map_core::hash::siphash13(key, len, k0, k1) }
 }
 
-#[inline(always)]
-unsafe fn rec(data: *const u8, i: usize, stride: u64, off: u64) -> *const u8 {
-    // SAFETY: caller: `i < n`, record within the batch buffer.
-    unsafe { data.add(i.wrapping_mul(stride as usize).wrapping_add(off as usize)) }
-}
-
 /// Pass 1 of every insert: find or claim a slot per key. `mode` (a [`ClaimMode`] code)
 /// says what a claimer does to its new slot.
 ///
-/// `budget` bounds the new claims when the batch might not fit (`u64::MAX`: no bound): each
+/// `c.budget` bounds the new claims when the batch might not fit (`u64::MAX`: no bound): each
 /// new claim is counted in `counters[C_GUARD_NEW]`, and once the count passes `budget` the
 /// batch has failed for certain, `counters[C_ABORT]` is raised and the remaining keys are
 /// skipped (marked no-room) instead of filling the table and scanning it whole. A key that
 /// gives up on collisions (`counters[C_COLLISIONS]`) raises it too.
 #[no_mangle]
-pub unsafe extern "ptx-kernel" fn fm_claim(
-    states: *mut u32,
-    keys: *mut u8,
-    values: *mut u8,
-    mask: u64,
-    key_size: u64,
-    value_size: u64,
-    hash: u64,
-    seed0: u64,
-    seed1: u64,
-    data: *const u8,
-    n: u64,
-    stride: u64,
-    key_off: u64,
-    val_off: u64,
-    pos: *mut u32,
-    kind: *mut u8,
-    aux: *mut u32,
-    mode: u64,
-    counters: *mut u32,
-    budget: u64,
-) {
-    let s = DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize };
-    let hs = hasher(hash, seed0, seed1);
+pub unsafe extern "ptx-kernel" fn fm_claim(p: ClaimParams) {
+    let (t, b, c) = (&p.table, &p.batch, &p.claim);
+    let s = device_slots(t);
+    let hs = hasher(t);
+    let (values, key_size, value_size) = (t.values as *mut u8, t.key_size as usize, t.value_size as usize);
+    let (pos, kind, aux, counters) = (c.pos as *mut u32, c.kind as *mut u8, c.aux as *mut u32, c.counters as *mut u32);
+    let (n, budget, mode) = (b.len, c.budget, ClaimMode::from_code(c.mode as u64));
     let guarded = budget != u64::MAX;
     let (mut new, mut from_tomb_n, mut no_room, mut existing) = (0u32, 0u32, 0u32, 0u32);
     let mut collisions = 0u32;
@@ -136,8 +143,8 @@ pub unsafe extern "ptx-kernel" fn fm_claim(
                 i = i.wrapping_add(step);
                 continue;
             }
-            let k = rec(data, i, stride, key_off);
-            match claim(&s, hash_of(&hs, k, key_size as usize), k) {
+            let k = key_at(b, i);
+            match claim(&s, hash_of(&hs, k, key_size), k) {
                 Claim::Existing(slot) => {
                     *pos.add(i) = slot as u32;
                     *kind.add(i) = KIND_EXISTING;
@@ -147,12 +154,12 @@ pub unsafe extern "ptx-kernel" fn fm_claim(
                     *pos.add(i) = slot as u32;
                     let from_tomb = prev == TOMBSTONE;
                     *kind.add(i) = if from_tomb { KIND_NEW_FROM_TOMBSTONE } else { KIND_NEW_FROM_EMPTY };
-                    let vs = value_size as usize;
+                    let vs = value_size;
                     let dst = values.add(slot.wrapping_mul(vs));
-                    match ClaimMode::from_code(mode) {
+                    match mode {
                         Some(ClaimMode::ZeroValue) => zero_bytes(dst, vs),
                         Some(ClaimMode::MarkAux) => *aux.add(slot) = u32::MAX,
-                        Some(ClaimMode::WriteValue) => copy_bytes(rec(data, i, stride, val_off), dst, vs),
+                        Some(ClaimMode::WriteValue) => copy_bytes(value_at(b, i), dst, vs),
                         Some(ClaimMode::Plain) | None => {}
                     }
                     new = new.wrapping_add(1);
@@ -188,13 +195,9 @@ pub unsafe extern "ptx-kernel" fn fm_claim(
 
 /// Undoes the new claims of a batch that did not fit.
 #[no_mangle]
-pub unsafe extern "ptx-kernel" fn fm_rollback(
-    states: *mut u32,
-    aux: *mut u32,
-    pos: *const u32,
-    kind: *const u8,
-    n: u64,
-) {
+pub unsafe extern "ptx-kernel" fn fm_rollback(p: RollbackParams) {
+    let (states, aux) = (p.table.states as *mut u32, p.claim.aux as *mut u32);
+    let (pos, kind, n) = (p.claim.pos as *const u32, p.claim.kind as *const u8, p.n);
     let (mut i, step) = grid();
     while i < n as usize {
         // SAFETY: `i < n`; `pos[i]` is a slot of this table when `kind[i]` is new.
@@ -212,7 +215,8 @@ pub unsafe extern "ptx-kernel" fn fm_rollback(
 
 /// Upsert pass 2: each slot's winner is the largest batch position (last copy wins).
 #[no_mangle]
-pub unsafe extern "ptx-kernel" fn fm_winner_last(aux: *mut u32, pos: *const u32, n: u64) {
+pub unsafe extern "ptx-kernel" fn fm_winner_last(p: ElectParams) {
+    let (aux, pos, n) = (p.claim.aux as *mut u32, p.claim.pos as *const u32, p.n);
     let (mut i, step) = grid();
     while i < n as usize {
         // SAFETY: `i < n`, `pos[i]` a slot.
@@ -223,7 +227,8 @@ pub unsafe extern "ptx-kernel" fn fm_winner_last(aux: *mut u32, pos: *const u32,
 
 /// Insert-new pass 2: among copies of a key claimed in this batch, the smallest position wins.
 #[no_mangle]
-pub unsafe extern "ptx-kernel" fn fm_winner_first(aux: *mut u32, pos: *const u32, n: u64) {
+pub unsafe extern "ptx-kernel" fn fm_winner_first(p: ElectParams) {
+    let (aux, pos, n) = (p.claim.aux as *mut u32, p.claim.pos as *const u32, p.n);
     let (mut i, step) = grid();
     while i < n as usize {
         // SAFETY: `i < n`, `pos[i]` a slot; nonzero aux marks a slot claimed in this batch.
@@ -243,17 +248,9 @@ pub unsafe extern "ptx-kernel" fn fm_winner_first(aux: *mut u32, pos: *const u32
 /// Pass 3: winners write their value and reset the slot's scratch word. `out` (nullable)
 /// receives 1 for winners, 0 for the rest.
 #[no_mangle]
-pub unsafe extern "ptx-kernel" fn fm_write_winners(
-    values: *mut u8,
-    value_size: u64,
-    aux: *mut u32,
-    pos: *const u32,
-    n: u64,
-    data: *const u8,
-    stride: u64,
-    val_off: u64,
-    out: *mut u8,
-) {
+pub unsafe extern "ptx-kernel" fn fm_write_winners(p: WriteParams) {
+    let (b, values, value_size) = (&p.batch, p.table.values as *mut u8, p.table.value_size as usize);
+    let (aux, pos, n, out) = (p.claim.aux as *mut u32, p.claim.pos as *const u32, b.len, p.out as *mut u8);
     let (mut i, step) = grid();
     while i < n as usize {
         // SAFETY: `i < n`, `pos[i]` a slot, batch record valid.
@@ -265,8 +262,8 @@ pub unsafe extern "ptx-kernel" fn fm_write_winners(
             // its own).
             let won = ld_relaxed(a) == i as u32 + 1;
             if won {
-                let vs = value_size as usize;
-                copy_bytes(rec(data, i, stride, val_off), values.add(slot.wrapping_mul(vs)), vs);
+                let vs = value_size;
+                copy_bytes(value_at(b, i), values.add(slot.wrapping_mul(vs)), vs);
                 st_relaxed(a, 0);
             }
             if !out.is_null() {
@@ -279,21 +276,15 @@ pub unsafe extern "ptx-kernel" fn fm_write_winners(
 
 /// Counter pass: adds each record's value to its slot's counter (4- or 8-byte, wrapping).
 #[no_mangle]
-pub unsafe extern "ptx-kernel" fn fm_add(
-    values: *mut u8,
-    value_size: u64,
-    pos: *const u32,
-    n: u64,
-    data: *const u8,
-    stride: u64,
-    val_off: u64,
-) {
+pub unsafe extern "ptx-kernel" fn fm_add(p: AddParams) {
+    let (b, values, value_size) = (&p.batch, p.table.values as *mut u8, p.table.value_size);
+    let (pos, n) = (p.claim.pos as *const u32, b.len);
     let (mut i, step) = grid();
     while i < n as usize {
         // SAFETY: `i < n`; counters are `value_size`-aligned in the value array.
         unsafe {
             let slot = *pos.add(i) as usize;
-            let src = rec(data, i, stride, val_off);
+            let src = value_at(b, i);
             if value_size == 8 {
                 let v = core::ptr::read_unaligned(src as *const u64);
                 atomic_add_u64(values.add(slot.wrapping_mul(8)) as *mut u64, v);
@@ -309,36 +300,21 @@ pub unsafe extern "ptx-kernel" fn fm_add(
 /// Lookup: `found[i]` = 1 if key `i` is present; its value goes to `out + i * value_size`
 /// when `out` is not null. `counters[C_HITS]` (if not null) counts the hits.
 #[no_mangle]
-pub unsafe extern "ptx-kernel" fn fm_find(
-    states: *mut u32,
-    keys: *mut u8,
-    values: *mut u8,
-    mask: u64,
-    key_size: u64,
-    value_size: u64,
-    hash: u64,
-    seed0: u64,
-    seed1: u64,
-    data: *const u8,
-    n: u64,
-    stride: u64,
-    key_off: u64,
-    found: *mut u8,
-    out: *mut u8,
-    counters: *mut u32,
-) {
+pub unsafe extern "ptx-kernel" fn fm_find(p: FindParams) {
+    let (t, b) = (&p.table, &p.batch);
+    let (values, key_size, vs, n) = (t.values as *const u8, t.key_size as usize, t.value_size as usize, b.len);
+    let (found, out, counters) = (p.found as *mut u8, p.out as *mut u8, p.counters as *mut u32);
     // SAFETY: the host passes the table's arrays of `mask + 1` slots; no claims run during a
     // lookup, so plain loads serve, like the CPU's serial engine.
-    let s = unsafe { RawSlots::new(states, keys, mask as usize, key_size as usize) };
-    let hs = hasher(hash, seed0, seed1);
-    let vs = value_size as usize;
+    let s = unsafe { RawSlots::new(t.states as *mut u32, t.keys as *mut u8, t.mask as usize, key_size) };
+    let hs = hasher(t);
     let mut hits = 0u32;
     let (mut i, step) = grid();
     while i < n as usize {
         // SAFETY: `i < n`; output arrays sized `n` and `n * value_size`.
         unsafe {
-            let k = rec(data, i, stride, key_off);
-            let hit = find(&s, hash_of(&hs, k, key_size as usize), k);
+            let k = key_at(b, i);
+            let hit = find(&s, hash_of(&hs, k, key_size), k);
             *found.add(i) = hit.is_some() as u8;
             hits = hits.wrapping_add(hit.is_some() as u32);
             if let Some(slot) = hit {
@@ -357,31 +333,18 @@ pub unsafe extern "ptx-kernel" fn fm_find(
 
 /// Removal: tombstones each present key; `counters[C_REMOVED]` counts distinct removals.
 #[no_mangle]
-pub unsafe extern "ptx-kernel" fn fm_remove(
-    states: *mut u32,
-    keys: *mut u8,
-    _values: *mut u8,
-    mask: u64,
-    key_size: u64,
-    _value_size: u64,
-    hash: u64,
-    seed0: u64,
-    seed1: u64,
-    data: *const u8,
-    n: u64,
-    stride: u64,
-    key_off: u64,
-    counters: *mut u32,
-) {
-    let s = DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize };
-    let hs = hasher(hash, seed0, seed1);
+pub unsafe extern "ptx-kernel" fn fm_remove(p: RemoveParams) {
+    let (t, b) = (&p.table, &p.batch);
+    let (key_size, n, counters) = (t.key_size as usize, b.len, p.counters as *mut u32);
+    let s = device_slots(t);
+    let hs = hasher(t);
     let mut removed = 0u32;
     let (mut i, step) = grid();
     while i < n as usize {
         // SAFETY: `i < n`, record valid.
         unsafe {
-            let k = rec(data, i, stride, key_off);
-            removed = removed.wrapping_add(remove(&s, hash_of(&hs, k, key_size as usize), k) as u32);
+            let k = key_at(b, i);
+            removed = removed.wrapping_add(remove(&s, hash_of(&hs, k, key_size), k) as u32);
         }
         i = i.wrapping_add(step);
     }
@@ -389,27 +352,16 @@ pub unsafe extern "ptx-kernel" fn fm_remove(
     unsafe { warp_add_to(counters.add(C_REMOVED), removed, lane()) };
 }
 
-/// Rehash: moves every live entry of an old table into a new, empty one (the table
-/// arguments describe the new table).
+/// Rehash: moves every live entry of the old table `p.old` into the new, empty table
+/// `p.table` (same key and value sizes).
 #[no_mangle]
-pub unsafe extern "ptx-kernel" fn fm_rehash(
-    states: *mut u32,
-    keys: *mut u8,
-    values: *mut u8,
-    mask: u64,
-    key_size: u64,
-    value_size: u64,
-    hash: u64,
-    seed0: u64,
-    seed1: u64,
-    old_states: *const u32,
-    old_keys: *const u8,
-    old_values: *const u8,
-    old_slots: u64,
-) {
-    let s = DeviceSlots { states, keys, mask: mask as usize, key_size: key_size as usize };
-    let hs = hasher(hash, seed0, seed1);
-    let (ks, vs) = (key_size as usize, value_size as usize);
+pub unsafe extern "ptx-kernel" fn fm_rehash(p: RehashParams) {
+    let (t, o) = (&p.table, &p.old);
+    let s = device_slots(t);
+    let hs = hasher(t);
+    let (values, ks, vs) = (t.values as *mut u8, t.key_size as usize, t.value_size as usize);
+    let (old_states, old_keys, old_values) = (o.states as *const u32, o.keys as *const u8, o.values as *const u8);
+    let old_slots = o.mask.wrapping_add(1);
     let (mut i, step) = grid();
     while i < old_slots as usize {
         // SAFETY: `i < old_slots`; the new table has room for every live entry.

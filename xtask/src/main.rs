@@ -112,6 +112,8 @@ fn ptx(check: bool) -> Res {
     if fresh.contains("core9panicking") || fresh.contains(".extern .func") {
         return Err("the PTX references external functions (a panicking path?): kernels must be panic-free".into());
     }
+    check_kernel_params(&fresh)?;
+    let fresh = cap_registers(&fresh)?;
     let out = root.join(PTX_OUT);
     if check {
         // The kernels live outside the root workspace, so `cargo fmt --all` does not see them.
@@ -131,6 +133,51 @@ fn ptx(check: bool) -> Res {
     }
     fs::write(&out, &fresh).map_err(|e| e.to_string())?;
     println!("ptx: wrote {PTX_OUT} ({} bytes)", fresh.len());
+    Ok(())
+}
+
+/// Writes each kernel's register cap (`TUNING.gpu_register_caps`) into the PTX as a
+/// `.maxnreg` directive between its parameter list and its body.
+fn cap_registers(ptx: &str) -> Result<String, String> {
+    use flash_map_core::abi::Kernel;
+    use flash_map_core::tuning::TUNING;
+    let mut out = ptx.to_string();
+    for k in Kernel::ALL {
+        let cap = TUNING.gpu_register_caps[k as usize];
+        if cap == 0 {
+            continue;
+        }
+        let head = format!(".visible .entry {}(", k.name());
+        let at = out.find(&head).ok_or_else(|| format!("kernel {} is not in the PTX", k.name()))?;
+        let body = at
+            + out[at..]
+                .find(
+                    "
+{",
+                )
+                .ok_or("kernel without a body")?;
+        out.insert_str(body, &format!("\n.maxnreg {cap}"));
+    }
+    Ok(out)
+}
+
+/// Checks that every kernel of `flash_map_core::abi::Kernel` is in the PTX with exactly one
+/// parameter of the size of its `#[repr(C)]` parameter type: the host passes that type by
+/// value, so a kernel that took anything else would read garbage.
+fn check_kernel_params(ptx: &str) -> Res {
+    use flash_map_core::abi::Kernel;
+    for k in Kernel::ALL {
+        let head = format!(".visible .entry {}(", k.name());
+        let at = ptx.find(&head).ok_or_else(|| format!("kernel {} is not in the PTX", k.name()))?;
+        let sig = &ptx[at + head.len()..];
+        let sig = &sig[..sig.find(')').ok_or("unterminated kernel signature")?];
+        let params: Vec<&str> = sig.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+        let want = format!(".param .align 8 .b8 {}_param_0[{}]", k.name(), k.param_size());
+        if params != [want.as_str()] {
+            return Err(format!("kernel {} takes {params:?}; the host passes one `{want}`", k.name()));
+        }
+    }
+    println!("ptx: every kernel takes its one abi parameter ({} kernels)", Kernel::ALL.len());
     Ok(())
 }
 
@@ -169,6 +216,16 @@ fn find_ptxas() -> Result<PathBuf, String> {
     Ok(bin)
 }
 
+/// Blocks of the launch size (`TUNING.gpu_block` threads) that fit on one SM of 64K
+/// registers and 2,048 threads, for a kernel of `regs` registers per thread (allocated per
+/// warp in units of 256).
+fn blocks_per_sm(regs: usize) -> usize {
+    let block = flash_map_core::tuning::TUNING.gpu_block;
+    let per_warp = (regs * 32).div_ceil(256) * 256;
+    let warps = 65536 / per_warp.max(1);
+    (warps / (block / 32)).min(2048 / block)
+}
+
 fn ptxas(ptx: &Path) -> Res {
     let bin = match find_ptxas() {
         Ok(b) => b,
@@ -190,7 +247,9 @@ fn ptxas(ptx: &Path) -> Res {
                 spills.push(format!("{kernel}: {}", line.trim()));
             }
             if let Some(r) = line.split("Used ").nth(1) {
-                regs.push(format!("{kernel}={}", r.split(' ').next().unwrap_or("?")));
+                let n = r.split(' ').next().unwrap_or("?");
+                let blocks = n.parse().map_or("?".to_string(), |n| blocks_per_sm(n).to_string());
+                regs.push(format!("{kernel}={n} ({blocks} blocks)"));
             }
             if line.contains("error") {
                 return Err(format!("ptxas {arch}: {line}"));

@@ -64,3 +64,300 @@ pub const C_ABORT: usize = 7;
 pub const C_COLLISIONS: usize = 8;
 /// Number of counter words.
 pub const N_COUNTERS: usize = 9;
+
+// ---------------------------------------------------------------------------------------
+// The kernels' parameters.
+//
+// Every kernel takes exactly one parameter: a `#[repr(C)]` struct of this module, which the
+// host fills and passes by value (PTX `.param .align 8 .b8 name[size]`, the convention of
+// CUDA C structs). Host and kernel use the same type, so they cannot disagree on the order
+// or width of a field; the assertions below pin the layout, and `cargo xtask ptx --check`
+// checks each kernel's parameter size in the PTX against `size_of` of its type. Device
+// addresses travel as `u64` (0 for "none"); enums travel as their `u32` codes and are
+// decoded with `from_code`, so that no bit pattern from the host is an invalid value.
+
+/// A table on the device.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct TableArgs {
+    /// Device address of the state words (`mask + 1` of them).
+    pub states: u64,
+    /// Device address of the keys (`key_size` bytes per slot).
+    pub keys: u64,
+    /// Device address of the values (`value_size` bytes per slot).
+    pub values: u64,
+    /// `slots - 1`.
+    pub mask: u64,
+    /// Bytes per key.
+    pub key_size: u32,
+    /// Bytes per value.
+    pub value_size: u32,
+    /// The hash strategy's code ([`crate::HashStrategy::code`]).
+    pub hash: u32,
+    /// Zero.
+    pub _pad: u32,
+    /// The key of a keyed strategy.
+    pub seed: [u64; 2],
+}
+
+/// A batch on the device, as two columns: key `i` at `keys + i * key_stride`, value `i` at
+/// `values + i * value_stride`. A batch of records (`&[(K, V)]` copied as it is) is the
+/// case `keys = base + key_off`, `values = base + val_off`, both strides the record's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct BatchArgs {
+    /// Device address of key 0.
+    pub keys: u64,
+    /// Device address of value 0 (unused by key-only kernels).
+    pub values: u64,
+    /// Number of entries.
+    pub len: u64,
+    /// Bytes from one key to the next.
+    pub key_stride: u64,
+    /// Bytes from one value to the next.
+    pub value_stride: u64,
+}
+
+/// The per-position results and the counters of a claim pass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct ClaimArgs {
+    /// Device address of `len` `u32`: the slot each key landed in.
+    pub pos: u64,
+    /// Device address of `len` bytes: what each claim did (`KIND_*`).
+    pub kind: u64,
+    /// Device address of the per-slot election words (`mask + 1` `u32`).
+    pub aux: u64,
+    /// Device address of the [`N_COUNTERS`] counter words.
+    pub counters: u64,
+    /// New claims the batch may make before it has certainly failed (`u64::MAX`: no bound).
+    pub budget: u64,
+    /// What a claimer does to its new slot: a [`ClaimMode`] code.
+    pub mode: u32,
+    /// Zero.
+    pub _pad: u32,
+}
+
+/// `fm_claim`: find or claim a slot per key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct ClaimParams {
+    /// The table.
+    pub table: TableArgs,
+    /// The batch.
+    pub batch: BatchArgs,
+    /// Where the claims go.
+    pub claim: ClaimArgs,
+}
+
+/// `fm_rollback`: undo the new claims of the last claim pass over `n` keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct RollbackParams {
+    /// The table.
+    pub table: TableArgs,
+    /// The claim pass's results.
+    pub claim: ClaimArgs,
+    /// Keys in the batch.
+    pub n: u64,
+}
+
+/// `fm_winner_last` and `fm_winner_first`: elect, per slot, the copy that writes its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct ElectParams {
+    /// The claim pass's results (`pos`, `aux`).
+    pub claim: ClaimArgs,
+    /// Keys in the batch.
+    pub n: u64,
+}
+
+/// `fm_write_winners`: the elected copies write their values; `out` (0: none) gets one
+/// flag byte per position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct WriteParams {
+    /// The table.
+    pub table: TableArgs,
+    /// The batch (its values).
+    pub batch: BatchArgs,
+    /// The claim pass's results.
+    pub claim: ClaimArgs,
+    /// Device address of `len` flag bytes, or 0.
+    pub out: u64,
+}
+
+/// `fm_add`: add each value to its slot's counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct AddParams {
+    /// The table.
+    pub table: TableArgs,
+    /// The batch (its values).
+    pub batch: BatchArgs,
+    /// The claim pass's results (`pos`).
+    pub claim: ClaimArgs,
+}
+
+/// `fm_find`: look up every key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct FindParams {
+    /// The table.
+    pub table: TableArgs,
+    /// The batch (its keys).
+    pub batch: BatchArgs,
+    /// Device address of `len` flag bytes: 1 where the key is present.
+    pub found: u64,
+    /// Device address of `len * value_size` bytes for the values of hits, or 0.
+    pub out: u64,
+    /// Device address of the counters (hits go to [`C_HITS`]), or 0.
+    pub counters: u64,
+}
+
+/// `fm_remove`: tombstone every present key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct RemoveParams {
+    /// The table.
+    pub table: TableArgs,
+    /// The batch (its keys).
+    pub batch: BatchArgs,
+    /// Device address of the counters (removals go to [`C_REMOVED`]).
+    pub counters: u64,
+}
+
+/// `fm_rehash`: move every live entry of `old` into `table` (fresh and empty).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct RehashParams {
+    /// The new table.
+    pub table: TableArgs,
+    /// The old table.
+    pub old: TableArgs,
+}
+
+/// The kernels of the module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Kernel {
+    /// `fm_claim`, [`ClaimParams`].
+    Claim,
+    /// `fm_rollback`, [`RollbackParams`].
+    Rollback,
+    /// `fm_winner_last`, [`ElectParams`].
+    WinnerLast,
+    /// `fm_winner_first`, [`ElectParams`].
+    WinnerFirst,
+    /// `fm_write_winners`, [`WriteParams`].
+    WriteWinners,
+    /// `fm_add`, [`AddParams`].
+    Add,
+    /// `fm_find`, [`FindParams`].
+    Find,
+    /// `fm_remove`, [`RemoveParams`].
+    Remove,
+    /// `fm_rehash`, [`RehashParams`].
+    Rehash,
+}
+
+impl Kernel {
+    /// Every kernel.
+    pub const ALL: [Kernel; 9] = [
+        Kernel::Claim,
+        Kernel::Rollback,
+        Kernel::WinnerLast,
+        Kernel::WinnerFirst,
+        Kernel::WriteWinners,
+        Kernel::Add,
+        Kernel::Find,
+        Kernel::Remove,
+        Kernel::Rehash,
+    ];
+
+    /// The kernel's symbol in the PTX.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kernel::Claim => "fm_claim",
+            Kernel::Rollback => "fm_rollback",
+            Kernel::WinnerLast => "fm_winner_last",
+            Kernel::WinnerFirst => "fm_winner_first",
+            Kernel::WriteWinners => "fm_write_winners",
+            Kernel::Add => "fm_add",
+            Kernel::Find => "fm_find",
+            Kernel::Remove => "fm_remove",
+            Kernel::Rehash => "fm_rehash",
+        }
+    }
+
+    /// Bytes of the kernel's one parameter.
+    pub const fn param_size(self) -> usize {
+        match self {
+            Kernel::Claim => size_of::<ClaimParams>(),
+            Kernel::Rollback => size_of::<RollbackParams>(),
+            Kernel::WinnerLast | Kernel::WinnerFirst => size_of::<ElectParams>(),
+            Kernel::WriteWinners => size_of::<WriteParams>(),
+            Kernel::Add => size_of::<AddParams>(),
+            Kernel::Find => size_of::<FindParams>(),
+            Kernel::Remove => size_of::<RemoveParams>(),
+            Kernel::Rehash => size_of::<RehashParams>(),
+        }
+    }
+}
+
+/// A kernel's parameter type.
+///
+/// # Safety
+/// Implemented only for the `#[repr(C)]` types of this module, each for the kernels that
+/// take it as their one parameter (`accepts`): a launch passes the host's value to them
+/// byte for byte.
+pub unsafe trait KernelParams: Copy {
+    /// Whether `kernel` takes this type as its parameter.
+    fn accepts(kernel: Kernel) -> bool;
+}
+
+macro_rules! params {
+    ($($t:ty => $($k:ident)|+;)*) => {$(
+        // SAFETY: `$t` is `#[repr(C)]` and the parameter of exactly these kernels (their
+        // signatures in kernels-rs take it; xtask checks the PTX sizes).
+        unsafe impl KernelParams for $t {
+            fn accepts(kernel: Kernel) -> bool {
+                matches!(kernel, $(Kernel::$k)|+)
+            }
+        }
+    )*};
+}
+params! {
+    ClaimParams => Claim;
+    RollbackParams => Rollback;
+    ElectParams => WinnerLast | WinnerFirst;
+    WriteParams => WriteWinners;
+    AddParams => Add;
+    FindParams => Find;
+    RemoveParams => Remove;
+    RehashParams => Rehash;
+}
+
+// The layout both sides rely on: every field 8-byte aligned or packed in pairs, no
+// implicit padding, sizes a multiple of 8.
+const _: () = {
+    use core::mem::offset_of;
+    assert!(size_of::<TableArgs>() == 64);
+    assert!(offset_of!(TableArgs, mask) == 24 && offset_of!(TableArgs, key_size) == 32);
+    assert!(offset_of!(TableArgs, hash) == 40 && offset_of!(TableArgs, seed) == 48);
+    assert!(size_of::<BatchArgs>() == 40 && offset_of!(BatchArgs, value_stride) == 32);
+    assert!(size_of::<ClaimArgs>() == 48 && offset_of!(ClaimArgs, budget) == 32 && offset_of!(ClaimArgs, mode) == 40);
+    assert!(
+        size_of::<ClaimParams>() == 152
+            && offset_of!(ClaimParams, batch) == 64
+            && offset_of!(ClaimParams, claim) == 104
+    );
+    assert!(size_of::<RollbackParams>() == 120 && offset_of!(RollbackParams, n) == 112);
+    assert!(size_of::<ElectParams>() == 56 && offset_of!(ElectParams, n) == 48);
+    assert!(size_of::<WriteParams>() == 160 && offset_of!(WriteParams, out) == 152);
+    assert!(size_of::<AddParams>() == 152);
+    assert!(size_of::<FindParams>() == 128 && offset_of!(FindParams, counters) == 120);
+    assert!(size_of::<RemoveParams>() == 112 && offset_of!(RemoveParams, counters) == 104);
+    assert!(size_of::<RehashParams>() == 128 && offset_of!(RehashParams, old) == 64);
+    assert!(align_of::<ClaimParams>() == 8);
+};

@@ -52,6 +52,11 @@ pub struct Tuning {
     /// Bytes of lookup results per chunk of a device → host copy (chunks overlap with the
     /// host filling the caller's results).
     pub gpu_download_chunk: usize,
+    /// Per kernel (indexed by [`Kernel`](crate::abi::Kernel)), the most registers a thread
+    /// may use (`.maxnreg`, written into the PTX by `cargo xtask ptx`), 0 for no limit:
+    /// where ptxas would otherwise take a few registers more than the occupancy step below
+    /// on some architecture, and the cap costs no spills on any (xtask fails on spills).
+    pub gpu_register_caps: [u32; 9],
 }
 
 /// The defaults every engine runs with.
@@ -72,4 +77,7 @@ pub const TUNING: Tuning = Tuning {
     gpu_blocks_per_sm: 32,
     gpu_stage_chunk: 8 << 20,
     gpu_download_chunk: 8 << 20,
+    // fm_claim, fm_rollback, fm_winner_last, fm_winner_first, fm_write_winners, fm_add,
+    // fm_find, fm_remove, fm_rehash.
+    gpu_register_caps: [0, 0, 0, 0, 32, 0, 64, 0, 0],
 };

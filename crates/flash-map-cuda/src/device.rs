@@ -1,5 +1,6 @@
 //! Driver presence, device probing, and the per-device context and kernel module.
 
+use flash_map_core::abi::{Kernel, KernelParams};
 use flash_map_core::tuning::TUNING;
 use std::collections::HashMap;
 use std::ffi::{c_void, CString};
@@ -55,18 +56,8 @@ pub fn probe_device(device_id: usize) -> Result<DeviceInfo, CudaError> {
     Ok(DeviceInfo { name, compute_capability: (major, minor), sm_count, total_mem })
 }
 
-/// The kernels of the module, by name.
-pub(crate) struct Funcs {
-    pub(crate) claim: sys::CUfunction,
-    pub(crate) rollback: sys::CUfunction,
-    pub(crate) winner_last: sys::CUfunction,
-    pub(crate) winner_first: sys::CUfunction,
-    pub(crate) write_winners: sys::CUfunction,
-    pub(crate) add: sys::CUfunction,
-    pub(crate) find: sys::CUfunction,
-    pub(crate) remove: sys::CUfunction,
-    pub(crate) rehash: sys::CUfunction,
-}
+/// The kernels of the module, indexed by [`Kernel`].
+pub(crate) struct Funcs([sys::CUfunction; Kernel::ALL.len()]);
 
 /// One device: its primary context and the loaded kernel module. Shared by every table on
 /// the device, created once per process.
@@ -115,17 +106,10 @@ impl Gpu {
             unsafe { result::module::get_function(module, CString::new(name).expect("no NUL")) }
                 .map_err(drv("cuModuleGetFunction"))
         };
-        let funcs = Funcs {
-            claim: f("fm_claim")?,
-            rollback: f("fm_rollback")?,
-            winner_last: f("fm_winner_last")?,
-            winner_first: f("fm_winner_first")?,
-            write_winners: f("fm_write_winners")?,
-            add: f("fm_add")?,
-            find: f("fm_find")?,
-            remove: f("fm_remove")?,
-            rehash: f("fm_rehash")?,
-        };
+        let mut funcs = Funcs([std::ptr::null_mut(); Kernel::ALL.len()]);
+        for k in Kernel::ALL {
+            funcs.0[k as usize] = f(k.name())?;
+        }
         log::info!(
             "flash-map: CUDA device {ordinal}: {} (sm_{}{}, {} SMs, {} MiB)",
             info.name,
@@ -143,32 +127,37 @@ impl Gpu {
         unsafe { result::ctx::set_current(self.ctx) }.map_err(drv("cuCtxSetCurrent"))
     }
 
-    /// Launches `f` over `n` items (grid-stride loops inside the kernels).
+    /// Launches kernel `k` over `n` items (grid-stride loops inside the kernels) with its
+    /// one parameter `p`, copied by value.
     ///
     /// # Safety
-    /// `args` must match the kernel's parameters (each a pointer to an 8-byte value).
-    pub(crate) unsafe fn launch(
-        &self,
-        f: sys::CUfunction,
-        n: usize,
-        args: &mut [*mut c_void],
-    ) -> Result<(), CudaError> {
+    /// Every device address in `p` is valid, in this context, for what `k` does with it
+    /// (`flash_map_core::abi` documents each field), and stays so until the launch has
+    /// completed.
+    ///
+    /// # Panics
+    /// If `P` is not `k`'s parameter type.
+    pub(crate) unsafe fn launch<P: KernelParams>(&self, k: Kernel, n: usize, p: &P) -> Result<(), CudaError> {
+        assert!(P::accepts(k), "{} does not take this parameter", k.name());
         if n == 0 {
             return Ok(());
         }
         const BLOCK: usize = TUNING.gpu_block;
         let blocks = n.div_ceil(BLOCK).min(self.sm_count as usize * TUNING.gpu_blocks_per_sm).max(1) as u32;
-        // SAFETY: by contract; null stream.
-        unsafe { result::launch_kernel(f, (blocks, 1, 1), (BLOCK as u32, 1, 1), 0, std::ptr::null_mut(), args) }
-            .map_err(drv("cuLaunchKernel"))
-    }
-
-    /// Launches `f` with `vals` as its (8-byte) parameters, in order.
-    pub(crate) fn launch_values(&self, f: sys::CUfunction, n: usize, vals: &mut [u64]) -> Result<(), CudaError> {
-        let mut ptrs: Vec<*mut c_void> = vals.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
-        // SAFETY: every kernel takes 8-byte parameters; the callers list them in the order of
-        // the kernel's signature (see kernels-rs).
-        unsafe { self.launch(f, n, &mut ptrs) }
+        let mut args = [p as *const P as *mut c_void];
+        // SAFETY: `k`'s one parameter is a `P` (`KernelParams`, checked above), which the
+        // driver copies from `p` during the call; the addresses in it are valid by contract.
+        unsafe {
+            result::launch_kernel(
+                self.funcs.0[k as usize],
+                (blocks, 1, 1),
+                (BLOCK as u32, 1, 1),
+                0,
+                std::ptr::null_mut(),
+                &mut args,
+            )
+        }
+        .map_err(drv("cuLaunchKernel"))
     }
 
     /// Waits for all work on the null stream.
@@ -187,18 +176,3 @@ impl Drop for Gpu {
         }
     }
 }
-
-/// Launches kernel `$f` over `$n` items with 8-byte arguments, optionally preceded by a
-/// table's seven standard arguments (`table: [u64; 7]`, see [`crate::table`]).
-macro_rules! launch {
-    ($gpu:expr, $f:ident, $n:expr, table: $t:expr, [$($a:expr),* $(,)?]) => {{
-        let mut vals: Vec<u64> = $t.to_vec();
-        vals.extend([$(($a) as u64),*]);
-        $gpu.launch_values($gpu.funcs.$f, $n, &mut vals)
-    }};
-    ($gpu:expr, $f:ident, $n:expr, [$($a:expr),* $(,)?]) => {{
-        let mut vals: Vec<u64> = vec![$(($a) as u64),*];
-        $gpu.launch_values($gpu.funcs.$f, $n, &mut vals)
-    }};
-}
-pub(crate) use launch;

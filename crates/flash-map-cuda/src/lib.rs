@@ -19,7 +19,7 @@ mod table;
 
 pub use device::{probe_device, DeviceInfo, Gpu};
 pub use mem::DeviceBuf;
-pub use table::{CudaTable, DeviceBatch};
+pub use table::{device_records, CudaTable, DeviceBatch};
 
 /// The kernels, compiled from `kernels-rs` by `cargo xtask ptx` (do not edit by hand).
 pub const PTX: &str = include_str!("../ptx/flash_map_kernels.ptx");

@@ -10,29 +10,32 @@ use flash_map_core::{
     Batch, BulkEngine, ClaimCounts, CounterKind, GetSink, HashStrategy, KeyHasher, Ledger, TableLayout,
 };
 
-use crate::device::{launch, Gpu};
+use crate::device::Gpu;
 use crate::mem::{DeviceBuf, PinnedBuf, Stager};
 use crate::CudaError;
 
-/// A batch already in device memory: `len` records of `stride` bytes at device address
-/// `ptr`, key at `key_off`, value at `val_off`.
-#[derive(Clone, Copy, Debug)]
-pub struct DeviceBatch {
-    /// Device address of record 0.
-    pub ptr: u64,
-    /// Records.
-    pub len: usize,
-    /// Bytes per record.
-    pub stride: usize,
-    /// Key offset in a record.
-    pub key_off: usize,
-    /// Value offset in a record.
-    pub val_off: usize,
-}
+/// A batch already in device memory, as key and value columns: the kernels' own
+/// [`BatchArgs`](flash_map_core::abi::BatchArgs); [`device_records`] describes an array of
+/// records.
+pub type DeviceBatch = flash_map_core::abi::BatchArgs;
 
 use flash_map_core::abi::{
-    ClaimMode, C_COLLISIONS, C_EXISTING, C_FROM_TOMBSTONE, C_HITS, C_NEW, C_NO_ROOM, C_REMOVED, N_COUNTERS,
+    AddParams, BatchArgs, ClaimArgs, ClaimMode, ClaimParams, ElectParams, FindParams, Kernel, RehashParams,
+    RemoveParams, RollbackParams, TableArgs, WriteParams, C_COLLISIONS, C_EXISTING, C_FROM_TOMBSTONE, C_HITS, C_NEW,
+    C_NO_ROOM, C_REMOVED, N_COUNTERS,
 };
+
+/// `len` records of `stride` bytes from device address `base`, each with its key at
+/// `key_off` and its value at `val_off`, as a [`DeviceBatch`].
+pub fn device_records(base: u64, len: usize, stride: usize, key_off: usize, val_off: usize) -> DeviceBatch {
+    BatchArgs {
+        keys: base + key_off as u64,
+        values: base + val_off as u64,
+        len: len as u64,
+        key_stride: stride as u64,
+        value_stride: stride as u64,
+    }
+}
 
 /// Per-call buffers, reused across calls.
 struct Scratch {
@@ -100,25 +103,25 @@ fn host_copy(buf: &DeviceBuf) -> Result<Vec<u8>, CudaError> {
     Ok(v)
 }
 
-/// The nine table arguments every table kernel starts with:
-/// `states, keys, values, mask, key_size, value_size, hash, seed0, seed1`.
-fn table_args(states: &DeviceBuf, keys: &DeviceBuf, values: &DeviceBuf, l: &TableLayout, hash: KeyHasher) -> [u64; 9] {
-    [
-        states.ptr(),
-        keys.ptr(),
-        values.ptr(),
-        l.mask() as u64,
-        l.key_size as u64,
-        l.value_size as u64,
-        hash.strategy.code() as u64,
-        hash.seed[0],
-        hash.seed[1],
-    ]
+/// The table every table kernel takes, for arrays `states`, `keys`, `values` of layout `l`.
+fn table_args(states: &DeviceBuf, keys: &DeviceBuf, values: &DeviceBuf, l: &TableLayout, hash: KeyHasher) -> TableArgs {
+    TableArgs {
+        states: states.ptr(),
+        keys: keys.ptr(),
+        values: values.ptr(),
+        mask: l.mask() as u64,
+        // Layouts bound key and value sizes far below 4 GiB (`TableLayout` checks).
+        key_size: l.key_size as u32,
+        value_size: l.value_size as u32,
+        hash: hash.strategy.code(),
+        _pad: 0,
+        seed: hash.seed,
+    }
 }
 
 impl CudaTable {
-    /// This table's nine standard kernel arguments.
-    fn tab(&self) -> [u64; 9] {
+    /// This table, as the kernels take it.
+    fn tab(&self) -> TableArgs {
         table_args(&self.states, &self.keys, &self.values, &self.layout, self.hash)
     }
 
@@ -208,13 +211,7 @@ impl CudaTable {
         if let Some(src) = b.tight_bytes() {
             s.batch.ensure(src.len())?;
             Self::stage(&self.gpu, s, src)?;
-            return Ok(DeviceBatch {
-                ptr: s.batch.ptr(),
-                len: b.len(),
-                stride: b.stride(),
-                key_off: b.key_off(),
-                val_off: b.val_off(),
-            });
+            return Ok(device_records(s.batch.ptr(), b.len(), b.stride(), b.key_off(), b.val_off()));
         }
         let rec = ks + vs;
         let bytes = b.len() * rec;
@@ -232,7 +229,7 @@ impl CudaTable {
         let r = Self::stage(&self.gpu, s, &pack);
         s.pack = pack;
         r?;
-        Ok(DeviceBatch { ptr: s.batch.ptr(), len: b.len(), stride: rec, key_off: 0, val_off: ks })
+        Ok(device_records(s.batch.ptr(), b.len(), rec, 0, ks))
     }
 
     /// Copies `src` into the batch buffer through the pinned stager.
@@ -268,33 +265,20 @@ impl CudaTable {
         d: DeviceBatch,
         mode: ClaimMode,
     ) -> Result<(ClaimCounts, Option<Arrays>), CudaError> {
-        self.ensure_per_key(s, d.len)?;
+        let n = d.len as usize;
+        self.ensure_per_key(s, n)?;
         s.counters.zero()?;
         let l = self.layout;
         // A batch that might not fit is bounded: it stops as soon as it has certainly failed.
-        let budget = match self.ledger.claim_budget(&l, d.len) {
+        let budget = match self.ledger.claim_budget(&l, n) {
             usize::MAX => u64::MAX,
             b => b as u64,
         };
-        launch!(
-            self.gpu,
-            claim,
-            d.len,
-            table: self.tab(),
-            [
-                d.ptr,
-                d.len,
-                d.stride,
-                d.key_off,
-                d.val_off,
-                s.pos.ptr(),
-                s.kind.ptr(),
-                self.aux.ptr(),
-                mode as u64,
-                s.counters.ptr(),
-                budget,
-            ]
-        )?;
+        let p = ClaimParams { table: self.tab(), batch: d, claim: ClaimArgs { budget, ..self.claim_args(s, mode) } };
+        // SAFETY: the table's arrays, the batch `d` (keys and values of the table's sizes in
+        // this context's memory, by the callers' contracts) and the scratch buffers sized for
+        // `n` keys above.
+        unsafe { self.gpu.launch(Kernel::Claim, n, &p) }?;
         let c = self.counters(s)?;
         let counts = ClaimCounts {
             new: c[C_NEW] as usize,
@@ -315,15 +299,25 @@ impl CudaTable {
                 Ok((counts, spare))
             }
             Err(e) => {
-                launch!(
-                    self.gpu,
-                    rollback,
-                    d.len,
-                    [self.states.ptr(), self.aux.ptr(), s.pos.ptr(), s.kind.ptr(), d.len]
-                )?;
+                let p = RollbackParams { table: self.tab(), claim: self.claim_args(s, mode), n: d.len };
+                // SAFETY: the claim pass's own table and per-key buffers.
+                unsafe { self.gpu.launch(Kernel::Rollback, n, &p) }?;
                 self.gpu.sync()?;
                 Err(e)
             }
+        }
+    }
+
+    /// The per-key buffers and counters of a claim pass in scratch `s`, with `mode`.
+    fn claim_args(&self, s: &Scratch, mode: ClaimMode) -> ClaimArgs {
+        ClaimArgs {
+            pos: s.pos.ptr(),
+            kind: s.kind.ptr(),
+            aux: self.aux.ptr(),
+            counters: s.counters.ptr(),
+            budget: u64::MAX,
+            mode: mode as u32,
+            _pad: 0,
         }
     }
 
@@ -348,9 +342,10 @@ impl CudaTable {
     /// Upserts a batch already on the device; returns how many keys were new.
     ///
     /// # Safety
-    /// `d` describes memory of this table's device context: `d.len` records of `d.stride`
-    /// bytes from `d.ptr`, each with a key of the table's key size at `d.key_off` and a value
-    /// of its value size at `d.val_off`; nothing writes that memory during the call.
+    /// `d` describes memory of this table's device context: `d.len` keys of the table's key
+    /// size, `d.key_stride` bytes apart from `d.keys`, and as many values of its value size,
+    /// `d.value_stride` bytes apart from `d.values`; nothing writes that memory during the
+    /// call.
     pub unsafe fn insert_device(&mut self, d: DeviceBatch) -> Result<usize, CudaError> {
         self.with_scratch(|t, s| t.insert_dev(s, d))
     }
@@ -389,7 +384,9 @@ impl CudaTable {
         // duplicates, no updates) that is the final state.
         let (c, spare) = self.claim(s, d, ClaimMode::WriteValue)?;
         if c.existing > 0 {
-            launch!(self.gpu, winner_last, d.len, [self.aux.ptr(), s.pos.ptr(), d.len])?;
+            let p = ElectParams { claim: self.claim_args(s, ClaimMode::WriteValue), n: d.len };
+            // SAFETY: the claim pass's per-key buffers and the table's election words.
+            unsafe { self.gpu.launch(Kernel::WinnerLast, d.len as usize, &p) }?;
             self.write_winners(s, d, 0)?;
             self.gpu.sync()?;
         }
@@ -400,13 +397,10 @@ impl CudaTable {
     /// The elected copies write their values (see `fm_write_winners`); `out` (a device
     /// address, or 0) receives 1 for each elected position.
     fn write_winners(&self, s: &Scratch, d: DeviceBatch, out: u64) -> Result<(), CudaError> {
-        let vs = self.layout.value_size;
-        launch!(
-            self.gpu,
-            write_winners,
-            d.len,
-            [self.values.ptr(), vs, self.aux.ptr(), s.pos.ptr(), d.len, d.ptr, d.stride, d.val_off, out]
-        )
+        let p = WriteParams { table: self.tab(), batch: d, claim: self.claim_args(s, ClaimMode::Plain), out };
+        // SAFETY: the table, the batch's values (of the table's value size), the claim pass's
+        // per-key buffers, and `out` (0, or the scratch's `n` flag bytes).
+        unsafe { self.gpu.launch(Kernel::WriteWinners, d.len as usize, &p) }
     }
 
     /// Upserts every pair; last duplicate wins; atomic on `TableFull`.
@@ -427,7 +421,9 @@ impl CudaTable {
         self.with_scratch(|t, s| {
             let d = t.upload(s, b, true)?;
             let (c, spare) = t.claim(s, d, ClaimMode::MarkAux)?;
-            launch!(t.gpu, winner_first, d.len, [t.aux.ptr(), s.pos.ptr(), d.len])?;
+            let p = ElectParams { claim: t.claim_args(s, ClaimMode::MarkAux), n: d.len };
+            // SAFETY: the claim pass's per-key buffers and the table's election words.
+            unsafe { t.gpu.launch(Kernel::WinnerFirst, d.len as usize, &p) }?;
             t.write_winners(s, d, s.found.ptr())?;
             Self::download_flags(s, out)?;
             t.finish(spare)?;
@@ -441,12 +437,10 @@ impl CudaTable {
         self.with_scratch(|t, s| {
             let d = t.upload(s, b, true)?;
             let (c, spare) = t.claim(s, d, ClaimMode::ZeroValue)?;
-            launch!(
-                t.gpu,
-                add,
-                d.len,
-                [t.values.ptr(), t.layout.value_size, s.pos.ptr(), d.len, d.ptr, d.stride, d.val_off]
-            )?;
+            let p = AddParams { table: t.tab(), batch: d, claim: t.claim_args(s, ClaimMode::ZeroValue) };
+            // SAFETY: the table, the batch's values (counters of the table's width) and the
+            // claim pass's slots.
+            unsafe { t.gpu.launch(Kernel::Add, d.len as usize, &p) }?;
             t.gpu.sync()?;
             t.finish(spare)?;
             Ok(c.new)
@@ -463,26 +457,17 @@ impl CudaTable {
     /// call.
     pub unsafe fn find_device(&self, d: DeviceBatch, found: u64, out: u64) -> Result<(), CudaError> {
         self.gpu.bind()?;
-        self.launch_find(d, found, out, 0)?;
+        // SAFETY: forwarded contract; no counters.
+        unsafe { self.launch_find(d, found, out, 0) }?;
         self.gpu.sync()
     }
 
-    fn launch_find(&self, d: DeviceBatch, found: u64, out: u64, counters: u64) -> Result<(), CudaError> {
-        launch!(
-            self.gpu,
-            find,
-            d.len,
-            table: self.tab(),
-            [
-                d.ptr,
-                d.len,
-                d.stride,
-                d.key_off,
-                found,
-                out,
-                counters,
-            ]
-        )
+    /// # Safety
+    /// As [`find_device`](Self::find_device); `counters` is 0 or this table's counters.
+    unsafe fn launch_find(&self, d: DeviceBatch, found: u64, out: u64, counters: u64) -> Result<(), CudaError> {
+        let p = FindParams { table: self.tab(), batch: d, found, out, counters };
+        // SAFETY: forwarded contract.
+        unsafe { self.gpu.launch(Kernel::Find, d.len as usize, &p) }
     }
 
     /// Looks up every key and hands the results to `f` chunk by chunk, in order:
@@ -495,12 +480,14 @@ impl CudaTable {
         let s = &mut *guard;
         let t0 = std::time::Instant::now();
         let d = self.upload(s, b, false)?;
-        let (n, vs) = (d.len, self.layout.value_size);
+        let (n, vs) = (d.len as usize, self.layout.value_size);
         self.ensure_per_key(s, n)?;
         s.out.ensure(n * vs)?;
         s.counters.zero()?;
         let t1 = std::time::Instant::now();
-        self.launch_find(d, s.found.ptr(), if vs > 0 { s.out.ptr() } else { 0 }, s.counters.ptr())?;
+        // SAFETY: `d` is the scratch's upload of `b`; the result buffers and the counters are
+        // the scratch's, sized for `n` keys above.
+        unsafe { self.launch_find(d, s.found.ptr(), if vs > 0 { s.out.ptr() } else { 0 }, s.counters.ptr()) }?;
         let hits = self.counters(s)?[C_HITS] as usize;
         let t2 = std::time::Instant::now();
         s.host.ensure(n + n * vs)?;
@@ -553,8 +540,9 @@ impl CudaTable {
         let mut guard = self.scratch();
         let s = &mut *guard;
         let d = self.upload(s, b, false)?;
-        self.ensure_per_key(s, d.len)?;
-        self.launch_find(d, s.found.ptr(), 0, 0)?;
+        self.ensure_per_key(s, d.len as usize)?;
+        // SAFETY: `d` is the scratch's upload of `b`; `found` holds `n` flags.
+        unsafe { self.launch_find(d, s.found.ptr(), 0, 0) }?;
         Self::download_flags(s, out)
     }
 
@@ -594,7 +582,7 @@ impl CudaTable {
         // holds for the most that leave an entry (removing every entry only empties the
         // state array).
         let len = self.ledger.len();
-        let most = d.len.min(len.saturating_sub(1));
+        let most = (d.len as usize).min(len.saturating_sub(1));
         let mut worst = self.ledger;
         worst.removed(most);
         let spare = if most > 0 && worst.needs_compaction(&self.layout) {
@@ -603,19 +591,9 @@ impl CudaTable {
             None
         };
         s.counters.zero()?;
-        launch!(
-            self.gpu,
-            remove,
-            d.len,
-            table: self.tab(),
-            [
-                d.ptr,
-                d.len,
-                d.stride,
-                d.key_off,
-                s.counters.ptr(),
-            ]
-        )?;
+        let p = RemoveParams { table: self.tab(), batch: d, counters: s.counters.ptr() };
+        // SAFETY: the table, the batch's keys (by the callers' contracts) and the counters.
+        unsafe { self.gpu.launch(Kernel::Remove, d.len as usize, &p) }?;
         let removed = self.counters(s)?[C_REMOVED] as usize;
         self.ledger.removed(removed);
         self.finish(spare)?;
@@ -686,13 +664,10 @@ impl CudaTable {
 
     /// Moves every entry into the fresh arrays `a` of `layout`, hashing with `hash`.
     fn rehash_into(&mut self, a: Arrays, layout: TableLayout, hash: KeyHasher) -> Result<(), CudaError> {
-        launch!(
-            self.gpu,
-            rehash,
-            self.layout.slots,
-            table: table_args(&a.states, &a.keys, &a.values, &layout, hash),
-            [self.states.ptr(), self.keys.ptr(), self.values.ptr(), self.layout.slots]
-        )?;
+        let p = RehashParams { table: table_args(&a.states, &a.keys, &a.values, &layout, hash), old: self.tab() };
+        // SAFETY: both tables' arrays, live for the launch (the old ones are dropped after
+        // the synchronize below); the new one has room for every entry.
+        unsafe { self.gpu.launch(Kernel::Rehash, self.layout.slots, &p) }?;
         self.gpu.sync()?;
         log::debug!("gpu rebuild: {} -> {} slots, {} entries", self.layout.slots, layout.slots, self.ledger.len());
         self.states = a.states;

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use flash_map::{Backend, FlashMap, HashStrategy};
 use flash_map_core::TableLayout;
-use flash_map_cuda::{CudaTable, DeviceBatch, DeviceBuf};
+use flash_map_cuda::{device_records, CudaTable, DeviceBuf};
 
 fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -83,9 +83,9 @@ fn device_resident(n: usize, hash: HashStrategy) {
     d_miss.upload(&misses).expect("upload");
     let found = DeviceBuf::zeroed(&gpu, n).expect("alloc");
     let out = DeviceBuf::zeroed(&gpu, n * 8).expect("alloc");
-    let ins = DeviceBatch { ptr: d_pairs.ptr(), len: n, stride: 16, key_off: 0, val_off: 8 };
+    let ins = device_records(d_pairs.ptr(), n, 16, 0, 8);
     let hit = ins;
-    let miss = DeviceBatch { ptr: d_miss.ptr(), len: n, stride: 8, key_off: 0, val_off: 0 };
+    let miss = device_records(d_miss.ptr(), n, 8, 0, 0);
     let (mut ti, mut th, mut tm) = (vec![], vec![], vec![]);
     let mut flags = vec![0u8; n];
     let mut vals = vec![0u8; n * 8];
