@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use flash_map_core::abi::{
     ClaimMode, KIND_COLLISIONS, KIND_EXISTING, KIND_NEW_FROM_EMPTY, KIND_NEW_FROM_TOMBSTONE, KIND_NO_ROOM,
 };
-use flash_map_core::probe::{claim, Claim};
+use flash_map_core::probe::{claim, Claim, RawSlots};
 use flash_map_core::slot::TOMBSTONE;
 use flash_map_core::{Batch, ClaimCounts};
 
@@ -93,6 +93,38 @@ impl Recorder {
     unsafe fn skip(&self, i: usize) {
         // SAFETY: forwarded contract.
         unsafe { self.kind.write(i, KIND_NO_ROOM) }
+    }
+}
+
+/// The claims of a batch on one thread, key by key: stops claiming (and records the rest
+/// as skipped) once the batch has certainly failed.
+struct SerialClaims<'a, 'b> {
+    s: RawSlots,
+    budget: Budget,
+    rec: &'a Recorder,
+    b: &'a Batch<'b>,
+    new: usize,
+    failed: bool,
+}
+
+impl SerialClaims<'_, '_> {
+    /// Claims key `i` of hash `h`.
+    ///
+    /// # Safety
+    /// `i < b.len()`, each `i` once; `s` is written by this thread alone.
+    #[inline(always)]
+    unsafe fn claim(&mut self, i: usize, h: u64) {
+        if self.failed || self.budget.exceeded(self.new) {
+            // SAFETY: by contract.
+            unsafe { self.rec.skip(i) };
+            return;
+        }
+        // SAFETY: by contract; the batch's keys have the table's key size.
+        let c = unsafe { claim(&self.s, h, self.b.key(i)) };
+        self.new += matches!(c, Claim::New { .. }) as usize;
+        self.failed = c == Claim::Collisions;
+        // SAFETY: by contract.
+        unsafe { self.rec.record(i, c, self.b) };
     }
 }
 
@@ -187,22 +219,13 @@ impl CpuTable {
         let s = raw.plain();
         let (hs, ks, n) = (self.hash, raw.key_size, b.len());
         let mut sweep = Sweep::new(&raw, n, shift);
-        let (mut new, mut failed) = (0usize, false);
+        let mut one = SerialClaims { s, budget, rec, b, new: 0, failed: false };
         for i in 0..n {
             // SAFETY: `i < n` indexes the batch (keys of `ks` bytes); one thread.
             let h = unsafe { hs.hash(b.key(i), ks) };
             sweep.step(&raw, h, true, true);
-            if failed || budget.exceeded(new) {
-                // SAFETY: `i < n`, visited once.
-                unsafe { rec.skip(i) };
-                continue;
-            }
-            // SAFETY: as above.
-            let c = unsafe { claim(&s, h, b.key(i)) };
-            new += matches!(c, Claim::New { .. }) as usize;
-            failed = c == Claim::Collisions;
-            // SAFETY: `i < n`, visited once.
-            unsafe { rec.record(i, c, b) };
+            // SAFETY: `i < n`, visited once, by this thread alone.
+            unsafe { one.claim(i, h) };
         }
     }
 
@@ -210,20 +233,9 @@ impl CpuTable {
     fn claim_serial(&self, b: &Batch<'_>, budget: Budget, rec: &Recorder) {
         let raw = self.raw();
         let s = raw.plain();
-        let (mut new, mut failed) = (0usize, false);
-        let pass = |i, h| {
-            if failed || budget.exceeded(new) {
-                // SAFETY: `i < b.len()`, visited once.
-                unsafe { rec.skip(i) };
-                return;
-            }
-            // SAFETY: `i < b.len()`; key valid for key_size bytes; one thread.
-            let c = unsafe { claim(&s, h, b.key(i)) };
-            new += matches!(c, Claim::New { .. }) as usize;
-            failed = c == Claim::Collisions;
-            // SAFETY: `i < b.len()`, visited once.
-            unsafe { rec.record(i, c, b) };
-        };
+        let mut one = SerialClaims { s, budget, rec, b, new: 0, failed: false };
+        // SAFETY: `i < b.len()`, visited once, by this thread alone.
+        let pass = |i, h| unsafe { one.claim(i, h) };
         // SAFETY: `raw` is this table's, written by this thread alone; the range is the
         // batch's; its keys have the table's key size (checked by the operations).
         unsafe { staged(&raw, self.hash, b, 0..b.len(), Fetch::Always, pass) };

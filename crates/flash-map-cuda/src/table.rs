@@ -403,50 +403,6 @@ impl CudaTable {
         unsafe { self.gpu.launch(Kernel::WriteWinners, d.len as usize, &p) }
     }
 
-    /// Upserts every pair; last duplicate wins; atomic on `TableFull`.
-    pub fn insert(&mut self, b: &Batch<'_>) -> Result<usize, CudaError> {
-        self.with_scratch(|t, s| {
-            let t0 = std::time::Instant::now();
-            let d = t.upload(s, b, true)?;
-            let t1 = std::time::Instant::now();
-            let r = t.insert_dev(s, d);
-            log::debug!("gpu insert n={}: upload {:?}, kernels {:?}", b.len(), t1 - t0, t1.elapsed());
-            r
-        })
-    }
-
-    /// Inserts absent keys (first copy wins); `out[i]` tells whether pair `i` was inserted.
-    pub fn insert_new(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize, CudaError> {
-        assert_eq!(out.len(), b.len());
-        self.with_scratch(|t, s| {
-            let d = t.upload(s, b, true)?;
-            let (c, spare) = t.claim(s, d, ClaimMode::MarkAux)?;
-            let p = ElectParams { claim: t.claim_args(s, ClaimMode::MarkAux), n: d.len };
-            // SAFETY: the claim pass's per-key buffers and the table's election words.
-            unsafe { t.gpu.launch(Kernel::WinnerFirst, d.len as usize, &p) }?;
-            t.write_winners(s, d, s.found.ptr())?;
-            Self::download_flags(s, out)?;
-            t.finish(spare)?;
-            Ok(c.new)
-        })
-    }
-
-    /// Adds counters of `kind`; returns how many keys were new.
-    pub fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, CudaError> {
-        assert_eq!(self.layout.value_size, kind.width(), "counter width matches the value size");
-        self.with_scratch(|t, s| {
-            let d = t.upload(s, b, true)?;
-            let (c, spare) = t.claim(s, d, ClaimMode::ZeroValue)?;
-            let p = AddParams { table: t.tab(), batch: d, claim: t.claim_args(s, ClaimMode::ZeroValue) };
-            // SAFETY: the table, the batch's values (counters of the table's width) and the
-            // claim pass's slots.
-            unsafe { t.gpu.launch(Kernel::Add, d.len as usize, &p) }?;
-            t.gpu.sync()?;
-            t.finish(spare)?;
-            Ok(c.new)
-        })
-    }
-
     /// Looks up a batch already on the device: `found` (device, `len` bytes) gets 1/0 per
     /// key, `out` (device, `len * value_size` bytes, or 0 for none) the values of hits.
     ///
@@ -534,18 +490,6 @@ impl CudaTable {
         Ok(())
     }
 
-    /// Whether each key is present.
-    pub fn contains(&self, b: &Batch<'_>, out: &mut [bool]) -> Result<(), CudaError> {
-        self.gpu.bind()?;
-        let mut guard = self.scratch();
-        let s = &mut *guard;
-        let d = self.upload(s, b, false)?;
-        self.ensure_per_key(s, d.len as usize)?;
-        // SAFETY: `d` is the scratch's upload of `b`; `found` holds `n` flags.
-        unsafe { self.launch_find(d, s.found.ptr(), 0, 0) }?;
-        Self::download_flags(s, out)
-    }
-
     /// Brings the per-key flags of the last pass (`found`, one byte each) back as bools.
     fn download_flags(s: &mut Scratch, out: &mut [bool]) -> Result<(), CudaError> {
         s.host.ensure(out.len())?;
@@ -555,15 +499,6 @@ impl CudaTable {
             *o = f != 0;
         }
         Ok(())
-    }
-
-    /// Removes every key; returns how many distinct keys were present.
-    pub fn remove(&mut self, b: &Batch<'_>) -> Result<usize, CudaError> {
-        let removed = self.with_scratch(|t, s| {
-            let d = t.upload(s, b, false)?;
-            t.remove_dev(s, d)
-        })?;
-        Ok(removed)
     }
 
     /// Removes the keys of a batch already on the device.
@@ -600,66 +535,10 @@ impl CudaTable {
         Ok(removed)
     }
 
-    /// Removes every entry; keeps the arrays.
-    pub fn clear(&mut self) -> Result<(), CudaError> {
-        self.gpu.bind()?;
-        self.states.zero()?;
-        self.gpu.sync()?;
-        self.ledger = Ledger::cleared();
-        Ok(())
-    }
-
-    /// The sum and the maximum of the slots that lookups of `keys` (packed, `key_size`
-    /// bytes each) visit ([`flash_map_core::probe::probe_length`]), computed on a host copy
-    /// of the state and key arrays.
-    pub fn probe_lengths(&self, keys: &[u8]) -> Result<(u64, usize), CudaError> {
-        self.gpu.bind()?;
-        let states = host_copy(&self.states)?;
-        let mut table_keys = host_copy(&self.keys)?;
-        let words: Vec<u32> = states.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect();
-        // SAFETY: host copies of the table's `slots` state words and keys, which nothing
-        // else uses while `s` is.
-        let s = unsafe {
-            flash_map_core::probe::RawSlots::new(
-                words.as_ptr() as *mut u32,
-                table_keys.as_mut_ptr(),
-                self.layout.mask(),
-                self.layout.key_size,
-            )
-        };
-        // SAFETY: no claims run on the copies.
-        Ok(unsafe { flash_map_core::probe::probe_lengths(&s, &self.hash, keys) })
-    }
-
-    /// Calls `f(key, value)` for every live entry (copies the table to the host).
-    pub fn for_each_entry(&self, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), CudaError> {
-        self.gpu.bind()?;
-        let states = host_copy(&self.states)?;
-        let keys = host_copy(&self.keys)?;
-        let values = host_copy(&self.values)?;
-        let words = states.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
-        self.layout.for_each_entry(words, &keys, &values, f);
-        Ok(())
-    }
-
     /// Rehashes every entry into fresh arrays of `layout` (same or larger), on the device.
     /// On failure (out of device memory) the table is unchanged.
     pub fn rebuild(&mut self, layout: TableLayout) -> Result<(), CudaError> {
         self.rebuild_with(layout, self.hash)
-    }
-
-    /// [`rebuild`](Self::rebuild), hashing with `hash` from now on (after
-    /// a refusal for collisions, say). On failure the table is unchanged.
-    pub fn rebuild_with(&mut self, layout: TableLayout, hash: KeyHasher) -> Result<(), CudaError> {
-        if self.ledger.is_empty() && layout == self.layout {
-            // Nothing to move: emptying the state array is the whole rebuild.
-            self.clear()?;
-            self.hash = hash;
-            return Ok(());
-        }
-        self.gpu.bind()?;
-        let a = alloc_arrays(&self.gpu, &layout)?;
-        self.rehash_into(a, layout, hash)
     }
 
     /// Moves every entry into the fresh arrays `a` of `layout`, hashing with `hash`.
@@ -693,14 +572,46 @@ impl BulkEngine for CudaTable {
     fn hasher(&self) -> KeyHasher {
         self.hash
     }
+    /// Upserts every pair; last duplicate wins; atomic on `TableFull`.
     fn insert(&mut self, b: &Batch<'_>) -> Result<usize, CudaError> {
-        CudaTable::insert(self, b)
+        self.with_scratch(|t, s| {
+            let t0 = std::time::Instant::now();
+            let d = t.upload(s, b, true)?;
+            let t1 = std::time::Instant::now();
+            let r = t.insert_dev(s, d);
+            log::debug!("gpu insert n={}: upload {:?}, kernels {:?}", b.len(), t1 - t0, t1.elapsed());
+            r
+        })
     }
+    /// Inserts absent keys (first copy wins); `out[i]` tells whether pair `i` was inserted.
     fn insert_new(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize, CudaError> {
-        CudaTable::insert_new(self, b, out)
+        assert_eq!(out.len(), b.len());
+        self.with_scratch(|t, s| {
+            let d = t.upload(s, b, true)?;
+            let (c, spare) = t.claim(s, d, ClaimMode::MarkAux)?;
+            let p = ElectParams { claim: t.claim_args(s, ClaimMode::MarkAux), n: d.len };
+            // SAFETY: the claim pass's per-key buffers and the table's election words.
+            unsafe { t.gpu.launch(Kernel::WinnerFirst, d.len as usize, &p) }?;
+            t.write_winners(s, d, s.found.ptr())?;
+            Self::download_flags(s, out)?;
+            t.finish(spare)?;
+            Ok(c.new)
+        })
     }
+    /// Adds counters of `kind`; returns how many keys were new.
     fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, CudaError> {
-        CudaTable::add(self, b, kind)
+        assert_eq!(self.layout.value_size, kind.width(), "counter width matches the value size");
+        self.with_scratch(|t, s| {
+            let d = t.upload(s, b, true)?;
+            let (c, spare) = t.claim(s, d, ClaimMode::ZeroValue)?;
+            let p = AddParams { table: t.tab(), batch: d, claim: t.claim_args(s, ClaimMode::ZeroValue) };
+            // SAFETY: the table, the batch's values (counters of the table's width) and the
+            // claim pass's slots.
+            unsafe { t.gpu.launch(Kernel::Add, d.len as usize, &p) }?;
+            t.gpu.sync()?;
+            t.finish(spare)?;
+            Ok(c.new)
+        })
     }
     fn get<S: GetSink>(&self, b: &Batch<'_>, sink: &S) -> Result<(), CudaError> {
         use rayon::prelude::*;
@@ -715,22 +626,75 @@ impl BulkEngine for CudaTable {
             })
         })
     }
+    /// Whether each key is present.
     fn contains(&self, b: &Batch<'_>, out: &mut [bool]) -> Result<(), CudaError> {
-        CudaTable::contains(self, b, out)
+        self.gpu.bind()?;
+        let mut guard = self.scratch();
+        let s = &mut *guard;
+        let d = self.upload(s, b, false)?;
+        self.ensure_per_key(s, d.len as usize)?;
+        // SAFETY: `d` is the scratch's upload of `b`; `found` holds `n` flags.
+        unsafe { self.launch_find(d, s.found.ptr(), 0, 0) }?;
+        Self::download_flags(s, out)
     }
+    /// Removes every key; returns how many distinct keys were present.
     fn remove(&mut self, b: &Batch<'_>) -> Result<usize, CudaError> {
-        CudaTable::remove(self, b)
+        let removed = self.with_scratch(|t, s| {
+            let d = t.upload(s, b, false)?;
+            t.remove_dev(s, d)
+        })?;
+        Ok(removed)
     }
+    /// Calls `f(key, value)` for every live entry (copies the table to the host).
     fn for_each_entry(&self, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), CudaError> {
-        CudaTable::for_each_entry(self, f)
+        self.gpu.bind()?;
+        let states = host_copy(&self.states)?;
+        let keys = host_copy(&self.keys)?;
+        let values = host_copy(&self.values)?;
+        let words = states.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+        self.layout.for_each_entry(words, &keys, &values, f);
+        Ok(())
     }
+    /// Removes every entry; keeps the arrays.
     fn clear(&mut self) -> Result<(), CudaError> {
-        CudaTable::clear(self)
+        self.gpu.bind()?;
+        self.states.zero()?;
+        self.gpu.sync()?;
+        self.ledger = Ledger::cleared();
+        Ok(())
     }
+    /// [`rebuild`](Self::rebuild), hashing with `hash` from now on (after
+    /// a refusal for collisions, say). On failure the table is unchanged.
     fn rebuild_with(&mut self, layout: TableLayout, hash: KeyHasher) -> Result<(), CudaError> {
-        CudaTable::rebuild_with(self, layout, hash)
+        if self.ledger.is_empty() && layout == self.layout {
+            // Nothing to move: emptying the state array is the whole rebuild.
+            self.clear()?;
+            self.hash = hash;
+            return Ok(());
+        }
+        self.gpu.bind()?;
+        let a = alloc_arrays(&self.gpu, &layout)?;
+        self.rehash_into(a, layout, hash)
     }
+    /// The sum and the maximum of the slots that lookups of `keys` (packed, `key_size`
+    /// bytes each) visit ([`flash_map_core::probe::probe_length`]), computed on a host copy
+    /// of the state and key arrays.
     fn probe_lengths(&self, keys: &[u8]) -> Result<(u64, usize), CudaError> {
-        CudaTable::probe_lengths(self, keys)
+        self.gpu.bind()?;
+        let states = host_copy(&self.states)?;
+        let mut table_keys = host_copy(&self.keys)?;
+        let words: Vec<u32> = states.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect();
+        // SAFETY: host copies of the table's `slots` state words and keys, which nothing
+        // else uses while `s` is.
+        let s = unsafe {
+            flash_map_core::probe::RawSlots::new(
+                words.as_ptr() as *mut u32,
+                table_keys.as_mut_ptr(),
+                self.layout.mask(),
+                self.layout.key_size,
+            )
+        };
+        // SAFETY: no claims run on the copies.
+        Ok(unsafe { flash_map_core::probe::probe_lengths(&s, &self.hash, keys) })
     }
 }

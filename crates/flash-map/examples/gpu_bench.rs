@@ -11,6 +11,7 @@
 use std::time::Instant;
 
 use flash_map::{Backend, FlashMap, HashStrategy};
+use flash_map_core::BulkEngine;
 use flash_map_core::TableLayout;
 use flash_map_cuda::{device_records, CudaTable, DeviceBuf};
 
