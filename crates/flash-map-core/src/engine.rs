@@ -9,8 +9,8 @@
 //!   ([`Refusal`](crate::Refusal) of the claims, allocation failures before anything
 //!   changes);
 //! - duplicates resolve by batch position: the last copy's value for an upsert, the first
-//!   copy for [`insert_new`](BulkEngine::insert_new), every copy adds for
-//!   [`add`](BulkEngine::add);
+//!   copy for [`insert_new`](InsertNew::insert_new), every copy adds for
+//!   [`add`](AddCounters::add);
 //! - after every call the ledger's headroom rule holds
 //!   ([`Ledger::headroom_holds`]): the engine compacts when [`Ledger::needs_compaction`].
 //!
@@ -29,7 +29,7 @@ pub trait GetSink: Sync {
     unsafe fn put(&self, i: usize, value: Option<*const u8>);
 }
 
-/// The width of a counter value for [`BulkEngine::add`] (signed types add the same bits).
+/// The width of a counter value for [`AddCounters::add`] (signed types add the same bits).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum CounterKind {
@@ -46,9 +46,12 @@ impl CounterKind {
     }
 }
 
-/// A table that runs the bulk operations. Implemented by the CPU engines
-/// (`flash_map_cpu::CpuTable`, serial or rayon) and the GPU engine
-/// (`flash_map_cuda::CudaTable`).
+/// A table of one backend: what every engine has besides its bulk operations. Implemented
+/// by the CPU engines (`flash_map_cpu::CpuTable`, serial or rayon) and the GPU engine
+/// (`flash_map_cuda::CudaTable`), together with one trait per bulk operation ([`Insert`],
+/// [`InsertNew`], [`AddCounters`], [`Get`], [`Contains`], [`Remove`]), each implemented next
+/// to that operation's passes. A new operation is a new trait here and one `impl` per
+/// engine.
 pub trait BulkEngine {
     /// The engine's error.
     type Error;
@@ -59,21 +62,6 @@ pub trait BulkEngine {
     fn ledger(&self) -> Ledger;
     /// The hash strategy with its key.
     fn hasher(&self) -> KeyHasher;
-
-    /// Upserts every pair; returns how many keys were new. The last copy of a key wins.
-    fn insert(&mut self, b: &Batch<'_>) -> Result<usize, Self::Error>;
-    /// Inserts the pairs whose keys are absent (the first copy of a new key);
-    /// `out[i]` tells whether pair `i` was inserted. Returns how many were.
-    fn insert_new(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize, Self::Error>;
-    /// Adds each pair's value to its key's counter of `kind` (absent keys start at zero);
-    /// returns how many keys were new.
-    fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, Self::Error>;
-    /// Looks up every key, handing each result to `sink`.
-    fn get<S: GetSink>(&self, b: &Batch<'_>, sink: &S) -> Result<(), Self::Error>;
-    /// Whether each key is present (`out[i]` for key `i`).
-    fn contains(&self, b: &Batch<'_>, out: &mut [bool]) -> Result<(), Self::Error>;
-    /// Removes every key; returns how many distinct keys were present.
-    fn remove(&mut self, b: &Batch<'_>) -> Result<usize, Self::Error>;
 
     /// Calls `f(key, value)` for every live entry.
     fn for_each_entry(&self, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), Self::Error>;
@@ -92,4 +80,42 @@ pub trait BulkEngine {
     }
     /// Frees the working memory that [`buffer_bytes`](Self::buffer_bytes) counts.
     fn release_buffers(&mut self) {}
+}
+
+/// `bulk_insert`.
+pub trait Insert: BulkEngine {
+    /// Upserts every pair; returns how many keys were new. The last copy of a key wins.
+    fn insert(&mut self, b: &Batch<'_>) -> Result<usize, Self::Error>;
+}
+
+/// `bulk_insert_new`.
+pub trait InsertNew: BulkEngine {
+    /// Inserts the pairs whose keys are absent (the first copy of a new key);
+    /// `out[i]` tells whether pair `i` was inserted. Returns how many were.
+    fn insert_new(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize, Self::Error>;
+}
+
+/// `bulk_add`.
+pub trait AddCounters: BulkEngine {
+    /// Adds each pair's value to its key's counter of `kind` (absent keys start at zero);
+    /// returns how many keys were new.
+    fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, Self::Error>;
+}
+
+/// `bulk_get`.
+pub trait Get: BulkEngine {
+    /// Looks up every key, handing each result to `sink`.
+    fn get<S: GetSink>(&self, b: &Batch<'_>, sink: &S) -> Result<(), Self::Error>;
+}
+
+/// `bulk_contains`.
+pub trait Contains: BulkEngine {
+    /// Whether each key is present (`out[i]` for key `i`).
+    fn contains(&self, b: &Batch<'_>, out: &mut [bool]) -> Result<(), Self::Error>;
+}
+
+/// `bulk_remove`.
+pub trait Remove: BulkEngine {
+    /// Removes every key; returns how many distinct keys were present.
+    fn remove(&mut self, b: &Batch<'_>) -> Result<usize, Self::Error>;
 }

@@ -36,7 +36,7 @@ pub mod slot;
 pub mod tuning;
 
 pub use batch::{Batch, BatchError};
-pub use engine::{BulkEngine, CounterKind, GetSink};
+pub use engine::{AddCounters, BulkEngine, Contains, CounterKind, Get, GetSink, Insert, InsertNew, Remove};
 pub use hash::{HashStrategy, KeyHasher};
 pub use layout::{LayoutError, TableLayout};
 pub use ledger::{ClaimCounts, Ledger, Refusal};

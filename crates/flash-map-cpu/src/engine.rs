@@ -1,6 +1,7 @@
-//! [`CpuTable`] as a [`BulkEngine`]: the contract the umbrella crate drives.
+//! [`CpuTable`] as a [`BulkEngine`]: the contract the umbrella crate drives (each bulk
+//! operation's trait is implemented in its own module: `write`, `lookup`, `remove`).
 
-use flash_map_core::{Batch, BulkEngine, CounterKind, GetSink, KeyHasher, Ledger, TableLayout};
+use flash_map_core::{BulkEngine, KeyHasher, Ledger, TableLayout};
 
 use crate::{CpuError, CpuTable};
 
@@ -15,26 +16,6 @@ impl BulkEngine for CpuTable {
     }
     fn hasher(&self) -> KeyHasher {
         self.hash
-    }
-    fn insert(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
-        CpuTable::insert(self, b)
-    }
-    fn insert_new(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize, CpuError> {
-        CpuTable::insert_new(self, b, out)
-    }
-    fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, CpuError> {
-        CpuTable::add(self, b, kind)
-    }
-    fn get<S: GetSink>(&self, b: &Batch<'_>, sink: &S) -> Result<(), CpuError> {
-        CpuTable::get(self, b, sink);
-        Ok(())
-    }
-    fn contains(&self, b: &Batch<'_>, out: &mut [bool]) -> Result<(), CpuError> {
-        CpuTable::contains(self, b, out);
-        Ok(())
-    }
-    fn remove(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
-        CpuTable::remove(self, b)
     }
     fn for_each_entry(&self, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), CpuError> {
         CpuTable::for_each_entry(self, f);

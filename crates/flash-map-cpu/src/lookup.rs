@@ -4,14 +4,14 @@
 use std::sync::atomic::Ordering;
 
 use flash_map_core::probe::find;
-use flash_map_core::{Batch, GetSink};
+use flash_map_core::{Batch, Contains, Get, GetSink};
 
 use crate::exec::prefetch_read;
 use crate::mem::{copy_small, SyncPtr};
 use crate::partition::{self, Order};
 use crate::pipeline::{staged, Fetch, Sweep};
 use crate::slots::RawTable;
-use crate::CpuTable;
+use crate::{CpuError, CpuTable};
 
 impl CpuTable {
     /// Looks up every key of `b`, handing each result to `sink`.
@@ -195,5 +195,19 @@ impl CpuTable {
             })
             .sum();
         hits * 4 < m
+    }
+}
+
+impl Get for CpuTable {
+    fn get<S: GetSink>(&self, b: &Batch<'_>, sink: &S) -> Result<(), CpuError> {
+        CpuTable::get(self, b, sink);
+        Ok(())
+    }
+}
+
+impl Contains for CpuTable {
+    fn contains(&self, b: &Batch<'_>, out: &mut [bool]) -> Result<(), CpuError> {
+        CpuTable::contains(self, b, out);
+        Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! table compacts when they pile up.
 
 use flash_map_core::probe::remove;
-use flash_map_core::Batch;
+use flash_map_core::{Batch, Remove};
 
 use crate::pipeline::{staged, Fetch};
 #[cfg(feature = "rayon")]
@@ -10,15 +10,6 @@ use crate::slots::AtomicSlots;
 use crate::{CpuError, CpuTable, Exec};
 
 impl CpuTable {
-    /// Removes every key of `b`; returns how many distinct keys were present.
-    pub(crate) fn remove(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
-        self.check_shape(b, false);
-        let removed = self.partitioned(b, false, false, |t, b, r| Ok(t.remove_in_order(b, r.map(|r| r.shift))))?;
-        self.ledger.removed(removed);
-        self.compact_if_needed();
-        Ok(removed)
-    }
-
     fn remove_in_order(&mut self, b: &Batch<'_>, shift: Option<u32>) -> usize {
         let raw = self.raw();
         let hs = self.hash;
@@ -60,5 +51,16 @@ impl CpuTable {
                 })
             }
         }
+    }
+}
+
+impl Remove for CpuTable {
+    /// Removes every key of `b`; returns how many distinct keys were present.
+    fn remove(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
+        self.check_shape(b, false);
+        let removed = self.partitioned(b, false, false, |t, b, r| Ok(t.remove_in_order(b, r.map(|r| r.shift))))?;
+        self.ledger.removed(removed);
+        self.compact_if_needed();
+        Ok(removed)
     }
 }

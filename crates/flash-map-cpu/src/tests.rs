@@ -1,6 +1,6 @@
 //! Engine-level unit tests (the model tests live in the umbrella crate).
 
-use flash_map_core::{Batch, HashStrategy, KeyHasher, Refusal, TableLayout};
+use flash_map_core::{AddCounters, Batch, HashStrategy, Insert, InsertNew, KeyHasher, Refusal, Remove, TableLayout};
 
 use crate::{CpuError, CpuTable, Exec};
 

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use flash_map_core::abi::{ClaimMode, KIND_EXISTING, KIND_NEW_FROM_EMPTY, KIND_NEW_FROM_TOMBSTONE};
-use flash_map_core::{Batch, CounterKind};
+use flash_map_core::{AddCounters, Batch, CounterKind, Insert, InsertNew};
 
 use crate::mem::{copy_value, SyncPtr};
 use crate::ops::Reordered;
@@ -23,15 +23,6 @@ enum Elect {
 }
 
 impl CpuTable {
-    /// Upserts every pair of `b`; returns how many keys were new. Last duplicate wins.
-    /// On [`CpuError::Refused`] the table is unchanged.
-    pub(crate) fn insert(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
-        self.check_shape(b, true);
-        let new = self.partitioned(b, true, false, |t, b, r| t.insert_in_order(b, r.map(|r| r.shift)))?;
-        self.compact_if_needed();
-        Ok(new)
-    }
-
     fn insert_in_order(&mut self, b: &Batch<'_>, shift: Option<u32>) -> Result<usize, CpuError> {
         // Claimers write their value at once: when no key met an existing slot (no
         // duplicates, no updates), that is already the final state.
@@ -67,25 +58,6 @@ impl CpuTable {
             }
         }
         Ok(st.new)
-    }
-
-    /// Inserts the pairs whose keys are absent; the first copy of a new key wins.
-    /// `out[i]` says whether pair `i` was inserted. Atomic: on an error the table is unchanged.
-    pub(crate) fn insert_new(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize, CpuError> {
-        self.check_shape(b, true);
-        assert_eq!(out.len(), b.len(), "one result per pair");
-        let new = self.partitioned(b, true, true, |t, b, r| {
-            let Some(Reordered { shift, order: sc }) = r else { return t.insert_new_in_order(b, out, None) };
-            // SAFETY: the flags hold zeros and ones only, valid `bool`s.
-            let won = unsafe { &mut *(&mut sc.found[..b.len()] as *mut [u8] as *mut [bool]) };
-            let new = t.insert_new_in_order(b, won, Some(shift))?;
-            let won = sc.found.as_ptr();
-            // SAFETY: `j < n`: written by `insert_new_in_order`.
-            sc.merge(b.len(), |i, j| out[i] = unsafe { *won.add(j) } != 0);
-            Ok(new)
-        })?;
-        self.compact_if_needed();
-        Ok(new)
     }
 
     fn insert_new_in_order(&mut self, b: &Batch<'_>, out: &mut [bool], shift: Option<u32>) -> Result<usize, CpuError> {
@@ -158,15 +130,6 @@ impl CpuTable {
         });
     }
 
-    /// Adds each pair's value to the stored counter (absent keys start at zero); returns
-    /// how many keys were new. Atomic: on an error the table is unchanged.
-    pub(crate) fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, CpuError> {
-        self.check_shape(b, true);
-        let new = self.partitioned(b, true, false, |t, b, r| t.add_in_order(b, kind, r.map(|r| r.shift)))?;
-        self.compact_if_needed();
-        Ok(new)
-    }
-
     fn add_in_order(&mut self, b: &Batch<'_>, kind: CounterKind, shift: Option<u32>) -> Result<usize, CpuError> {
         assert_eq!(self.layout.value_size, kind.width(), "counter width matches the value size");
         let st = self.claim_pass(b, ClaimMode::ZeroValue, shift)?;
@@ -214,5 +177,48 @@ unsafe fn add_one(dst: *mut u8, src: *const u8, kind: CounterKind, atomic: bool)
                 }
             }
         }
+    }
+}
+
+impl Insert for CpuTable {
+    /// Upserts every pair of `b`; returns how many keys were new. Last duplicate wins.
+    /// On [`CpuError::Refused`] the table is unchanged.
+    fn insert(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
+        self.check_shape(b, true);
+        let new = self.partitioned(b, true, false, |t, b, r| t.insert_in_order(b, r.map(|r| r.shift)))?;
+        self.compact_if_needed();
+        Ok(new)
+    }
+}
+
+impl InsertNew for CpuTable {
+    /// Inserts the pairs whose keys are absent; the first copy of a new key wins.
+    /// `out[i]` says whether pair `i` was inserted. Atomic: on an error the table is unchanged.
+    fn insert_new(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize, CpuError> {
+        self.check_shape(b, true);
+        assert_eq!(out.len(), b.len(), "one result per pair");
+        let new = self.partitioned(b, true, true, |t, b, r| {
+            let Some(Reordered { shift, order: sc }) = r else { return t.insert_new_in_order(b, out, None) };
+            // SAFETY: the flags hold zeros and ones only, valid `bool`s.
+            let won = unsafe { &mut *(&mut sc.found[..b.len()] as *mut [u8] as *mut [bool]) };
+            let new = t.insert_new_in_order(b, won, Some(shift))?;
+            let won = sc.found.as_ptr();
+            // SAFETY: `j < n`: written by `insert_new_in_order`.
+            sc.merge(b.len(), |i, j| out[i] = unsafe { *won.add(j) } != 0);
+            Ok(new)
+        })?;
+        self.compact_if_needed();
+        Ok(new)
+    }
+}
+
+impl AddCounters for CpuTable {
+    /// Adds each pair's value to the stored counter (absent keys start at zero); returns
+    /// how many keys were new. Atomic: on an error the table is unchanged.
+    fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, CpuError> {
+        self.check_shape(b, true);
+        let new = self.partitioned(b, true, false, |t, b, r| t.add_in_order(b, kind, r.map(|r| r.shift)))?;
+        self.compact_if_needed();
+        Ok(new)
     }
 }

@@ -68,7 +68,7 @@ pub enum CudaError {
         bytes: usize,
     },
     /// The batch's claims were refused (its new keys do not fit, or keys share their hash
-    /// with too many others: [`CudaTable::rebuild_with`] a stronger hash); nothing was
+    /// with too many others: rebuild with a stronger hash); nothing was
     /// changed.
     #[error("{0}")]
     Refused(flash_map_core::Refusal),

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use flash_map_core::tuning::TUNING;
 use flash_map_core::{
-    Batch, BulkEngine, ClaimCounts, CounterKind, GetSink, HashStrategy, KeyHasher, Ledger, TableLayout,
+    AddCounters, Batch, BulkEngine, ClaimCounts, Contains, CounterKind, Get, GetSink, HashStrategy, Insert, InsertNew,
+    KeyHasher, Ledger, Remove, TableLayout,
 };
 
 use crate::device::Gpu;
@@ -572,79 +573,6 @@ impl BulkEngine for CudaTable {
     fn hasher(&self) -> KeyHasher {
         self.hash
     }
-    /// Upserts every pair; last duplicate wins; atomic on `TableFull`.
-    fn insert(&mut self, b: &Batch<'_>) -> Result<usize, CudaError> {
-        self.with_scratch(|t, s| {
-            let t0 = std::time::Instant::now();
-            let d = t.upload(s, b, true)?;
-            let t1 = std::time::Instant::now();
-            let r = t.insert_dev(s, d);
-            log::debug!("gpu insert n={}: upload {:?}, kernels {:?}", b.len(), t1 - t0, t1.elapsed());
-            r
-        })
-    }
-    /// Inserts absent keys (first copy wins); `out[i]` tells whether pair `i` was inserted.
-    fn insert_new(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize, CudaError> {
-        assert_eq!(out.len(), b.len());
-        self.with_scratch(|t, s| {
-            let d = t.upload(s, b, true)?;
-            let (c, spare) = t.claim(s, d, ClaimMode::MarkAux)?;
-            let p = ElectParams { claim: t.claim_args(s, ClaimMode::MarkAux), n: d.len };
-            // SAFETY: the claim pass's per-key buffers and the table's election words.
-            unsafe { t.gpu.launch(Kernel::WinnerFirst, d.len as usize, &p) }?;
-            t.write_winners(s, d, s.found.ptr())?;
-            Self::download_flags(s, out)?;
-            t.finish(spare)?;
-            Ok(c.new)
-        })
-    }
-    /// Adds counters of `kind`; returns how many keys were new.
-    fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, CudaError> {
-        assert_eq!(self.layout.value_size, kind.width(), "counter width matches the value size");
-        self.with_scratch(|t, s| {
-            let d = t.upload(s, b, true)?;
-            let (c, spare) = t.claim(s, d, ClaimMode::ZeroValue)?;
-            let p = AddParams { table: t.tab(), batch: d, claim: t.claim_args(s, ClaimMode::ZeroValue) };
-            // SAFETY: the table, the batch's values (counters of the table's width) and the
-            // claim pass's slots.
-            unsafe { t.gpu.launch(Kernel::Add, d.len as usize, &p) }?;
-            t.gpu.sync()?;
-            t.finish(spare)?;
-            Ok(c.new)
-        })
-    }
-    fn get<S: GetSink>(&self, b: &Batch<'_>, sink: &S) -> Result<(), CudaError> {
-        use rayon::prelude::*;
-        let vs = self.layout.value_size;
-        // Filling the caller's results is host work (page faults included): spread over
-        // the cores.
-        self.get_chunks(b, |first, found, vals| {
-            found.par_iter().enumerate().with_min_len(4096).for_each(|(j, &f)| {
-                // SAFETY: positions `first + j` are handed out once each (chunks do not
-                // overlap); a found value's `vs` bytes lie in `vals`.
-                unsafe { sink.put(first + j, (f != 0).then(|| vals[j * vs..].as_ptr())) }
-            })
-        })
-    }
-    /// Whether each key is present.
-    fn contains(&self, b: &Batch<'_>, out: &mut [bool]) -> Result<(), CudaError> {
-        self.gpu.bind()?;
-        let mut guard = self.scratch();
-        let s = &mut *guard;
-        let d = self.upload(s, b, false)?;
-        self.ensure_per_key(s, d.len as usize)?;
-        // SAFETY: `d` is the scratch's upload of `b`; `found` holds `n` flags.
-        unsafe { self.launch_find(d, s.found.ptr(), 0, 0) }?;
-        Self::download_flags(s, out)
-    }
-    /// Removes every key; returns how many distinct keys were present.
-    fn remove(&mut self, b: &Batch<'_>) -> Result<usize, CudaError> {
-        let removed = self.with_scratch(|t, s| {
-            let d = t.upload(s, b, false)?;
-            t.remove_dev(s, d)
-        })?;
-        Ok(removed)
-    }
     /// Calls `f(key, value)` for every live entry (copies the table to the host).
     fn for_each_entry(&self, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), CudaError> {
         self.gpu.bind()?;
@@ -696,5 +624,96 @@ impl BulkEngine for CudaTable {
         };
         // SAFETY: no claims run on the copies.
         Ok(unsafe { flash_map_core::probe::probe_lengths(&s, &self.hash, keys) })
+    }
+}
+
+impl Insert for CudaTable {
+    /// Upserts every pair; last duplicate wins; atomic on `TableFull`.
+    fn insert(&mut self, b: &Batch<'_>) -> Result<usize, CudaError> {
+        self.with_scratch(|t, s| {
+            let t0 = std::time::Instant::now();
+            let d = t.upload(s, b, true)?;
+            let t1 = std::time::Instant::now();
+            let r = t.insert_dev(s, d);
+            log::debug!("gpu insert n={}: upload {:?}, kernels {:?}", b.len(), t1 - t0, t1.elapsed());
+            r
+        })
+    }
+}
+
+impl InsertNew for CudaTable {
+    /// Inserts absent keys (first copy wins); `out[i]` tells whether pair `i` was inserted.
+    fn insert_new(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize, CudaError> {
+        assert_eq!(out.len(), b.len());
+        self.with_scratch(|t, s| {
+            let d = t.upload(s, b, true)?;
+            let (c, spare) = t.claim(s, d, ClaimMode::MarkAux)?;
+            let p = ElectParams { claim: t.claim_args(s, ClaimMode::MarkAux), n: d.len };
+            // SAFETY: the claim pass's per-key buffers and the table's election words.
+            unsafe { t.gpu.launch(Kernel::WinnerFirst, d.len as usize, &p) }?;
+            t.write_winners(s, d, s.found.ptr())?;
+            Self::download_flags(s, out)?;
+            t.finish(spare)?;
+            Ok(c.new)
+        })
+    }
+}
+
+impl AddCounters for CudaTable {
+    /// Adds counters of `kind`; returns how many keys were new.
+    fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, CudaError> {
+        assert_eq!(self.layout.value_size, kind.width(), "counter width matches the value size");
+        self.with_scratch(|t, s| {
+            let d = t.upload(s, b, true)?;
+            let (c, spare) = t.claim(s, d, ClaimMode::ZeroValue)?;
+            let p = AddParams { table: t.tab(), batch: d, claim: t.claim_args(s, ClaimMode::ZeroValue) };
+            // SAFETY: the table, the batch's values (counters of the table's width) and the
+            // claim pass's slots.
+            unsafe { t.gpu.launch(Kernel::Add, d.len as usize, &p) }?;
+            t.gpu.sync()?;
+            t.finish(spare)?;
+            Ok(c.new)
+        })
+    }
+}
+
+impl Get for CudaTable {
+    fn get<S: GetSink>(&self, b: &Batch<'_>, sink: &S) -> Result<(), CudaError> {
+        use rayon::prelude::*;
+        let vs = self.layout.value_size;
+        // Filling the caller's results is host work (page faults included): spread over
+        // the cores.
+        self.get_chunks(b, |first, found, vals| {
+            found.par_iter().enumerate().with_min_len(4096).for_each(|(j, &f)| {
+                // SAFETY: positions `first + j` are handed out once each (chunks do not
+                // overlap); a found value's `vs` bytes lie in `vals`.
+                unsafe { sink.put(first + j, (f != 0).then(|| vals[j * vs..].as_ptr())) }
+            })
+        })
+    }
+}
+
+impl Contains for CudaTable {
+    /// Whether each key is present.
+    fn contains(&self, b: &Batch<'_>, out: &mut [bool]) -> Result<(), CudaError> {
+        self.gpu.bind()?;
+        let mut guard = self.scratch();
+        let s = &mut *guard;
+        let d = self.upload(s, b, false)?;
+        self.ensure_per_key(s, d.len as usize)?;
+        // SAFETY: `d` is the scratch's upload of `b`; `found` holds `n` flags.
+        unsafe { self.launch_find(d, s.found.ptr(), 0, 0) }?;
+        Self::download_flags(s, out)
+    }
+}
+
+impl Remove for CudaTable {
+    /// Removes every key; returns how many distinct keys were present.
+    fn remove(&mut self, b: &Batch<'_>) -> Result<usize, CudaError> {
+        let removed = self.with_scratch(|t, s| {
+            let d = t.upload(s, b, false)?;
+            t.remove_dev(s, d)
+        })?;
+        Ok(removed)
     }
 }

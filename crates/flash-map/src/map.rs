@@ -5,7 +5,7 @@ use std::mem::size_of;
 
 use flash_map_core::{Batch, TableLayout};
 
-use flash_map_core::BulkEngine;
+use flash_map_core::{AddCounters, BulkEngine, Contains, Get, Insert, InsertNew, Remove};
 
 use crate::backend::{dispatch, Backend, Engine};
 use crate::error::{layout_error, FlashMapError, Result};
