@@ -3,11 +3,13 @@
 //! `core::sync::atomic` compiles to system-scope atomics (`.sys`), which order against the
 //! host too and cost more; the table is only shared between threads of the device.
 
+#[cfg(target_arch = "nvptx64")]
 use core::arch::asm;
 
 use flash_map_core::Slots;
 
 /// Acquire load, device scope.
+#[cfg(target_arch = "nvptx64")]
 #[inline(always)]
 pub(crate) unsafe fn ld_acquire(p: *const u32) -> u32 {
     let v: u32;
@@ -17,6 +19,7 @@ pub(crate) unsafe fn ld_acquire(p: *const u32) -> u32 {
 }
 
 /// Release store, device scope.
+#[cfg(target_arch = "nvptx64")]
 #[inline(always)]
 pub(crate) unsafe fn st_release(p: *mut u32, v: u32) {
     // SAFETY: caller passes a valid, aligned device address.
@@ -24,6 +27,7 @@ pub(crate) unsafe fn st_release(p: *mut u32, v: u32) {
 }
 
 /// Relaxed load, device scope (sees other blocks' relaxed stores eventually).
+#[cfg(target_arch = "nvptx64")]
 #[inline(always)]
 pub(crate) unsafe fn ld_relaxed(p: *const u32) -> u32 {
     let v: u32;
@@ -33,6 +37,7 @@ pub(crate) unsafe fn ld_relaxed(p: *const u32) -> u32 {
 }
 
 /// Relaxed store, device scope.
+#[cfg(target_arch = "nvptx64")]
 #[inline(always)]
 pub(crate) unsafe fn st_relaxed(p: *mut u32, v: u32) {
     // SAFETY: caller passes a valid, aligned device address.
@@ -40,6 +45,7 @@ pub(crate) unsafe fn st_relaxed(p: *mut u32, v: u32) {
 }
 
 /// Compare-and-swap (acq_rel, device scope); returns the old value.
+#[cfg(target_arch = "nvptx64")]
 #[inline(always)]
 pub(crate) unsafe fn cas(p: *mut u32, cmp: u32, new: u32) -> u32 {
     let old: u32;
@@ -51,6 +57,7 @@ pub(crate) unsafe fn cas(p: *mut u32, cmp: u32, new: u32) -> u32 {
     old
 }
 
+#[cfg(target_arch = "nvptx64")]
 macro_rules! relaxed_rmw {
     ($name:ident, $op:literal, $t:ty, $reg:ident) => {
         #[inline(always)]
@@ -65,12 +72,20 @@ macro_rules! relaxed_rmw {
         }
     };
 }
+#[cfg(target_arch = "nvptx64")]
 relaxed_rmw!(atomic_max_u32, "max.u32", u32, reg32);
+#[cfg(target_arch = "nvptx64")]
 relaxed_rmw!(atomic_min_u32, "min.u32", u32, reg32);
+#[cfg(target_arch = "nvptx64")]
 relaxed_rmw!(atomic_add_u32, "add.u32", u32, reg32);
+#[cfg(target_arch = "nvptx64")]
 relaxed_rmw!(atomic_add_u64, "add.u64", u64, reg64);
 
+#[cfg(not(target_arch = "nvptx64"))]
+pub(crate) use host::*;
+
 /// Butterfly shuffle across the full warp.
+#[cfg(target_arch = "nvptx64")]
 #[inline(always)]
 unsafe fn shfl_bfly(v: u32, lane_mask: u32) -> u32 {
     let r: u32;
@@ -88,6 +103,7 @@ unsafe fn shfl_bfly(v: u32, lane_mask: u32) -> u32 {
 /// Every one of the warp's 32 lanes must call this at the same point (kernels call it once,
 /// after their grid-stride loop, with blocks of a multiple of 32 threads), and `p` must be
 /// a valid device address.
+#[cfg(target_arch = "nvptx64")]
 #[inline(always)]
 pub(crate) unsafe fn warp_add_to(p: *mut u32, mut v: u32, lane: u32) {
     let mut m = 16;
@@ -141,5 +157,60 @@ unsafe impl Slots for DeviceSlots {
     unsafe fn key_ptr(&self, slot: usize) -> *mut u8 {
         // SAFETY: slot <= mask.
         unsafe { self.keys.add(slot.wrapping_mul(self.key_size)) }
+    }
+}
+
+/// The same operations on the host, with `core::sync::atomic`, so that the kernels' code
+/// runs in host tests (one emulated thread at a time: a warp of one lane).
+#[cfg(not(target_arch = "nvptx64"))]
+mod host {
+    use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+    // SAFETY (every function here): the caller passes a valid, aligned address, as for the
+    // device versions; all concurrent access to it is atomic.
+    #[inline(always)]
+    pub(crate) unsafe fn ld_acquire(p: *const u32) -> u32 {
+        unsafe { AtomicU32::from_ptr(p as *mut u32) }.load(Ordering::Acquire)
+    }
+    #[inline(always)]
+    pub(crate) unsafe fn st_release(p: *mut u32, v: u32) {
+        unsafe { AtomicU32::from_ptr(p) }.store(v, Ordering::Release)
+    }
+    #[inline(always)]
+    pub(crate) unsafe fn ld_relaxed(p: *const u32) -> u32 {
+        unsafe { AtomicU32::from_ptr(p as *mut u32) }.load(Ordering::Relaxed)
+    }
+    #[inline(always)]
+    pub(crate) unsafe fn st_relaxed(p: *mut u32, v: u32) {
+        unsafe { AtomicU32::from_ptr(p) }.store(v, Ordering::Relaxed)
+    }
+    #[inline(always)]
+    pub(crate) unsafe fn cas(p: *mut u32, cmp: u32, new: u32) -> u32 {
+        match unsafe { AtomicU32::from_ptr(p) }.compare_exchange(cmp, new, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(v) | Err(v) => v,
+        }
+    }
+    #[inline(always)]
+    pub(crate) unsafe fn atomic_max_u32(p: *mut u32, v: u32) -> u32 {
+        unsafe { AtomicU32::from_ptr(p) }.fetch_max(v, Ordering::Relaxed)
+    }
+    #[inline(always)]
+    pub(crate) unsafe fn atomic_min_u32(p: *mut u32, v: u32) -> u32 {
+        unsafe { AtomicU32::from_ptr(p) }.fetch_min(v, Ordering::Relaxed)
+    }
+    #[inline(always)]
+    pub(crate) unsafe fn atomic_add_u32(p: *mut u32, v: u32) -> u32 {
+        unsafe { AtomicU32::from_ptr(p) }.fetch_add(v, Ordering::Relaxed)
+    }
+    #[inline(always)]
+    pub(crate) unsafe fn atomic_add_u64(p: *mut u64, v: u64) -> u64 {
+        unsafe { AtomicU64::from_ptr(p) }.fetch_add(v, Ordering::Relaxed)
+    }
+    /// A warp of one lane: adds `v` itself.
+    #[inline(always)]
+    pub(crate) unsafe fn warp_add_to(p: *mut u32, v: u32, _lane: u32) {
+        if v != 0 {
+            unsafe { atomic_add_u32(p, v) };
+        }
     }
 }

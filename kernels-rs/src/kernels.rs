@@ -3,6 +3,7 @@
 //! ([`TableArgs`]), the batch as key and value columns ([`BatchArgs`]), and the pass's
 //! outputs. Device addresses travel as `u64`; enums as their codes.
 
+#[cfg(target_arch = "nvptx64")]
 use core::arch::nvptx::{_block_dim_x, _block_idx_x, _grid_dim_x, _thread_idx_x};
 
 use flash_map_core::bytes::{copy_bytes, zero_bytes};
@@ -14,12 +15,14 @@ use crate::atomics::*;
 
 use flash_map_core::abi::*;
 
+#[cfg(target_arch = "nvptx64")]
 #[inline(always)]
 fn lane() -> u32 {
     // SAFETY: reading a special register.
     unsafe { _thread_idx_x() as u32 & 31 }
 }
 
+#[cfg(target_arch = "nvptx64")]
 #[inline(always)]
 fn grid() -> (usize, usize) {
     // SAFETY: reading special registers has no preconditions.
@@ -28,6 +31,20 @@ fn grid() -> (usize, usize) {
         let start = (_block_idx_x() as usize).wrapping_mul(bd).wrapping_add(_thread_idx_x() as usize);
         (start, (_grid_dim_x() as usize).wrapping_mul(bd))
     }
+}
+
+/// The host's grid: one thread that covers every index.
+#[cfg(not(target_arch = "nvptx64"))]
+#[inline(always)]
+fn grid() -> (usize, usize) {
+    (0, 1)
+}
+
+/// The host's warp: one lane.
+#[cfg(not(target_arch = "nvptx64"))]
+#[inline(always)]
+fn lane() -> u32 {
+    0
 }
 
 /// The hasher of a table (an unknown code hashes as Identity; the host sends only codes of
@@ -114,6 +131,14 @@ unsafe extern "C" fn fm_siphash(key: *const u8, len: usize, k0: u64, k1: u64) ->
     unsafe { flash_map_core::hash::siphash13(key, len, k0, k1) }
 }
 
+/// Entry point of [`pass_claim`].
+#[cfg(target_arch = "nvptx64")]
+#[no_mangle]
+pub unsafe extern "ptx-kernel" fn fm_claim(p: ClaimParams) {
+    // SAFETY: the host passes a `ClaimParams` whose addresses are valid for the kernel.
+    unsafe { pass_claim(p) }
+}
+
 /// Pass 1 of every insert: find or claim a slot per key. `mode` (a [`ClaimMode`] code)
 /// says what a claimer does to its new slot.
 ///
@@ -122,8 +147,12 @@ unsafe extern "C" fn fm_siphash(key: *const u8, len: usize, k0: u64, k1: u64) ->
 /// batch has failed for certain, `counters[C_ABORT]` is raised and the remaining keys are
 /// skipped (marked no-room) instead of filling the table and scanning it whole. A key that
 /// gives up on collisions (`counters[C_COLLISIONS]`) raises it too.
-#[no_mangle]
-pub unsafe extern "ptx-kernel" fn fm_claim(p: ClaimParams) {
+///
+/// # Safety
+/// Every device address in `p` is valid for what the pass does with it (see
+/// [`flash_map_core::abi`]).
+#[inline(always)]
+pub(crate) unsafe fn pass_claim(p: ClaimParams) {
     let (t, b, c) = (&p.table, &p.batch, &p.claim);
     let s = device_slots(t);
     let hs = hasher(t);
@@ -193,9 +222,21 @@ pub unsafe extern "ptx-kernel" fn fm_claim(p: ClaimParams) {
     }
 }
 
-/// Undoes the new claims of a batch that did not fit.
+/// Entry point of [`pass_rollback`].
+#[cfg(target_arch = "nvptx64")]
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_rollback(p: RollbackParams) {
+    // SAFETY: the host passes a `RollbackParams` whose addresses are valid for the kernel.
+    unsafe { pass_rollback(p) }
+}
+
+/// Undoes the new claims of a batch that did not fit.
+///
+/// # Safety
+/// Every device address in `p` is valid for what the pass does with it (see
+/// [`flash_map_core::abi`]).
+#[inline(always)]
+pub(crate) unsafe fn pass_rollback(p: RollbackParams) {
     let (states, aux) = (p.table.states as *mut u32, p.claim.aux as *mut u32);
     let (pos, kind, n) = (p.claim.pos as *const u32, p.claim.kind as *const u8, p.n);
     let (mut i, step) = grid();
@@ -213,9 +254,21 @@ pub unsafe extern "ptx-kernel" fn fm_rollback(p: RollbackParams) {
     }
 }
 
-/// Upsert pass 2: each slot's winner is the largest batch position (last copy wins).
+/// Entry point of [`pass_winner_last`].
+#[cfg(target_arch = "nvptx64")]
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_winner_last(p: ElectParams) {
+    // SAFETY: the host passes a `ElectParams` whose addresses are valid for the kernel.
+    unsafe { pass_winner_last(p) }
+}
+
+/// Upsert pass 2: each slot's winner is the largest batch position (last copy wins).
+///
+/// # Safety
+/// Every device address in `p` is valid for what the pass does with it (see
+/// [`flash_map_core::abi`]).
+#[inline(always)]
+pub(crate) unsafe fn pass_winner_last(p: ElectParams) {
     let (aux, pos, n) = (p.claim.aux as *mut u32, p.claim.pos as *const u32, p.n);
     let (mut i, step) = grid();
     while i < n as usize {
@@ -225,9 +278,21 @@ pub unsafe extern "ptx-kernel" fn fm_winner_last(p: ElectParams) {
     }
 }
 
-/// Insert-new pass 2: among copies of a key claimed in this batch, the smallest position wins.
+/// Entry point of [`pass_winner_first`].
+#[cfg(target_arch = "nvptx64")]
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_winner_first(p: ElectParams) {
+    // SAFETY: the host passes a `ElectParams` whose addresses are valid for the kernel.
+    unsafe { pass_winner_first(p) }
+}
+
+/// Insert-new pass 2: among copies of a key claimed in this batch, the smallest position wins.
+///
+/// # Safety
+/// Every device address in `p` is valid for what the pass does with it (see
+/// [`flash_map_core::abi`]).
+#[inline(always)]
+pub(crate) unsafe fn pass_winner_first(p: ElectParams) {
     let (aux, pos, n) = (p.claim.aux as *mut u32, p.claim.pos as *const u32, p.n);
     let (mut i, step) = grid();
     while i < n as usize {
@@ -245,10 +310,22 @@ pub unsafe extern "ptx-kernel" fn fm_winner_first(p: ElectParams) {
     }
 }
 
-/// Pass 3: winners write their value and reset the slot's scratch word. `out` (nullable)
-/// receives 1 for winners, 0 for the rest.
+/// Entry point of [`pass_write_winners`].
+#[cfg(target_arch = "nvptx64")]
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_write_winners(p: WriteParams) {
+    // SAFETY: the host passes a `WriteParams` whose addresses are valid for the kernel.
+    unsafe { pass_write_winners(p) }
+}
+
+/// Pass 3: winners write their value and reset the slot's scratch word. `out` (nullable)
+/// receives 1 for winners, 0 for the rest.
+///
+/// # Safety
+/// Every device address in `p` is valid for what the pass does with it (see
+/// [`flash_map_core::abi`]).
+#[inline(always)]
+pub(crate) unsafe fn pass_write_winners(p: WriteParams) {
     let (b, values, value_size) = (&p.batch, p.table.values as *mut u8, p.table.value_size as usize);
     let (aux, pos, n, out) = (p.claim.aux as *mut u32, p.claim.pos as *const u32, b.len, p.out as *mut u8);
     let (mut i, step) = grid();
@@ -274,9 +351,21 @@ pub unsafe extern "ptx-kernel" fn fm_write_winners(p: WriteParams) {
     }
 }
 
-/// Counter pass: adds each record's value to its slot's counter (4- or 8-byte, wrapping).
+/// Entry point of [`pass_add`].
+#[cfg(target_arch = "nvptx64")]
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_add(p: AddParams) {
+    // SAFETY: the host passes a `AddParams` whose addresses are valid for the kernel.
+    unsafe { pass_add(p) }
+}
+
+/// Counter pass: adds each record's value to its slot's counter (4- or 8-byte, wrapping).
+///
+/// # Safety
+/// Every device address in `p` is valid for what the pass does with it (see
+/// [`flash_map_core::abi`]).
+#[inline(always)]
+pub(crate) unsafe fn pass_add(p: AddParams) {
     let (b, values, value_size) = (&p.batch, p.table.values as *mut u8, p.table.value_size);
     let (pos, n) = (p.claim.pos as *const u32, b.len);
     let (mut i, step) = grid();
@@ -297,10 +386,22 @@ pub unsafe extern "ptx-kernel" fn fm_add(p: AddParams) {
     }
 }
 
-/// Lookup: `found[i]` = 1 if key `i` is present; its value goes to `out + i * value_size`
-/// when `out` is not null. `counters[C_HITS]` (if not null) counts the hits.
+/// Entry point of [`pass_find`].
+#[cfg(target_arch = "nvptx64")]
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_find(p: FindParams) {
+    // SAFETY: the host passes a `FindParams` whose addresses are valid for the kernel.
+    unsafe { pass_find(p) }
+}
+
+/// Lookup: `found[i]` = 1 if key `i` is present; its value goes to `out + i * value_size`
+/// when `out` is not null. `counters[C_HITS]` (if not null) counts the hits.
+///
+/// # Safety
+/// Every device address in `p` is valid for what the pass does with it (see
+/// [`flash_map_core::abi`]).
+#[inline(always)]
+pub(crate) unsafe fn pass_find(p: FindParams) {
     let (t, b) = (&p.table, &p.batch);
     let (values, key_size, vs, n) = (t.values as *const u8, t.key_size as usize, t.value_size as usize, b.len);
     let (found, out, counters) = (p.found as *mut u8, p.out as *mut u8, p.counters as *mut u32);
@@ -331,9 +432,21 @@ pub unsafe extern "ptx-kernel" fn fm_find(p: FindParams) {
     }
 }
 
-/// Removal: tombstones each present key; `counters[C_REMOVED]` counts distinct removals.
+/// Entry point of [`pass_remove`].
+#[cfg(target_arch = "nvptx64")]
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_remove(p: RemoveParams) {
+    // SAFETY: the host passes a `RemoveParams` whose addresses are valid for the kernel.
+    unsafe { pass_remove(p) }
+}
+
+/// Removal: tombstones each present key; `counters[C_REMOVED]` counts distinct removals.
+///
+/// # Safety
+/// Every device address in `p` is valid for what the pass does with it (see
+/// [`flash_map_core::abi`]).
+#[inline(always)]
+pub(crate) unsafe fn pass_remove(p: RemoveParams) {
     let (t, b) = (&p.table, &p.batch);
     let (key_size, n, counters) = (t.key_size as usize, b.len, p.counters as *mut u32);
     let s = device_slots(t);
@@ -352,10 +465,22 @@ pub unsafe extern "ptx-kernel" fn fm_remove(p: RemoveParams) {
     unsafe { warp_add_to(counters.add(C_REMOVED), removed, lane()) };
 }
 
-/// Rehash: moves every live entry of the old table `p.old` into the new, empty table
-/// `p.table` (same key and value sizes).
+/// Entry point of [`pass_rehash`].
+#[cfg(target_arch = "nvptx64")]
 #[no_mangle]
 pub unsafe extern "ptx-kernel" fn fm_rehash(p: RehashParams) {
+    // SAFETY: the host passes a `RehashParams` whose addresses are valid for the kernel.
+    unsafe { pass_rehash(p) }
+}
+
+/// Rehash: moves every live entry of the old table `p.old` into the new, empty table
+/// `p.table` (same key and value sizes).
+///
+/// # Safety
+/// Every device address in `p` is valid for what the pass does with it (see
+/// [`flash_map_core::abi`]).
+#[inline(always)]
+pub(crate) unsafe fn pass_rehash(p: RehashParams) {
     let (t, o) = (&p.table, &p.old);
     let s = device_slots(t);
     let hs = hasher(t);

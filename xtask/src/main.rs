@@ -292,7 +292,18 @@ fn ci() -> Res {
     })?;
     run(c().args(["doc", "--workspace", "--no-deps", "--all-features"]).env("RUSTDOCFLAGS", "-D warnings"))?;
     miri()?;
+    kernel_host_tests()?;
     ptx(true)
+}
+
+/// The kernels' bodies on the host (kernels-rs/src/host_tests.rs): their logic and their
+/// use of the ABI against a model, without a GPU. The kernel crate needs nightly.
+fn kernel_host_tests() -> Res {
+    if output(nightly_cargo().args(["--version"])).is_err() {
+        println!("SKIPPED: kernel host tests (no nightly toolchain)");
+        return Ok(());
+    }
+    run(nightly_cargo().current_dir(root().join("kernels-rs")).args(["test"]))
 }
 
 /// The unsafe core under Miri: flash-map-core's and flash-map-cpu's unit tests (serial and
