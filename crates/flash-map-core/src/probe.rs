@@ -140,12 +140,6 @@ impl RawSlots {
     pub const unsafe fn new(states: *mut u32, keys: *mut u8, mask: usize, key_size: usize) -> Self {
         RawSlots { states, keys, mask, key_size }
     }
-
-    /// The state array.
-    #[inline(always)]
-    pub const fn states(&self) -> *mut u32 {
-        self.states
-    }
 }
 
 // SAFETY: a view of arrays whose owner outlives its use; it is shared between threads only

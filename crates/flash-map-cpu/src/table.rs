@@ -152,11 +152,6 @@ impl CpuTable {
         self.ledger.tombstones()
     }
 
-    /// The table's ledger (live entries, tombstones).
-    pub fn ledger(&self) -> Ledger {
-        self.ledger
-    }
-
     pub(crate) fn raw(&self) -> RawTable {
         RawTable {
             states: self.states.as_ptr() as *mut u32,
@@ -200,16 +195,23 @@ impl CpuTable {
     pub fn rebuild_with(&mut self, layout: TableLayout, hash: KeyHasher) -> Result<(), CpuError> {
         debug_assert!(layout.capacity >= self.ledger.len());
         if layout == self.layout {
-            if self.ledger.is_empty() {
-                // Nothing to move: emptying the state array is the whole rebuild.
-                self.clear();
-            } else if !self.exec.is_parallel() || self.rebuild_fresh(layout, hash).is_err() {
-                self.rehash_in_place(hash);
-            }
-            self.hash = hash;
+            self.rebuild_same(hash);
             return Ok(());
         }
         self.rebuild_fresh(layout, hash)
+    }
+
+    /// [`rebuild_with`](Self::rebuild_with) to the table's own layout, which cannot fail:
+    /// an empty table is just emptied; otherwise the entries are rehashed in place, unless
+    /// the rayon engine gets fresh arrays to move them on every core.
+    fn rebuild_same(&mut self, hash: KeyHasher) {
+        if self.ledger.is_empty() {
+            // Nothing to move: emptying the state array is the whole rebuild.
+            self.clear();
+        } else if !self.exec.is_parallel() || self.rebuild_fresh(self.layout, hash).is_err() {
+            self.rehash_in_place(hash);
+        }
+        self.hash = hash;
     }
 
     /// Rehashes the table where it lies with `hash`: no allocation, one thread.
@@ -279,10 +281,7 @@ impl CpuTable {
     /// tombstones remain), so probe lengths stay those of the live load. Never fails.
     pub fn compact_if_needed(&mut self) {
         if self.ledger.needs_compaction(&self.layout) {
-            let (layout, hash) = (self.layout, self.hash);
-            // The same layout: rehashed in place when no fresh arrays are to be had.
-            let same = self.rebuild_with(layout, hash);
-            debug_assert!(same.is_ok());
+            self.rebuild_same(self.hash);
         }
     }
 

@@ -176,11 +176,6 @@ impl CudaTable {
         self.ledger.is_empty()
     }
 
-    /// The table's ledger (live entries, tombstones).
-    pub fn ledger(&self) -> Ledger {
-        self.ledger
-    }
-
     /// The hash strategy.
     pub fn hash_strategy(&self) -> HashStrategy {
         self.hash.strategy

@@ -1,6 +1,6 @@
 //! [`Backend`] and the engine behind a map.
 
-use flash_map_core::{KeyHasher, Ledger, TableLayout};
+use flash_map_core::{BulkEngine, KeyHasher, Ledger, TableLayout};
 use flash_map_cpu::{CpuTable, Exec};
 
 use crate::error::{FlashMapError, Result};
