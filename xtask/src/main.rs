@@ -286,6 +286,8 @@ fn ci() -> Res {
     for feats in ["", "rayon", "tokio", "rayon,tokio", "cuda"] {
         run(c().args(["test", "-p", "flash-map", "-p", "flash-map-cpu", "--features"]).arg(prefix(feats)))?;
     }
+    // Shards on the serial engine only (no rayon pools per worker).
+    run(c().args(["test", "-p", "flash-map-timely", "--no-default-features"]))?;
     run(c().args(["build", "-p", "flash-map-core", "--target", "thumbv7em-none-eabi"])).or_else(|e| {
         println!("SKIPPED: thumbv7em no_std build ({e}); checking no_std via nvptx in `ptx --check`");
         Ok::<(), String>(())

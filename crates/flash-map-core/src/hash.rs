@@ -268,3 +268,53 @@ pub unsafe fn siphash13(key: *const u8, len: usize, k0: u64, k1: u64) -> u64 {
     sip_round(&mut v);
     v[0] ^ v[1] ^ v[2] ^ v[3]
 }
+
+/// The routing hash of [`shard_of`]: a fixed, unkeyed hash of every key byte that shares
+/// nothing with the table's hash strategies (other constants, another construction), so a
+/// shard's keys still spread over every slot of the shard's table.
+///
+/// Folded 128-bit multiplies over 16-byte words (the last zero-padded), with the length
+/// mixed in.
+/// The same in every process and on every platform. Not for keys an adversary chooses.
+#[inline]
+pub fn shard_hash(key: &[u8]) -> u64 {
+    const P0: u64 = 0xa076_1d64_78bd_642f;
+    const P1: u64 = 0xe703_7ed1_a0b4_28db;
+    const P2: u64 = 0x8ebc_6af0_9c88_c6e3;
+    #[inline(always)]
+    const fn fold(a: u64, b: u64) -> u64 {
+        let r = (a as u128).wrapping_mul(b as u128);
+        (r as u64) ^ (r >> 64) as u64
+    }
+    /// Up to 8 bytes, little-endian, zero-padded.
+    #[inline(always)]
+    fn word(b: &[u8]) -> u64 {
+        match <[u8; 8]>::try_from(b) {
+            Ok(w) => u64::from_le_bytes(w),
+            Err(_) => b.iter().rev().fold(0, |w, &x| w << 8 | x as u64),
+        }
+    }
+    let n = key.len() as u64;
+    let mut h = P0 ^ n;
+    let mut rest = key;
+    // 16-byte words; the last (1 to 16 bytes) zero-padded.
+    while rest.len() > 16 {
+        h = fold(word(&rest[..8]) ^ P1, word(&rest[8..16]) ^ h ^ P2);
+        rest = &rest[16..];
+    }
+    let (a, b) = rest.split_at(rest.len().min(8));
+    h = fold(word(a) ^ P1, word(b) ^ h ^ P2);
+    fold(h ^ P1, n ^ P0 ^ P2)
+}
+
+/// Which of `shards` shards owns `key` (`0..shards`; 0 when `shards` is 0 or 1).
+///
+/// A table's home slot is the low bits of its [`KeyHasher`] hash. Routing by those same
+/// bits would leave each shard's keys on a fraction of its home slots. `shard_of` uses
+/// the high bits of [`shard_hash`], another function of the key, so the shard a key goes
+/// to says nothing about its slot at any table size, whatever the strategy. It is fixed
+/// (no per-map key), so every process routes alike.
+#[inline]
+pub fn shard_of(key: &[u8], shards: usize) -> usize {
+    ((shard_hash(key) as u128 * shards as u128) >> 64) as usize
+}

@@ -28,3 +28,27 @@ pub use counter::Counter;
 pub use error::{FlashMapError, Result};
 pub use flash_map_core::HashStrategy;
 pub use map::{FlashMap, MapStats, ProbeStats, MAX_BATCH};
+
+/// Which of `shards` shards owns `key`: for spreading one logical map over several
+/// [`FlashMap`]s (workers, processes, GPUs), as `flash-map-timely` does.
+///
+/// Returns a value in `0..shards` (0 when `shards` is 0 or 1). It is a fixed function of
+/// the key's bytes, the same in every process, and independent of the slot the key takes
+/// in its shard's table at every table size and with every [`HashStrategy`]: routing by
+/// the table's own hash (`hash % shards`) would leave each shard on `1/shards` of its home
+/// slots and make probing collapse, this does not.
+///
+/// ```
+/// let shards = 4;
+/// let keys: Vec<u64> = (0..10_000).collect();
+/// let mut per_shard = vec![0usize; shards];
+/// for k in &keys {
+///     per_shard[flash_map::shard_of(k, shards)] += 1;
+/// }
+/// assert!(per_shard.iter().all(|&n| n > 2_300 && n < 2_700));
+/// assert_eq!(flash_map::shard_of(&42u64, shards), flash_map::shard_of(&42u64, shards));
+/// ```
+#[inline]
+pub fn shard_of<K: Pod>(key: &K, shards: usize) -> usize {
+    flash_map_core::hash::shard_of(bytemuck::bytes_of(key), shards)
+}
