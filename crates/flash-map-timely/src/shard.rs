@@ -103,8 +103,10 @@ impl<K: Pod + Send + Sync, V: Pod + Send + Sync> ShardBuilder<K, V> {
         self
     }
 
-    /// Checks with every other worker that they build shards of the same key and value
-    /// sizes (within the context's handshake timeout), then builds this worker's shard.
+    /// Builds this worker's shard, then checks with every other worker (within the
+    /// context's handshake timeout) that they built shards of the same key and value sizes
+    /// and that none failed: a failure anywhere is an error on every worker, so that no
+    /// worker goes on to wait for one that gave up.
     ///
     /// The backend, unless [`backend`](Self::backend) names one: with the `cuda` feature
     /// and GPUs in this node, worker *i*'s shard lives on GPU *i* mod (number of GPUs);
@@ -112,10 +114,10 @@ impl<K: Pod + Send + Sync, V: Pod + Send + Sync> ShardBuilder<K, V> {
     /// (`cores / workers in the process`), or the serial engine when that share is one
     /// core. Workers never all spread over every core.
     pub fn build(self, worker: &mut Worker, ctx: &WorkerCtx) -> Result<Shard<K, V>> {
-        handshake::<K, V>(worker, ctx)?;
         let (b, threads) = self.map_builder(ctx);
-        let map = b.build()?;
-        Ok(Shard::new(map, threads, ctx))
+        let map = b.build().map_err(Error::from);
+        handshake::<K, V>(worker, ctx, map.as_ref().err())?;
+        Ok(Shard::new(map?, threads, ctx))
     }
 
     /// Like [`build`](Self::build), then fills the shard from the snapshot this worker's
@@ -123,7 +125,13 @@ impl<K: Pod + Send + Sync, V: Pod + Send + Sync> ShardBuilder<K, V> {
     /// file is missing, was written by a job with another number of workers, or holds
     /// other key or value sizes.
     pub fn load(self, worker: &mut Worker, ctx: &WorkerCtx, dir: &Path) -> Result<Shard<K, V>> {
-        handshake::<K, V>(worker, ctx)?;
+        let (b, threads) = self.map_builder(ctx);
+        let map = Self::read_snapshot(b, ctx, dir);
+        handshake::<K, V>(worker, ctx, map.as_ref().err())?;
+        Ok(Shard::new(map?, threads, ctx))
+    }
+
+    fn read_snapshot(b: FlashMapBuilder<K, V>, ctx: &WorkerCtx, dir: &Path) -> Result<FlashMap<K, V>> {
         let path = snapshot_path(dir, ctx.index, ctx.peers);
         let file = match File::open(&path) {
             Ok(f) => f,
@@ -160,9 +168,7 @@ impl<K: Pod + Send + Sync, V: Pod + Send + Sync> ShardBuilder<K, V> {
                 word(4)
             )));
         }
-        let (b, threads) = self.map_builder(ctx);
-        let map = b.load(r).map_err(|e| bad(e.to_string()))?;
-        Ok(Shard::new(map, threads, ctx))
+        b.load(r).map_err(|e| bad(e.to_string()))
     }
 
     fn map_builder(&self, ctx: &WorkerCtx) -> (FlashMapBuilder<K, V>, usize) {
@@ -233,14 +239,21 @@ fn missing_reason(dir: &Path, peers: usize) -> String {
     }
 }
 
-/// A worker's handshake: its index, key size, value size and the job's worker count.
-type Greeting = (u32, u64, u64, u32);
+/// A worker's handshake: its index, key size, value size, the job's worker count, and
+/// why it could not build its shard, if it could not.
+type Greeting = (u32, u64, u64, u32, Option<String>);
 
-/// Every worker sends its (key size, value size, peers) to every other and waits for
-/// theirs, so that a job whose processes disagree fails at once on every worker instead
-/// of misreading bytes later.
-fn handshake<K: Pod, V: Pod>(worker: &mut Worker, ctx: &WorkerCtx) -> Result<()> {
-    let mine = (ctx.index as u32, std::mem::size_of::<K>() as u64, std::mem::size_of::<V>() as u64, ctx.peers as u32);
+/// Every worker sends its greeting to every other and waits for theirs, so that a job
+/// whose workers disagree on the types, or one of whose workers failed to build its shard,
+/// fails at once on every worker, instead of misreading bytes or waiting forever later.
+fn handshake<K: Pod, V: Pod>(worker: &mut Worker, ctx: &WorkerCtx, failed: Option<&Error>) -> Result<()> {
+    let mine: Greeting = (
+        ctx.index as u32,
+        size_of::<K>() as u64,
+        size_of::<V>() as u64,
+        ctx.peers as u32,
+        failed.map(|e| e.to_string()),
+    );
     let got: Rc<RefCell<Vec<Greeting>>> = Rc::new(RefCell::new(Vec::new()));
     let sink = Rc::clone(&got);
     let mut input = InputHandle::new();
@@ -254,7 +267,7 @@ fn handshake<K: Pod, V: Pod>(worker: &mut Worker, ctx: &WorkerCtx) -> Result<()>
         );
     });
     for dest in 0..ctx.peers as u32 {
-        input.send((dest, mine));
+        input.send((dest, mine.clone()));
     }
     input.close();
     let deadline = Instant::now() + ctx.handshake_timeout;
@@ -270,8 +283,10 @@ fn handshake<K: Pod, V: Pod>(worker: &mut Worker, ctx: &WorkerCtx) -> Result<()>
         }
         worker.step_or_park(Some(std::time::Duration::from_millis(10)));
     }
-    for &(idx, ks, vs, peers) in got.borrow().iter() {
-        if (ks, vs, peers) != (mine.1, mine.2, mine.3) {
+    let mut got = got.borrow().clone();
+    got.sort_by_key(|g| g.0);
+    for (idx, ks, vs, peers, _) in &got {
+        if (*ks, *vs, *peers) != (mine.1, mine.2, mine.3) {
             return Err(Error::Handshake(format!(
                 "worker {idx} holds {ks}-byte keys and {vs}-byte values in a job of {peers} workers; \
                  worker {} holds {}-byte keys and {}-byte values in a job of {}: run the same program everywhere",
@@ -279,7 +294,14 @@ fn handshake<K: Pod, V: Pod>(worker: &mut Worker, ctx: &WorkerCtx) -> Result<()>
             )));
         }
     }
-    Ok(())
+    if failed.is_some() {
+        // The caller returns this worker's own failure, with its type.
+        return Ok(());
+    }
+    match got.iter().find_map(|g| Some((g.0, g.4.as_ref()?))) {
+        Some((idx, why)) => Err(Error::Remote(format!("worker {idx} could not build its shard: {why}"))),
+        None => Ok(()),
+    }
 }
 
 impl<K: Pod + Send + Sync, V: Pod + Send + Sync> Shard<K, V> {

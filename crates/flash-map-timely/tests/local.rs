@@ -104,15 +104,32 @@ fn snapshots_restart_a_job_of_the_same_shape_only() {
         "{msg}"
     );
 
-    // A damaged snapshot: an error, not a panic.
+    // One damaged snapshot: an error on every worker (not a panic), and no worker goes on
+    // into a dataflow that would wait forever for the one that failed.
     let f = dir.join("shard-00001-of-00004.fmshard");
     let bytes = std::fs::read(&f).unwrap();
     std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
     let d = dir.clone();
+    let errors = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = errors.clone();
     let err = Cluster::local(4)
-        .run(move |worker, ctx| ShardBuilder::<u64, u64>::new(16).load(worker, ctx, &d).map(|_| ()))
+        .run(move |worker, ctx| {
+            let shard = ShardBuilder::<u64, u64>::new(16)
+                .load(worker, ctx, &d)
+                .inspect_err(|e| seen.lock().unwrap().push((ctx.index, e.to_string())))?;
+            let mut input = InputHandle::new();
+            worker.dataflow::<u64, _, _>(|scope| {
+                input.to_stream(scope).flash_upsert(&shard);
+            });
+            input.send((1u64, 1u64));
+            Ok(())
+        })
         .unwrap_err();
-    assert!(matches!(err, Error::Snapshot { .. }), "{err}");
+    let mut errors = errors.lock().unwrap().clone();
+    errors.sort();
+    assert_eq!(errors.len(), 4, "{errors:?}");
+    assert!(matches!(err, Error::Remote(_)) && err.to_string().contains("worker 1"), "{err}");
+    assert!(errors[1].1.contains("shard-00001-of-00004"), "{errors:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
