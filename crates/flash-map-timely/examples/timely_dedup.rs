@@ -89,6 +89,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             while probe.less_than(&(round as u64).saturating_sub(1)) {
                 worker.step();
             }
+            if ctx.index == 0 && round % 5 == 4 {
+                let rate = ((round + 1) * n * ctx.peers) as f64 / start.elapsed().as_secs_f64() / 1e6;
+                log::info!("worker 0: round {} of {rounds}, about {rate:.1} M packets/s in the job", round + 1);
+            }
         }
         drop(input);
         while worker.step_or_park(None) {}

@@ -304,6 +304,7 @@ where
     V: Pod + Send + Sync,
 {
     let shard = shard.clone();
+    let peers = shard.peers();
     let mut stash: Stash<T> = Vec::new();
     replies.unary_frontier::<CapacityContainerBuilder<Vec<(I, A)>>, _, _, _>(
         Exchange::new(|c: &Chunk| c.dest as u64),
@@ -313,31 +314,40 @@ where
                 input.for_each(|cap, data| stash_chunks(&mut stash, &cap, data));
                 let ready = ready_times(&mut stash, frontier);
                 for (cap, chunks) in ready {
-                    let mut by_batch: HashMap<(u64, u32), (Chunk, usize)> =
-                        chunks.into_iter().map(|c| ((c.seq, c.src), (c, 0))).collect();
+                    let mut by_batch: HashMap<(u64, u32), Chunk> =
+                        chunks.into_iter().map(|c| ((c.seq, c.src), c)).collect();
                     let mut q = pending.borrow_mut();
                     let (mine, rest): (Vec<_>, Vec<_>) = q.drain(..).partition(|p| p.time == *cap.time());
                     *q = rest;
                     drop(q);
                     let mut session = output.session(&cap);
                     for p in mine {
+                        // The batch's reply from each shard, with a cursor into its answers.
+                        let mut from: Vec<Option<(Chunk, usize)>> =
+                            (0..peers as u32).map(|d| by_batch.remove(&(p.seq, d)).map(|c| (c, 0))).collect();
+                        let mut unanswered: Vec<u32> = Vec::new();
                         for (item, &d) in p.items.into_iter().zip(&p.dests) {
-                            let a = match by_batch.get_mut(&(p.seq, d)) {
+                            let a = match &mut from[d as usize] {
                                 Some((c, at)) if c.ok && c.vals.0.len() >= (*at + 1) * width => {
                                     let a = answer(&c.vals.0[*at * width..(*at + 1) * width]);
                                     *at += 1;
                                     a
                                 }
                                 _ => {
-                                    shard.fail(Error::Remote(format!(
-                                        "worker {d} could not answer batch {} of worker {}; see its error",
-                                        p.seq,
-                                        shard.index()
-                                    )));
+                                    if !unanswered.contains(&d) {
+                                        unanswered.push(d);
+                                    }
                                     failed.clone()
                                 }
                             };
                             session.give((item, a));
+                        }
+                        if !unanswered.is_empty() {
+                            shard.fail(Error::Remote(format!(
+                                "workers {unanswered:?} could not answer batch {} of worker {}; see their errors",
+                                p.seq,
+                                shard.index()
+                            )));
                         }
                     }
                 }
