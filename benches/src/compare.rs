@@ -1,21 +1,31 @@
 //! One-shot comparison of flash-map's CPU engines with hashbrown, papaya and DashMap, in
-//! one process, on the same data (issue #4's table).
+//! one process, on the same data (issue #4's table, swept over sizes for issue 13).
 //!
-//! `cargo run --release -p flash-map-benches --bin compare [-- --w1 N] [--w2 N] [--reps R]`
-//! (`-- --churn` instead measures issue #5's churn criterion; `-- --patterns` the key-pattern
-//! sweep of issue 10 at `--small N` (default 65536) and `--w2 N` keys, see `sweep.rs`).
+//! `cargo run --release -p flash-map-benches --bin compare [-- --w1 N] [--w2 N] [--reps R]
+//! [--warm] [--threads]` (`-- --churn` instead measures issue #5's churn criterion;
+//! `-- --patterns` the key-pattern sweep of issue 10 at `--small N` (default 65536) and
+//! `--w2 N` keys, see `sweep.rs`).
 //!
 //! FlashMap runs with its default hash strategy, Identity: like the peers' hasher, the
 //! first 8 key bytes through fmix64.
 //!
-//! W1: `[u8; 32] -> [u8; 128]` (default 1M pairs); W2: `u64 -> u64` (default 8M pairs).
-//! Ops: insert into a table sized for the batch, get of all present keys, get of as many
-//! absent keys, remove of all. Peers use the cheapest sound hasher for random keys: the
-//! first 8 key bytes through murmur3's fmix64. hashbrown runs a per-key loop on one thread
-//! collecting `Vec<Option<V>>`; papaya and DashMap run rayon `par_iter`. Every result is
-//! checked. Prints the median of R runs (default 5) and the ratios FlashMap / peer.
-//! `COMPARE_ONLY=Serial` (a substring of an engine's name) runs just that engine, for
-//! profiling.
+//! W1: `[u8; 32] -> [u8; 128]`, W2: `u64 -> u64`. Without `--w1`/`--w2`, both are swept:
+//! W1 at 10K, 100K and 1M pairs, W2 at 80K, 800K and 8M (`--w1 N` or `--w2 N` runs one
+//! size; 0 skips that workload). Ops: insert **including the table's construction** (sized
+//! for the batch: what a user pays who builds a table and fills it), get of all present
+//! keys, get of as many absent keys, remove of all; and, not compared, the construction
+//! alone (median and maximum). Peers use the cheapest sound hasher for random keys: the
+//! first 8 key bytes through murmur3's fmix64, and run at their best for bulk work:
+//! hashbrown a per-key loop on one thread collecting `Vec<Option<V>>`, papaya rayon
+//! `par_iter` with one pinned guard per rayon job (`for_each_init` / `map_init`), DashMap
+//! rayon `par_iter`. Every result is checked. Prints the median of R runs (default 5), the
+//! ratios FlashMap / peer, and the worst run's ratio.
+//!
+//! Memory is cold by default, as a user's fresh process has it; `--warm` touches 1 GiB
+//! before each engine (issue #4's setting, see [`warm_memory`]). `--threads` instead
+//! sweeps rayon thread counts 1..=N (FlashMap Rayon, papaya, DashMap, each in a pool of
+//! that size) at `--w2 N` pairs (default 800K). `COMPARE_ONLY=Serial` (a substring of an
+//! engine's name) runs just that engine, for profiling.
 
 use std::time::Instant;
 
@@ -48,13 +58,18 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
 fn timed<T>(f: impl FnOnce() -> T) -> (f64, T) {
     let t = Instant::now();
     let r = f();
     (t.elapsed().as_secs_f64() * 1e3, r)
 }
 
-/// insert, get hit, get miss, remove, and (not one of the compared ops) the table's creation.
+/// insert (including the table's creation), get hit, get miss, remove, and (not one of the
+/// compared ops) the table's creation alone.
 type Times = [f64; 5];
 
 fn check<V: PartialEq + Copy>(got: &[Option<V>], want: impl Iterator<Item = V>) {
@@ -63,8 +78,10 @@ fn check<V: PartialEq + Copy>(got: &[Option<V>], want: impl Iterator<Item = V>) 
 
 fn flash<K: Gen, V: Gen>(backend: Backend, d: &Data<K, V>) -> Times {
     let n = d.pairs.len();
+    let t = Instant::now();
     let (build, mut m) = timed(|| FlashMap::<K, V>::builder(n).backend(backend).build().expect("map"));
-    let (a, new) = timed(|| m.bulk_insert(&d.pairs).expect("insert"));
+    let new = m.bulk_insert(&d.pairs).expect("insert");
+    let a = ms_since(t);
     assert_eq!(new, n);
     let (b, got) = timed(|| m.bulk_get(&d.keys).expect("get"));
     check(&got, d.pairs.iter().map(|p| p.1));
@@ -77,12 +94,12 @@ fn flash<K: Gen, V: Gen>(backend: Backend, d: &Data<K, V>) -> Times {
 
 fn hashbrown_run<K: Gen, V: Gen>(d: &Data<K, V>) -> Times {
     let n = d.pairs.len();
+    let t = Instant::now();
     let (build, mut m) = timed(|| hashbrown::HashMap::<K, V, H>::with_capacity_and_hasher(n, H::default()));
-    let (a, ()) = timed(|| {
-        for (k, v) in &d.pairs {
-            m.insert(*k, *v);
-        }
-    });
+    for (k, v) in &d.pairs {
+        m.insert(*k, *v);
+    }
+    let a = ms_since(t);
     let (b, got) = timed(|| d.keys.iter().map(|k| m.get(k).copied()).collect::<Vec<_>>());
     check(&got, d.pairs.iter().map(|p| p.1));
     let (c, miss) = timed(|| d.absent.iter().map(|k| m.get(k).copied()).collect::<Vec<_>>());
@@ -94,29 +111,33 @@ fn hashbrown_run<K: Gen, V: Gen>(d: &Data<K, V>) -> Times {
 
 fn papaya_run<K: Gen, V: Gen>(d: &Data<K, V>) -> Times {
     let n = d.pairs.len();
+    let t = Instant::now();
     let (build, m) = timed(|| papaya::HashMap::<K, V, H>::with_capacity_and_hasher(n, H::default()));
-    let (a, ()) = timed(|| {
-        d.pairs.par_iter().for_each(|(k, v)| {
-            m.pin().insert(*k, *v);
-        })
-    });
-    let (b, got) = timed(|| d.keys.par_iter().map(|k| m.pin().get(k).copied()).collect::<Vec<_>>());
+    d.pairs.par_iter().for_each_init(
+        || m.pin(),
+        |g, (k, v)| {
+            g.insert(*k, *v);
+        },
+    );
+    let a = ms_since(t);
+    let (b, got) = timed(|| d.keys.par_iter().map_init(|| m.pin(), |g, k| g.get(k).copied()).collect::<Vec<_>>());
     check(&got, d.pairs.iter().map(|p| p.1));
-    let (c, miss) = timed(|| d.absent.par_iter().map(|k| m.pin().get(k).copied()).collect::<Vec<_>>());
+    let (c, miss) = timed(|| d.absent.par_iter().map_init(|| m.pin(), |g, k| g.get(k).copied()).collect::<Vec<_>>());
     assert!(miss.iter().all(Option::is_none));
-    let (e, rem) = timed(|| d.keys.par_iter().filter(|k| m.pin().remove(*k).is_some()).count());
+    let (e, rem) =
+        timed(|| d.keys.par_iter().map_init(|| m.pin(), |g, k| g.remove(k).is_some()).filter(|&r| r).count());
     assert_eq!(rem, n);
     [a, b, c, e, build]
 }
 
 fn dashmap_run<K: Gen, V: Gen>(d: &Data<K, V>) -> Times {
     let n = d.pairs.len();
+    let t = Instant::now();
     let (build, m) = timed(|| dashmap::DashMap::<K, V, H>::with_capacity_and_hasher(n, H::default()));
-    let (a, ()) = timed(|| {
-        d.pairs.par_iter().for_each(|(k, v)| {
-            m.insert(*k, *v);
-        })
+    d.pairs.par_iter().for_each(|(k, v)| {
+        m.insert(*k, *v);
     });
+    let a = ms_since(t);
     let (b, got) = timed(|| d.keys.par_iter().map(|k| m.get(k).map(|r| *r)).collect::<Vec<_>>());
     check(&got, d.pairs.iter().map(|p| p.1));
     let (c, miss) = timed(|| d.absent.par_iter().map(|k| m.get(k).map(|r| *r)).collect::<Vec<_>>());
@@ -126,65 +147,112 @@ fn dashmap_run<K: Gen, V: Gen>(d: &Data<K, V>) -> Times {
     [a, b, c, e, build]
 }
 
-fn workload<K: Gen, V: Gen>(name: &str, n: usize, reps: usize) -> bool {
-    if n == 0 {
-        eprintln!("{name}: skipped (size 0)");
-        return true;
-    }
-    eprintln!("{name}: generating {n} pairs ...");
-    let d = data::<K, V>(n);
-    let names = ["FlashMap Serial (Identity)", "FlashMap Rayon (Identity)", "hashbrown", "papaya", "DashMap"];
-    let mut runs: Vec<Vec<Times>> = vec![Vec::new(); names.len()];
+/// How a workload is run.
+#[derive(Clone, Copy)]
+struct Opts {
+    reps: usize,
+    warm: bool,
+}
+
+const NAMES: [&str; 5] = ["FlashMap Serial (Identity)", "FlashMap Rayon (Identity)", "hashbrown", "papaya", "DashMap"];
+
+/// Runs the engines `which` (indices into [`NAMES`]) `o.reps` times each, interleaved, each
+/// repetition starting with the next engine: in cold memory, whichever engine runs first
+/// after the others freed theirs pays the most for faults, and that must not always be the
+/// same one.
+fn runs<K: Gen, V: Gen>(d: &Data<K, V>, which: &[usize], o: Opts) -> Vec<Vec<Times>> {
+    let mut runs: Vec<Vec<Times>> = vec![Vec::new(); NAMES.len()];
     let only = std::env::var("COMPARE_ONLY").ok();
-    let want = |i: usize| only.as_deref().is_none_or(|o| names[i].contains(o));
-    for rep in 0..reps {
-        eprintln!("{name}: run {}/{reps}", rep + 1);
-        let z = [0.0; 5];
-        let run = |i: usize, f: &dyn Fn() -> Times| {
-            if want(i) {
-                warm_memory();
-                f()
-            } else {
-                z
+    for rep in 0..o.reps {
+        eprintln!("  run {}/{}", rep + 1, o.reps);
+        for j in 0..which.len() {
+            let i = which[(j + rep) % which.len()];
+            if only.as_deref().is_some_and(|o| !NAMES[i].contains(o)) {
+                runs[i].push([0.0; 5]);
+                continue;
             }
-        };
-        runs[0].push(run(0, &|| flash(Backend::Serial, &d)));
-        runs[1].push(run(1, &|| flash(Backend::Rayon, &d)));
-        runs[2].push(run(2, &|| hashbrown_run(&d)));
-        runs[3].push(run(3, &|| papaya_run(&d)));
-        runs[4].push(run(4, &|| dashmap_run(&d)));
-        if std::env::var_os("COMPARE_VERBOSE").is_some() {
-            for (i, r) in runs.iter().enumerate() {
-                eprintln!("  {}: {:?}", names[i], r.last().map(|t| t.map(|x| (x * 10.0).round() / 10.0)));
+            if o.warm {
+                warm_memory();
+            }
+            runs[i].push(match i {
+                0 => flash(Backend::Serial, d),
+                1 => flash(Backend::Rayon, d),
+                2 => hashbrown_run(d),
+                3 => papaya_run(d),
+                _ => dashmap_run(d),
+            });
+            if std::env::var_os("COMPARE_VERBOSE").is_some() {
+                eprintln!("  {}: {:?}", NAMES[i], runs[i].last().map(|t| t.map(|x| (x * 10.0).round() / 10.0)));
             }
         }
     }
-    let med: Vec<Times> =
-        runs.iter().map(|r| std::array::from_fn(|op| median(r.iter().map(|t| t[op]).collect()))).collect();
-    let ops = ["insert", "get hit", "get miss", "remove", "(build)"];
-    println!("\n{name} ({n} pairs, median of {reps}, ms; build: creating the table sized for the batch, not compared)");
-    println!("| engine | {} |", ops.join(" | "));
-    println!("|---|---|---|---|---|---|");
-    for (i, m) in med.iter().enumerate() {
-        println!("| {} | {} |", names[i], m.map(|t| format!("{t:.1}")).join(" | "));
-    }
-    let ratio = |a: usize, b: usize| -> [f64; 4] { std::array::from_fn(|op| med[a][op] / med[b][op]) };
-    let goals = [
-        ("Serial / hashbrown", ratio(0, 2), 0.7),
-        ("Rayon / papaya", ratio(1, 3), 0.8),
-        ("Rayon / DashMap", ratio(1, 4), 0.5),
-    ];
+    runs
+}
+
+/// Per op, the median over runs of `a`'s time over `b`'s, and the worst run's ratio.
+fn ratios(a: &[Times], b: &[Times]) -> [(f64, f64); 4] {
+    std::array::from_fn(|op| {
+        let r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x[op] / y[op]).collect();
+        (median(r.clone()), r.iter().copied().fold(0.0, f64::max))
+    })
+}
+
+/// Prints the ratio rows of `goals` (label, engine, peer, goal); true if every median met.
+fn goal_rows(runs: &[Vec<Times>], goals: &[(&str, usize, usize, f64)]) -> bool {
     let mut all = true;
-    for (label, r, goal) in goals {
-        let ok = r.iter().all(|&x| x <= goal);
+    for &(label, a, b, goal) in goals {
+        let r = ratios(&runs[a], &runs[b]);
+        let ok = r.iter().all(|&(m, _)| m <= goal);
         all &= ok;
         println!(
-            "| {label} (goal <= {goal}) | {} | {} |",
-            r.map(|x| format!("{x:.2}{}", if x <= goal { "" } else { " ✗" })).join(" | "),
+            "| {label} (goal <= {goal}; median, worst run) | {} | {} |",
+            r.map(|(m, w)| format!("{m:.2} ({w:.2}){}", if m <= goal { "" } else { " ✗" })).join(" | "),
             if ok { "met" } else { "not met" }
         );
     }
     all
+}
+
+fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
+    eprintln!("{name}: generating {n} pairs ...");
+    let d = data::<K, V>(n);
+    let runs = runs(&d, &[0, 1, 2, 3, 4], o);
+    let med: Vec<Times> =
+        runs.iter().map(|r| std::array::from_fn(|op| median(r.iter().map(|t| t[op]).collect()))).collect();
+    let max_build: Vec<f64> = runs.iter().map(|r| r.iter().map(|t| t[4]).fold(0.0, f64::max)).collect();
+    let memory = if o.warm { "warm" } else { "cold" };
+    println!("\n{name} ({n} pairs, median of {}, ms, {memory} memory; insert includes building the table)", o.reps);
+    println!("| engine | insert (incl. build) | get hit | get miss | remove | build alone: median / max |");
+    println!("|---|---|---|---|---|---|");
+    for (i, m) in med.iter().enumerate() {
+        let ops: Vec<String> = m[..4].iter().map(|t| format!("{t:.2}")).collect();
+        println!("| {} | {} | {:.2} / {:.2} |", NAMES[i], ops.join(" | "), m[4], max_build[i]);
+    }
+    goal_rows(
+        &runs,
+        &[("Serial / hashbrown", 0, 2, 0.7), ("Rayon / papaya", 1, 3, 0.8), ("Rayon / DashMap", 1, 4, 0.5)],
+    )
+}
+
+/// The rayon engine against papaya and DashMap with 1, 2, ... `max` threads (each run in a
+/// pool of that size), on `n` `u64` pairs.
+fn thread_sweep(n: usize, max: usize, o: Opts) {
+    let d = data::<u64, u64>(n);
+    for t in 1..=max {
+        eprintln!("{t} threads ...");
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().expect("pool");
+        let runs = pool.install(|| runs(&d, &[1, 3, 4], o));
+        let med = |i: usize| -> Vec<String> {
+            (0..4).map(|op| format!("{:.2}", median(runs[i].iter().map(|x| x[op]).collect()))).collect()
+        };
+        println!("\nW2 u64->u64, {n} pairs, {t} threads (median of {}, ms; insert includes the build)", o.reps);
+        println!("| engine | insert | get hit | get miss | remove |");
+        println!("|---|---|---|---|---|");
+        for i in [1, 3, 4] {
+            println!("| {} | {} |", NAMES[i], med(i).join(" | "));
+        }
+        goal_rows(&runs, &[("Rayon / papaya", 1, 3, 0.8), ("Rayon / DashMap", 1, 4, 0.5)]);
+    }
 }
 
 /// Issue #5's churn criterion: a table of capacity 64K holding 32K live keys goes through
@@ -253,8 +321,26 @@ fn main() {
         println!("\nkey-pattern goal met: {}", small && large);
         return;
     }
-    println!("threads: {}", rayon::current_num_threads());
-    let w1 = workload::<[u8; 32], [u8; 128]>("W1 [u8;32]->[u8;128]", arg("--w1", 1_000_000), reps);
-    let w2 = workload::<u64, u64>("W2 u64->u64", arg("--w2", 8_000_000), reps);
-    println!("\nall goals met: {}", w1 && w2);
+    let o = Opts { reps, warm: args.iter().any(|a| a == "--warm") };
+    let threads = rayon::current_num_threads();
+    println!("threads: {threads}");
+    if args.iter().any(|a| a == "--threads") {
+        thread_sweep(arg("--w2", 800_000), threads, o);
+        return;
+    }
+    let one = |name: &str, sweep: [usize; 3]| -> Vec<usize> {
+        if args.iter().any(|a| a == name) {
+            vec![arg(name, 0)].into_iter().filter(|&n| n > 0).collect()
+        } else {
+            sweep.to_vec()
+        }
+    };
+    let mut all = true;
+    for n in one("--w1", [10_000, 100_000, 1_000_000]) {
+        all &= workload::<[u8; 32], [u8; 128]>("W1 [u8;32]->[u8;128]", n, o);
+    }
+    for n in one("--w2", [80_000, 800_000, 8_000_000]) {
+        all &= workload::<u64, u64>("W2 u64->u64", n, o);
+    }
+    println!("\nall goals met: {all}");
 }

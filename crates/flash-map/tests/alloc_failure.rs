@@ -149,3 +149,32 @@ fn distinct_key(i: u32) -> [u8; 32] {
     k[..8].copy_from_slice(&(u64::from(i) + 1).to_le_bytes());
     k
 }
+
+/// Resident bytes of this process (`VmRSS`).
+fn resident() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<usize>().ok())
+        .expect("VmRSS")
+        << 10
+}
+
+/// `build` commits a CPU table whatever the huge-page policy chose (issue 13): its memory is
+/// resident when `build` returns, so that memory the system cannot give fails `build`, not
+/// a later batch. (Tests run in parallel threads; the table is large enough that their
+/// allocations cannot account for it.)
+#[test]
+fn build_leaves_the_table_resident() {
+    for b in [Backend::Serial, Backend::Rayon] {
+        if !b.is_compiled() {
+            continue;
+        }
+        let before = resident();
+        let m: FlashMap<u64, u64> = FlashMap::builder(4 << 20).backend(b).build().unwrap();
+        let grown = resident().saturating_sub(before);
+        let table = m.stats().slots * (4 + 8 + 8);
+        assert!(grown >= table * 9 / 10, "{b}: {grown} bytes became resident for a {table}-byte table");
+    }
+}

@@ -1,0 +1,101 @@
+//! Issue 13's construction check: how long building a table takes in a **fresh process**,
+//! and what it leaves resident. One build per process, so that no freed table memory is
+//! reused; run it many times (BENCHMARKS.md has the loop).
+//!
+//! `build_time table w1|w2 PAIRS [serial|rayon]`: builds a map sized for PAIRS pairs
+//! (`w1`: `[u8;32] -> [u8;128]`, `w2`: `u64 -> u64`), then inserts PAIRS pairs, and prints
+//! the build time, the first insert's time, the table's bytes and the growth of resident
+//! memory during the build.
+//!
+//! `build_time fragment PERCENT`: the fragmentation step. Takes PERCENT of the available
+//! memory in 4 KiB pages (huge pages refused), gives back every other page, prints
+//! `fragmented`, and holds the rest until its standard input closes. While it runs, no
+//! 2 MiB block of that memory is free, so a huge page there needs compaction first.
+
+use std::io::Read;
+use std::time::Instant;
+
+use flash_map::{Backend, FlashMap};
+use flash_map_benches::{data, Gen};
+
+fn meminfo(field: &str) -> usize {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default()
+        + &std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(0, |kb| kb << 10)
+}
+
+fn table<K: Gen, V: Gen>(n: usize, backend: Backend) {
+    let d = data::<K, V>(n);
+    let rss = meminfo("VmRSS:");
+    let t = Instant::now();
+    let mut m = FlashMap::<K, V>::builder(n).backend(backend).build().expect("build");
+    let build = t.elapsed().as_secs_f64() * 1e3;
+    let grown = meminfo("VmRSS:").saturating_sub(rss);
+    let t = Instant::now();
+    assert_eq!(m.bulk_insert(&d.pairs).expect("insert"), n);
+    let insert = t.elapsed().as_secs_f64() * 1e3;
+    let s = m.stats();
+    let bytes = s.slots * (4 + size_of::<K>() + size_of::<V>());
+    println!(
+        "build_ms {build:.1} insert_ms {insert:.1} table_mb {:.1} resident_growth_mb {:.1}",
+        bytes as f64 / 1e6,
+        grown as f64 / 1e6
+    );
+}
+
+#[cfg(target_os = "linux")]
+fn fragment(percent: usize) {
+    const PAGE: usize = 4096;
+    let len = meminfo("MemAvailable:") / 100 * percent / PAGE * PAGE;
+    // SAFETY: an anonymous private mapping with no address hint; checked below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert!(p != libc::MAP_FAILED, "mmap of {len} bytes failed");
+    let p = p as *mut u8;
+    // SAFETY: the range is the mapping made above.
+    unsafe { libc::madvise(p as *mut libc::c_void, len, libc::MADV_NOHUGEPAGE) };
+    for i in (0..len).step_by(PAGE) {
+        // SAFETY: `i < len`, inside the mapping.
+        unsafe { p.add(i).write(1) };
+    }
+    for i in (0..len).step_by(2 * PAGE) {
+        // SAFETY: one page inside the mapping; its contents are not read again.
+        unsafe { libc::madvise(p.add(i) as *mut libc::c_void, PAGE, libc::MADV_DONTNEED) };
+    }
+    println!("fragmented: holding {} MB in every other 4 KiB page", (len / 2) >> 20);
+    let _ = std::io::stdin().read(&mut [0u8; 1]);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn fragment(_: usize) {
+    println!("fragment: Linux only");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let a = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+    let n = |i: usize| a(i).parse::<usize>().expect("a number");
+    match a(0) {
+        "table" => {
+            let backend = if a(3) == "rayon" { Backend::Rayon } else { Backend::Serial };
+            match a(1) {
+                "w1" => table::<[u8; 32], [u8; 128]>(n(2), backend),
+                _ => table::<u64, u64>(n(2), backend),
+            }
+        }
+        "fragment" => fragment(n(1)),
+        _ => eprintln!("usage: build_time table w1|w2 PAIRS [serial|rayon] | build_time fragment PERCENT"),
+    }
+}
