@@ -123,7 +123,8 @@ impl<K: Pod + Send + Sync, V: Pod + Send + Sync> ShardBuilder<K, V> {
     /// Like [`build`](Self::build), then fills the shard from the snapshot this worker's
     /// index saved in `dir` with [`Shard::save`]. Fails with [`Error::Snapshot`] when the
     /// file is missing, was written by a job with another number of workers, or holds
-    /// other key or value sizes.
+    /// other key or value sizes; when another worker's load fails, this one fails too, with
+    /// [`Error::Remote`].
     pub fn load(self, worker: &mut Worker, ctx: &WorkerCtx, dir: &Path) -> Result<Shard<K, V>> {
         let (b, threads) = self.map_builder(ctx);
         let map = Self::read_snapshot(b, ctx, dir);
