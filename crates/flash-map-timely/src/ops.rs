@@ -72,10 +72,9 @@ struct Pending<T, I> {
 
 type Queue<T, I> = Rc<RefCell<Vec<Pending<T, I>>>>;
 
-/// One bulk call on a shard: keys and values as bytes, `n` records. Returns how many keys
-/// changed and `width` answer bytes per record.
-type Apply<K, V> =
-    Box<dyn FnMut(&mut FlashMap<K, V>, &[u8], &[u8], usize) -> Result<(usize, Vec<u8>), FlashMapError> + Send>;
+/// One bulk call on a shard over records `R` (keys or pairs). Returns how many keys changed
+/// and `width` answer bytes per record.
+type Apply<K, V, R> = Box<dyn FnMut(&mut FlashMap<K, V>, &[R]) -> Result<(usize, Vec<u8>), FlashMapError> + Send>;
 
 /// Splits each input batch by destination shard into chunks of bytes.
 fn route<'s, T, I, K, V>(
@@ -145,17 +144,19 @@ where
 /// Applies each complete timestamp's chunks on the shard as one bulk call (split only at
 /// [`MAX_BATCH`]). With `width > 0`, replies to each chunk's sender with `width` answer
 /// bytes per record; otherwise emits one summary chunk (`n` records, `seq` changed keys).
-fn apply<'s, T, K, V>(
+fn apply<'s, T, K, V, R>(
     chunks: Stream<'s, T, Vec<Chunk>>,
     shard: &Shard<K, V>,
     width: usize,
     with_values: bool,
-    mut op: Apply<K, V>,
+    decode: fn(&Chunk, &mut Vec<R>),
+    mut op: Apply<K, V, R>,
 ) -> Stream<'s, T, Vec<Chunk>>
 where
     T: Timestamp + TotalOrder,
     K: Pod + Send + Sync,
     V: Pod + Send + Sync,
+    R: Copy + Send + Sync + 'static,
 {
     let shard = shard.clone();
     let (ks, vs) = (size_of::<K>(), size_of::<V>());
@@ -188,20 +189,15 @@ where
                         )));
                     }
                     let n: usize = chunks.iter().map(|c| c.n as usize).sum();
-                    let mut keys = Vec::with_capacity(n * ks);
-                    let mut vals = Vec::with_capacity(if with_values { n * vs } else { 0 });
+                    let mut records = Vec::with_capacity(n);
                     for c in &chunks {
-                        keys.extend_from_slice(&c.keys.0);
-                        vals.extend_from_slice(&c.vals.0);
+                        decode(c, &mut records);
                     }
                     let mut changed = 0;
                     let mut answers = Vec::with_capacity(n * width);
                     let mut ok = true;
-                    for start in (0..n).step_by(MAX_BATCH.max(1)) {
-                        let m = (n - start).min(MAX_BATCH);
-                        let kb = &keys[start * ks..(start + m) * ks];
-                        let vb = if with_values { &vals[start * vs..(start + m) * vs] } else { &[][..] };
-                        match shard.apply(|map| op(map, kb, vb, m)) {
+                    for part in records.chunks(MAX_BATCH) {
+                        match shard.apply(|map| op(map, part)) {
                             Ok((c, a)) => {
                                 changed += c;
                                 answers.extend_from_slice(&a);
@@ -356,20 +352,16 @@ where
     )
 }
 
-fn keys_of<K: Pod>(b: &[u8]) -> Vec<K> {
-    b.chunks_exact(size_of::<K>()).map(bytemuck::pod_read_unaligned).collect()
+/// Appends a chunk's keys (already checked to be `n` keys of `K`'s size).
+fn decode_keys<K: Pod>(c: &Chunk, out: &mut Vec<K>) {
+    out.extend(c.keys.0.chunks_exact(size_of::<K>()).map(bytemuck::pod_read_unaligned::<K>));
 }
 
-fn pairs_of<K: Pod, V: Pod>(kb: &[u8], vb: &[u8], n: usize) -> Vec<(K, V)> {
-    let (ks, vs) = (size_of::<K>(), size_of::<V>());
-    (0..n)
-        .map(|i| {
-            (
-                bytemuck::pod_read_unaligned(&kb[i * ks..(i + 1) * ks]),
-                bytemuck::pod_read_unaligned(&vb[i * vs..(i + 1) * vs]),
-            )
-        })
-        .collect()
+/// Appends a chunk's pairs (already checked to be `n` keys and `n` values).
+fn decode_pairs<K: Pod, V: Pod>(c: &Chunk, out: &mut Vec<(K, V)>) {
+    let keys = c.keys.0.chunks_exact(size_of::<K>()).map(bytemuck::pod_read_unaligned::<K>);
+    let vals = c.vals.0.chunks_exact(size_of::<V>()).map(bytemuck::pod_read_unaligned::<V>);
+    out.extend(keys.zip(vals));
 }
 
 impl<'s, T, K, V> FlashOps<'s, T, K, V> for Stream<'s, T, Vec<(K, V)>>
@@ -380,8 +372,8 @@ where
 {
     fn flash_upsert(self, shard: &Shard<K, V>) -> Stream<'s, T, Vec<Applied>> {
         let chunks = route(self, shard, |p: &(K, V)| (&p.0, Some(&p.1)), None);
-        let op: Apply<K, V> = Box::new(|map, kb, vb, n| Ok((map.bulk_insert(&pairs_of(kb, vb, n))?, Vec::new())));
-        summaries(apply(chunks, shard, 0, true, op))
+        let op: Apply<K, V, (K, V)> = Box::new(|map, pairs| Ok((map.bulk_insert(pairs)?, Vec::new())));
+        summaries(apply(chunks, shard, 0, true, decode_pairs, op))
     }
 
     fn flash_add(self, shard: &Shard<K, V>) -> Stream<'s, T, Vec<Applied>>
@@ -389,18 +381,18 @@ where
         V: Counter,
     {
         let chunks = route(self, shard, |p: &(K, V)| (&p.0, Some(&p.1)), None);
-        let op: Apply<K, V> = Box::new(|map, kb, vb, n| Ok((map.bulk_add(&pairs_of(kb, vb, n))?, Vec::new())));
-        summaries(apply(chunks, shard, 0, true, op))
+        let op: Apply<K, V, (K, V)> = Box::new(|map, pairs| Ok((map.bulk_add(pairs)?, Vec::new())));
+        summaries(apply(chunks, shard, 0, true, decode_pairs, op))
     }
 
     fn flash_insert_new(self, shard: &Shard<K, V>) -> Stream<'s, T, Vec<((K, V), bool)>> {
         let queue: Queue<T, (K, V)> = Rc::default();
         let chunks = route(self, shard, |p: &(K, V)| (&p.0, Some(&p.1)), Some(Rc::clone(&queue)));
-        let op: Apply<K, V> = Box::new(|map, kb, vb, n| {
-            let new = map.bulk_insert_new(&pairs_of(kb, vb, n))?;
+        let op: Apply<K, V, (K, V)> = Box::new(|map, pairs| {
+            let new = map.bulk_insert_new(pairs)?;
             Ok((new.iter().filter(|&&b| b).count(), new.into_iter().map(u8::from).collect()))
         });
-        let replies = apply(chunks, shard, 1, true, op);
+        let replies = apply(chunks, shard, 1, true, decode_pairs, op);
         reassemble(replies, shard, queue, 1, |b| b[0] != 0, false)
     }
 }
@@ -414,8 +406,8 @@ where
         let queue: Queue<T, K> = Rc::default();
         let chunks = route(self, shard, |k: &K| (k, None), Some(Rc::clone(&queue)));
         let vs = size_of::<V>();
-        let op: Apply<K, V> = Box::new(move |map, kb, _, _| {
-            let got = map.bulk_get(&keys_of::<K>(kb))?;
+        let op: Apply<K, V, K> = Box::new(move |map, keys| {
+            let got = map.bulk_get(keys)?;
             let mut out = Vec::with_capacity(got.len() * (1 + vs));
             for v in got {
                 out.push(u8::from(v.is_some()));
@@ -423,13 +415,13 @@ where
             }
             Ok((0, out))
         });
-        let replies = apply(chunks, shard, 1 + vs, false, op);
+        let replies = apply(chunks, shard, 1 + vs, false, decode_keys, op);
         reassemble(replies, shard, queue, 1 + vs, |b| (b[0] != 0).then(|| bytemuck::pod_read_unaligned(&b[1..])), None)
     }
 
     fn flash_remove<V: Pod + Send + Sync>(self, shard: &Shard<K, V>) -> Stream<'s, T, Vec<Applied>> {
         let chunks = route(self, shard, |k: &K| (k, None), None);
-        let op: Apply<K, V> = Box::new(|map, kb, _, _| Ok((map.bulk_remove(&keys_of::<K>(kb))?, Vec::new())));
-        summaries(apply(chunks, shard, 0, false, op))
+        let op: Apply<K, V, K> = Box::new(|map, keys| Ok((map.bulk_remove(keys)?, Vec::new())));
+        summaries(apply(chunks, shard, 0, false, decode_keys, op))
     }
 }
