@@ -239,13 +239,15 @@ fn connect(addresses: &[String], me: usize, timeout: Duration) -> Result<Vec<Opt
         waited: start.elapsed(),
         reason,
     };
+    // A read may wait until the deadline, never forever.
+    let read_timeout = || Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
     let listener = TcpListener::bind(&addresses[me]).map_err(|e| fail(me, format!("cannot listen: {e}")))?;
     listener.set_nonblocking(true)?;
     let mut sockets: Vec<Option<TcpStream>> = (0..n).map(|_| None).collect();
     // Processes before this one: connect, greet, and wait for their greeting back.
     for (peer, address) in addresses.iter().enumerate().take(me) {
         let mut last = String::from("not tried");
-        let stream = loop {
+        let mut s = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(fail(peer, last));
@@ -263,8 +265,7 @@ fn connect(addresses: &[String], me: usize, timeout: Duration) -> Result<Vec<Opt
                 }
             }
         };
-        let mut s = stream;
-        s.set_read_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))))?;
+        s.set_read_timeout(read_timeout())?;
         s.write_all(&greeting(me, n)).map_err(|e| fail(peer, e.to_string()))?;
         match read_greeting(&mut s).and_then(|g| check_greeting(g, n)) {
             Ok(p) if p == peer => {}
@@ -278,9 +279,7 @@ fn connect(addresses: &[String], me: usize, timeout: Duration) -> Result<Vec<Opt
         match listener.accept() {
             Ok((mut s, _)) => {
                 s.set_nonblocking(false)?;
-                s.set_read_timeout(Some(
-                    deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)),
-                ))?;
+                s.set_read_timeout(read_timeout())?;
                 // Greet back before judging, so that a mismatched peer hears why too.
                 let g = read_greeting(&mut s).map_err(|e| fail(waiting, e))?;
                 s.write_all(&greeting(me, n)).map_err(|e| fail(waiting, e.to_string()))?;
