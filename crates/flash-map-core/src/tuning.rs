@@ -15,7 +15,10 @@ pub struct Tuning {
     /// At most this many regions (region numbers are `u16`, and a partition writes this
     /// many streams at once).
     pub max_regions: usize,
-    /// Tables of fewer regions stay in cache anyway: no partitioning.
+    /// Tables of fewer regions run in batch order: with regions of 512 KiB, tables under 32
+    /// MiB, which the last-level cache of the machines measured holds, so that partitioning
+    /// (a copy of the batch, and a merge of lookup results) costs more than the misses it
+    /// saves.
     pub min_regions: usize,
     /// Batches sparser than one key per this many slots run in batch order (too few keys
     /// share a region's lines).
@@ -26,22 +29,27 @@ pub struct Tuning {
     /// Keys of a lookup batch sampled (evenly spaced) to judge whether most are absent, in
     /// which case a partitioned lookup sizes its regions by the state words alone.
     pub absent_sample: usize,
-    /// The prefetch pipeline hashes a key and fetches its home state word this many keys
-    /// ahead of the key being processed ...
+    /// The prefetch pipeline hashes a key and fetches its home lines this many keys ahead of
+    /// the key being processed.
     pub prefetch_hash_ahead: usize,
-    /// ... and reads that (now cached) word and fetches the key and value lines it points
-    /// at this many keys ahead.
-    pub prefetch_lines_ahead: usize,
+    /// Tables (state, key and value arrays together) of at most this many bytes run without
+    /// software prefetch: they stay in the L2 cache, where the prefetch instructions cost more
+    /// than the misses they would save.
+    pub cached_table_bytes: usize,
     /// Slots a sweep (the prefetch of passes in partition order) fetches at a time: one
     /// line of state words.
     pub sweep_slots: usize,
-    /// A value prefetch fetches at most this many bytes of it.
+    /// A lookup's prefetch fetches at most this many bytes of a value (a 128-byte value spans
+    /// two lines, and the second would otherwise miss on its own when the value is read).
     pub value_prefetch_bytes: usize,
     /// Batch positions per rayon task: large enough to amortise scheduling, small enough to
     /// balance.
     pub rayon_min_len: usize,
-    /// Host arrays at least this large are mapped directly, 2 MiB-aligned, with
-    /// transparent huge pages advised.
+    /// Host arrays at least this large are mapped directly and committed when the table is
+    /// built (their pages faulted in by one call, in order), rather than faulted in one by
+    /// one, in random order, by the first batch's probes ...
+    pub commit_min_bytes: usize,
+    /// ... and from this size on, 2 MiB-aligned with transparent huge pages advised.
     pub huge_page_min_bytes: usize,
     /// Threads per block of every kernel launch.
     pub gpu_block: usize,
@@ -63,16 +71,17 @@ pub struct Tuning {
 pub const TUNING: Tuning = Tuning {
     region_bytes: 1 << 19,
     max_regions: 1 << 11,
-    min_regions: 8,
+    min_regions: 64,
     min_slots_per_key: 8,
     max_slot_bytes: 64,
     absent_sample: 256,
-    prefetch_hash_ahead: 24,
-    prefetch_lines_ahead: 8,
+    prefetch_hash_ahead: 16,
+    cached_table_bytes: 1 << 20,
     sweep_slots: 16,
     value_prefetch_bytes: 256,
     rayon_min_len: 4096,
-    huge_page_min_bytes: 4 << 20,
+    commit_min_bytes: 256 << 10,
+    huge_page_min_bytes: 2 << 20,
     gpu_block: 256,
     gpu_blocks_per_sm: 32,
     gpu_stage_chunk: 8 << 20,

@@ -1,17 +1,17 @@
 //! Aligned, zeroed, fallibly allocated byte buffers.
 //!
-//! The table's arrays come from `alloc_zeroed` (`calloc`), or, for large arrays on Linux,
-//! straight from `mmap` with transparent huge pages requested (`MADV_HUGEPAGE`): random
-//! probes over a big table then miss the TLB far less often.
+//! The table's arrays come from `alloc_zeroed` (`calloc`), or, on Linux, from
+//! `TUNING.commit_min_bytes` on, straight from `mmap`; large arrays (from
+//! `TUNING.huge_page_min_bytes`) 2 MiB-aligned with transparent huge pages requested
+//! (`MADV_HUGEPAGE`): random probes over a big table then miss the TLB far less often.
 //!
 //! A mapped array is committed when it is made (`MADV_POPULATE_WRITE`, Linux 5.14+): its
-//! pages are faulted in there, in 2 MiB steps where huge pages are available, rather than
-//! one by one in random order during the first batch (a serial insert of 1M 160-byte pairs
-//! into a fresh table: 100 ms lazily, 60 ms committed, with the commit in the build). Memory
-//! the system cannot give is thus an error from the constructor (`CpuError::Alloc`), not a
-//! fault halfway through an insert. Arrays larger than half the free memory, and all arrays
-//! on kernels before 5.14, are mapped lazily. An impossible size is always an error instead
-//! of an abort.
+//! pages are faulted in there, in order (in 2 MiB steps where huge pages are available),
+//! rather than one by one in random order by the first batch's probes, which costs more
+//! (BENCHMARKS.md). Memory the system cannot give is thus an error from the constructor
+//! (`CpuError::Alloc`), not a fault halfway through an insert. Arrays larger than half the
+//! free memory, and all arrays on kernels before 5.14, are mapped lazily. An impossible size
+//! is always an error instead of an abort.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
@@ -22,7 +22,10 @@ use crate::CpuError;
 /// `alloc_zeroed` becomes `calloc` (fresh, lazily zeroed pages) rather than alloc + memset.
 const ALIGN: usize = 16;
 
-/// Arrays at least this large are mapped directly, 2 MiB-aligned, with huge pages advised.
+/// Arrays at least this large are mapped directly and committed at once ...
+#[cfg(target_os = "linux")]
+const COMMIT_MIN: usize = flash_map_core::tuning::TUNING.commit_min_bytes;
+/// ... and from this size on 2 MiB-aligned, with huge pages advised.
 #[cfg(target_os = "linux")]
 const HUGE_MIN: usize = flash_map_core::tuning::TUNING.huge_page_min_bytes;
 #[cfg(target_os = "linux")]
@@ -50,8 +53,8 @@ impl AlignedBuf {
             return Ok(AlignedBuf { ptr, len, map: None });
         }
         #[cfg(target_os = "linux")]
-        if len >= HUGE_MIN {
-            return Self::mapped(len);
+        if len >= COMMIT_MIN {
+            return Self::mapped(len, len >= HUGE_MIN);
         }
         let layout = Layout::from_size_align(len, ALIGN).map_err(|_| CpuError::Alloc { bytes: len })?;
         // SAFETY: the layout has non-zero size.
@@ -60,11 +63,13 @@ impl AlignedBuf {
         Ok(AlignedBuf { ptr, len, map: None })
     }
 
-    /// Maps `len` zero bytes, 2 MiB-aligned, and advises transparent huge pages.
+    /// Maps `len` zero bytes and commits them; for `huge`, 2 MiB-aligned with transparent
+    /// huge pages advised.
     #[cfg(target_os = "linux")]
-    fn mapped(len: usize) -> Result<Self, CpuError> {
+    fn mapped(len: usize, huge: bool) -> Result<Self, CpuError> {
         let err = CpuError::Alloc { bytes: len };
-        let total = len.checked_add(HUGE_PAGE).ok_or(err.clone())?;
+        let align = if huge { HUGE_PAGE } else { page_size() };
+        let total = len.checked_add(align).ok_or(err.clone())?;
         // SAFETY: an anonymous private mapping with no address hint; checked below.
         let base = unsafe {
             libc::mmap(
@@ -80,12 +85,14 @@ impl AlignedBuf {
             return Err(err);
         }
         let base = base as *mut u8;
-        let offset = (HUGE_PAGE - (base as usize % HUGE_PAGE)) % HUGE_PAGE;
-        // SAFETY: `offset < HUGE_PAGE`, so `offset + len <= total` lies inside the mapping.
+        let offset = (align - (base as usize % align)) % align;
+        // SAFETY: `offset < align`, so `offset + len <= total` lies inside the mapping.
         let start = unsafe { base.add(offset) };
-        // SAFETY: the range lies inside our mapping; the advice is a hint (if it fails the
-        // buffer simply uses ordinary pages).
-        unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
+        if huge {
+            // SAFETY: the range lies inside our mapping; the advice is a hint (if it fails
+            // the buffer simply uses ordinary pages).
+            unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
+        }
         let ptr = NonNull::new(start).ok_or(err.clone())?;
         let buf = AlignedBuf { ptr, len, map: Some((base, total)) };
         // An array larger than half the free memory stays lazy: committing it could wake the

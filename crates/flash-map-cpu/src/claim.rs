@@ -13,10 +13,10 @@ use flash_map_core::{Batch, ClaimCounts};
 
 use crate::buf::AlignedBuf;
 use crate::mem::{copy_value, SyncPtr};
-use crate::pipeline::{staged, Fetch, Sweep};
+use crate::pipeline::{staged, Ahead, Fetch, Sweep};
 #[cfg(feature = "rayon")]
 use crate::slots::AtomicSlots;
-use crate::slots::RawTable;
+use crate::slots::{per_key_size, with_key_size, RawTable};
 use crate::{CpuError, CpuTable, Exec};
 
 /// The most new claims a batch may make before it has certainly failed (`usize::MAX`:
@@ -211,9 +211,9 @@ impl CpuTable {
     }
 
     /// The claims of a batch in partition order, on one thread: a one-stage loop behind a
-    /// sweep, as in the partitioned lookups (measured on 8M `u64` pairs: inserts 1.3x faster
-    /// than through the two-stage pipeline, and 1.15x faster than this same loop run
-    /// through `staged` with `Fetch::Plain`).
+    /// sweep, as in the partitioned lookups (on large tables faster than both the per-key
+    /// prefetch pipeline and this same loop run through `staged` with `Fetch::Plain`;
+    /// BENCHMARKS.md has the figures).
     fn claim_in_regions(&self, b: &Batch<'_>, shift: u32, budget: Budget, rec: &Recorder) {
         let raw = self.raw();
         let s = raw.plain();
@@ -229,16 +229,27 @@ impl CpuTable {
         }
     }
 
-    /// The claims of a batch in its own order, on one thread, through the prefetch pipeline.
+    /// The claims of a batch in its own order, on one thread, through the prefetch pipeline,
+    /// compiled for the common key sizes (a constant size makes the hash and the key
+    /// comparisons a few fixed loads).
     fn claim_serial(&self, b: &Batch<'_>, budget: Budget, rec: &Recorder) {
-        let raw = self.raw();
-        let s = raw.plain();
-        let mut one = SerialClaims { s, budget, rec, b, new: 0, failed: false };
-        // SAFETY: `i < b.len()`, visited once, by this thread alone.
-        let pass = |i, h| unsafe { one.claim(i, h) };
+        per_key_size!(self.layout.key_size, KS => self.claim_serial_ks::<KS>(b, budget, rec))
+    }
+
+    /// [`claim_serial`](Self::claim_serial) for keys of `KS` bytes (0: the table's size).
+    #[inline(always)]
+    fn claim_serial_ks<const KS: usize>(&self, b: &Batch<'_>, budget: Budget, rec: &Recorder) {
+        let raw = with_key_size::<KS>(self.raw());
+        let fetch = self.claim_fetch();
+        let mut one = SerialClaims { s: raw.plain(), budget, rec, b, new: 0, failed: false };
         // SAFETY: `raw` is this table's, written by this thread alone; the range is the
         // batch's; its keys have the table's key size (checked by the operations).
-        unsafe { staged(&raw, self.hash, b, 0..b.len(), Fetch::Always, pass) };
+        let mut ahead = unsafe { Ahead::new(&raw, self.hash, b, 0..b.len(), fetch) };
+        for i in 0..b.len() {
+            // SAFETY: `i` runs through the range in order, visited once, by this thread
+            // alone.
+            unsafe { one.claim(i, ahead.next(i)) };
+        }
     }
 
     /// The claims of a batch on rayon's threads, with atomic claims; the new claims are
@@ -248,6 +259,7 @@ impl CpuTable {
         use std::sync::atomic::{AtomicBool, AtomicUsize};
         let raw = self.raw();
         let s = AtomicSlots(raw);
+        let fetch = self.claim_fetch();
         let (new, abort) = (AtomicUsize::new(0), AtomicBool::new(false));
         self.exec.for_chunks(b.len(), |range| {
             let pass = |i, h| {
@@ -270,8 +282,16 @@ impl CpuTable {
             // SAFETY: `raw` is this table's; other threads change its state words only by
             // atomic claims, and a claim pass reads none in its prefetch; `range` is within
             // the batch, whose keys have the table's key size.
-            unsafe { staged(&raw, self.hash, b, range, Fetch::Always, pass) }
+            unsafe { staged(&raw, self.hash, b, range, fetch, pass) }
         });
+    }
+
+    /// What a claim pass in batch order fetches ahead: the home slot's key line and its
+    /// value's first line, which a new claim writes (the whole value measured slower), even
+    /// in a table small enough to stay cached: claims are what fill a freshly built table,
+    /// whose memory the system has just zeroed and left in no cache.
+    fn claim_fetch(&self) -> Fetch {
+        Fetch::Home { keys: true, values: 1 }
     }
 
     /// Pass 2: the ledger accepts the claims, or they are undone and the call fails with

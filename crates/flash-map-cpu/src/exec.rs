@@ -51,6 +51,10 @@ impl Exec {
     {
         match self {
             Exec::Serial => f(0..n),
+            // One chunk: no work to share, so no hand-off to the pool (a batch this small
+            // would otherwise wait for a worker to wake up).
+            #[cfg(feature = "rayon")]
+            Exec::Rayon if n <= MIN_LEN => f(0..n),
             #[cfg(feature = "rayon")]
             Exec::Rayon => {
                 use rayon::prelude::*;
@@ -66,6 +70,8 @@ impl Exec {
     {
         match self {
             Exec::Serial => (0..n).for_each(f),
+            #[cfg(feature = "rayon")]
+            Exec::Rayon if n <= MIN_LEN => (0..n).for_each(f),
             #[cfg(feature = "rayon")]
             Exec::Rayon => {
                 use rayon::prelude::*;

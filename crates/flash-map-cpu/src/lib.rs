@@ -6,7 +6,7 @@
 //!   rebuilds, growth, entries).
 //! - `ops`: the bulk operations, each a pass (or three) over the batch.
 //! - `exec`: [`Exec`], the driver that runs a pass serially or on rayon.
-//! - `pipeline`: the two-stage software prefetch every pass runs through.
+//! - `pipeline`: the software prefetch every pass runs through.
 //!
 //! Both engines run the same per-key algorithms from `flash-map-core`, and resolve duplicate
 //! keys by batch position, so they return identical results for identical calls.

@@ -9,8 +9,8 @@ use flash_map_core::{Batch, Contains, Get, GetSink};
 use crate::exec::prefetch_read;
 use crate::mem::{copy_small, SyncPtr};
 use crate::partition::{self, Order};
-use crate::pipeline::{staged, Fetch, Sweep};
-use crate::slots::RawTable;
+use crate::pipeline::{fetch_for, Ahead, Fetch, Sweep};
+use crate::slots::{per_key_size, with_key_size, RawTable};
 use crate::{CpuError, CpuTable};
 
 impl CpuTable {
@@ -42,7 +42,7 @@ impl CpuTable {
         if done {
             return;
         }
-        self.lookup(b, Fetch::OnTagMatch { values: true, shared: false }, |i, slot, raw| {
+        self.lookup(b, self.lookup_fetch(b, vs), |i, slot, raw| {
             // SAFETY: `i < b.len()`, slot (if any) in range.
             unsafe { sink.put(i, slot.map(|s| raw.value_ptr(s) as *const u8)) }
         });
@@ -70,9 +70,7 @@ impl CpuTable {
         }
         let outp = SyncPtr(out.as_mut_ptr());
         // SAFETY: `i < out.len()`, one writer per index.
-        self.lookup(b, Fetch::OnTagMatch { values: false, shared: false }, |i, slot, _| unsafe {
-            outp.write(i, slot.is_some())
-        });
+        self.lookup(b, self.lookup_fetch(b, 0), |i, slot, _| unsafe { outp.write(i, slot.is_some()) });
     }
 
     /// A partitioned lookup of `b` (when worth it and the scratch is free): results go to
@@ -98,10 +96,8 @@ impl CpuTable {
     /// The probe pass of a partitioned lookup by regions of `1 << shift` slots: a plain loop
     /// behind a [`Sweep`] (the lines it touches are cached about a region ahead). Writes
     /// `found[j]` and, for `values`, the value to `res[j]`; returns how many keys were
-    /// found. Measured on 8M `u64` keys, this loop (then with a per-key prefetch) beat the
-    /// two-stage pipeline by 1.15–1.25x and the same loop run through the generic pass
-    /// (`Fetch::Plain`) by 1.1x.
-    ///
+    /// found. On large tables this loop beat both the per-key prefetch pipeline and the same
+    /// loop run through the generic pass (`Fetch::Plain`); BENCHMARKS.md has the figures.
     ///
     /// # Panics
     /// If `found` holds fewer than `b.len()` flags, or (for `values`) `res` fewer than
@@ -136,21 +132,52 @@ impl CpuTable {
         hits
     }
 
+    /// Looks up every key of `b` in batch order (on rayon, in chunks), with `fetch`'s
+    /// prefetch, and calls `f(i, slot, raw)` with key `i`'s slot if it is present.
     fn lookup(&self, b: &Batch<'_>, fetch: Fetch, f: impl Fn(usize, Option<usize>, &RawTable) + Sync + Send) {
-        let raw = self.raw();
-        let hs = self.hash;
-        let s = raw.plain();
+        per_key_size!(self.layout.key_size, KS => self.lookup_ks::<KS>(b, fetch, &f))
+    }
+
+    /// [`lookup`](Self::lookup) for keys of `KS` bytes (0: the table's size).
+    #[inline(always)]
+    fn lookup_ks<const KS: usize>(
+        &self,
+        b: &Batch<'_>,
+        fetch: Fetch,
+        f: impl Fn(usize, Option<usize>, &RawTable) + Sync + Send,
+    ) {
+        let (raw, hs) = (self.raw(), self.hash);
         // Lookups never race with writers (`&self`), so plain loads serve both engines.
         self.exec.for_chunks(b.len(), |range| {
-            let pass = |i, h| {
-                // SAFETY: `i < b.len()`, key valid for key_size bytes.
-                let slot = unsafe { find(&s, h, b.key(i)) };
-                f(i, slot, &raw);
-            };
+            // Locals, not captures: the stores of `f` could alias captured fields, which the
+            // loop would then reload for every key.
+            let (raw, hs, b) = (with_key_size::<KS>(raw), hs, *b);
+            let s = raw.plain();
+            let b = &b;
             // SAFETY: `raw` is this table's, which nobody writes during `&self`; `range` is
             // within the batch, whose keys have the table's key size (checked by callers).
-            unsafe { staged(&raw, hs, b, range, fetch, pass) }
+            let mut ahead = unsafe { Ahead::new(&raw, hs, b, range.clone(), fetch) };
+            for i in range {
+                // SAFETY: `i` runs through the range in order; `i < b.len()`, key valid for
+                // key_size bytes.
+                let slot = unsafe { find(&s, ahead.next(i), b.key(i)) };
+                f(i, slot, &raw);
+            }
         });
+    }
+
+    /// What a lookup of `b` in batch order fetches ahead: nothing in a cached table; in a
+    /// larger one, the home state words alone when a sample of a large batch shows its keys
+    /// mostly absent (their key and value lines are never read), else also the home key
+    /// line and up to `value_bytes` of the value.
+    fn lookup_fetch(&self, b: &Batch<'_>, value_bytes: usize) -> Fetch {
+        const SAMPLE: usize = flash_map_core::tuning::TUNING.absent_sample;
+        let home = if b.len() >= 4 * SAMPLE && self.mostly_absent(b) {
+            Fetch::Home { keys: false, values: 0 }
+        } else {
+            Fetch::Home { keys: true, values: value_bytes.min(flash_map_core::tuning::TUNING.value_prefetch_bytes) }
+        };
+        fetch_for(self.table_bytes(), home)
     }
 
     /// Whether a serial lookup of `b` runs partitioned: `Some(shift)` of its regions.

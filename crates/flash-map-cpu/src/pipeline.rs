@@ -1,47 +1,51 @@
 //! The prefetch pipeline every pass over a batch runs through.
 //!
 //! A batch is known in full before it runs, so the addresses its keys will touch can be
-//! computed ahead of use: while key `i` is processed, key `i + 8`'s home slot lines are
-//! being fetched and key `i + 24`'s home state word too. The keys of a batch are
-//! independent, so a dozen cache misses stay in flight instead of one dependent chain.
+//! computed ahead of use: while key `i` is processed, key `i + D`'s hash is computed and the
+//! lines of its home slot (the state word, and per [`Fetch`] its key and value) are
+//! fetched. The keys of a batch are independent, so a dozen cache misses stay in flight
+//! instead of one dependent chain.
+//!
+//! One stage, not two: an earlier pipeline read each prefetched state word again a few keys
+//! later to fetch the key and value lines of the first fingerprint match. That second look
+//! cost more instructions than the misses it saved whenever the table was cached, and at
+//! load factors of at most a half most keys sit in their home slot, whose lines this
+//! pipeline fetches directly (BENCHMARKS.md, issue 13).
 
 use std::ops::Range;
 
 use flash_map_core::probe::home;
-use flash_map_core::slot::{full_word, tag_of};
 use flash_map_core::tuning::TUNING;
-use flash_map_core::{Batch, KeyHasher, Slots};
+use flash_map_core::{Batch, KeyHasher};
 
 use crate::exec::prefetch_read;
 use crate::slots::RawTable;
 
-/// What the second prefetch stage fetches besides the state word.
+/// What the pipeline fetches for a key ahead of its use.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fetch {
-    /// Key and value lines when the state's fingerprint matches (lookups, removals).
-    /// `shared`: other threads change state words during the pass (parallel removals), so
-    /// they are read with atomic loads, one at a time.
-    OnTagMatch { values: bool, shared: bool },
-    /// Key and value lines always (claims write them when the slot is free).
-    Always,
-    /// One stage, for passes in partition order ([`crate::partition`]) by regions of
-    /// `1 << shift` slots: a plain loop behind a [`Sweep`] of the state and key (and, for
-    /// `values`, value) lines. Measured on 8M `u64` keys, removals ran 1.1x faster than
-    /// through the two stages.
+    /// The home slot's state word, per `keys` the first line of its key, and the lines of
+    /// the first `values` bytes of its value (0: none). A lookup of keys that are mostly absent fetches neither (a missing key rarely
+    /// matches a fingerprint, so its key and value lines are never read); claims fetch both
+    /// (they write them when the slot is free).
+    Home { keys: bool, values: usize },
+    /// Nothing: the table is small enough to stay cached
+    /// ([`TUNING`]`.cached_table_bytes`), where a prefetch costs more than the miss it saves.
+    Nothing,
+    /// For passes in partition order ([`crate::partition`]) by regions of `1 << shift`
+    /// slots: no per-key prefetch, but a [`Sweep`] of the state and key (and, for `values`,
+    /// value) lines a region ahead.
     Plain { values: bool, shift: u32 },
 }
 
-/// Runs `body(i, hash)` for `i` in `range`, in order, with a two-stage software prefetch:
-/// `D1` keys ahead the key is hashed and its home state word prefetched; `D2` keys ahead
-/// that (now cached) word is read and, per `fetch`, the key and value lines of the home slot
-/// are prefetched. Misses thus cost one cache line; the batch's independent keys keep a
-/// dozen lines in flight instead of one dependent chain at a time.
+/// Runs `body(i, hash)` for `i` in `range`, in order, with a software prefetch:
+/// [`TUNING`]`.prefetch_hash_ahead` keys ahead, the key is hashed and its home lines are
+/// fetched (per `fetch`), and its hash is kept in a ring until its turn.
 ///
 /// # Safety
-/// `raw` views the live arrays of the table (as [`crate::CpuTable`]'s `raw()` makes it), which
-/// other threads change during the pass only through atomics, and only in passes whose
-/// `fetch` says `shared` or that read no state words (claims); `range.end <= b.len()`; `b`'s
-/// keys hold `raw.key_size` bytes.
+/// `raw` views the live arrays of the table (as [`crate::CpuTable`]'s `raw()` makes it);
+/// `range.end <= b.len()`; `b`'s keys hold `raw.key_size` bytes. (The pipeline itself only
+/// hashes keys and prefetches, which never faults; it reads no table memory.)
 #[inline(always)]
 pub(crate) unsafe fn staged(
     raw: &RawTable,
@@ -56,45 +60,117 @@ pub(crate) unsafe fn staged(
         unsafe { plain(raw, hs, b, range, values, shift, body) };
         return;
     }
-    const D1: usize = TUNING.prefetch_hash_ahead;
-    const D2: usize = TUNING.prefetch_lines_ahead;
-    // Hashes in flight: D1 of them, a power of two for a cheap index.
-    const RING: usize = D1.next_power_of_two();
-    let mut ring = [0u64; RING];
-    let end = range.end;
-    let stage1 = |ring: &mut [u64; RING], i: usize| {
-        // SAFETY: `i < end <= b.len()`; the slot is masked into the table; prefetches never
-        // fault.
-        unsafe {
-            let h = hs.hash(b.key(i), raw.key_size);
-            ring[i % RING] = h;
-            let slot = home(h, raw.mask);
-            prefetch_read(raw.states.add(slot));
-            if slot % 16 > 8 && matches!(fetch, Fetch::OnTagMatch { shared: false, .. }) {
-                // Stage two reads eight words from the home slot on: these cross into the
-                // next line, which would otherwise stall it (measured: rayon removals of 8M
-                // keys 1.5x slower without this).
-                prefetch_read(raw.states.wrapping_add(slot + 8));
-            }
-        }
-    };
     // SAFETY: forwarded contract.
-    let stage2 = |ring: &[u64; RING], i: usize| unsafe { fetch_home_lines(raw, ring[i % RING], fetch) };
-    for i in range.start..(range.start + D1).min(end) {
-        stage1(&mut ring, i);
-    }
-    for i in range.start..(range.start + D2).min(end) {
-        stage2(&ring, i);
-    }
+    let mut ahead = unsafe { Ahead::new(raw, hs, b, range.clone(), fetch) };
     for i in range {
-        if i + D1 < end {
-            stage1(&mut ring, i + D1);
-        }
-        if i + D2 < end {
-            stage2(&ring, i + D2);
-        }
-        body(i, ring[i % RING]);
+        // SAFETY: `i` runs through `range` in order.
+        let h = unsafe { ahead.next(i) };
+        body(i, h);
     }
+}
+
+/// What a pass over a table of `table_bytes` (state, key and value arrays) fetches ahead:
+/// nothing when the table stays cached, else `home`.
+pub(crate) fn fetch_for(table_bytes: usize, home: Fetch) -> Fetch {
+    if table_bytes <= TUNING.cached_table_bytes {
+        Fetch::Nothing
+    } else {
+        home
+    }
+}
+
+/// Keys ahead of the one being processed whose hash is computed and home lines fetched.
+const D: usize = TUNING.prefetch_hash_ahead;
+/// Hashes in flight: a power of two for a cheap index.
+const RING: usize = D.next_power_of_two();
+
+/// The prefetch of [`staged`] as a cursor, for loops that keep their body inline: `next(i)`
+/// for each `i` of the range in order returns key `i`'s hash and fetches the home lines
+/// of key `i + D`.
+pub(crate) struct Ahead<'r, 'b, 'a> {
+    raw: &'r RawTable,
+    hs: KeyHasher,
+    b: &'b Batch<'a>,
+    end: usize,
+    keys: bool,
+    values: usize,
+    /// Whether to fetch at all ([`Fetch::Nothing`]: each key is hashed when its turn comes).
+    on: bool,
+    ring: [u64; RING],
+}
+
+impl<'r, 'b, 'a> Ahead<'r, 'b, 'a> {
+    /// A cursor over `range` of `b` that fetches per `fetch` (not [`Fetch::Plain`]); hashes
+    /// and fetches the range's first keys.
+    ///
+    /// # Safety
+    /// As [`staged`].
+    #[inline(always)]
+    pub(crate) unsafe fn new(
+        raw: &'r RawTable,
+        hs: KeyHasher,
+        b: &'b Batch<'a>,
+        range: Range<usize>,
+        fetch: Fetch,
+    ) -> Self {
+        let (on, keys, values) = match fetch {
+            Fetch::Home { keys, values } => (true, keys, values),
+            Fetch::Nothing | Fetch::Plain { .. } => (false, false, 0),
+        };
+        let mut a = Ahead { raw, hs, b, end: range.end, keys, values, on, ring: [0; RING] };
+        if !on {
+            return a;
+        }
+        for i in range.start..(range.start + D).min(range.end) {
+            // SAFETY: `i < end <= b.len()` (the contract).
+            a.ring[i % RING] = unsafe { ahead(raw, hs, b, i, keys, values) };
+        }
+        a
+    }
+
+    /// Key `i`'s hash; fetches key `i + D`'s lines.
+    ///
+    /// # Safety
+    /// Called for each `i` of the range given to [`new`](Self::new), in order.
+    #[inline(always)]
+    pub(crate) unsafe fn next(&mut self, i: usize) -> u64 {
+        if !self.on {
+            // SAFETY: `i < end <= b.len()` (`new`'s contract).
+            return unsafe { self.hs.hash(self.b.key(i), self.raw.key_size) };
+        }
+        let h = self.ring[i % RING];
+        if i + D < self.end {
+            // SAFETY: `i + D < end <= b.len()` (`new`'s contract).
+            self.ring[(i + D) % RING] = unsafe { ahead(self.raw, self.hs, self.b, i + D, self.keys, self.values) };
+        }
+        h
+    }
+}
+
+/// Hashes key `i` of `b` and fetches its home lines: the state word's (and the next line
+/// of state words when the group of eight that a probe compares at once crosses into it),
+/// per `keys` the first line of the home slot's key, and the lines of the first `values`
+/// bytes of its value. Returns the hash.
+///
+/// # Safety
+/// `i < b.len()`; `b`'s keys hold `raw.key_size` bytes.
+#[inline(always)]
+unsafe fn ahead(raw: &RawTable, hs: KeyHasher, b: &Batch<'_>, i: usize, keys: bool, values: usize) -> u64 {
+    // SAFETY: `i < b.len()`, whose keys hold `key_size` bytes (the contract).
+    let h = unsafe { hs.hash(b.key(i), raw.key_size) };
+    let slot = home(h, raw.mask);
+    // Prefetches never fault, so the addresses need no bounds (`wrapping_add`).
+    prefetch_read(raw.states.wrapping_add(slot));
+    if slot % 16 > 8 {
+        prefetch_read(raw.states.wrapping_add(slot + 8));
+    }
+    if keys {
+        prefetch_read(raw.keys.wrapping_add(slot * raw.key_size));
+    }
+    if values != 0 {
+        prefetch_lines(raw.values.wrapping_add(slot * raw.value_size), values);
+    }
+    h
 }
 
 /// The one-stage loop of [`Fetch::Plain`].
@@ -117,71 +193,6 @@ unsafe fn plain(
         let h = unsafe { hs.hash(b.key(i), raw.key_size) };
         sweep.step(raw, h, true, values);
         body(i, h);
-    }
-}
-
-/// Stage two of [`staged`] for a key of hash `h`, whose home state word stage one fetched:
-/// per `fetch`, fetches the key and value lines of its home slot, or of the first slot
-/// whose fingerprint matches.
-///
-/// # Safety
-/// As [`staged`], for the table `raw` views.
-#[inline(always)]
-unsafe fn fetch_home_lines(raw: &RawTable, h: u64, fetch: Fetch) {
-    let slot = home(h, raw.mask);
-    // SAFETY: `slot` is masked into the table, and the words read lie in it (the group only
-    // when it fits before the end); other threads change words only in `shared` passes,
-    // which read them atomically (the contract); prefetches never fault.
-    unsafe {
-        let (target, values) = match fetch {
-            Fetch::Always => (Some(slot), true),
-            Fetch::Plain { .. } => (None, false),
-            Fetch::OnTagMatch { values, shared } => {
-                // The key is at its home slot or a few slots on: look through the state
-                // words (one cache line, already fetched) for the first fingerprint match.
-                let full = full_word(tag_of(h));
-                let mut found = None;
-                if <flash_map_core::probe::RawSlots as Slots>::GROUPED && !shared && slot + 8 <= raw.mask + 1 {
-                    // Eight state words at once, as `probe::find` does: no branch per
-                    // slot to mispredict (stage one fetched both of their lines).
-                    let cand = raw.plain().group(slot, full).candidates();
-                    if cand != 0 {
-                        let t = slot + cand.trailing_zeros() as usize;
-                        prefetch_read(raw.keys.add(t * raw.key_size));
-                        if values {
-                            prefetch_value(raw, t);
-                        }
-                    }
-                    return;
-                }
-                for j in 0..4 {
-                    let t = (slot + j) & raw.mask;
-                    let st = if shared {
-                        // Relaxed suffices: the word only steers a prefetch.
-                        std::sync::atomic::AtomicU32::from_ptr(raw.states.add(t))
-                            .load(std::sync::atomic::Ordering::Relaxed)
-                    } else {
-                        *raw.states.add(t)
-                    };
-                    if st == full {
-                        found = Some(t);
-                        break;
-                    }
-                    if st == flash_map_core::slot::EMPTY {
-                        break;
-                    }
-                }
-                (found, values)
-            }
-        };
-        if let Some(t) = target {
-            prefetch_read(raw.keys.add(t * raw.key_size));
-            if values {
-                // Claims (and lookups at the table's last slots) fetch the first line
-                // alone: for claims, the whole value measured slower.
-                prefetch_read(raw.value_ptr(t));
-            }
-        }
     }
 }
 
@@ -262,15 +273,4 @@ fn prefetch_lines(p: *const u8, len: usize) {
         prefetch_read(line.wrapping_add(off));
         off += 64;
     }
-}
-
-/// Prefetches the lines of slot `slot`'s value: all of them up to four (a 128-byte value
-/// spans two lines, and the second would otherwise miss on its own when the value is read).
-///
-/// # Safety
-/// `slot <= raw.mask`.
-#[inline(always)]
-unsafe fn prefetch_value(raw: &RawTable, slot: usize) {
-    // SAFETY: in range by contract; prefetches never fault.
-    prefetch_lines(unsafe { raw.value_ptr(slot) }, raw.value_size.min(TUNING.value_prefetch_bytes));
 }

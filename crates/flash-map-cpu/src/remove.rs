@@ -4,7 +4,7 @@
 use flash_map_core::probe::remove;
 use flash_map_core::{Batch, Remove};
 
-use crate::pipeline::{staged, Fetch};
+use crate::pipeline::{fetch_for, staged, Fetch};
 #[cfg(feature = "rayon")]
 use crate::slots::AtomicSlots;
 use crate::{CpuError, CpuTable, Exec};
@@ -13,14 +13,15 @@ impl CpuTable {
     fn remove_in_order(&mut self, b: &Batch<'_>, shift: Option<u32>) -> usize {
         let raw = self.raw();
         let hs = self.hash;
-        let shared = self.exec.is_parallel();
         let fetch = match shift {
             Some(shift) => Fetch::Plain { values: false, shift },
-            None => Fetch::OnTagMatch { values: false, shared },
+            None => fetch_for(self.table_bytes(), Fetch::Home { keys: true, values: 0 }),
         };
         match self.exec {
             Exec::Serial => {
                 let s = raw.plain();
+                // (The key size stays a run-time value here: removals are one pass whose
+                // cost is the table's memory, not its instructions.)
                 let mut n = 0;
                 let pass = |i, h| {
                     // SAFETY: `i < b.len()`, keys valid.
@@ -44,8 +45,8 @@ impl CpuTable {
                         let gone = unsafe { remove(&s, h, b.key(i)) };
                         n += gone as usize;
                     };
-                    // SAFETY: as above; this pass's `fetch` is `shared`, so its prefetch
-                    // reads state words atomically; `range` is within the batch.
+                    // SAFETY: as above (the prefetch reads no table memory); `range` is
+                    // within the batch.
                     unsafe { staged(&raw, hs, b, range, fetch, pass) };
                     n
                 })

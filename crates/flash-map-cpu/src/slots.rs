@@ -33,6 +33,43 @@ unsafe impl Send for RawTable {}
 // SAFETY: as above.
 unsafe impl Sync for RawTable {}
 
+/// Evaluates `$body` with the constant `$ks` set to `$size` when that is a common key size
+/// (4, 8, 16 or 32 bytes), else to 0 (the size stays a run-time value): the entry of a pass
+/// compiled per key size (see [`with_key_size`]).
+macro_rules! per_key_size {
+    ($size:expr, $ks:ident => $body:expr) => {
+        per_key_size!(@arms $size, $ks => $body; 4, 8, 16, 32)
+    };
+    (@arms $size:expr, $ks:ident => $body:expr; $($n:literal),*) => {
+        match $size {
+            $($n => {
+                const $ks: usize = $n;
+                $body
+            })*
+            _ => {
+                const $ks: usize = 0;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use per_key_size;
+
+/// `raw` with its key size the constant `KS` (0: unchanged). The passes are compiled once
+/// per common key size, and a constant key size turns every hash and key comparison of the
+/// inlined probe code into a few fixed loads.
+///
+/// # Panics
+/// If `KS` is neither 0 nor the table's key size.
+#[inline(always)]
+pub(crate) fn with_key_size<const KS: usize>(mut raw: RawTable) -> RawTable {
+    if KS != 0 {
+        assert_eq!(raw.key_size, KS, "a pass compiled for another key size");
+        raw.key_size = KS;
+    }
+    raw
+}
+
 impl RawTable {
     /// Plain, single-threaded (or read-only) access to the states and keys.
     #[inline(always)]

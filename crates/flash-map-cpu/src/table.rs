@@ -152,6 +152,12 @@ impl CpuTable {
         self.ledger.tombstones()
     }
 
+    /// Bytes of the state, key and value arrays.
+    pub(crate) fn table_bytes(&self) -> usize {
+        let l = &self.layout;
+        l.slots.saturating_mul(4 + l.key_size + l.value_size)
+    }
+
     pub(crate) fn raw(&self) -> RawTable {
         RawTable {
             states: self.states.as_ptr() as *mut u32,

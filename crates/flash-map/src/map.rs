@@ -383,24 +383,22 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         out.try_reserve_exact(n)
             .map_err(|_| FlashMapError::AllocationFailed { bytes: n.saturating_mul(size_of::<Option<V>>()) })?;
         flash_map_cpu::advise_huge(out.as_mut_ptr(), n * size_of::<Option<V>>());
-        struct OutPtr<V>(*mut Option<V>);
+        // Generic, not `dyn`, and holding the pointer itself: the per-key store inlines into
+        // the engine's loop with one load of the base pointer.
+        struct Sink<V>(*mut Option<V>);
         // SAFETY: each index is written by exactly one thread (the engines' contract).
-        unsafe impl<V> Sync for OutPtr<V> {}
-        let dst = OutPtr(out.as_mut_ptr());
-        // Generic, not `dyn`: the per-key store inlines into the engine's loop.
-        struct Sink<'a, F>(&'a F);
-        impl<F: Fn(usize, Option<*const u8>) + Sync> flash_map_core::GetSink for Sink<'_, F> {
+        unsafe impl<V> Sync for Sink<V> {}
+        impl<V: crate::Pod> flash_map_core::GetSink for Sink<V> {
+            #[inline(always)]
             unsafe fn put(&self, i: usize, v: Option<*const u8>) {
-                (self.0)(i, v)
+                // SAFETY: `i < n <= capacity` (called once per batch position); a `Some`
+                // pointer holds `size_of::<V>()` bytes of a stored `V` (any bit pattern is a
+                // valid Pod value).
+                unsafe { self.0.add(i).write(v.map(|p| std::ptr::read_unaligned(p as *const V))) };
             }
         }
-        let put = |i: usize, v: Option<*const u8>| {
-            let _ = &dst;
-            // SAFETY: `i < n <= capacity`; a `Some` pointer holds `size_of::<V>()` bytes of a
-            // stored `V` (any bit pattern is a valid Pod value).
-            unsafe { dst.0.add(i).write(v.map(|p| std::ptr::read_unaligned(p as *const V))) };
-        };
-        dispatch!(&self.engine, t => t.get(&Batch::keys(keys), &Sink(&put)))?;
+        let sink = Sink(out.as_mut_ptr());
+        dispatch!(&self.engine, t => t.get(&Batch::keys(keys), &sink))?;
         // SAFETY: the engine called `put` once for every `i < n`.
         unsafe { out.set_len(n) };
         Ok(())

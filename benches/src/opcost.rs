@@ -1,0 +1,337 @@
+//! The steady-state cost of one operation, FlashMap Serial against hashbrown, in one
+//! process on the same data: for engine work on small tables, where the compare binary's
+//! cold memory and construction hide the instructions per key.
+//!
+//! `opcost w1|w2 PAIRS REPS OP...` with OP among `hit`, `miss`, `insert` (updates of present
+//! keys) and `build` (a fresh table built and filled); prints the minimum and median of
+//! REPS runs of each and the ratio of the medians. `ONLY_FLASH=1` skips hashbrown (for
+//! instruction counts under callgrind: the difference between two REPS values, divided by
+//! the keys, is the instructions per key).
+use flash_map::{Backend, FlashMap};
+use flash_map_benches::{data, Data, Gen, H};
+use std::mem::size_of;
+use std::time::Instant;
+
+fn t<T>(f: impl FnOnce() -> T) -> (f64, T) {
+    let s = Instant::now();
+    let r = f();
+    (s.elapsed().as_secs_f64() * 1e3, r)
+}
+
+fn go<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize, op: &str) {
+    let n = d.pairs.len();
+    let mut fl = vec![];
+    let mut hb = vec![];
+    let mut m = FlashMap::<K, V>::builder(n).backend(Backend::Serial).build().unwrap();
+    m.bulk_insert(&d.pairs).unwrap();
+    let mut h = hashbrown::HashMap::<K, V, H>::with_capacity_and_hasher(n, H::default());
+    for (k, v) in &d.pairs {
+        h.insert(*k, *v);
+    }
+    let mut out = Vec::new();
+    for _ in 0..reps {
+        let (a, _) = match op {
+            "hit" => t(|| {
+                m.bulk_get_into(&d.keys, &mut out).unwrap();
+                out.len()
+            }),
+            "miss" => t(|| {
+                m.bulk_get_into(&d.absent, &mut out).unwrap();
+                out.len()
+            }),
+            "insert" => t(|| m.bulk_insert(&d.pairs).unwrap()),
+            _ => t(|| {
+                let mut m = FlashMap::<K, V>::builder(n).backend(Backend::Serial).build().unwrap();
+                m.bulk_insert(&d.pairs).unwrap()
+            }),
+        };
+        fl.push(a);
+        if std::env::var_os("ONLY_FLASH").is_some() {
+            hb.push(0.0);
+            continue;
+        }
+        let (b, _) = match op {
+            "hit" => t(|| {
+                let v: Vec<_> = d.keys.iter().map(|k| h.get(k).copied()).collect();
+                v.len()
+            }),
+            "miss" => t(|| {
+                let v: Vec<_> = d.absent.iter().map(|k| h.get(k).copied()).collect();
+                v.len()
+            }),
+            "insert" => t(|| {
+                for (k, v) in &d.pairs {
+                    h.insert(*k, *v);
+                }
+                0
+            }),
+            _ => t(|| {
+                let mut h = hashbrown::HashMap::<K, V, H>::with_capacity_and_hasher(n, H::default());
+                for (k, v) in &d.pairs {
+                    h.insert(*k, *v);
+                }
+                h.len()
+            }),
+        };
+        hb.push(b);
+    }
+    fl.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    hb.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "{op} n={n}: flash min {:.3} med {:.3} | hashbrown min {:.3} med {:.3} | ratio(med) {:.2}",
+        fl[0],
+        fl[reps / 2],
+        hb[0],
+        hb[reps / 2],
+        fl[reps / 2] / hb[reps / 2]
+    );
+}
+
+/// The floor of the engine's layout: the same three arrays (state words, keys, values) of
+/// the same slot count, touched in the same order by a loop with none of the engine's
+/// bookkeeping (no per-position records, no budget, no batch view): hash (Identity), the
+/// eight state words at the home slot compared at once, then the key and value, with the
+/// engine's prefetch of the home lines 16 keys ahead (lookups only in tables beyond 1 MiB).
+/// `build` allocates the arrays as the engine does ([`Fresh`]) and inserts into them; `hit` and `miss` collect
+/// `Vec<Option<V>>`. Keys whose group of eight holds no empty slot fall back to a scalar
+/// probe (rare at the default load).
+struct Floor<K, V> {
+    states: Fresh<u32>,
+    keys: Fresh<K>,
+    values: Fresh<V>,
+    mask: usize,
+}
+
+/// `n` zeroed `T`s in memory allocated as the engine allocates a table's arrays
+/// (`TUNING.commit_min_bytes` and up: mapped and committed at once, 2 MiB-aligned with
+/// huge pages advised from `TUNING.huge_page_min_bytes`; smaller: `calloc`).
+struct Fresh<T> {
+    ptr: *mut T,
+    n: usize,
+    map: Option<(*mut libc::c_void, usize)>,
+}
+
+impl<T: Copy> Fresh<T> {
+    fn new(n: usize) -> Self {
+        use flash_map_core::tuning::TUNING;
+        let len = n * size_of::<T>();
+        if len < TUNING.commit_min_bytes {
+            let layout = std::alloc::Layout::array::<T>(n).unwrap();
+            // SAFETY: non-zero size; all-zero bytes are a valid Pod value.
+            let ptr = unsafe { std::alloc::alloc_zeroed(layout) } as *mut T;
+            assert!(!ptr.is_null());
+            return Fresh { ptr, n, map: None };
+        }
+        let huge = len >= TUNING.huge_page_min_bytes;
+        let align = if huge { 2 << 20 } else { 4096 };
+        let total = len + align;
+        // SAFETY: an anonymous private mapping; checked below; advice is a hint.
+        unsafe {
+            let base = libc::mmap(
+                std::ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert!(base != libc::MAP_FAILED);
+            let start = (base as *mut u8).add((align - base as usize % align) % align);
+            if huge {
+                libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+            }
+            libc::madvise(start as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE);
+            Fresh { ptr: start as *mut T, n, map: Some((base, total)) }
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Fresh<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: `n` zero-initialised (or written) values.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.n) }
+    }
+}
+
+impl<T> std::ops::DerefMut for Fresh<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        // SAFETY: as above, owned exclusively.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.n) }
+    }
+}
+
+impl<T> Drop for Fresh<T> {
+    fn drop(&mut self) {
+        // SAFETY: the mapping or allocation made in `new`.
+        unsafe {
+            match self.map {
+                Some((base, total)) => {
+                    libc::munmap(base, total);
+                }
+                None => std::alloc::dealloc(self.ptr as *mut u8, std::alloc::Layout::array::<T>(self.n).unwrap()),
+            }
+        }
+    }
+}
+
+impl<K: Gen, V: Gen> Floor<K, V> {
+    fn new(n: usize) -> Self {
+        let l = flash_map_core::TableLayout::for_capacity(n, 0.5, size_of::<K>(), size_of::<V>()).unwrap();
+        Floor { states: Fresh::new(l.slots), keys: Fresh::new(l.slots), values: Fresh::new(l.slots), mask: l.slots - 1 }
+    }
+    fn bytes(&self) -> usize {
+        (self.mask + 1) * (4 + size_of::<K>() + size_of::<V>())
+    }
+    #[inline(always)]
+    fn hash(k: &K) -> (u64, usize, u32) {
+        let b = bytemuck_bytes(k);
+        let mut w = [0u8; 8];
+        w[..b.len().min(8)].copy_from_slice(&b[..b.len().min(8)]);
+        let h = flash_map_core::hash::fmix64(u64::from_le_bytes(w));
+        (h, h as usize, flash_map_core::slot::full_word(flash_map_core::slot::tag_of(h)))
+    }
+    #[inline(always)]
+    fn group(&self, at: usize, w: u32) -> (u32, u32) {
+        if at + 8 > self.mask + 1 {
+            let m = |x: u32| (0..8).fold(0u32, |a, j| a | ((self.states[(at + j) & self.mask] == x) as u32) << j);
+            return (m(w), m(0));
+        }
+        use std::arch::x86_64::*;
+        // SAFETY: `at + 8 <= slots`.
+        unsafe {
+            let p = self.states.as_ptr().add(at);
+            let (a, b) = (_mm_loadu_si128(p as *const __m128i), _mm_loadu_si128(p.add(4) as *const __m128i));
+            let m = |x: u32| {
+                let v = _mm_set1_epi32(x as i32);
+                let f = |y| _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(y, v))) as u32;
+                f(a) | f(b) << 4
+            };
+            (m(w), m(0))
+        }
+    }
+    #[inline(always)]
+    fn prefetch(&self, k: &K, values: bool) {
+        let (_, h, _) = Self::hash(k);
+        let s = h & self.mask;
+        use std::arch::x86_64::*;
+        // SAFETY: prefetches never fault.
+        unsafe {
+            _mm_prefetch(self.states.as_ptr().wrapping_add(s) as *const i8, _MM_HINT_T0);
+            _mm_prefetch(self.keys.as_ptr().wrapping_add(s) as *const i8, _MM_HINT_T0);
+            if values {
+                _mm_prefetch(self.values.as_ptr().wrapping_add(s) as *const i8, _MM_HINT_T0);
+            }
+        }
+    }
+    fn insert_all(&mut self, pairs: &[(K, V)]) {
+        let pf = true;
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            if pf && i + 16 < pairs.len() {
+                self.prefetch(&pairs[i + 16].0, true);
+            }
+            let (_, h, w) = Self::hash(k);
+            let at = h & self.mask;
+            let (_, empty) = self.group(at, w);
+            let mut s = if empty != 0 { at + empty.trailing_zeros() as usize } else { at + 8 };
+            while self.states[s & self.mask] != 0 {
+                s += 1;
+            }
+            let s = s & self.mask;
+            self.states[s] = w;
+            self.keys[s] = *k;
+            self.values[s] = *v;
+        }
+    }
+    fn get_all(&self, keys: &[K], out: &mut Vec<Option<V>>, hits: bool) {
+        out.clear();
+        let pf = self.bytes() > (1 << 20);
+        for (i, k) in keys.iter().enumerate() {
+            if pf && i + 16 < keys.len() {
+                self.prefetch(&keys[i + 16], hits);
+            }
+            let (_, h, w) = Self::hash(k);
+            let at = h & self.mask;
+            let (mut m, empty) = self.group(at, w);
+            if empty != 0 {
+                m &= (1 << empty.trailing_zeros()) - 1;
+            }
+            let mut r = None;
+            while m != 0 {
+                let s = at + m.trailing_zeros() as usize;
+                if self.keys[s & self.mask] == *k {
+                    r = Some(self.values[s & self.mask]);
+                    break;
+                }
+                m &= m - 1;
+            }
+            if r.is_none() && empty == 0 {
+                let mut s = at + 8;
+                while self.states[s & self.mask] != 0 {
+                    if self.states[s & self.mask] == w && self.keys[s & self.mask] == *k {
+                        r = Some(self.values[s & self.mask]);
+                        break;
+                    }
+                    s += 1;
+                }
+            }
+            out.push(r);
+        }
+    }
+}
+
+fn bytemuck_bytes<K: Gen>(k: &K) -> &[u8] {
+    // SAFETY: a Pod key is plain bytes.
+    unsafe { std::slice::from_raw_parts(k as *const K as *const u8, size_of::<K>()) }
+}
+
+fn floor<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize) {
+    let n = d.pairs.len();
+    let (mut b, mut hi, mut mi) = (vec![], vec![], vec![]);
+    let mut out = Vec::new();
+    for _ in 0..reps {
+        let (t1, f) = t(|| {
+            let mut f = Floor::<K, V>::new(n);
+            f.insert_all(&d.pairs);
+            f
+        });
+        let (t2, _) = t(|| f.get_all(&d.keys, &mut out, true));
+        assert!(out.iter().zip(&d.pairs).all(|(o, p)| *o == Some(p.1)), "floor: wrong hit");
+        let (t3, _) = t(|| f.get_all(&d.absent, &mut out, false));
+        assert!(out.iter().all(Option::is_none), "floor: wrong miss");
+        b.push(t1);
+        hi.push(t2);
+        mi.push(t3);
+    }
+    for (name, mut v) in [("build", b), ("hit", hi), ("miss", mi)] {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!("floor {name} n={n}: min {:.3} med {:.3}", v[0], v[reps / 2]);
+    }
+}
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let w = a[1].as_str();
+    let n: usize = a[2].parse().unwrap();
+    let reps: usize = a[3].parse().unwrap();
+    let ops: Vec<&str> = a[4..].iter().map(|s| s.as_str()).collect();
+    if w == "w2" {
+        let d = data::<u64, u64>(n);
+        for o in &ops {
+            if *o == "floor" {
+                floor(&d, reps)
+            } else {
+                go(&d, reps, o)
+            }
+        }
+    } else {
+        let d = data::<[u8; 32], [u8; 128]>(n);
+        for o in &ops {
+            if *o == "floor" {
+                floor(&d, reps)
+            } else {
+                go(&d, reps, o)
+            }
+        }
+    }
+}
