@@ -4,8 +4,8 @@
 //!
 //! `build_time table w1|w2 PAIRS [serial|rayon]`: builds a map sized for PAIRS pairs
 //! (`w1`: `[u8;32] -> [u8;128]`, `w2`: `u64 -> u64`), then inserts PAIRS pairs, and prints
-//! the build time, the first insert's time, the table's bytes and the growth of resident
-//! memory during the build.
+//! the build time, the first insert's time, the table's bytes, the growth of resident
+//! memory during the build, and how much of the process's memory is in huge pages.
 //!
 //! `build_time fragment PERCENT`: the fragmentation step. Takes PERCENT of the available
 //! memory in 4 KiB pages (huge pages refused), gives back every other page, prints
@@ -38,12 +38,19 @@ fn table<K: Gen, V: Gen>(n: usize, backend: Backend) {
     let t = Instant::now();
     assert_eq!(m.bulk_insert(&d.pairs).expect("insert"), n);
     let insert = t.elapsed().as_secs_f64() * 1e3;
+    let huge = std::fs::read_to_string("/proc/self/smaps_rollup")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("AnonHugePages:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok())
+        .map_or(0, |kb| kb << 10);
     let s = m.stats();
     let bytes = s.slots * (4 + size_of::<K>() + size_of::<V>());
     println!(
-        "build_ms {build:.1} insert_ms {insert:.1} table_mb {:.1} resident_growth_mb {:.1}",
+        "build_ms {build:.1} insert_ms {insert:.1} table_mb {:.1} resident_growth_mb {:.1} huge_pages_mb {:.1}",
         bytes as f64 / 1e6,
-        grown as f64 / 1e6
+        grown as f64 / 1e6,
+        huge as f64 / 1e6
     );
 }
 
@@ -78,6 +85,46 @@ fn fragment(percent: usize) {
     let _ = std::io::stdin().read(&mut [0u8; 1]);
 }
 
+/// `build_time trace MIB STEP_MIB [huge]`: commits a fresh mapping of MIB MiB in steps of
+/// STEP_MIB (with huge pages advised for `huge`), printing each step's milliseconds: where in
+/// a commit the time goes.
+#[cfg(target_os = "linux")]
+fn trace(len: usize, step: usize, huge: bool) {
+    // SAFETY: an anonymous private mapping with no address hint; checked below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len + (2 << 20),
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert!(p != libc::MAP_FAILED, "mmap failed");
+    let p = (p as usize).next_multiple_of(2 << 20) as *mut libc::c_void;
+    if huge {
+        // SAFETY: inside the mapping.
+        unsafe { libc::madvise(p, len, libc::MADV_HUGEPAGE) };
+    }
+    let mut steps = Vec::new();
+    for off in (0..len).step_by(step) {
+        let t = Instant::now();
+        // SAFETY: inside the mapping.
+        unsafe {
+            libc::madvise((p as *mut u8).add(off) as *mut libc::c_void, step.min(len - off), libc::MADV_POPULATE_WRITE)
+        };
+        steps.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let total: f64 = steps.iter().sum();
+    println!("total_ms {total:.1} steps_ms {}", steps.iter().map(|s| format!("{s:.1}")).collect::<Vec<_>>().join(" "));
+}
+
+#[cfg(not(target_os = "linux"))]
+fn trace(_: usize, _: usize, _: bool) {
+    println!("trace: Linux only");
+}
+
 #[cfg(not(target_os = "linux"))]
 fn fragment(_: usize) {
     println!("fragment: Linux only");
@@ -96,6 +143,7 @@ fn main() {
             }
         }
         "fragment" => fragment(n(1)),
+        "trace" => trace(n(1) << 20, n(2) << 20, a(3) == "huge"),
         _ => eprintln!("usage: build_time table w1|w2 PAIRS [serial|rayon] | build_time fragment PERCENT"),
     }
 }

@@ -3,7 +3,8 @@
 //! cold memory and construction hide the instructions per key.
 //!
 //! `opcost w1|w2 PAIRS REPS OP...` with OP among `hit`, `miss`, `insert` (updates of present
-//! keys) and `build` (a fresh table built and filled); prints the minimum and median of
+//! keys), `remove` (of every key, from a table filled untimed), `build` (a fresh table built
+//! and filled) and `floor` (see [`Floor`]); prints the minimum and median of
 //! REPS runs of each and the ratio of the medians. `ONLY_FLASH=1` skips hashbrown (for
 //! instruction counts under callgrind: the difference between two REPS values, divided by
 //! the keys, is the instructions per key).
@@ -40,6 +41,11 @@ fn go<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize, op: &str) {
                 out.len()
             }),
             "insert" => t(|| m.bulk_insert(&d.pairs).unwrap()),
+            "remove" => {
+                let mut m = FlashMap::<K, V>::builder(n).backend(Backend::Serial).build().unwrap();
+                m.bulk_insert(&d.pairs).unwrap();
+                t(|| m.bulk_remove(&d.keys).unwrap())
+            }
             _ => t(|| {
                 let mut m = FlashMap::<K, V>::builder(n).backend(Backend::Serial).build().unwrap();
                 m.bulk_insert(&d.pairs).unwrap()
@@ -65,6 +71,13 @@ fn go<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize, op: &str) {
                 }
                 0
             }),
+            "remove" => {
+                let mut h = hashbrown::HashMap::<K, V, H>::with_capacity_and_hasher(n, H::default());
+                for (k, v) in &d.pairs {
+                    h.insert(*k, *v);
+                }
+                t(|| d.keys.iter().filter(|k| h.remove(*k).is_some()).count())
+            }
             _ => t(|| {
                 let mut h = hashbrown::HashMap::<K, V, H>::with_capacity_and_hasher(n, H::default());
                 for (k, v) in &d.pairs {

@@ -51,6 +51,12 @@ pub struct Tuning {
     pub commit_min_bytes: usize,
     /// ... and from this size on, 2 MiB-aligned with transparent huge pages advised.
     pub huge_page_min_bytes: usize,
+    /// A commit runs in steps of this many bytes ...
+    pub commit_step_bytes: usize,
+    /// ... and two steps in a row in huge pages slower than this many bytes per second switch
+    /// the rest of the array to 4 KiB pages (a third of the huge-page pace of the machines
+    /// measured, and above their 4 KiB pace: see `flash-map-cpu`'s `buf.rs`).
+    pub commit_min_rate: usize,
     /// Threads per block of every kernel launch.
     pub gpu_block: usize,
     /// Blocks per streaming multiprocessor at most (grid-stride loops cover the rest).
@@ -82,6 +88,8 @@ pub const TUNING: Tuning = Tuning {
     rayon_min_len: 4096,
     commit_min_bytes: 256 << 10,
     huge_page_min_bytes: 2 << 20,
+    commit_step_bytes: 8 << 20,
+    commit_min_rate: 1 << 30,
     gpu_block: 256,
     gpu_blocks_per_sm: 32,
     gpu_stage_chunk: 8 << 20,

@@ -102,14 +102,14 @@ impl AlignedBuf {
         if len > free / 2 {
             return Ok(buf);
         }
-        // SAFETY: as above. Populating writes nothing the buffer's zero contents could see.
-        let r = unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE) };
-        if r != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
-            // Out of memory (or a signal): report it now; `buf` unmaps on drop.
-            log::debug!("committing {len} bytes failed: {}", std::io::Error::last_os_error());
-            return Err(err);
+        match commit(start, len, huge) {
+            Ok(()) => Ok(buf),
+            Err(e) => {
+                // Out of memory (or a signal): report it now; `buf` unmaps on drop.
+                log::debug!("committing {len} bytes failed: {e}");
+                Err(err)
+            }
         }
-        Ok(buf)
     }
 
     /// Length in bytes.
@@ -142,6 +142,65 @@ impl AlignedBuf {
     /// Sets every byte to zero.
     pub(crate) fn fill_zero(&mut self) {
         self.as_mut_slice().fill(0);
+    }
+}
+
+/// Faults in (`MADV_POPULATE_WRITE`) the `len` bytes at `start`, a range of one mapping, in
+/// steps of `TUNING.commit_step_bytes`. For `huge` (huge pages advised), two steps in a row
+/// that commit slower than `TUNING.commit_min_rate` turn the advice off for the rest of the
+/// range, which is then committed in 4 KiB pages.
+///
+/// Why: on a virtual machine, memory the guest has freed is given back to the host (free
+/// page reporting, in 2 MiB blocks), and taking such a block back costs the host far more
+/// per huge page than the guest's own zeroing. Huge pages come from exactly those blocks, so
+/// a commit in huge pages that runs into them slows down several times, while 4 KiB pages,
+/// served from smaller free blocks, keep their usual pace (BENCHMARKS.md, issue 13). Without
+/// `MADV_POPULATE_WRITE` (Linux before 5.14) the range stays lazy.
+#[cfg(target_os = "linux")]
+fn commit(start: *mut u8, len: usize, huge: bool) -> std::io::Result<()> {
+    let mut pace = Pace { huge, slow_before: false };
+    let mut off = 0;
+    while off < len {
+        let step = flash_map_core::tuning::TUNING.commit_step_bytes.min(len - off);
+        let t = std::time::Instant::now();
+        // SAFETY: `[start + off, start + off + step)` lies inside the caller's mapping;
+        // populating writes nothing the mapping's zero contents could show.
+        let r = unsafe { libc::madvise(start.add(off) as *mut libc::c_void, step, libc::MADV_POPULATE_WRITE) };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            return if e.raw_os_error() == Some(libc::EINVAL) && off == 0 { Ok(()) } else { Err(e) };
+        }
+        off += step;
+        if pace.switch_after(step, t.elapsed().as_secs_f64()) && off < len {
+            log::debug!("huge pages committed slowly: the rest of {len} bytes in 4 KiB pages");
+            // SAFETY: the rest of the caller's mapping; the advice changes no contents.
+            unsafe { libc::madvise(start.add(off) as *mut libc::c_void, len - off, libc::MADV_NOHUGEPAGE) };
+        }
+    }
+    Ok(())
+}
+
+/// The decision of [`commit`]: whether to leave huge pages for the rest of an array.
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+struct Pace {
+    /// Still in huge pages.
+    huge: bool,
+    /// The last step was slow.
+    slow_before: bool,
+}
+
+#[cfg(target_os = "linux")]
+impl Pace {
+    /// After a step that committed `bytes` in `secs`: true when the rest switches to 4 KiB
+    /// pages, which happens once, after two slow steps in a row (one slow step may be a
+    /// thread descheduled meanwhile, which must not cost the table its huge pages).
+    fn switch_after(&mut self, bytes: usize, secs: f64) -> bool {
+        let slow = secs * flash_map_core::tuning::TUNING.commit_min_rate as f64 > bytes as f64;
+        let switch = self.huge && slow && self.slow_before;
+        self.slow_before = slow;
+        self.huge &= !switch;
+        switch
     }
 }
 
@@ -183,5 +242,37 @@ impl Drop for AlignedBuf {
             // SAFETY: allocated in `zeroed` with this exact layout.
             unsafe { dealloc(self.ptr.as_ptr(), Layout::from_size_align_unchecked(self.len, ALIGN)) }
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::Pace;
+    use flash_map_core::tuning::TUNING;
+
+    /// Seconds a step of `TUNING.commit_step_bytes` takes at `factor` times the slowest pace
+    /// that still counts as fast.
+    fn secs(factor: f64) -> f64 {
+        TUNING.commit_step_bytes as f64 / TUNING.commit_min_rate as f64 * factor
+    }
+
+    #[test]
+    fn huge_pages_are_left_after_two_slow_steps_in_a_row_and_only_once() {
+        let step = TUNING.commit_step_bytes;
+        let mut p = Pace { huge: true, slow_before: false };
+        assert!(!p.switch_after(step, secs(0.2)));
+        assert!(!p.switch_after(step, secs(3.0)), "one slow step is not enough");
+        assert!(!p.switch_after(step, secs(0.2)));
+        assert!(!p.switch_after(step, secs(3.0)));
+        assert!(p.switch_after(step, secs(3.0)), "two slow steps in a row switch");
+        assert!(!p.huge);
+        assert!(!p.switch_after(step, secs(3.0)), "the switch happens once");
+        assert!(!p.switch_after(step, secs(3.0)));
+    }
+
+    #[test]
+    fn a_commit_in_small_pages_never_switches() {
+        let mut p = Pace { huge: false, slow_before: false };
+        assert!((0..4).all(|_| !p.switch_after(TUNING.commit_step_bytes, secs(10.0))));
     }
 }

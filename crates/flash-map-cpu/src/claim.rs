@@ -13,7 +13,9 @@ use flash_map_core::{Batch, ClaimCounts};
 
 use crate::buf::AlignedBuf;
 use crate::mem::{copy_value, SyncPtr};
-use crate::pipeline::{staged, Ahead, Fetch, Sweep};
+#[cfg(feature = "rayon")]
+use crate::pipeline::staged;
+use crate::pipeline::{Ahead, Fetch, Sweep};
 #[cfg(feature = "rayon")]
 use crate::slots::AtomicSlots;
 use crate::slots::{per_key_size, with_key_size, RawTable};

@@ -4,9 +4,10 @@
 use flash_map_core::probe::remove;
 use flash_map_core::{Batch, Remove};
 
-use crate::pipeline::{fetch_for, staged, Fetch};
+use crate::pipeline::{fetch_for, staged, Ahead, Fetch};
 #[cfg(feature = "rayon")]
 use crate::slots::AtomicSlots;
+use crate::slots::{per_key_size, with_key_size};
 use crate::{CpuError, CpuTable, Exec};
 
 impl CpuTable {
@@ -18,21 +19,29 @@ impl CpuTable {
             None => fetch_for(self.table_bytes(), Fetch::Home { keys: true, values: 0 }),
         };
         match self.exec {
-            Exec::Serial => {
+            Exec::Serial => per_key_size!(self.layout.key_size, KS => {
+                let raw = with_key_size::<KS>(raw);
                 let s = raw.plain();
-                // (The key size stays a run-time value here: removals are one pass whose
-                // cost is the table's memory, not its instructions.)
                 let mut n = 0;
-                let pass = |i, h| {
-                    // SAFETY: `i < b.len()`, keys valid.
-                    let gone = unsafe { remove(&s, h, b.key(i)) };
-                    n += gone as usize;
-                };
-                // SAFETY: `raw` is this table's, written by this thread alone; the batch's
-                // keys have the table's key size (checked by `remove`).
-                unsafe { staged(&raw, hs, b, 0..b.len(), fetch, pass) };
+                if let Fetch::Plain { .. } = fetch {
+                    let pass = |i, h| {
+                        // SAFETY: `i < b.len()`, keys valid.
+                        let gone = unsafe { remove(&s, h, b.key(i)) };
+                        n += gone as usize;
+                    };
+                    // SAFETY: `raw` is this table's, written by this thread alone; the
+                    // batch's keys have the table's key size (checked by `remove`).
+                    unsafe { staged(&raw, hs, b, 0..b.len(), fetch, pass) };
+                    return n;
+                }
+                // SAFETY: as above.
+                let mut ahead = unsafe { Ahead::new(&raw, hs, b, 0..b.len(), fetch) };
+                for i in 0..b.len() {
+                    // SAFETY: `i` runs through the batch in order; keys valid.
+                    n += unsafe { remove(&s, ahead.next(i), b.key(i)) } as usize;
+                }
                 n
-            }
+            }),
             #[cfg(feature = "rayon")]
             Exec::Rayon => {
                 let s = AtomicSlots(raw);
