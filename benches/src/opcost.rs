@@ -1,4 +1,5 @@
-//! The steady-state cost of one operation, FlashMap Serial against hashbrown, in one
+//! The steady-state cost of one operation, FlashMap Serial (or Rayon, with `OPCOST_RAYON=1`)
+//! against hashbrown, in one
 //! process on the same data: for engine work on small tables, where the compare binary's
 //! cold memory and construction hide the instructions per key.
 //!
@@ -13,6 +14,15 @@ use flash_map_benches::{data, Data, Gen, H};
 use std::mem::size_of;
 use std::time::Instant;
 
+/// The FlashMap backend measured: Serial, or Rayon with `OPCOST_RAYON=1`.
+fn backend() -> Backend {
+    if std::env::var_os("OPCOST_RAYON").is_some() {
+        Backend::Rayon
+    } else {
+        Backend::Serial
+    }
+}
+
 fn t<T>(f: impl FnOnce() -> T) -> (f64, T) {
     let s = Instant::now();
     let r = f();
@@ -23,7 +33,7 @@ fn go<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize, op: &str) {
     let n = d.pairs.len();
     let mut fl = vec![];
     let mut hb = vec![];
-    let mut m = FlashMap::<K, V>::builder(n).backend(Backend::Serial).build().unwrap();
+    let mut m = FlashMap::<K, V>::builder(n).backend(backend()).build().unwrap();
     m.bulk_insert(&d.pairs).unwrap();
     let mut h = hashbrown::HashMap::<K, V, H>::with_capacity_and_hasher(n, H::default());
     for (k, v) in &d.pairs {
@@ -42,12 +52,12 @@ fn go<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize, op: &str) {
             }),
             "insert" => t(|| m.bulk_insert(&d.pairs).unwrap()),
             "remove" => {
-                let mut m = FlashMap::<K, V>::builder(n).backend(Backend::Serial).build().unwrap();
+                let mut m = FlashMap::<K, V>::builder(n).backend(backend()).build().unwrap();
                 m.bulk_insert(&d.pairs).unwrap();
                 t(|| m.bulk_remove(&d.keys).unwrap())
             }
             _ => t(|| {
-                let mut m = FlashMap::<K, V>::builder(n).backend(Backend::Serial).build().unwrap();
+                let mut m = FlashMap::<K, V>::builder(n).backend(backend()).build().unwrap();
                 m.bulk_insert(&d.pairs).unwrap()
             }),
         };

@@ -47,6 +47,13 @@ unsafe impl Sync for AlignedBuf {}
 impl AlignedBuf {
     /// Allocates `len` zero bytes; `Err(CpuError::Alloc)` if the allocator refuses.
     pub(crate) fn zeroed(len: usize) -> Result<Self, CpuError> {
+        Self::zeroed_by(len, false)
+    }
+
+    /// [`zeroed`](Self::zeroed), committing a mapped array on all of rayon's threads when
+    /// `parallel` (and the `rayon` feature is on): the commit is the kernel zeroing pages,
+    /// which runs as fast on each core as on one.
+    pub(crate) fn zeroed_by(len: usize, parallel: bool) -> Result<Self, CpuError> {
         if len == 0 {
             // A dangling pointer aligned to 16 (`u128`'s alignment) for the empty buffer.
             let ptr = NonNull::<u128>::dangling().cast::<u8>();
@@ -54,8 +61,9 @@ impl AlignedBuf {
         }
         #[cfg(target_os = "linux")]
         if len >= COMMIT_MIN {
-            return Self::mapped(len, len >= HUGE_MIN);
+            return Self::mapped(len, len >= HUGE_MIN, parallel);
         }
+        let _ = parallel;
         let layout = Layout::from_size_align(len, ALIGN).map_err(|_| CpuError::Alloc { bytes: len })?;
         // SAFETY: the layout has non-zero size.
         let raw = unsafe { alloc_zeroed(layout) };
@@ -63,10 +71,10 @@ impl AlignedBuf {
         Ok(AlignedBuf { ptr, len, map: None })
     }
 
-    /// Maps `len` zero bytes and commits them; for `huge`, 2 MiB-aligned with transparent
-    /// huge pages advised.
+    /// Maps `len` zero bytes and commits them (on all of rayon's threads for `parallel`); for
+    /// `huge`, 2 MiB-aligned with transparent huge pages advised.
     #[cfg(target_os = "linux")]
-    fn mapped(len: usize, huge: bool) -> Result<Self, CpuError> {
+    fn mapped(len: usize, huge: bool, parallel: bool) -> Result<Self, CpuError> {
         let err = CpuError::Alloc { bytes: len };
         let align = if huge { HUGE_PAGE } else { page_size() };
         let total = len.checked_add(align).ok_or(err.clone())?;
@@ -102,7 +110,8 @@ impl AlignedBuf {
         if len > free / 2 {
             return Ok(buf);
         }
-        match commit(start, len, huge) {
+        // SAFETY: `[start, start + len)` lies inside the mapping made above, which `buf` owns.
+        match unsafe { commit_on(start, len, huge, parallel) } {
             Ok(()) => Ok(buf),
             Err(e) => {
                 // Out of memory (or a signal): report it now; `buf` unmaps on drop.
@@ -156,15 +165,19 @@ impl AlignedBuf {
 /// a commit in huge pages that runs into them slows down several times, while 4 KiB pages,
 /// served from smaller free blocks, keep their usual pace (BENCHMARKS.md, issue 13). Without
 /// `MADV_POPULATE_WRITE` (Linux before 5.14) the range stays lazy.
+///
+/// # Safety
+/// `[start, start + len)` lies inside one private anonymous mapping that the caller owns
+/// (the advice changes no contents, but must not reach memory that others manage).
 #[cfg(target_os = "linux")]
-fn commit(start: *mut u8, len: usize, huge: bool) -> std::io::Result<()> {
+unsafe fn commit(start: *mut u8, len: usize, huge: bool) -> std::io::Result<()> {
     let mut pace = Pace { huge, slow_before: false };
     let mut off = 0;
     while off < len {
         let step = flash_map_core::tuning::TUNING.commit_step_bytes.min(len - off);
         let t = std::time::Instant::now();
-        // SAFETY: `[start + off, start + off + step)` lies inside the caller's mapping;
-        // populating writes nothing the mapping's zero contents could show.
+        // SAFETY: `[start + off, start + off + step)` lies inside the caller's mapping (the
+        // contract); populating writes nothing the mapping's zero contents could show.
         let r = unsafe { libc::madvise(start.add(off) as *mut libc::c_void, step, libc::MADV_POPULATE_WRITE) };
         if r != 0 {
             let e = std::io::Error::last_os_error();
@@ -178,6 +191,31 @@ fn commit(start: *mut u8, len: usize, huge: bool) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// [`commit`] of the `len` bytes at `start`, for `parallel` (with the `rayon` feature) as
+/// one contiguous part per rayon thread, each with its own huge-page decision.
+///
+/// # Safety
+/// As [`commit`].
+#[cfg(target_os = "linux")]
+unsafe fn commit_on(start: *mut u8, len: usize, huge: bool, parallel: bool) -> std::io::Result<()> {
+    #[cfg(feature = "rayon")]
+    if parallel {
+        use rayon::prelude::*;
+        let threads = rayon::current_num_threads().max(1);
+        let part = len.div_ceil(threads).next_multiple_of(HUGE_PAGE);
+        let base = start as usize;
+        return (0..len.div_ceil(part)).into_par_iter().try_for_each(|k| {
+            let off = k * part;
+            // SAFETY: `off < len` (`k < len.div_ceil(part)`), so the part lies inside the
+            // caller's range (the contract); the parts are disjoint.
+            unsafe { commit((base + off) as *mut u8, part.min(len - off), huge) }
+        });
+    }
+    let _ = parallel;
+    // SAFETY: forwarded contract.
+    unsafe { commit(start, len, huge) }
 }
 
 /// The decision of [`commit`]: whether to leave huge pages for the rest of an array.

@@ -13,8 +13,6 @@ use flash_map_core::{Batch, ClaimCounts};
 
 use crate::buf::AlignedBuf;
 use crate::mem::{copy_value, SyncPtr};
-#[cfg(feature = "rayon")]
-use crate::pipeline::staged;
 use crate::pipeline::{Ahead, Fetch, Sweep};
 #[cfg(feature = "rayon")]
 use crate::slots::AtomicSlots;
@@ -258,17 +256,33 @@ impl CpuTable {
     /// counted against the budget only when it is limited.
     #[cfg(feature = "rayon")]
     fn claim_parallel(&self, b: &Batch<'_>, budget: Budget, rec: &Recorder) {
+        per_key_size!(self.layout.key_size, KS => self.claim_parallel_ks::<KS>(b, budget, rec))
+    }
+
+    /// [`claim_parallel`](Self::claim_parallel) for keys of `KS` bytes (0: the table's
+    /// size).
+    #[cfg(feature = "rayon")]
+    #[inline(always)]
+    fn claim_parallel_ks<const KS: usize>(&self, b: &Batch<'_>, budget: Budget, rec: &Recorder) {
         use std::sync::atomic::{AtomicBool, AtomicUsize};
-        let raw = self.raw();
-        let s = AtomicSlots(raw);
+        let (raw, hs) = (self.raw(), self.hash);
         let fetch = self.claim_fetch();
         let (new, abort) = (AtomicUsize::new(0), AtomicBool::new(false));
         self.exec.for_chunks(b.len(), |range| {
-            let pass = |i, h| {
+            // Locals, not captures, so that the loop keeps them in registers.
+            let (raw, b) = (with_key_size::<KS>(raw), *b);
+            let s = AtomicSlots(raw);
+            // SAFETY: `raw` is this table's; other threads change its state words only by
+            // atomic claims, and the prefetch reads no table memory; `range` is within the
+            // batch, whose keys have the table's key size.
+            let mut ahead = unsafe { Ahead::new(&raw, hs, &b, range.clone(), fetch) };
+            for i in range {
+                // SAFETY: `i` runs through the range in order.
+                let h = unsafe { ahead.next(i) };
                 if abort.load(Ordering::Relaxed) {
                     // SAFETY: `i < b.len()`, visited by one thread once.
                     unsafe { rec.skip(i) };
-                    return;
+                    continue;
                 }
                 // SAFETY: `i < b.len()`; key valid; claims are atomic.
                 let c = unsafe { claim(&s, h, b.key(i)) };
@@ -279,12 +293,8 @@ impl CpuTable {
                     abort.store(true, Ordering::Relaxed);
                 }
                 // SAFETY: `i < b.len()`, visited by one thread once.
-                unsafe { rec.record(i, c, b) };
-            };
-            // SAFETY: `raw` is this table's; other threads change its state words only by
-            // atomic claims, and a claim pass reads none in its prefetch; `range` is within
-            // the batch, whose keys have the table's key size.
-            unsafe { staged(&raw, self.hash, b, range, fetch, pass) }
+                unsafe { rec.record(i, c, &b) };
+            }
         });
     }
 

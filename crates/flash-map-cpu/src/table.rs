@@ -46,16 +46,18 @@ impl std::fmt::Debug for CpuTable {
     }
 }
 
-fn alloc(bytes: Option<usize>) -> Result<AlignedBuf, CpuError> {
-    AlignedBuf::zeroed(bytes.ok_or(CpuError::Alloc { bytes: usize::MAX })?)
+/// A zeroed array of `bytes` for a table run by `exec` (the rayon engine commits it on all
+/// of its threads).
+fn alloc(bytes: Option<usize>, exec: Exec) -> Result<AlignedBuf, CpuError> {
+    AlignedBuf::zeroed_by(bytes.ok_or(CpuError::Alloc { bytes: usize::MAX })?, exec.is_parallel())
 }
 
 impl CpuTable {
     /// An empty table with `layout`, hashing with `hash`, run by `exec`.
     pub fn new(layout: TableLayout, hash: KeyHasher, exec: Exec) -> Result<Self, CpuError> {
-        let states = alloc(layout.state_bytes())?;
-        let keys = alloc(layout.key_bytes())?;
-        let values = alloc(layout.value_bytes())?;
+        let states = alloc(layout.state_bytes(), exec)?;
+        let keys = alloc(layout.key_bytes(), exec)?;
+        let values = alloc(layout.value_bytes(), exec)?;
         log::debug!(
             "cpu table: {} slots, {} + {} + {} bytes, {:?}",
             layout.slots,
