@@ -30,8 +30,11 @@ pub struct Tuning {
     /// which case a partitioned lookup sizes its regions by the state words alone.
     pub absent_sample: usize,
     /// The prefetch pipeline hashes a key and fetches its home lines this many keys ahead of
-    /// the key being processed.
+    /// the key being processed ...
     pub prefetch_hash_ahead: usize,
+    /// ... and, for lookups of records larger than a cache line, reads the (now cached) home
+    /// state words this many keys ahead to fetch the matching slot's key and value lines.
+    pub prefetch_match_ahead: usize,
     /// Tables (state, key and value arrays together) of at most this many bytes run without
     /// software prefetch: they stay in the L2 cache, where the prefetch instructions cost more
     /// than the misses they would save.
@@ -82,6 +85,7 @@ pub const TUNING: Tuning = Tuning {
     max_slot_bytes: 64,
     absent_sample: 256,
     prefetch_hash_ahead: 16,
+    prefetch_match_ahead: 8,
     cached_table_bytes: 1 << 20,
     sweep_slots: 16,
     value_prefetch_bytes: 256,

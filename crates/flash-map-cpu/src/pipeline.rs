@@ -29,6 +29,12 @@ pub(crate) enum Fetch {
     /// matches a fingerprint, so its key and value lines are never read); claims fetch both
     /// (they write them when the slot is free).
     Home { keys: bool, values: usize },
+    /// For lookups of large records in large tables: the home state word first, then, a few
+    /// keys later, when that word is cached, the key line and the first `values` bytes of the
+    /// value of the first slot whose fingerprint matches. A key displaced from its home slot
+    /// by a few slots then still finds its lines fetched, where [`Fetch::Home`] would have
+    /// fetched its neighbour's (a value of 128 bytes spans two lines of its own).
+    Found { values: usize },
     /// Nothing: the table is small enough to stay cached
     /// ([`TUNING`]`.cached_table_bytes`), where a prefetch costs more than the miss it saves.
     Nothing,
@@ -44,8 +50,9 @@ pub(crate) enum Fetch {
 ///
 /// # Safety
 /// `raw` views the live arrays of the table (as [`crate::CpuTable`]'s `raw()` makes it);
-/// `range.end <= b.len()`; `b`'s keys hold `raw.key_size` bytes. (The pipeline itself only
-/// hashes keys and prefetches, which never faults; it reads no table memory.)
+/// `range.end <= b.len()`; `b`'s keys hold `raw.key_size` bytes; for [`Fetch::Found`], nobody
+/// writes the table during the pass (it reads state words; otherwise the pipeline only
+/// hashes keys and prefetches, which never faults, and reads no table memory).
 #[inline(always)]
 pub(crate) unsafe fn staged(
     raw: &RawTable,
@@ -81,6 +88,9 @@ pub(crate) fn fetch_for(table_bytes: usize, home: Fetch) -> Fetch {
 
 /// Keys ahead of the one being processed whose hash is computed and home lines fetched.
 const D: usize = TUNING.prefetch_hash_ahead;
+/// [`Fetch::Found`]'s second stage runs this many keys ahead (by then the first stage's
+/// state line has arrived).
+const D2: usize = TUNING.prefetch_match_ahead;
 /// Hashes in flight: a power of two for a cheap index.
 const RING: usize = D.next_power_of_two();
 
@@ -96,6 +106,9 @@ pub(crate) struct Ahead<'r, 'b, 'a> {
     values: usize,
     /// Whether to fetch at all ([`Fetch::Nothing`]: each key is hashed when its turn comes).
     on: bool,
+    /// [`Fetch::Found`]'s second stage: bytes of the matching slot's value to fetch, or
+    /// `None`.
+    found: Option<usize>,
     ring: [u64; RING],
 }
 
@@ -113,17 +126,24 @@ impl<'r, 'b, 'a> Ahead<'r, 'b, 'a> {
         range: Range<usize>,
         fetch: Fetch,
     ) -> Self {
-        let (on, keys, values) = match fetch {
-            Fetch::Home { keys, values } => (true, keys, values),
-            Fetch::Nothing | Fetch::Plain { .. } => (false, false, 0),
+        let (on, keys, values, found) = match fetch {
+            Fetch::Home { keys, values } => (true, keys, values, None),
+            Fetch::Found { values } => (true, false, 0, Some(values)),
+            Fetch::Nothing | Fetch::Plain { .. } => (false, false, 0, None),
         };
-        let mut a = Ahead { raw, hs, b, end: range.end, keys, values, on, ring: [0; RING] };
+        let mut a = Ahead { raw, hs, b, end: range.end, keys, values, on, found, ring: [0; RING] };
         if !on {
             return a;
         }
         for i in range.start..(range.start + D).min(range.end) {
             // SAFETY: `i < end <= b.len()` (the contract).
             a.ring[i % RING] = unsafe { ahead(raw, hs, b, i, keys, values) };
+        }
+        if let Some(v) = found {
+            for i in range.start..(range.start + D2).min(range.end) {
+                // SAFETY: nobody writes the table during a `Found` pass (the contract).
+                unsafe { fetch_match(raw, a.ring[i % RING], v) };
+            }
         }
         a
     }
@@ -142,6 +162,10 @@ impl<'r, 'b, 'a> Ahead<'r, 'b, 'a> {
         if i + D < self.end {
             // SAFETY: `i + D < end <= b.len()` (`new`'s contract).
             self.ring[(i + D) % RING] = unsafe { ahead(self.raw, self.hs, self.b, i + D, self.keys, self.values) };
+        }
+        if let (Some(v), true) = (self.found, i + D2 < self.end) {
+            // SAFETY: as in `new`; key `i + D2`'s hash is in the ring (`D2 < D`).
+            unsafe { fetch_match(self.raw, self.ring[(i + D2) % RING], v) };
         }
         h
     }
@@ -171,6 +195,29 @@ unsafe fn ahead(raw: &RawTable, hs: KeyHasher, b: &Batch<'_>, i: usize, keys: bo
         prefetch_lines(raw.values.wrapping_add(slot * raw.value_size), values);
     }
     h
+}
+
+/// [`Fetch::Found`]'s second stage for a key of hash `h`: fetches the key line and the first
+/// `values` bytes of the value of the first slot of its home group whose fingerprint matches
+/// (none when the group crosses the table's end, or none matches).
+///
+/// # Safety
+/// `raw` views a table nobody writes meanwhile.
+#[inline(always)]
+unsafe fn fetch_match(raw: &RawTable, h: u64, values: usize) {
+    use flash_map_core::slot::{full_word, tag_of};
+    use flash_map_core::Slots;
+    let slot = home(h, raw.mask);
+    if !<flash_map_core::probe::RawSlots as Slots>::GROUPED || slot + 8 > raw.mask + 1 {
+        return;
+    }
+    // SAFETY: the group lies inside the table (checked), which nobody writes (the contract).
+    let cand = unsafe { raw.plain().group(slot, full_word(tag_of(h))) }.candidates();
+    if cand != 0 {
+        let t = slot + cand.trailing_zeros() as usize;
+        prefetch_read(raw.keys.wrapping_add(t * raw.key_size));
+        prefetch_lines(raw.values.wrapping_add(t * raw.value_size), values);
+    }
 }
 
 /// The one-stage loop of [`Fetch::Plain`].
