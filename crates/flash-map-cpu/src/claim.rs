@@ -13,7 +13,7 @@ use flash_map_core::{Batch, ClaimCounts};
 
 use crate::buf::AlignedBuf;
 use crate::mem::{copy_value, SyncPtr};
-use crate::pipeline::{Ahead, Fetch, Sweep};
+use crate::pipeline::{fetch_for, Ahead, Fetch, Sweep};
 #[cfg(feature = "rayon")]
 use crate::slots::AtomicSlots;
 use crate::slots::{per_key_size, with_key_size, RawTable};
@@ -299,11 +299,16 @@ impl CpuTable {
     }
 
     /// What a claim pass in batch order fetches ahead: the home slot's key line and its
-    /// value's first line, which a new claim writes (the whole value measured slower), even
-    /// in a table small enough to stay cached: claims are what fill a freshly built table,
-    /// whose memory the system has just zeroed and left in no cache.
+    /// value's first line, which a new claim writes (the whole value measured slower); in a
+    /// table small enough to stay cached only while it is empty: the first batch fills
+    /// memory that the system has just zeroed and left in no cache.
     fn claim_fetch(&self) -> Fetch {
-        Fetch::Home { keys: true, values: 1 }
+        let home = Fetch::Home { keys: true, values: 1 };
+        if self.ledger.len() == 0 {
+            home
+        } else {
+            fetch_for(self.table_bytes(), home)
+        }
     }
 
     /// Pass 2: the ledger accepts the claims, or they are undone and the call fails with

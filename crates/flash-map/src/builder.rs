@@ -134,11 +134,12 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMapBui
     /// [`force_cpu`](Self::force_cpu)), else Rayon if compiled in, else Serial. Why the GPU
     /// was skipped goes to the `log` facade at `info` level.
     ///
-    /// On the CPU backends (Linux), a table of 4 MiB or more is committed here: its pages
-    /// are faulted in now, in huge pages where the system has them, so that memory the
-    /// system cannot give is an error from `build` rather than a fault during the first
-    /// batch, and that batch does not pay for the faults. A table larger than half the free
-    /// memory is mapped lazily instead.
+    /// On the CPU backends (Linux), every array of the table from 256 KiB on is committed
+    /// here: its pages are faulted in now (in huge pages, from 2 MiB on, while the system
+    /// gives them quickly; the rayon backend on all its threads), so that memory the system
+    /// cannot give is an error from `build` rather than a fault during the first batch, and
+    /// that batch does not pay for the faults. An array larger than half the free memory is
+    /// mapped lazily instead.
     pub fn build(self) -> Result<FlashMap<K, V>> {
         let layout = self.layout()?;
         let backend = self.choose_backend()?;
