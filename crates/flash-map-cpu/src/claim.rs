@@ -304,7 +304,7 @@ impl CpuTable {
     /// memory that the system has just zeroed and left in no cache.
     fn claim_fetch(&self) -> Fetch {
         let home = Fetch::Home { keys: true, values: 1 };
-        if self.ledger.len() == 0 {
+        if self.ledger.is_empty() {
             home
         } else {
             fetch_for(self.table_bytes(), home)
