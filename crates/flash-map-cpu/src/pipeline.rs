@@ -6,11 +6,12 @@
 //! fetched. The keys of a batch are independent, so a dozen cache misses stay in flight
 //! instead of one dependent chain.
 //!
-//! One stage, not two: an earlier pipeline read each prefetched state word again a few keys
-//! later to fetch the key and value lines of the first fingerprint match. That second look
-//! cost more instructions than the misses it saved whenever the table was cached, and at
-//! load factors of at most a half most keys sit in their home slot, whose lines this
-//! pipeline fetches directly (BENCHMARKS.md, issue 13).
+//! Mostly one stage: the home slot's lines are fetched with its state word, as at load
+//! factors of at most a half most keys sit in their home slot. Only lookups of records larger
+//! than a line ([`Fetch::Found`]) read the fetched state words a few keys later, to fetch the
+//! lines of the slot whose fingerprint matches: a second look that costs more instructions
+//! than it saves on small records (BENCHMARKS.md, issue 13). Tables that stay cached are not
+//! prefetched at all ([`Fetch::Nothing`]).
 
 use std::ops::Range;
 
@@ -25,9 +26,10 @@ use crate::slots::RawTable;
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fetch {
     /// The home slot's state word, per `keys` the first line of its key, and the lines of
-    /// the first `values` bytes of its value (0: none). A lookup of keys that are mostly absent fetches neither (a missing key rarely
-    /// matches a fingerprint, so its key and value lines are never read); claims fetch both
-    /// (they write them when the slot is free).
+    /// the first `values` bytes of its value (0: none). A lookup of keys that are mostly
+    /// absent fetches neither (a missing key rarely matches a fingerprint, so its key and
+    /// value lines are never read); claims fetch both (they write them when the slot is
+    /// free).
     Home { keys: bool, values: usize },
     /// For lookups of large records in large tables: the home state word first, then, a few
     /// keys later, when that word is cached, the key line and the first `values` bytes of the
@@ -93,6 +95,8 @@ const D: usize = TUNING.prefetch_hash_ahead;
 const D2: usize = TUNING.prefetch_match_ahead;
 /// Hashes in flight: a power of two for a cheap index.
 const RING: usize = D.next_power_of_two();
+// The second stage reads key `i + D2`'s hash from the ring, which holds keys `i..i + D`.
+const _: () = assert!(D2 < D && D <= RING);
 
 /// The prefetch of [`staged`] as a cursor, for loops that keep their body inline: `next(i)`
 /// for each `i` of the range in order returns key `i`'s hash and fetches the home lines
