@@ -56,10 +56,13 @@ pub struct Tuning {
     pub huge_page_min_bytes: usize,
     /// A commit runs in steps of this many bytes ...
     pub commit_step_bytes: usize,
-    /// ... and two steps in a row in huge pages slower than this many bytes per second switch
-    /// the rest of the array to 4 KiB pages (a third of the huge-page pace of the machines
-    /// measured, and above their 4 KiB pace: see `flash-map-cpu`'s `buf.rs`).
+    /// ... and `commit_slow_steps` steps in a row in huge pages slower than this many bytes
+    /// per second switch the rest of the array to 4 KiB pages (an eighth of the huge-page
+    /// pace of the machines measured, half their 4 KiB pace, and above the pace of huge
+    /// pages that the host must give back: see `flash-map-cpu`'s `buf.rs`).
     pub commit_min_rate: usize,
+    /// See `commit_min_rate`.
+    pub commit_slow_steps: usize,
     /// Threads per block of every kernel launch.
     pub gpu_block: usize,
     /// Blocks per streaming multiprocessor at most (grid-stride loops cover the rest).
@@ -93,7 +96,8 @@ pub const TUNING: Tuning = Tuning {
     commit_min_bytes: 256 << 10,
     huge_page_min_bytes: 2 << 20,
     commit_step_bytes: 8 << 20,
-    commit_min_rate: 1 << 30,
+    commit_min_rate: 3 << 28,
+    commit_slow_steps: 3,
     gpu_block: 256,
     gpu_blocks_per_sm: 32,
     gpu_stage_chunk: 8 << 20,

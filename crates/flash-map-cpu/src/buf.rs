@@ -155,9 +155,9 @@ impl AlignedBuf {
 }
 
 /// Faults in (`MADV_POPULATE_WRITE`) the `len` bytes at `start`, a range of one mapping, in
-/// steps of `TUNING.commit_step_bytes`. For `huge` (huge pages advised), two steps in a row
-/// that commit slower than `TUNING.commit_min_rate` turn the advice off for the rest of the
-/// range, which is then committed in 4 KiB pages.
+/// steps of `TUNING.commit_step_bytes`. For `huge` (huge pages advised),
+/// `TUNING.commit_slow_steps` steps in a row that commit slower than `TUNING.commit_min_rate`
+/// turn the advice off for the rest of the range, which is then committed in 4 KiB pages.
 ///
 /// Why: on a virtual machine, memory the guest has freed is given back to the host (free
 /// page reporting, in 2 MiB blocks), and taking such a block back costs the host far more
@@ -171,7 +171,7 @@ impl AlignedBuf {
 /// (the advice changes no contents, but must not reach memory that others manage).
 #[cfg(target_os = "linux")]
 unsafe fn commit(start: *mut u8, len: usize, huge: bool) -> std::io::Result<()> {
-    let mut pace = Pace { huge, slow_before: false };
+    let mut pace = Pace::new(huge);
     let mut off = 0;
     while off < len {
         let step = flash_map_core::tuning::TUNING.commit_step_bytes.min(len - off);
@@ -224,19 +224,26 @@ unsafe fn commit_on(start: *mut u8, len: usize, huge: bool, parallel: bool) -> s
 struct Pace {
     /// Still in huge pages.
     huge: bool,
-    /// The last step was slow.
-    slow_before: bool,
+    /// Slow steps in a row so far.
+    slow_run: usize,
 }
 
 #[cfg(target_os = "linux")]
 impl Pace {
+    fn new(huge: bool) -> Self {
+        Pace { huge, slow_run: 0 }
+    }
+
     /// After a step that committed `bytes` in `secs`: true when the rest switches to 4 KiB
-    /// pages, which happens once, after two slow steps in a row (one slow step may be a
-    /// thread descheduled meanwhile, which must not cost the table its huge pages).
+    /// pages, which happens once, after `TUNING.commit_slow_steps` slow steps in a row. A
+    /// few slow steps may be a thread descheduled meanwhile, or a passing phase of the host;
+    /// 4 KiB pages commit at a third of the usual huge-page pace, so switching on a passing
+    /// slowdown costs more than it saves.
     fn switch_after(&mut self, bytes: usize, secs: f64) -> bool {
-        let slow = secs * flash_map_core::tuning::TUNING.commit_min_rate as f64 > bytes as f64;
-        let switch = self.huge && slow && self.slow_before;
-        self.slow_before = slow;
+        use flash_map_core::tuning::TUNING;
+        let slow = secs * TUNING.commit_min_rate as f64 > bytes as f64;
+        self.slow_run = if slow { self.slow_run + 1 } else { 0 };
+        let switch = self.huge && self.slow_run >= TUNING.commit_slow_steps;
         self.huge &= !switch;
         switch
     }
@@ -295,22 +302,26 @@ mod tests {
     }
 
     #[test]
-    fn huge_pages_are_left_after_two_slow_steps_in_a_row_and_only_once() {
-        let step = TUNING.commit_step_bytes;
-        let mut p = Pace { huge: true, slow_before: false };
+    fn huge_pages_are_left_after_enough_slow_steps_in_a_row_and_only_once() {
+        let (step, n) = (TUNING.commit_step_bytes, TUNING.commit_slow_steps);
+        assert!(n >= 2, "one slow step must not be enough");
+        let mut p = Pace::new(true);
         assert!(!p.switch_after(step, secs(0.2)));
-        assert!(!p.switch_after(step, secs(3.0)), "one slow step is not enough");
-        assert!(!p.switch_after(step, secs(0.2)));
-        assert!(!p.switch_after(step, secs(3.0)));
-        assert!(p.switch_after(step, secs(3.0)), "two slow steps in a row switch");
+        for _ in 0..n - 1 {
+            assert!(!p.switch_after(step, secs(3.0)), "fewer slow steps than the limit");
+        }
+        assert!(!p.switch_after(step, secs(0.2)), "a fast step resets the count");
+        for _ in 0..n - 1 {
+            assert!(!p.switch_after(step, secs(3.0)));
+        }
+        assert!(p.switch_after(step, secs(3.0)), "the limit of slow steps in a row switches");
         assert!(!p.huge);
-        assert!(!p.switch_after(step, secs(3.0)), "the switch happens once");
-        assert!(!p.switch_after(step, secs(3.0)));
+        assert!((0..n + 1).all(|_| !p.switch_after(step, secs(3.0))), "the switch happens once");
     }
 
     #[test]
     fn a_commit_in_small_pages_never_switches() {
-        let mut p = Pace { huge: false, slow_before: false };
-        assert!((0..4).all(|_| !p.switch_after(TUNING.commit_step_bytes, secs(10.0))));
+        let mut p = Pace::new(false);
+        assert!((0..4 * TUNING.commit_slow_steps).all(|_| !p.switch_after(TUNING.commit_step_bytes, secs(10.0))));
     }
 }
