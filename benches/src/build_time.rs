@@ -54,10 +54,12 @@ fn table<K: Gen, V: Gen>(n: usize, backend: Backend) {
     );
 }
 
+/// A fresh anonymous private mapping of `len` bytes, never unmapped (the process ends).
+///
+/// # Panics
+/// If the system refuses it.
 #[cfg(target_os = "linux")]
-fn fragment(percent: usize) {
-    const PAGE: usize = 4096;
-    let len = meminfo("MemAvailable:") / 100 * percent / PAGE * PAGE;
+fn map_anonymous(len: usize) -> *mut u8 {
     // SAFETY: an anonymous private mapping with no address hint; checked below.
     let p = unsafe {
         libc::mmap(
@@ -70,7 +72,14 @@ fn fragment(percent: usize) {
         )
     };
     assert!(p != libc::MAP_FAILED, "mmap of {len} bytes failed");
-    let p = p as *mut u8;
+    p as *mut u8
+}
+
+#[cfg(target_os = "linux")]
+fn fragment(percent: usize) {
+    const PAGE: usize = 4096;
+    let len = meminfo("MemAvailable:") / 100 * percent / PAGE * PAGE;
+    let p = map_anonymous(len);
     // SAFETY: the range is the mapping made above.
     unsafe { libc::madvise(p as *mut libc::c_void, len, libc::MADV_NOHUGEPAGE) };
     for i in (0..len).step_by(PAGE) {
@@ -90,19 +99,8 @@ fn fragment(percent: usize) {
 /// a commit the time goes.
 #[cfg(target_os = "linux")]
 fn trace(len: usize, step: usize, huge: bool) {
-    // SAFETY: an anonymous private mapping with no address hint; checked below.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len + (2 << 20),
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    assert!(p != libc::MAP_FAILED, "mmap failed");
-    let p = (p as usize).next_multiple_of(2 << 20) as *mut libc::c_void;
+    // 2 MiB-aligned inside a mapping 2 MiB larger.
+    let p = (map_anonymous(len + (2 << 20)) as usize).next_multiple_of(2 << 20) as *mut libc::c_void;
     if huge {
         // SAFETY: inside the mapping.
         unsafe { libc::madvise(p, len, libc::MADV_HUGEPAGE) };

@@ -11,7 +11,7 @@
 //! the keys, is the instructions per key).
 use flash_map::{Backend, FlashMap};
 use flash_map_benches::{data, Data, Gen, H};
-use std::mem::size_of;
+use std::mem::{align_of, size_of};
 use std::time::Instant;
 
 /// The FlashMap backend measured: Serial, or Rayon with `OPCOST_RAYON=1`.
@@ -111,13 +111,13 @@ fn go<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize, op: &str) {
 }
 
 /// The floor of the engine's layout: the same three arrays (state words, keys, values) of
-/// the same slot count, touched in the same order by a loop with none of the engine's
-/// bookkeeping (no per-position records, no budget, no batch view): hash (Identity), the
-/// eight state words at the home slot compared at once, then the key and value, with the
-/// engine's prefetch of the home lines 16 keys ahead (lookups only in tables beyond 1 MiB).
-/// `build` allocates the arrays as the engine does ([`Fresh`]) and inserts into them; `hit` and `miss` collect
-/// `Vec<Option<V>>`. Keys whose group of eight holds no empty slot fall back to a scalar
-/// probe (rare at the default load).
+/// the same slot count, allocated by the engine's own allocator, touched in the same order
+/// by a loop with none of the engine's bookkeeping (no per-position records, no budget, no
+/// batch view): the Identity hash, the eight state words at the home slot compared at once
+/// (the engine's group compare), then the key and value, with the engine's prefetch of the
+/// home lines 16 keys ahead (lookups only in tables beyond 1 MiB). `build` allocates the
+/// arrays and inserts into them; `hit` and `miss` collect `Vec<Option<V>>`. Keys whose group
+/// of eight holds no empty slot fall back to a scalar probe (rare at the default load).
 struct Floor<K, V> {
     states: Fresh<u32>,
     keys: Fresh<K>,
@@ -125,76 +125,92 @@ struct Floor<K, V> {
     mask: usize,
 }
 
-/// `n` zeroed `T`s in memory allocated as the engine allocates a table's arrays
-/// (`TUNING.commit_min_bytes` and up: mapped and committed at once, 2 MiB-aligned with
-/// huge pages advised from `TUNING.huge_page_min_bytes`; smaller: `calloc`).
+/// `n` zeroed `T`s in a table array as the engine allocates it
+/// ([`flash_map_cpu::AlignedBuf`]).
 struct Fresh<T> {
-    ptr: *mut T,
-    n: usize,
-    map: Option<(*mut libc::c_void, usize)>,
+    buf: flash_map_cpu::AlignedBuf,
+    _t: std::marker::PhantomData<T>,
 }
 
 impl<T: Copy> Fresh<T> {
     fn new(n: usize) -> Self {
-        use flash_map_core::tuning::TUNING;
-        let len = n * size_of::<T>();
-        if len < TUNING.commit_min_bytes {
-            let layout = std::alloc::Layout::array::<T>(n).unwrap();
-            // SAFETY: non-zero size; all-zero bytes are a valid Pod value.
-            let ptr = unsafe { std::alloc::alloc_zeroed(layout) } as *mut T;
-            assert!(!ptr.is_null());
-            return Fresh { ptr, n, map: None };
-        }
-        let huge = len >= TUNING.huge_page_min_bytes;
-        let align = if huge { 2 << 20 } else { 4096 };
-        let total = len + align;
-        // SAFETY: an anonymous private mapping; checked below; advice is a hint.
-        unsafe {
-            let base = libc::mmap(
-                std::ptr::null_mut(),
-                total,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
-            assert!(base != libc::MAP_FAILED);
-            let start = (base as *mut u8).add((align - base as usize % align) % align);
-            if huge {
-                libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
-            }
-            libc::madvise(start as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE);
-            Fresh { ptr: start as *mut T, n, map: Some((base, total)) }
-        }
+        let buf = flash_map_cpu::AlignedBuf::zeroed(n * size_of::<T>()).expect("memory for the floor's arrays");
+        assert!(align_of::<T>() <= 16, "the buffer is 16-byte aligned");
+        Fresh { buf, _t: std::marker::PhantomData }
     }
 }
 
 impl<T> std::ops::Deref for Fresh<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        // SAFETY: `n` zero-initialised (or written) values.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.n) }
+        // SAFETY: the buffer holds `len / size_of::<T>()` aligned `T`s, zeroed (a valid Pod
+        // value) or written since.
+        unsafe { std::slice::from_raw_parts(self.buf.as_ptr() as *const T, self.buf.len() / size_of::<T>()) }
     }
 }
 
 impl<T> std::ops::DerefMut for Fresh<T> {
     fn deref_mut(&mut self) -> &mut [T] {
+        let n = self.buf.len() / size_of::<T>();
         // SAFETY: as above, owned exclusively.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.n) }
+        unsafe { std::slice::from_raw_parts_mut(self.buf.as_mut_ptr() as *mut T, n) }
     }
 }
 
-impl<T> Drop for Fresh<T> {
-    fn drop(&mut self) {
-        // SAFETY: the mapping or allocation made in `new`.
+/// Where a floor's home lines lie, copied out so that the prefetch does not borrow the table.
+#[derive(Clone, Copy)]
+struct Lines {
+    states: *const u32,
+    keys: *const u8,
+    values: *const u8,
+    key_size: usize,
+    value_size: usize,
+    mask: usize,
+}
+
+impl Lines {
+    /// Prefetches the home state, key and (for `values`) value lines of hash `h`.
+    #[inline(always)]
+    fn prefetch(self, h: u64, values: bool) {
+        use std::arch::x86_64::*;
+        let s = h as usize & self.mask;
+        // SAFETY: prefetches never fault.
         unsafe {
-            match self.map {
-                Some((base, total)) => {
-                    libc::munmap(base, total);
-                }
-                None => std::alloc::dealloc(self.ptr as *mut u8, std::alloc::Layout::array::<T>(self.n).unwrap()),
+            _mm_prefetch(self.states.wrapping_add(s) as *const i8, _MM_HINT_T0);
+            _mm_prefetch(self.keys.wrapping_add(s * self.key_size) as *const i8, _MM_HINT_T0);
+            if values {
+                _mm_prefetch(self.values.wrapping_add(s * self.value_size) as *const i8, _MM_HINT_T0);
             }
         }
+    }
+}
+
+/// Calls `body(i, hash)` for `i` in `0..n` in order, each key hashed once, 16 keys ahead,
+/// when `prefetch` is given, which then also gets the hash.
+#[inline(always)]
+fn hashed_ahead(
+    n: usize,
+    key: impl Fn(usize) -> u64,
+    prefetch: Option<impl Fn(u64)>,
+    mut body: impl FnMut(usize, u64),
+) {
+    const D: usize = 16;
+    let Some(pf) = prefetch else {
+        (0..n).for_each(|i| body(i, key(i)));
+        return;
+    };
+    let mut ring = [0u64; D];
+    for (i, r) in ring.iter_mut().enumerate().take(n) {
+        *r = key(i);
+        pf(*r);
+    }
+    for i in 0..n {
+        let h = ring[i % D];
+        if i + D < n {
+            ring[i % D] = key(i + D);
+            pf(ring[i % D]);
+        }
+        body(i, h);
     }
 }
 
@@ -206,100 +222,103 @@ impl<K: Gen, V: Gen> Floor<K, V> {
     fn bytes(&self) -> usize {
         (self.mask + 1) * (4 + size_of::<K>() + size_of::<V>())
     }
-    #[inline(always)]
-    fn hash(k: &K) -> (u64, usize, u32) {
-        let b = bytemuck_bytes(k);
-        let mut w = [0u8; 8];
-        w[..b.len().min(8)].copy_from_slice(&b[..b.len().min(8)]);
-        let h = flash_map_core::hash::fmix64(u64::from_le_bytes(w));
-        (h, h as usize, flash_map_core::slot::full_word(flash_map_core::slot::tag_of(h)))
+    fn lines(&self) -> Lines {
+        Lines {
+            states: self.states.as_ptr(),
+            keys: self.keys.as_ptr() as *const u8,
+            values: self.values.as_ptr() as *const u8,
+            key_size: size_of::<K>(),
+            value_size: size_of::<V>(),
+            mask: self.mask,
+        }
     }
+    /// The engine's Identity hash of `k`.
+    #[inline(always)]
+    fn hash(k: &K) -> u64 {
+        flash_map_core::KeyHasher::plain(flash_map_core::HashStrategy::Identity).hash_bytes(bytemuck_bytes(k))
+    }
+    /// The state words at `at..at + 8` (wrapping) that are `w`, and those that are empty.
     #[inline(always)]
     fn group(&self, at: usize, w: u32) -> (u32, u32) {
+        use flash_map_core::Slots;
         if at + 8 > self.mask + 1 {
             let m = |x: u32| (0..8).fold(0u32, |a, j| a | ((self.states[(at + j) & self.mask] == x) as u32) << j);
             return (m(w), m(0));
         }
-        use std::arch::x86_64::*;
-        // SAFETY: `at + 8 <= slots`.
-        unsafe {
-            let p = self.states.as_ptr().add(at);
-            let (a, b) = (_mm_loadu_si128(p as *const __m128i), _mm_loadu_si128(p.add(4) as *const __m128i));
-            let m = |x: u32| {
-                let v = _mm_set1_epi32(x as i32);
-                let f = |y| _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(y, v))) as u32;
-                f(a) | f(b) << 4
-            };
-            (m(w), m(0))
-        }
-    }
-    #[inline(always)]
-    fn prefetch(&self, k: &K, values: bool) {
-        let (_, h, _) = Self::hash(k);
-        let s = h & self.mask;
-        use std::arch::x86_64::*;
-        // SAFETY: prefetches never fault.
-        unsafe {
-            _mm_prefetch(self.states.as_ptr().wrapping_add(s) as *const i8, _MM_HINT_T0);
-            _mm_prefetch(self.keys.as_ptr().wrapping_add(s) as *const i8, _MM_HINT_T0);
-            if values {
-                _mm_prefetch(self.values.as_ptr().wrapping_add(s) as *const i8, _MM_HINT_T0);
-            }
-        }
+        // SAFETY: the arrays hold `mask + 1` slots of `size_of::<K>()`-byte keys, read only
+        // here; `at + 8 <= slots`.
+        let g = unsafe {
+            flash_map_core::probe::RawSlots::new(
+                self.states.as_ptr() as *mut u32,
+                self.keys.as_ptr() as *mut u8,
+                self.mask,
+                size_of::<K>(),
+            )
+            .group(at, w)
+        };
+        (g.matching, g.empty)
     }
     fn insert_all(&mut self, pairs: &[(K, V)]) {
-        let pf = true;
-        for (i, (k, v)) in pairs.iter().enumerate() {
-            if pf && i + 16 < pairs.len() {
-                self.prefetch(&pairs[i + 16].0, true);
-            }
-            let (_, h, w) = Self::hash(k);
-            let at = h & self.mask;
-            let (_, empty) = self.group(at, w);
-            let mut s = if empty != 0 { at + empty.trailing_zeros() as usize } else { at + 8 };
-            while self.states[s & self.mask] != 0 {
-                s += 1;
-            }
-            let s = s & self.mask;
-            self.states[s] = w;
-            self.keys[s] = *k;
-            self.values[s] = *v;
-        }
+        let lines = self.lines();
+        let pf = Some(|h| lines.prefetch(h, true));
+        hashed_ahead(
+            pairs.len(),
+            |i| Self::hash(&pairs[i].0),
+            pf,
+            |i, h| {
+                let (k, v) = &pairs[i];
+                let w = flash_map_core::slot::full_word(flash_map_core::slot::tag_of(h));
+                let at = h as usize & self.mask;
+                let (_, empty) = self.group(at, w);
+                let mut s = if empty != 0 { at + empty.trailing_zeros() as usize } else { at + 8 };
+                while self.states[s & self.mask] != 0 {
+                    s += 1;
+                }
+                let s = s & self.mask;
+                self.states[s] = w;
+                self.keys[s] = *k;
+                self.values[s] = *v;
+            },
+        );
     }
     fn get_all(&self, keys: &[K], out: &mut Vec<Option<V>>, hits: bool) {
         out.clear();
-        let pf = self.bytes() > (1 << 20);
-        for (i, k) in keys.iter().enumerate() {
-            if pf && i + 16 < keys.len() {
-                self.prefetch(&keys[i + 16], hits);
-            }
-            let (_, h, w) = Self::hash(k);
-            let at = h & self.mask;
-            let (mut m, empty) = self.group(at, w);
-            if empty != 0 {
-                m &= (1 << empty.trailing_zeros()) - 1;
-            }
-            let mut r = None;
-            while m != 0 {
-                let s = at + m.trailing_zeros() as usize;
-                if self.keys[s & self.mask] == *k {
-                    r = Some(self.values[s & self.mask]);
-                    break;
+        let lines = self.lines();
+        let pf = (self.bytes() > (1 << 20)).then_some(|h| lines.prefetch(h, hits));
+        hashed_ahead(
+            keys.len(),
+            |i| Self::hash(&keys[i]),
+            pf,
+            |i, h| {
+                let k = &keys[i];
+                let w = flash_map_core::slot::full_word(flash_map_core::slot::tag_of(h));
+                let at = h as usize & self.mask;
+                let (mut m, empty) = self.group(at, w);
+                if empty != 0 {
+                    m &= (1 << empty.trailing_zeros()) - 1;
                 }
-                m &= m - 1;
-            }
-            if r.is_none() && empty == 0 {
-                let mut s = at + 8;
-                while self.states[s & self.mask] != 0 {
-                    if self.states[s & self.mask] == w && self.keys[s & self.mask] == *k {
+                let mut r = None;
+                while m != 0 {
+                    let s = at + m.trailing_zeros() as usize;
+                    if self.keys[s & self.mask] == *k {
                         r = Some(self.values[s & self.mask]);
                         break;
                     }
-                    s += 1;
+                    m &= m - 1;
                 }
-            }
-            out.push(r);
-        }
+                if r.is_none() && empty == 0 {
+                    let mut s = at + 8;
+                    while self.states[s & self.mask] != 0 {
+                        if self.states[s & self.mask] == w && self.keys[s & self.mask] == *k {
+                            r = Some(self.values[s & self.mask]);
+                            break;
+                        }
+                        s += 1;
+                    }
+                }
+                out.push(r);
+            },
+        );
     }
 }
 

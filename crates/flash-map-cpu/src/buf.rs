@@ -31,8 +31,9 @@ const HUGE_MIN: usize = flash_map_core::tuning::TUNING.huge_page_min_bytes;
 #[cfg(target_os = "linux")]
 const HUGE_PAGE: usize = 2 << 20;
 
-/// A zero-initialised byte buffer aligned to 16 bytes (2 MiB when mapped).
-pub(crate) struct AlignedBuf {
+/// A zero-initialised byte buffer aligned to 16 bytes (2 MiB when mapped). Public, hidden,
+/// only so that the benches can allocate memory exactly as a table's arrays are allocated.
+pub struct AlignedBuf {
     ptr: NonNull<u8>,
     len: usize,
     /// The whole mapping (start, length) when the buffer was mapped with `mmap`.
@@ -46,7 +47,7 @@ unsafe impl Sync for AlignedBuf {}
 
 impl AlignedBuf {
     /// Allocates `len` zero bytes; `Err(CpuError::Alloc)` if the allocator refuses.
-    pub(crate) fn zeroed(len: usize) -> Result<Self, CpuError> {
+    pub fn zeroed(len: usize) -> Result<Self, CpuError> {
         Self::zeroed_by(len, false)
     }
 
@@ -122,17 +123,22 @@ impl AlignedBuf {
     }
 
     /// Length in bytes.
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether the buffer holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Base pointer.
-    pub(crate) fn as_ptr(&self) -> *const u8 {
+    pub fn as_ptr(&self) -> *const u8 {
         self.ptr.as_ptr()
     }
 
     /// Base pointer for writes.
-    pub(crate) fn as_mut_ptr(&mut self) -> *mut u8 {
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
         self.ptr.as_ptr()
     }
 

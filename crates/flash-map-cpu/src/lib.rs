@@ -26,7 +26,7 @@ mod table;
 mod write;
 
 #[doc(hidden)]
-pub use buf::advise_huge;
+pub use buf::{advise_huge, AlignedBuf};
 pub use exec::Exec;
 pub use table::CpuTable;
 
