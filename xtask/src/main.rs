@@ -386,7 +386,7 @@ fn gpu_bundle(dir: Option<PathBuf>) -> Res {
     run(c()
         .args(["build", "--release", "-p", "flash-map", "--features", feats, "--examples", "--target-dir"])
         .arg(&target))?;
-    for ex in EXAMPLES.iter().chain(&["gpu_bench"]) {
+    for ex in EXAMPLES.iter().chain(&["gpu_bench", "gpu_join"]) {
         fs::copy(target.join("release/examples").join(ex), dir.join("bin").join(ex)).map_err(|e| e.to_string())?;
     }
     let script = format!(
@@ -412,6 +412,9 @@ for ex in {examples}; do
   timeout 60 "$here/bin/$ex" > "$logs/$ex.log" 2>&1 || status=1
   grep -E "verified|ops/s|FlashMap" "$logs/$ex.log" | tail -n 4 >> "$logs/summary.txt"
 done
+echo "== gpu_join" | tee -a "$logs/summary.txt"
+timeout 90 "$here/bin/gpu_join" > "$logs/gpu_join.log" 2>&1 || status=1
+grep -E "verified|built|probe of" "$logs/gpu_join.log" >> "$logs/summary.txt"
 echo "== gpu_bench" | tee -a "$logs/summary.txt"
 timeout 150 "$here/bin/gpu_bench" > "$logs/gpu_bench.log" 2>&1 || status=1
 cat "$logs/gpu_bench.log" >> "$logs/summary.txt"

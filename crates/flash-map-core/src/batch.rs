@@ -2,7 +2,9 @@
 //!
 //! A batch `&[(K, V)]` is an array of records with a fixed stride; the key and the value sit
 //! at fixed offsets inside each record. A key-only batch `&[K]` is the same with no value.
-//! Engines read keys and values through this view, so they are not generic over `K` and `V`.
+//! A batch of two columns, `&[K]` and `&[V]` ([`Batch::columns`]), has its values in an
+//! array of their own. Engines read keys and values through this view, so they are not
+//! generic over `K` and `V`.
 //!
 //! A [`Batch`] borrows the memory it views for its lifetime `'a`, and is made only by
 //! constructors that check its shape against that memory: every key and value it names lies
@@ -19,11 +21,14 @@ pub enum BatchError {
     FieldOutsideRecord,
     /// `len` records of `stride` bytes need more bytes than were given (or overflow).
     TooShort,
+    /// The key and value columns of a [`Batch::columns`] differ in length.
+    ColumnLengths,
 }
 
 /// A strided batch: [`len`](Self::len) records of `stride` bytes, each with a key of
 /// `key_size` bytes at `key_off` and a value of `value_size` bytes at `val_off` (no value
-/// for key-only batches: `value_size == 0`).
+/// for key-only batches: `value_size == 0`). In a batch of two columns the values lie in
+/// an array of their own instead ([`columns`](Self::columns)).
 #[derive(Clone, Copy, Debug)]
 pub struct Batch<'a> {
     base: *const u8,
@@ -33,6 +38,11 @@ pub struct Batch<'a> {
     key_size: usize,
     val_off: usize,
     value_size: usize,
+    /// Value `i` lies at `vbase + i * vstride`: inside the records (`base + val_off`,
+    /// `stride`), or in a column of its own (`split`).
+    vbase: *const u8,
+    vstride: usize,
+    split: bool,
     _borrow: PhantomData<&'a [u8]>,
 }
 
@@ -88,6 +98,11 @@ impl<'a> Batch<'a> {
                 key_size,
                 val_off,
                 value_size,
+                // In bounds or one past the end (the field lies in its record), but the
+                // records may be none: no access happens through it then.
+                vbase: bytes.as_ptr().wrapping_add(val_off),
+                vstride: stride,
+                split: false,
                 _borrow: PhantomData,
             }),
             Err(e) => Err(e),
@@ -136,7 +151,50 @@ impl<'a> Batch<'a> {
             key_size: size_of::<K>(),
             val_off: 0,
             value_size: 0,
+            vbase: keys.as_ptr() as *const u8,
+            vstride: size_of::<K>(),
+            split: false,
             _borrow: PhantomData,
+        }
+    }
+
+    /// A batch of two columns: key `i` is `keys[i]`, its value `values[i]` (feature
+    /// `bytemuck`). Errors if the columns differ in length.
+    ///
+    /// ```
+    /// let (keys, values) = ([1u64, 2], [10u32, 20]);
+    /// let b = flash_map_core::Batch::columns(&keys, &values).unwrap();
+    /// assert_eq!((b.len(), b.key_size(), b.value_size()), (2, 8, 4));
+    /// let (k, v) = b.column_bytes().unwrap();
+    /// assert_eq!((k.len(), v.len()), (16, 8));
+    /// assert_eq!(&v[4..], &20u32.to_le_bytes());
+    /// assert!(flash_map_core::Batch::columns(&keys, &values[..1]).is_err());
+    /// ```
+    #[cfg(feature = "bytemuck")]
+    pub const fn columns<K: bytemuck::Pod, V: bytemuck::Pod>(
+        keys: &'a [K],
+        values: &'a [V],
+    ) -> Result<Self, BatchError> {
+        if keys.len() != values.len() {
+            return Err(BatchError::ColumnLengths);
+        }
+        // SAFETY: `Pod` types have no padding; the lengths are equal (checked above).
+        Ok(unsafe { Self::columns_unchecked(keys, values) })
+    }
+
+    /// [`columns`](Self::columns) for any `K` and `V`.
+    ///
+    /// # Safety
+    /// `keys.len() == values.len()`, and every byte of a `K` and of a `V` is initialised
+    /// (no padding inside them): `K` and `V` are `bytemuck::Pod` or alike.
+    pub const unsafe fn columns_unchecked<K, V>(keys: &'a [K], values: &'a [V]) -> Self {
+        Batch {
+            value_size: size_of::<V>(),
+            vbase: values.as_ptr() as *const u8,
+            vstride: size_of::<V>(),
+            split: true,
+            // SAFETY: the keys' bytes are initialised (contract).
+            ..unsafe { Self::keys_unchecked(keys) }
         }
     }
 
@@ -154,6 +212,9 @@ impl<'a> Batch<'a> {
             key_size: size_of::<K>(),
             val_off: core::mem::offset_of!((K, V), 1),
             value_size: size_of::<V>(),
+            vbase: (pairs.as_ptr() as *const u8).wrapping_add(core::mem::offset_of!((K, V), 1)),
+            vstride: size_of::<(K, V)>(),
+            split: false,
             _borrow: PhantomData,
         }
     }
@@ -170,7 +231,8 @@ impl<'a> Batch<'a> {
         self.len == 0
     }
 
-    /// Bytes from one record to the next.
+    /// Bytes from one record to the next (from one key to the next, in a batch of two
+    /// columns).
     #[inline(always)]
     pub const fn stride(&self) -> usize {
         self.stride
@@ -188,7 +250,8 @@ impl<'a> Batch<'a> {
         self.key_size
     }
 
-    /// Offset of the value within a record.
+    /// Offset of the value within a record (0 and meaningless in a batch of two columns:
+    /// see [`column_bytes`](Self::column_bytes)).
     #[inline(always)]
     pub const fn val_off(&self) -> usize {
         self.val_off
@@ -204,7 +267,7 @@ impl<'a> Batch<'a> {
     /// first or (`value_first`) the value first: such a batch can be copied as one block.
     pub const fn is_tight(&self) -> Option<bool> {
         let (ks, vs) = (self.key_size, self.value_size);
-        if self.stride != ks + vs {
+        if self.split || self.stride != ks + vs {
             return None;
         }
         if self.key_off == 0 && (vs == 0 || self.val_off == ks) {
@@ -224,6 +287,21 @@ impl<'a> Batch<'a> {
         // SAFETY: the constructors checked that `len * stride` bytes from `base` are borrowed
         // for `'a`; a tight record is all key and value bytes, which are initialised.
         Some(unsafe { core::slice::from_raw_parts(self.base, self.len * self.stride) })
+    }
+
+    /// A batch of two columns ([`columns`](Self::columns)) as its key bytes and its value
+    /// bytes, `len * key_size` and `len * value_size` of them; `None` for a batch of records.
+    pub fn column_bytes(&self) -> Option<(&'a [u8], &'a [u8])> {
+        if !self.split {
+            return None;
+        }
+        // SAFETY: `columns` borrowed `len` keys and `len` values for `'a`, all initialised.
+        Some(unsafe {
+            (
+                core::slice::from_raw_parts(self.base, self.len * self.key_size),
+                core::slice::from_raw_parts(self.vbase, self.len * self.value_size),
+            )
+        })
     }
 
     /// Record `i`'s key bytes.
@@ -255,12 +333,13 @@ impl<'a> Batch<'a> {
     /// `i < len`.
     #[inline(always)]
     pub const unsafe fn val(&self, i: usize) -> *const u8 {
-        // SAFETY: as in `key`.
-        unsafe { self.base.add(i * self.stride + self.val_off) }
+        // SAFETY: `i < len`: value `i` lies inside the borrowed records or value column
+        // (checked by the constructors).
+        unsafe { self.vbase.add(i * self.vstride) }
     }
 
     /// The same records without their values (a lookup of an insert batch's keys).
     pub const fn keys_only(self) -> Self {
-        Batch { val_off: 0, value_size: 0, ..self }
+        Batch { val_off: 0, value_size: 0, vbase: self.base, vstride: self.stride, split: false, ..self }
     }
 }

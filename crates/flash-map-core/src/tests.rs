@@ -523,5 +523,18 @@ fn batches_view_only_their_fields() {
         assert_eq!(v, &20u64.to_ne_bytes());
         let keys = [7u32, 8];
         assert_eq!(Batch::keys(&keys).tight_bytes(), Some(&[7, 0, 0, 0, 8, 0, 0, 0][..]));
+        // Two columns: values from their own array, never copied as one block of records.
+        let (ks, vs) = ([1u8, 2, 3], [10u64, 20, 30]);
+        let c = Batch::columns(&ks, &vs).unwrap();
+        assert_eq!((c.len(), c.key_size(), c.value_size(), c.is_tight()), (3, 1, 8, None));
+        assert_eq!(c.key_bytes(2), &[3]);
+        // SAFETY: record 2 of 3; its value holds 8 bytes.
+        let v = unsafe { core::slice::from_raw_parts(c.val(2), 8) };
+        assert_eq!(v, &30u64.to_ne_bytes());
+        assert_eq!(c.column_bytes().map(|(k, v)| (k.len(), v.len())), Some((3, 24)));
+        let k = c.keys_only();
+        assert_eq!((k.value_size(), k.tight_bytes()), (0, Some(&[1u8, 2, 3][..])));
+        assert_eq!(p.column_bytes(), None);
+        assert_eq!(Batch::columns(&ks, &vs[..2]).err(), Some(BatchError::ColumnLengths));
     }
 }

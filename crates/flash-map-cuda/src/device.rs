@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::ffi::{c_void, CString};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cudarc::driver::{result, sys};
+use cudarc::driver::{result, sys, CudaContext, CudaStream};
 
 use crate::{drv, CudaError, PTX};
 
@@ -59,11 +59,11 @@ pub fn probe_device(device_id: usize) -> Result<DeviceInfo, CudaError> {
 /// The kernels of the module, indexed by [`Kernel`].
 pub(crate) struct Funcs([sys::CUfunction; Kernel::ALL.len()]);
 
-/// One device: its primary context and the loaded kernel module. Shared by every table on
-/// the device, created once per process.
+/// One device: its primary context (cudarc's [`CudaContext`], so that cudarc's buffers and
+/// streams of the same device work with the tables) and the loaded kernel module. Shared by
+/// every table on the device, created once per process.
 pub struct Gpu {
-    dev: sys::CUdevice,
-    pub(crate) ctx: sys::CUcontext,
+    cuda: Arc<CudaContext>,
     module: sys::CUmodule,
     pub(crate) funcs: Funcs,
     pub(crate) sm_count: u32,
@@ -71,10 +71,11 @@ pub struct Gpu {
     pub info: DeviceInfo,
 }
 
-// SAFETY: driver handles may be used from any thread once the context is made current
-// (every entry point calls `bind`).
+// SAFETY: the module and function handles are driver handles, usable from any thread once
+// the context is current (every entry point calls `bind`); the context is `Send + Sync`.
 unsafe impl Send for Gpu {}
-// SAFETY: as above; launches on the null stream are serialised by the driver.
+// SAFETY: as above; nothing in a `Gpu` changes after `open`, and the driver serialises
+// launches on one stream.
 unsafe impl Sync for Gpu {}
 
 impl Gpu {
@@ -92,11 +93,9 @@ impl Gpu {
 
     fn open(ordinal: usize) -> Result<Gpu, CudaError> {
         let info = probe_device(ordinal)?;
-        let dev = result::device::get(ordinal as i32).map_err(drv("cuDeviceGet"))?;
-        // SAFETY: valid device; released in Drop.
-        let ctx = unsafe { result::primary_ctx::retain(dev) }.map_err(drv("cuDevicePrimaryCtxRetain"))?;
-        // SAFETY: `ctx` was just retained.
-        unsafe { result::ctx::set_current(ctx) }.map_err(drv("cuCtxSetCurrent"))?;
+        // The device's primary context, made current on this thread (released when the last
+        // `Arc` of it is dropped).
+        let cuda = CudaContext::new(ordinal).map_err(drv("cuDevicePrimaryCtxRetain"))?;
         let src = CString::new(PTX).map_err(|_| CudaError::Driver { op: "embed PTX", msg: "NUL in PTX".into() })?;
         // SAFETY: `src` is a NUL-terminated PTX image that outlives the call.
         let module = unsafe { result::module::load_data(src.as_ptr() as *const c_void) }
@@ -118,26 +117,50 @@ impl Gpu {
             info.sm_count,
             info.total_mem >> 20
         );
-        Ok(Gpu { dev, ctx, module, funcs, sm_count: info.sm_count.max(1) as u32, info })
+        Ok(Gpu { cuda, module, funcs, sm_count: info.sm_count.max(1) as u32, info })
+    }
+
+    /// The device's primary context, as cudarc's safe API holds it: buffers and streams made
+    /// from it (or from any other `CudaContext::new` of the same device) work with the
+    /// tables of this device.
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.cuda
+    }
+
+    /// A new non-blocking stream of this device: no work of another stream (the null
+    /// stream included) waits for it, or it for them.
+    pub fn new_stream(&self) -> Result<Arc<CudaStream>, CudaError> {
+        self.cuda.new_stream().map_err(drv("cuStreamCreate"))
+    }
+
+    /// Whether `stream` belongs to this device's primary context.
+    pub fn owns(&self, stream: &CudaStream) -> bool {
+        stream.context().cu_ctx() == self.cuda.cu_ctx()
     }
 
     /// Makes this device's context current on the calling thread.
     pub(crate) fn bind(&self) -> Result<(), CudaError> {
-        // SAFETY: the context is retained for the lifetime of `self`.
-        unsafe { result::ctx::set_current(self.ctx) }.map_err(drv("cuCtxSetCurrent"))
+        self.cuda.bind_to_thread().map_err(drv("cuCtxSetCurrent"))
     }
 
-    /// Launches kernel `k` over `n` items (grid-stride loops inside the kernels) with its
-    /// one parameter `p`, copied by value.
+    /// Launches kernel `k` on `stream` over `n` items (grid-stride loops inside the kernels)
+    /// with its one parameter `p`, copied by value. It returns once the launch is queued.
     ///
     /// # Safety
     /// Every device address in `p` is valid, in this context, for what `k` does with it
     /// (`flash_map_core::abi` documents each field), and stays so until the launch has
-    /// completed.
+    /// completed on `stream`, a stream of this context; no work outside `stream` writes the
+    /// memory the kernel reads or touches the memory it writes until then.
     ///
     /// # Panics
     /// If `P` is not `k`'s parameter type.
-    pub(crate) unsafe fn launch<P: KernelParams>(&self, k: Kernel, n: usize, p: &P) -> Result<(), CudaError> {
+    pub(crate) unsafe fn launch<P: KernelParams>(
+        &self,
+        stream: &CudaStream,
+        k: Kernel,
+        n: usize,
+        p: &P,
+    ) -> Result<(), CudaError> {
         assert!(P::accepts(k), "{} does not take this parameter", k.name());
         if n == 0 {
             return Ok(());
@@ -146,33 +169,27 @@ impl Gpu {
         let blocks = n.div_ceil(BLOCK).min(self.sm_count as usize * TUNING.gpu_blocks_per_sm).max(1) as u32;
         let mut args = [p as *const P as *mut c_void];
         // SAFETY: `k`'s one parameter is a `P` (`KernelParams`, checked above), which the
-        // driver copies from `p` during the call; the addresses in it are valid by contract.
+        // driver copies from `p` during the call; the addresses in it are valid by contract,
+        // and `stream` is a live stream of this context (contract).
         unsafe {
             result::launch_kernel(
                 self.funcs.0[k as usize],
                 (blocks, 1, 1),
                 (BLOCK as u32, 1, 1),
                 0,
-                std::ptr::null_mut(),
+                stream.cu_stream(),
                 &mut args,
             )
         }
         .map_err(drv("cuLaunchKernel"))
     }
-
-    /// Waits for all work on the null stream.
-    pub(crate) fn sync(&self) -> Result<(), CudaError> {
-        result::ctx::synchronize().map_err(drv("cuCtxSynchronize"))
-    }
 }
 
 impl Drop for Gpu {
     fn drop(&mut self) {
-        // SAFETY: module and context were created in `open`; errors on teardown are ignored.
-        unsafe {
-            let _ = result::ctx::set_current(self.ctx);
-            let _ = result::module::unload(self.module);
-            let _ = result::primary_ctx::release(self.dev);
-        }
+        let _ = self.bind();
+        // SAFETY: the module was loaded in `open` and is unloaded once; errors on teardown
+        // are ignored. The context is released when `cuda` drops, after this.
+        let _ = unsafe { result::module::unload(self.module) };
     }
 }

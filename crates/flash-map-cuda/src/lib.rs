@@ -17,6 +17,7 @@ mod device;
 mod mem;
 mod table;
 
+pub use cudarc;
 pub use device::{probe_device, DeviceInfo, Gpu};
 pub use mem::DeviceBuf;
 pub use table::{device_records, CudaTable, DeviceBatch};
@@ -66,6 +67,12 @@ pub enum CudaError {
     HostAlloc {
         /// Bytes requested.
         bytes: usize,
+    },
+    /// A stream given to a table belongs to another device or context than the table's.
+    #[error("the CUDA stream belongs to another context than device {device}'s primary context; make it from CudaContext::new({device})")]
+    ForeignStream {
+        /// The table's device.
+        device: usize,
     },
     /// The batch's claims were refused (its new keys do not fit, or keys share their hash
     /// with too many others: rebuild with a stronger hash); nothing was

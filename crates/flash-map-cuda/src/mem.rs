@@ -2,28 +2,55 @@
 
 use std::sync::Arc;
 
-use cudarc::driver::{result, sys};
+use cudarc::driver::{result, sys, CudaStream};
 
-use crate::device::Gpu;
 use crate::{drv, CudaError};
 
-/// A device allocation, freed on drop.
+/// A device allocation, freed on drop, whose work is ordered on one stream: every copy,
+/// fill and kernel that uses it goes to that stream.
+///
+/// Where the device has memory pools (every GPU the kernels run on, under a current driver)
+/// the allocation and the free are queued on the stream too (`cuMemAllocAsync`,
+/// `cuMemFreeAsync`): a plain `cuMemFree` waits for the whole device to go idle, so one
+/// table's free would wait for every other stream's work, and for ever for a stream that a
+/// caller holds back.
 pub struct DeviceBuf {
-    gpu: Arc<Gpu>,
+    stream: Arc<CudaStream>,
     ptr: sys::CUdeviceptr,
     bytes: usize,
+    pooled: bool,
+}
+
+/// Makes `stream`'s context current on the calling thread.
+pub(crate) fn bind(stream: &CudaStream) -> Result<(), CudaError> {
+    stream.context().bind_to_thread().map_err(drv("cuCtxSetCurrent"))
+}
+
+/// Waits for the work queued on `stream` so far.
+pub(crate) fn sync(stream: &CudaStream) -> Result<(), CudaError> {
+    stream.synchronize().map_err(drv("cuStreamSynchronize"))
 }
 
 impl DeviceBuf {
-    /// Allocates `bytes` of device memory, zeroed.
-    pub fn zeroed(gpu: &Arc<Gpu>, bytes: usize) -> Result<Self, CudaError> {
-        gpu.bind()?;
+    /// Allocates `bytes` of device memory for work on `stream`, zeroed (the fill is queued
+    /// on `stream`).
+    pub fn zeroed(stream: &Arc<CudaStream>, bytes: usize) -> Result<Self, CudaError> {
+        bind(stream)?;
+        let pooled = stream.context().has_async_alloc();
         if bytes == 0 {
-            return Ok(DeviceBuf { gpu: Arc::clone(gpu), ptr: 0, bytes: 0 });
+            return Ok(DeviceBuf { stream: Arc::clone(stream), ptr: 0, bytes: 0, pooled });
         }
-        // SAFETY: context is current.
-        let ptr = unsafe { result::malloc_sync(bytes) }.map_err(|_| CudaError::DeviceAlloc { bytes })?;
-        let buf = DeviceBuf { gpu: Arc::clone(gpu), ptr, bytes };
+        // SAFETY: the stream's context is current; the stream is live. A pooled allocation
+        // is usable by work queued on `stream` after this call, which is all of its work.
+        let ptr = unsafe {
+            if pooled {
+                result::malloc_async(stream.cu_stream(), bytes)
+            } else {
+                result::malloc_sync(bytes)
+            }
+        }
+        .map_err(|_| CudaError::DeviceAlloc { bytes })?;
+        let buf = DeviceBuf { stream: Arc::clone(stream), ptr, bytes, pooled };
         buf.zero()?;
         Ok(buf)
     }
@@ -43,42 +70,72 @@ impl DeviceBuf {
         self.bytes == 0
     }
 
-    /// Sets every byte to zero (stream-ordered).
+    /// The stream the buffer's work is ordered on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// Sets every byte to zero (queued on the buffer's stream).
     pub fn zero(&self) -> Result<(), CudaError> {
         if self.bytes == 0 {
             return Ok(());
         }
-        // SAFETY: the allocation holds `bytes` bytes.
-        unsafe { result::memset_d8_async(self.ptr, 0, self.bytes, std::ptr::null_mut()) }.map_err(drv("cuMemsetD8"))
+        // SAFETY: the allocation holds `bytes` bytes; the stream is of its context.
+        unsafe { result::memset_d8_async(self.ptr, 0, self.bytes, self.stream.cu_stream()) }
+            .map_err(drv("cuMemsetD8Async"))
     }
 
-    /// Copies `src` to the start of the buffer (synchronous).
+    /// Copies `src` to the start of the buffer, after the work queued on its stream, and
+    /// waits for the copy.
+    ///
+    /// # Panics
+    /// If `src` is longer than the buffer.
     pub fn upload(&self, src: &[u8]) -> Result<(), CudaError> {
-        assert!(src.len() <= self.bytes, "upload fits the buffer");
+        self.upload_at(0, src)
+    }
+
+    /// [`upload`](Self::upload) to offset `offset`.
+    ///
+    /// # Panics
+    /// If `src` does not fit from `offset` on.
+    pub fn upload_at(&self, offset: usize, src: &[u8]) -> Result<(), CudaError> {
+        assert!(offset <= self.bytes && src.len() <= self.bytes - offset, "upload fits the buffer");
         if src.is_empty() {
             return Ok(());
         }
-        // SAFETY: `src.len()` bytes fit; the copy completes before returning.
-        unsafe { result::memcpy_htod_sync(self.ptr, src) }.map_err(drv("cuMemcpyHtoD"))
+        bind(&self.stream)?;
+        // SAFETY: `src.len()` bytes fit from `offset` (asserted); `src` is borrowed until the
+        // synchronize below, after which the copy has completed.
+        unsafe { result::memcpy_htod_async(self.ptr + offset as u64, src, self.stream.cu_stream()) }
+            .map_err(drv("cuMemcpyHtoDAsync"))?;
+        sync(&self.stream)
     }
 
-    /// Copies the start of the buffer into `dst` (synchronous).
+    /// Copies the start of the buffer into `dst`, after the work queued on its stream, and
+    /// waits for the copy.
+    ///
+    /// # Panics
+    /// If `dst` is longer than the buffer.
     pub fn download(&self, dst: &mut [u8]) -> Result<(), CudaError> {
         assert!(dst.len() <= self.bytes, "download fits the buffer");
         if dst.is_empty() {
             return Ok(());
         }
-        // SAFETY: `dst.len()` bytes are in the buffer; synchronous.
-        unsafe { result::memcpy_dtoh_sync(dst, self.ptr) }.map_err(drv("cuMemcpyDtoH"))
+        bind(&self.stream)?;
+        // SAFETY: `dst.len()` bytes are in the buffer; `dst` is borrowed until the
+        // synchronize below, after which the copy has completed.
+        unsafe { result::memcpy_dtoh_async(dst, self.ptr, self.stream.cu_stream()) }
+            .map_err(drv("cuMemcpyDtoHAsync"))?;
+        sync(&self.stream)
     }
 
-    /// Queues a copy of `dst.len()` bytes from offset `offset` into `dst` on the null stream;
-    /// it is complete once an event recorded after it has completed.
+    /// Queues a copy of `dst.len()` bytes from offset `offset` into `dst` on the buffer's
+    /// stream; it is complete once an event recorded after it has completed.
     ///
     /// # Safety
     /// The driver writes `dst` after this call returns, when the borrow has ended: `dst`
     /// must be pinned host memory ([`PinnedBuf`]) that stays allocated, and is neither read
-    /// nor written, until an event recorded after this call has completed (or the context
+    /// nor written, until an event recorded after this call has completed (or the stream
     /// has synchronized).
     ///
     /// # Panics
@@ -90,15 +147,16 @@ impl DeviceBuf {
         }
         // SAFETY: the range lies inside the allocation (asserted); the caller keeps `dst`
         // allocated and untouched until the copy completes (the function's contract).
-        unsafe { result::memcpy_dtoh_async(dst, self.ptr + offset as u64, std::ptr::null_mut()) }
+        unsafe { result::memcpy_dtoh_async(dst, self.ptr + offset as u64, self.stream.cu_stream()) }
             .map_err(drv("cuMemcpyDtoHAsync"))
     }
 
     /// Makes sure the buffer holds at least `bytes`, reallocating (contents lost) if not.
+    /// The old allocation is freed once the work queued on the stream has completed.
     pub fn ensure(&mut self, bytes: usize) -> Result<(), CudaError> {
         if self.bytes < bytes {
             let grown = bytes.max(self.bytes.saturating_mul(3) / 2);
-            *self = DeviceBuf::zeroed(&self.gpu, grown)?;
+            *self = DeviceBuf::zeroed(&self.stream, grown)?;
         }
         Ok(())
     }
@@ -106,9 +164,20 @@ impl DeviceBuf {
 
 impl Drop for DeviceBuf {
     fn drop(&mut self) {
-        if self.bytes != 0 {
-            let _ = self.gpu.bind();
-            // SAFETY: allocated by `malloc_sync`; freed once.
+        if self.bytes == 0 {
+            return;
+        }
+        // An error here (a failed context) leaves nothing better to do than to go on.
+        let _ = bind(&self.stream);
+        if self.pooled {
+            // SAFETY: allocated by `malloc_async` for this stream; the free is queued after
+            // the stream's work on it (all of its work), once.
+            let _ = unsafe { result::free_async(self.ptr, self.stream.cu_stream()) };
+        } else {
+            // Work queued on the stream may still use the memory: it completes first.
+            let _ = sync(&self.stream);
+            // SAFETY: allocated by `malloc_sync` in this context; freed once, after the
+            // stream's work on it.
             let _ = unsafe { result::free_sync(self.ptr) };
         }
     }
@@ -116,7 +185,7 @@ impl Drop for DeviceBuf {
 
 /// Page-locked host memory for fast transfers, freed on drop.
 pub(crate) struct PinnedBuf {
-    gpu: Arc<Gpu>,
+    stream: Arc<CudaStream>,
     ptr: *mut u8,
     bytes: usize,
 }
@@ -128,8 +197,8 @@ unsafe impl Sync for PinnedBuf {}
 
 impl PinnedBuf {
     /// An empty buffer.
-    pub(crate) fn new(gpu: &Arc<Gpu>) -> Self {
-        PinnedBuf { gpu: Arc::clone(gpu), ptr: std::ptr::null_mut(), bytes: 0 }
+    pub(crate) fn new(stream: &Arc<CudaStream>) -> Self {
+        PinnedBuf { stream: Arc::clone(stream), ptr: std::ptr::null_mut(), bytes: 0 }
     }
 
     /// Makes sure the buffer holds at least `bytes` (contents lost on growth).
@@ -139,7 +208,7 @@ impl PinnedBuf {
         }
         self.release();
         let grown = bytes.max(self.bytes.saturating_mul(3) / 2);
-        self.gpu.bind()?;
+        bind(&self.stream)?;
         // SAFETY: context current; freed in `release`.
         let p = unsafe { result::malloc_host(grown, 0) }.map_err(|_| CudaError::HostAlloc { bytes: grown })?;
         self.ptr = p as *mut u8;
@@ -161,8 +230,10 @@ impl PinnedBuf {
 
     fn release(&mut self) {
         if !self.ptr.is_null() {
-            let _ = self.gpu.bind();
-            // SAFETY: allocated by `malloc_host`; freed once.
+            // Copies queued on the stream may still use it: they complete first.
+            let _ = sync(&self.stream);
+            // SAFETY: allocated by `malloc_host` in this context (bound by `sync`); freed
+            // once, after the stream's copies.
             let _ = unsafe { result::free_host(self.ptr as *mut std::ffi::c_void) };
             self.ptr = std::ptr::null_mut();
             self.bytes = 0;
@@ -180,7 +251,7 @@ impl Drop for PinnedBuf {
 /// moves one chunk, all cores copy the next chunk into the other buffer. A copy straight from
 /// pageable memory runs at a fraction of the PCIe bandwidth; this keeps the link busy.
 pub(crate) struct Stager {
-    gpu: Arc<Gpu>,
+    stream: Arc<CudaStream>,
     bufs: [PinnedBuf; 2],
     events: [Event; 2],
 }
@@ -190,30 +261,31 @@ const CHUNK: usize = flash_map_core::tuning::TUNING.gpu_stage_chunk;
 
 impl Stager {
     /// Two empty staging buffers and their events.
-    pub(crate) fn new(gpu: &Arc<Gpu>) -> Result<Self, CudaError> {
+    pub(crate) fn new(stream: &Arc<CudaStream>) -> Result<Self, CudaError> {
         Ok(Stager {
-            gpu: Arc::clone(gpu),
-            bufs: [PinnedBuf::new(gpu), PinnedBuf::new(gpu)],
-            events: [Event::new(gpu)?, Event::new(gpu)?],
+            stream: Arc::clone(stream),
+            bufs: [PinnedBuf::new(stream), PinnedBuf::new(stream)],
+            events: [Event::new(stream)?, Event::new(stream)?],
         })
     }
 
-    /// Copies `src` to the start of `dst` and waits for the copy to finish.
+    /// Copies `src` to `dst` from offset `offset` on and waits for the copy to finish.
     ///
     /// # Panics
-    /// If `src` is longer than `dst`.
-    pub(crate) fn upload(&mut self, dst: &DeviceBuf, src: &[u8]) -> Result<(), CudaError> {
+    /// If `src` does not fit in `dst` from `offset` on.
+    pub(crate) fn upload(&mut self, dst: &DeviceBuf, offset: usize, src: &[u8]) -> Result<(), CudaError> {
         use rayon::prelude::*;
-        assert!(src.len() <= dst.len(), "{} bytes into a buffer of {}", src.len(), dst.len());
-        let dst = dst.ptr();
-        self.gpu.bind()?;
+        assert!(
+            offset <= dst.len() && src.len() <= dst.len() - offset,
+            "{} bytes at {offset} into a buffer of {}",
+            src.len(),
+            dst.len()
+        );
         if src.len() < 2 * CHUNK {
-            if !src.is_empty() {
-                // SAFETY: `dst` holds at least `src.len()` bytes (asserted); synchronous.
-                unsafe { result::memcpy_htod_sync(dst, src) }.map_err(drv("cuMemcpyHtoD"))?;
-            }
-            return Ok(());
+            return dst.upload_at(offset, src);
         }
+        let dst = dst.ptr() + offset as u64;
+        bind(&self.stream)?;
         for b in &mut self.bufs {
             b.ensure(CHUNK)?;
         }
@@ -226,19 +298,19 @@ impl Stager {
             let staging = self.bufs[k].slice_mut(chunk.len());
             staging.par_chunks_mut(1 << 20).zip(chunk.par_chunks(1 << 20)).for_each(|(d, s)| d.copy_from_slice(s));
             // SAFETY: the pinned source stays untouched until the event below completes (it
-            // is waited for before the buffer is refilled, and the context synchronizes
-            // before returning); the destination range lies inside `dst` (asserted).
-            unsafe { result::memcpy_htod_async(dst + (c * CHUNK) as u64, &*staging, std::ptr::null_mut()) }
+            // is waited for before the buffer is refilled, and the stream synchronizes before
+            // returning); the destination range lies inside `dst` (asserted).
+            unsafe { result::memcpy_htod_async(dst + (c * CHUNK) as u64, &*staging, self.stream.cu_stream()) }
                 .map_err(drv("cuMemcpyHtoDAsync"))?;
             self.events[k].record()?;
         }
-        self.gpu.sync()
+        sync(&self.stream)
     }
 }
 
-/// A driver event on the null stream: marks a point in the stream's work.
+/// A driver event on a stream: marks a point in the stream's work.
 pub(crate) struct Event {
-    gpu: Arc<Gpu>,
+    stream: Arc<CudaStream>,
     ev: sys::CUevent,
 }
 
@@ -247,16 +319,16 @@ unsafe impl Send for Event {}
 
 impl Event {
     /// A new event (no timing).
-    pub(crate) fn new(gpu: &Arc<Gpu>) -> Result<Self, CudaError> {
-        gpu.bind()?;
+    pub(crate) fn new(stream: &Arc<CudaStream>) -> Result<Self, CudaError> {
+        bind(stream)?;
         let ev = result::event::create(sys::CUevent_flags::CU_EVENT_DISABLE_TIMING).map_err(drv("cuEventCreate"))?;
-        Ok(Event { gpu: Arc::clone(gpu), ev })
+        Ok(Event { stream: Arc::clone(stream), ev })
     }
 
-    /// Records the event after the work queued so far.
+    /// Records the event after the work queued on the stream so far.
     pub(crate) fn record(&self) -> Result<(), CudaError> {
-        // SAFETY: a live event, the null stream.
-        unsafe { result::event::record(self.ev, std::ptr::null_mut()) }.map_err(drv("cuEventRecord"))
+        // SAFETY: a live event and a live stream of the same context.
+        unsafe { result::event::record(self.ev, self.stream.cu_stream()) }.map_err(drv("cuEventRecord"))
     }
 
     /// Waits until the recorded work is done.
@@ -268,24 +340,24 @@ impl Event {
 
 impl Drop for Event {
     fn drop(&mut self) {
-        let _ = self.gpu.bind();
+        let _ = bind(&self.stream);
         // SAFETY: created in `new`, destroyed once.
         let _ = unsafe { result::event::destroy(self.ev) };
     }
 }
 
-/// Waits for the device when dropped while armed: a guard for host memory that queued
+/// Waits for a stream when dropped while armed: a guard for host memory that queued
 /// asynchronous copies still write, so that no early return or unwind leaves them running
 /// into memory the caller reuses.
 pub(crate) struct WaitOnDrop<'a> {
-    gpu: &'a Gpu,
+    stream: &'a CudaStream,
     armed: bool,
 }
 
 impl<'a> WaitOnDrop<'a> {
     /// A disarmed guard.
-    pub(crate) fn new(gpu: &'a Gpu) -> Self {
-        WaitOnDrop { gpu, armed: false }
+    pub(crate) fn new(stream: &'a CudaStream) -> Self {
+        WaitOnDrop { stream, armed: false }
     }
 
     /// Copies are in flight from now on.
@@ -303,7 +375,7 @@ impl Drop for WaitOnDrop<'_> {
     fn drop(&mut self) {
         if self.armed {
             // An error here leaves nothing better to do: the context is unusable anyway.
-            let _ = self.gpu.sync();
+            let _ = sync(self.stream);
         }
     }
 }

@@ -5,6 +5,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use cudarc::driver::CudaStream;
+
 use flash_map_core::tuning::TUNING;
 use flash_map_core::{
     AddCounters, Batch, BulkEngine, ClaimCounts, Contains, CounterKind, Get, GetSink, HashStrategy, Insert, InsertNew,
@@ -12,7 +14,7 @@ use flash_map_core::{
 };
 
 use crate::device::Gpu;
-use crate::mem::{DeviceBuf, PinnedBuf, Stager};
+use crate::mem::{sync, DeviceBuf, PinnedBuf, Stager};
 use crate::CudaError;
 
 /// A batch already in device memory, as key and value columns: the kernels' own
@@ -52,9 +54,12 @@ struct Scratch {
     pack: Vec<u8>,
 }
 
-/// A hash table in GPU memory.
+/// A hash table in GPU memory. Its work is queued on one stream of its own (or one the
+/// caller gave it), never on the null stream, and it never synchronizes the whole device:
+/// tables on one GPU used from different threads run side by side.
 pub struct CudaTable {
     gpu: Arc<Gpu>,
+    stream: Arc<CudaStream>,
     layout: TableLayout,
     hash: KeyHasher,
     /// Live entries and tombstones, and the rules about them (shared with the CPU engines).
@@ -84,13 +89,13 @@ struct Arrays {
     aux: DeviceBuf,
 }
 
-fn alloc_arrays(gpu: &Arc<Gpu>, layout: &TableLayout) -> Result<Arrays, CudaError> {
+fn alloc_arrays(stream: &Arc<CudaStream>, layout: &TableLayout) -> Result<Arrays, CudaError> {
     let over = CudaError::DeviceAlloc { bytes: usize::MAX };
     Ok(Arrays {
-        states: DeviceBuf::zeroed(gpu, layout.state_bytes().ok_or(over.clone())?)?,
-        keys: DeviceBuf::zeroed(gpu, layout.key_bytes().ok_or(over.clone())?)?,
-        values: DeviceBuf::zeroed(gpu, layout.value_bytes().ok_or(over.clone())?)?,
-        aux: DeviceBuf::zeroed(gpu, layout.state_bytes().ok_or(over)?)?,
+        states: DeviceBuf::zeroed(stream, layout.state_bytes().ok_or(over.clone())?)?,
+        keys: DeviceBuf::zeroed(stream, layout.key_bytes().ok_or(over.clone())?)?,
+        values: DeviceBuf::zeroed(stream, layout.value_bytes().ok_or(over.clone())?)?,
+        aux: DeviceBuf::zeroed(stream, layout.state_bytes().ok_or(over)?)?,
     })
 }
 
@@ -126,25 +131,32 @@ impl CudaTable {
         table_args(&self.states, &self.keys, &self.values, &self.layout, self.hash)
     }
 
-    /// An empty table on device `device_id`.
+    /// An empty table on device `device_id`, with a new non-blocking stream of its own.
     pub fn new(layout: TableLayout, hash: KeyHasher, device_id: usize) -> Result<Self, CudaError> {
+        Self::on_stream(layout, hash, device_id, None)
+    }
+
+    /// An empty table on device `device_id` whose work is queued on `stream` (a stream of
+    /// that device's primary context), or on a new non-blocking stream of its own (`None`).
+    pub fn on_stream(
+        layout: TableLayout,
+        hash: KeyHasher,
+        device_id: usize,
+        stream: Option<Arc<CudaStream>>,
+    ) -> Result<Self, CudaError> {
         let gpu = Gpu::get(device_id)?;
-        let a = alloc_arrays(&gpu, &layout)?;
-        gpu.sync()?;
-        let scratch = Scratch {
-            batch: DeviceBuf::zeroed(&gpu, 0)?,
-            pos: DeviceBuf::zeroed(&gpu, 0)?,
-            kind: DeviceBuf::zeroed(&gpu, 0)?,
-            found: DeviceBuf::zeroed(&gpu, 0)?,
-            out: DeviceBuf::zeroed(&gpu, 0)?,
-            counters: DeviceBuf::zeroed(&gpu, N_COUNTERS * 4)?,
-            host: PinnedBuf::new(&gpu),
-            stager: None,
-            events: Vec::new(),
-            pack: Vec::new(),
+        let stream = match stream {
+            Some(s) if gpu.owns(&s) => s,
+            Some(_) => return Err(CudaError::ForeignStream { device: device_id }),
+            None => gpu.new_stream()?,
         };
+        let a = alloc_arrays(&stream, &layout)?;
+        sync(&stream)?;
+        let mut scratch = Self::scratch_on(&stream)?;
+        scratch.counters = DeviceBuf::zeroed(&stream, N_COUNTERS * 4)?;
         Ok(CudaTable {
             gpu,
+            stream,
             layout,
             hash,
             ledger: Ledger::new(),
@@ -191,6 +203,17 @@ impl CudaTable {
         &self.gpu.info.name
     }
 
+    /// The stream the table's work is queued on. Work a caller queues on it runs after the
+    /// table's work queued so far, and before any queued later.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// Waits until the work queued on the table's stream has completed.
+    pub fn synchronize(&self) -> Result<(), CudaError> {
+        sync(&self.stream)
+    }
+
     fn scratch(&self) -> std::sync::MutexGuard<'_, Scratch> {
         self.scratch.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -206,8 +229,22 @@ impl CudaTable {
         let b = if with_values { *b } else { b.keys_only() };
         if let Some(src) = b.tight_bytes() {
             s.batch.ensure(src.len())?;
-            Self::stage(&self.gpu, s, src)?;
+            Self::stage(&self.stream, s, 0, src)?;
             return Ok(device_records(s.batch.ptr(), b.len(), b.stride(), b.key_off(), b.val_off()));
+        }
+        if let Some((keys, values)) = b.column_bytes() {
+            // Two columns go as two columns.
+            s.batch.ensure(keys.len() + values.len())?;
+            Self::stage(&self.stream, s, 0, keys)?;
+            Self::stage(&self.stream, s, keys.len(), values)?;
+            let base = s.batch.ptr();
+            return Ok(BatchArgs {
+                keys: base,
+                values: base + keys.len() as u64,
+                len: b.len() as u64,
+                key_stride: ks as u64,
+                value_stride: vs as u64,
+            });
         }
         let rec = ks + vs;
         let bytes = b.len() * rec;
@@ -222,19 +259,19 @@ impl CudaTable {
         }
         s.batch.ensure(bytes)?;
         let pack = std::mem::take(&mut s.pack);
-        let r = Self::stage(&self.gpu, s, &pack);
+        let r = Self::stage(&self.stream, s, 0, &pack);
         s.pack = pack;
         r?;
         Ok(device_records(s.batch.ptr(), b.len(), rec, 0, ks))
     }
 
-    /// Copies `src` into the batch buffer through the pinned stager.
-    fn stage(gpu: &Arc<Gpu>, s: &mut Scratch, src: &[u8]) -> Result<(), CudaError> {
+    /// Copies `src` into the batch buffer from `offset` on, through the pinned stager.
+    fn stage(stream: &Arc<CudaStream>, s: &mut Scratch, offset: usize, src: &[u8]) -> Result<(), CudaError> {
         if s.stager.is_none() {
-            s.stager = Some(Stager::new(gpu)?);
+            s.stager = Some(Stager::new(stream)?);
         }
         let stager = s.stager.as_mut().expect("created above");
-        stager.upload(&s.batch, src)
+        stager.upload(&s.batch, offset, src)
     }
 
     fn counters(&self, s: &mut Scratch) -> Result<[u32; N_COUNTERS], CudaError> {
@@ -274,7 +311,7 @@ impl CudaTable {
         // SAFETY: the table's arrays, the batch `d` (keys and values of the table's sizes in
         // this context's memory, by the callers' contracts) and the scratch buffers sized for
         // `n` keys above.
-        unsafe { self.gpu.launch(Kernel::Claim, n, &p) }?;
+        unsafe { self.gpu.launch(&self.stream, Kernel::Claim, n, &p) }?;
         let c = self.counters(s)?;
         let counts = ClaimCounts {
             new: c[C_NEW] as usize,
@@ -285,7 +322,7 @@ impl CudaTable {
         };
         let mut after = self.ledger;
         let verdict = match after.settle(&l, counts) {
-            Ok(()) if after.needs_compaction(&l) && !after.is_empty() => alloc_arrays(&self.gpu, &l).map(Some),
+            Ok(()) if after.needs_compaction(&l) && !after.is_empty() => alloc_arrays(&self.stream, &l).map(Some),
             Ok(()) => Ok(None),
             Err(r) => Err(CudaError::from(r)),
         };
@@ -297,8 +334,8 @@ impl CudaTable {
             Err(e) => {
                 let p = RollbackParams { table: self.tab(), claim: self.claim_args(s, mode), n: d.len };
                 // SAFETY: the claim pass's own table and per-key buffers.
-                unsafe { self.gpu.launch(Kernel::Rollback, n, &p) }?;
-                self.gpu.sync()?;
+                unsafe { self.gpu.launch(&self.stream, Kernel::Rollback, n, &p) }?;
+                sync(&self.stream)?;
                 Err(e)
             }
         }
@@ -330,7 +367,7 @@ impl CudaTable {
         let a = match spare {
             Some(a) => a,
             // Not reached: every call that can need a compaction reserves its arrays.
-            None => alloc_arrays(&self.gpu, &self.layout)?,
+            None => alloc_arrays(&self.stream, &self.layout)?,
         };
         self.rehash_into(a, self.layout, self.hash)
     }
@@ -340,14 +377,15 @@ impl CudaTable {
     /// # Safety
     /// `d` describes memory of this table's device context: `d.len` keys of the table's key
     /// size, `d.key_stride` bytes apart from `d.keys`, and as many values of its value size,
-    /// `d.value_stride` bytes apart from `d.values`; nothing writes that memory during the
-    /// call.
+    /// `d.value_stride` bytes apart from `d.values`; nothing writes that memory until the
+    /// work queued on the table's stream by this call has completed.
     pub unsafe fn insert_device(&mut self, d: DeviceBatch) -> Result<usize, CudaError> {
         self.with_scratch(|t, s| t.insert_dev(s, d))
     }
 
-    fn empty_scratch(&self) -> Result<Scratch, CudaError> {
-        let g = &self.gpu;
+    /// Scratch buffers of no size, for work on `stream`.
+    fn scratch_on(stream: &Arc<CudaStream>) -> Result<Scratch, CudaError> {
+        let g = stream;
         Ok(Scratch {
             batch: DeviceBuf::zeroed(g, 0)?,
             pos: DeviceBuf::zeroed(g, 0)?,
@@ -360,6 +398,10 @@ impl CudaTable {
             events: Vec::new(),
             pack: Vec::new(),
         })
+    }
+
+    fn empty_scratch(&self) -> Result<Scratch, CudaError> {
+        Self::scratch_on(&self.stream)
     }
 
     /// Runs `f` with the scratch buffers taken out of the lock (so `f` may borrow `self`
@@ -382,9 +424,8 @@ impl CudaTable {
         if c.existing > 0 {
             let p = ElectParams { claim: self.claim_args(s, ClaimMode::WriteValue), n: d.len };
             // SAFETY: the claim pass's per-key buffers and the table's election words.
-            unsafe { self.gpu.launch(Kernel::WinnerLast, d.len as usize, &p) }?;
+            unsafe { self.gpu.launch(&self.stream, Kernel::WinnerLast, d.len as usize, &p) }?;
             self.write_winners(s, d, 0)?;
-            self.gpu.sync()?;
         }
         self.finish(spare)?;
         Ok(c.new)
@@ -396,22 +437,22 @@ impl CudaTable {
         let p = WriteParams { table: self.tab(), batch: d, claim: self.claim_args(s, ClaimMode::Plain), out };
         // SAFETY: the table, the batch's values (of the table's value size), the claim pass's
         // per-key buffers, and `out` (0, or the scratch's `n` flag bytes).
-        unsafe { self.gpu.launch(Kernel::WriteWinners, d.len as usize, &p) }
+        unsafe { self.gpu.launch(&self.stream, Kernel::WriteWinners, d.len as usize, &p) }
     }
 
-    /// Looks up a batch already on the device: `found` (device, `len` bytes) gets 1/0 per
-    /// key, `out` (device, `len * value_size` bytes, or 0 for none) the values of hits.
+    /// Queues a lookup of a batch already on the device on the table's stream, and returns:
+    /// `found` (device, `len` bytes) gets 1/0 per key, `out` (device, `len * value_size`
+    /// bytes, or 0 for none) the values of hits; the values of misses are left as they were.
     ///
     /// # Safety
     /// As [`insert_device`](Self::insert_device) for the keys of `d` (its values are not
     /// read); `found` and (unless 0) `out` are device addresses of this context, writable
-    /// for `d.len` bytes and `d.len * value_size` bytes, that nothing else uses during the
-    /// call.
+    /// for `d.len` bytes and `d.len * value_size` bytes, that nothing else reads or writes
+    /// until the work queued on the table's stream by this call has completed.
     pub unsafe fn find_device(&self, d: DeviceBatch, found: u64, out: u64) -> Result<(), CudaError> {
         self.gpu.bind()?;
         // SAFETY: forwarded contract; no counters.
-        unsafe { self.launch_find(d, found, out, 0) }?;
-        self.gpu.sync()
+        unsafe { self.launch_find(d, found, out, 0) }
     }
 
     /// # Safety
@@ -419,7 +460,7 @@ impl CudaTable {
     unsafe fn launch_find(&self, d: DeviceBatch, found: u64, out: u64, counters: u64) -> Result<(), CudaError> {
         let p = FindParams { table: self.tab(), batch: d, found, out, counters };
         // SAFETY: forwarded contract.
-        unsafe { self.gpu.launch(Kernel::Find, d.len as usize, &p) }
+        unsafe { self.gpu.launch(&self.stream, Kernel::Find, d.len as usize, &p) }
     }
 
     /// Looks up every key and hands the results to `f` chunk by chunk, in order:
@@ -451,12 +492,12 @@ impl CudaTable {
         let chunks = n.div_ceil(per);
         // Until every queued copy has landed, leaving this function early (an error, or a
         // panic in `f`) waits for the device first: the copies write into `vals`.
-        let mut pending = crate::mem::WaitOnDrop::new(&self.gpu);
+        let mut pending = crate::mem::WaitOnDrop::new(&self.stream);
         if hits > 0 && vs > 0 {
             // Queue every chunk's copy, each followed by its event; then hand out chunks as
             // their copies land.
             while s.events.len() < chunks {
-                s.events.push(crate::mem::Event::new(&self.gpu)?);
+                s.events.push(crate::mem::Event::new(&self.stream)?);
             }
             for c in 0..chunks {
                 let (lo, hi) = (c * per * vs, ((c + 1) * per).min(n) * vs);
@@ -517,14 +558,14 @@ impl CudaTable {
         let mut worst = self.ledger;
         worst.removed(most);
         let spare = if most > 0 && worst.needs_compaction(&self.layout) {
-            Some(alloc_arrays(&self.gpu, &self.layout)?)
+            Some(alloc_arrays(&self.stream, &self.layout)?)
         } else {
             None
         };
         s.counters.zero()?;
         let p = RemoveParams { table: self.tab(), batch: d, counters: s.counters.ptr() };
         // SAFETY: the table, the batch's keys (by the callers' contracts) and the counters.
-        unsafe { self.gpu.launch(Kernel::Remove, d.len as usize, &p) }?;
+        unsafe { self.gpu.launch(&self.stream, Kernel::Remove, d.len as usize, &p) }?;
         let removed = self.counters(s)?[C_REMOVED] as usize;
         self.ledger.removed(removed);
         self.finish(spare)?;
@@ -542,8 +583,8 @@ impl CudaTable {
         let p = RehashParams { table: table_args(&a.states, &a.keys, &a.values, &layout, hash), old: self.tab() };
         // SAFETY: both tables' arrays, live for the launch (the old ones are dropped after
         // the synchronize below); the new one has room for every entry.
-        unsafe { self.gpu.launch(Kernel::Rehash, self.layout.slots, &p) }?;
-        self.gpu.sync()?;
+        unsafe { self.gpu.launch(&self.stream, Kernel::Rehash, self.layout.slots, &p) }?;
+        sync(&self.stream)?;
         log::debug!("gpu rebuild: {} -> {} slots, {} entries", self.layout.slots, layout.slots, self.ledger.len());
         self.states = a.states;
         self.keys = a.keys;
@@ -582,7 +623,7 @@ impl BulkEngine for CudaTable {
     fn clear(&mut self) -> Result<(), CudaError> {
         self.gpu.bind()?;
         self.states.zero()?;
-        self.gpu.sync()?;
+        sync(&self.stream)?;
         self.ledger = Ledger::cleared();
         Ok(())
     }
@@ -596,7 +637,7 @@ impl BulkEngine for CudaTable {
             return Ok(());
         }
         self.gpu.bind()?;
-        let a = alloc_arrays(&self.gpu, &layout)?;
+        let a = alloc_arrays(&self.stream, &layout)?;
         self.rehash_into(a, layout, hash)
     }
     /// The sum and the maximum of the slots that lookups of `keys` (packed, `key_size`
@@ -642,14 +683,9 @@ impl InsertNew for CudaTable {
         assert_eq!(out.len(), b.len());
         self.with_scratch(|t, s| {
             let d = t.upload(s, b, true)?;
-            let (c, spare) = t.claim(s, d, ClaimMode::MarkAux)?;
-            let p = ElectParams { claim: t.claim_args(s, ClaimMode::MarkAux), n: d.len };
-            // SAFETY: the claim pass's per-key buffers and the table's election words.
-            unsafe { t.gpu.launch(Kernel::WinnerFirst, d.len as usize, &p) }?;
-            t.write_winners(s, d, s.found.ptr())?;
+            let new = t.insert_new_dev(s, d, None)?;
             Self::download_flags(s, out)?;
-            t.finish(spare)?;
-            Ok(c.new)
+            Ok(new)
         })
     }
 }
@@ -657,18 +693,57 @@ impl InsertNew for CudaTable {
 impl AddCounters for CudaTable {
     /// Adds counters of `kind`; returns how many keys were new.
     fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, CudaError> {
-        assert_eq!(self.layout.value_size, kind.width(), "counter width matches the value size");
         self.with_scratch(|t, s| {
             let d = t.upload(s, b, true)?;
-            let (c, spare) = t.claim(s, d, ClaimMode::ZeroValue)?;
-            let p = AddParams { table: t.tab(), batch: d, claim: t.claim_args(s, ClaimMode::ZeroValue) };
-            // SAFETY: the table, the batch's values (counters of the table's width) and the
-            // claim pass's slots.
-            unsafe { t.gpu.launch(Kernel::Add, d.len as usize, &p) }?;
-            t.gpu.sync()?;
-            t.finish(spare)?;
-            Ok(c.new)
+            t.add_dev(s, d, kind)
         })
+    }
+}
+
+impl CudaTable {
+    /// Inserts the absent keys of a batch already on the device (the first copy of each
+    /// wins); `inserted` gets 1 for each pair inserted, 0 for the others. Returns how many
+    /// were inserted.
+    ///
+    /// # Safety
+    /// As [`insert_device`](Self::insert_device); `inserted` is a device address of this
+    /// context, writable for `d.len` bytes, that nothing else reads or writes until the
+    /// work queued on the table's stream by this call has completed.
+    pub unsafe fn insert_new_device(&mut self, d: DeviceBatch, inserted: u64) -> Result<usize, CudaError> {
+        self.with_scratch(|t, s| t.insert_new_dev(s, d, Some(inserted)))
+    }
+
+    /// Adds the counters of a batch already on the device (`kind`, the table's value
+    /// size); returns how many keys were new.
+    ///
+    /// # Safety
+    /// As [`insert_device`](Self::insert_device).
+    pub unsafe fn add_device(&mut self, d: DeviceBatch, kind: CounterKind) -> Result<usize, CudaError> {
+        self.with_scratch(|t, s| t.add_dev(s, d, kind))
+    }
+
+    /// The flags go to `out`, or (`None`) to the scratch's `found`, which the claim pass
+    /// sizes for the batch (and may reallocate: its address is taken after).
+    fn insert_new_dev(&mut self, s: &mut Scratch, d: DeviceBatch, out: Option<u64>) -> Result<usize, CudaError> {
+        let (c, spare) = self.claim(s, d, ClaimMode::MarkAux)?;
+        let out = out.unwrap_or(s.found.ptr());
+        let p = ElectParams { claim: self.claim_args(s, ClaimMode::MarkAux), n: d.len };
+        // SAFETY: the claim pass's per-key buffers and the table's election words.
+        unsafe { self.gpu.launch(&self.stream, Kernel::WinnerFirst, d.len as usize, &p) }?;
+        self.write_winners(s, d, out)?;
+        self.finish(spare)?;
+        Ok(c.new)
+    }
+
+    fn add_dev(&mut self, s: &mut Scratch, d: DeviceBatch, kind: CounterKind) -> Result<usize, CudaError> {
+        assert_eq!(self.layout.value_size, kind.width(), "counter width matches the value size");
+        let (c, spare) = self.claim(s, d, ClaimMode::ZeroValue)?;
+        let p = AddParams { table: self.tab(), batch: d, claim: self.claim_args(s, ClaimMode::ZeroValue) };
+        // SAFETY: the table, the batch's values (counters of the table's width) and the
+        // claim pass's slots.
+        unsafe { self.gpu.launch(&self.stream, Kernel::Add, d.len as usize, &p) }?;
+        self.finish(spare)?;
+        Ok(c.new)
     }
 }
 
@@ -685,6 +760,14 @@ impl Get for CudaTable {
                 unsafe { sink.put(first + j, (f != 0).then(|| vals[j * vs..].as_ptr())) }
             })
         })
+    }
+}
+
+impl Drop for CudaTable {
+    fn drop(&mut self) {
+        // The arrays free themselves after their stream's work; this only makes the wait
+        // happen once. An error leaves nothing better to do.
+        let _ = sync(&self.stream);
     }
 }
 

@@ -3,17 +3,19 @@
 //! (a) 1M `[u8; 32] -> [u8; 128]` pairs host-to-host through `FlashMap` (insert, get hit,
 //!     get miss, remove, and get into a result vector kept between calls), on Cuda and, for
 //!     a ratio in the same process, on Rayon.
-//! (b) `u64 -> u64` with batches already in device memory, load factor 0.5, 16M and 64M
-//!     keys: insert and find throughput in G ops/s.
+//!     Next to them, a bare pinned copy of the same bytes each way, in the same run.
+//! (b) `u64 -> u64` with batches already in device memory (cudarc buffers on the map's
+//!     stream, through `bulk_insert_device` / `bulk_get_device` / `bulk_contains_device`),
+//!     load factor 0.5, 16M and 64M keys: throughput in G ops/s.
+//!
+//! Everything goes through the public API of `flash_map`.
 //!
 //! Times are medians of 5 runs after one warm-up; every result is checked.
 
 use std::time::Instant;
 
+use flash_map::cuda::CudaContext;
 use flash_map::{Backend, FlashMap, HashStrategy};
-use flash_map_core::BulkEngine;
-use flash_map_core::TableLayout;
-use flash_map_cuda::{device_records, CudaTable, DeviceBuf};
 
 fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -67,77 +69,102 @@ fn host_to_host(backend: Backend, pairs: &[([u8; 32], [u8; 128])], keys: &[[u8; 
     t.map(median)
 }
 
+/// `u64 -> u64` at load 0.5 with the batches in device memory, through the public API:
+/// keys, values and results are cudarc buffers on the map's stream; each timed call is
+/// followed by `cuda_synchronize`, so the times are the device's.
 fn device_resident(n: usize, hash: HashStrategy) {
-    let layout = TableLayout::for_capacity(n, 0.5, 8, 8).expect("layout");
-    let mut table = CudaTable::new(layout, flash_map_core::KeyHasher::new(hash, [1, 2]), 0).expect("table");
-    let mut pairs = Vec::with_capacity(n * 16);
-    let mut misses = Vec::with_capacity(n * 8);
-    for i in 0..n as u64 {
-        pairs.extend_from_slice(&splitmix(i).to_le_bytes());
-        pairs.extend_from_slice(&i.to_le_bytes());
-        misses.extend_from_slice(&splitmix(i + (1 << 40)).to_le_bytes());
-    }
-    let gpu = flash_map_cuda::Gpu::get(0).expect("gpu");
-    let d_pairs = DeviceBuf::zeroed(&gpu, pairs.len()).expect("alloc");
-    d_pairs.upload(&pairs).expect("upload");
-    let d_miss = DeviceBuf::zeroed(&gpu, misses.len()).expect("alloc");
-    d_miss.upload(&misses).expect("upload");
-    let found = DeviceBuf::zeroed(&gpu, n).expect("alloc");
-    let out = DeviceBuf::zeroed(&gpu, n * 8).expect("alloc");
-    let ins = device_records(d_pairs.ptr(), n, 16, 0, 8);
-    let hit = ins;
-    let miss = device_records(d_miss.ptr(), n, 8, 0, 0);
-    let (mut ti, mut th, mut tm) = (vec![], vec![], vec![]);
-    let mut flags = vec![0u8; n];
-    let mut vals = vec![0u8; n * 8];
+    let mut map: FlashMap<u64, u64> =
+        FlashMap::builder(n).backend(Backend::Cuda).hash_strategy(hash).build().expect("map");
+    let stream = map.cuda_stream().expect("stream");
+    let keys: Vec<u64> = (0..n as u64).map(splitmix).collect();
+    let values: Vec<u64> = (0..n as u64).collect();
+    let misses: Vec<u64> = (0..n as u64).map(|i| splitmix(i + (1 << 40))).collect();
+    let d_keys = stream.clone_htod(&keys).expect("upload");
+    let d_values = stream.clone_htod(&values).expect("upload");
+    let d_miss = stream.clone_htod(&misses).expect("upload");
+    let mut d_out = stream.alloc_zeros::<u64>(n).expect("alloc");
+    let mut d_found = stream.alloc_zeros::<bool>(n).expect("alloc");
+    let (mut ti, mut th, mut tm, mut tc) = (vec![], vec![], vec![], vec![]);
     for rep in 0..6 {
-        table.clear().expect("clear");
-        // The batches and result buffers of the three device calls below are allocations of
-        // this device's context sized for `n` records (above), which nothing else uses.
+        map.clear().expect("clear");
+        map.cuda_synchronize().expect("sync");
         let (a, new) = time(|| {
-            // SAFETY: see above.
-            unsafe { table.insert_device(ins) }.expect("insert")
+            let new = map.bulk_insert_device(&d_keys, &d_values).expect("insert");
+            map.cuda_synchronize().expect("sync");
+            new
         });
         assert_eq!(new, n);
-        // SAFETY: as above.
-        let (b, ()) = time(|| unsafe { table.find_device(hit, found.ptr(), out.ptr()) }.expect("find"));
+        let (b, ()) = time(|| {
+            map.bulk_get_device(&d_keys, &mut d_out, &mut d_found).expect("get");
+            map.cuda_synchronize().expect("sync");
+        });
         if rep == 0 {
-            found.download(&mut flags).expect("dl");
-            out.download(&mut vals).expect("dl");
-            assert!(flags.iter().all(|&f| f == 1), "every key found");
-            assert!(vals
-                .chunks_exact(8)
-                .enumerate()
-                .all(|(i, v)| u64::from_le_bytes(v.try_into().unwrap()) == i as u64));
+            assert!(stream.clone_dtoh(&d_found).expect("dl").iter().all(|&f| f), "every key found");
+            assert_eq!(stream.clone_dtoh(&d_out).expect("dl"), values, "every value right");
         }
-        // SAFETY: as above.
-        let (c, ()) = time(|| unsafe { table.find_device(miss, found.ptr(), 0) }.expect("find"));
+        let (c, ()) = time(|| {
+            map.bulk_get_device(&d_miss, &mut d_out, &mut d_found).expect("get");
+            map.cuda_synchronize().expect("sync");
+        });
         if rep == 0 {
-            found.download(&mut flags).expect("dl");
-            assert!(flags.iter().all(|&f| f == 0), "no absent key found");
+            assert!(stream.clone_dtoh(&d_found).expect("dl").iter().all(|&f| !f), "no absent key found");
         }
+        let (d, ()) = time(|| {
+            map.bulk_contains_device(&d_keys, &mut d_found).expect("contains");
+            map.cuda_synchronize().expect("sync");
+        });
         if rep > 0 {
             ti.push(a);
             th.push(b);
             tm.push(c);
+            tc.push(d);
         }
     }
     let g = |t: f64| n as f64 / t / 1e9;
-    let (a, b, c) = (median(ti), median(th), median(tm));
+    let (a, b, c, d) = (median(ti), median(th), median(tm), median(tc));
     println!(
-        "device-resident u64->u64 {hash:?} n={n} (load {:.2}): insert {:.3} ms = {:.2} G/s | find hit {:.3} ms = {:.2} G/s | find miss {:.3} ms = {:.2} G/s",
-        n as f64 / layout.slots as f64,
-        a * 1e3, g(a), b * 1e3, g(b), c * 1e3, g(c)
+        "device-resident u64->u64 {hash:?} n={n} (load {:.2}): insert {:.3} ms = {:.2} G/s | get hit {:.3} ms = {:.2} G/s | get miss {:.3} ms = {:.2} G/s | contains hit {:.3} ms = {:.2} G/s",
+        map.load_factor(),
+        a * 1e3, g(a), b * 1e3, g(b), c * 1e3, g(c), d * 1e3, g(d)
     );
+}
+
+/// A bare copy of `bytes` bytes from pinned host memory to the device and back on one
+/// stream (median of 5): the floor of a host-to-host batch of that size.
+fn pinned_copy(bytes_up: usize, bytes_down: usize) -> (f64, f64) {
+    let ctx = CudaContext::new(0).expect("context");
+    let stream = ctx.new_stream().expect("stream");
+    // SAFETY: the pinned buffers are written (zeroed) by the host before any copy reads
+    // them; `alloc_pinned` leaves them uninitialised.
+    let mut up = unsafe { ctx.alloc_pinned::<u8>(bytes_up) }.expect("pinned");
+    up.as_mut_slice().expect("host").fill(1);
+    // SAFETY: as above.
+    let mut down = unsafe { ctx.alloc_pinned::<u8>(bytes_down) }.expect("pinned");
+    down.as_mut_slice().expect("host").fill(0);
+    let mut dev = stream.alloc_zeros::<u8>(bytes_up.max(bytes_down)).expect("alloc");
+    let (mut tu, mut td) = (vec![], vec![]);
+    for rep in 0..6 {
+        let (a, ()) = time(|| {
+            stream.memcpy_htod(&up, &mut dev).expect("htod");
+            stream.synchronize().expect("sync");
+        });
+        let (b, ()) = time(|| {
+            stream.memcpy_dtoh(&dev.slice(..bytes_down), &mut down).expect("dtoh");
+            stream.synchronize().expect("sync");
+        });
+        if rep > 0 {
+            tu.push(a);
+            td.push(b);
+        }
+    }
+    (median(tu), median(td))
 }
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let info = flash_map_cuda::probe_device(0).expect("a CUDA device");
-    println!(
-        "device: {} (sm_{}{}, {} SMs)",
-        info.name, info.compute_capability.0, info.compute_capability.1, info.sm_count
-    );
+    let ctx = CudaContext::new(0).expect("a CUDA device");
+    let cc = ctx.compute_capability().expect("compute capability");
+    println!("device: {} (sm_{}{})", ctx.name().expect("name"), cc.0, cc.1);
     let n = 1_000_000;
     let pairs: Vec<([u8; 32], [u8; 128])> = (0..n as u64)
         .map(|i| {
@@ -165,9 +192,33 @@ fn main() {
             cuda[i] / rayon[i]
         );
     }
+    let (up, down) = pinned_copy(n * 160, n * 128);
+    println!(
+        "  bare pinned copy of the same bytes: {} MB up {:.2} ms ({:.1} GB/s) | {} MB down {:.2} ms ({:.1} GB/s)",
+        n * 160 / 1_000_000,
+        up * 1e3,
+        (n * 160) as f64 / up / 1e9,
+        n * 128 / 1_000_000,
+        down * 1e3,
+        (n * 128) as f64 / down / 1e9
+    );
     for n in [1 << 24, 1 << 26] {
         for hash in [HashStrategy::Identity, HashStrategy::Murmur3, HashStrategy::SipHash13] {
             device_resident(n, hash);
         }
     }
+    // Every probe reads whole 32-byte sectors at random; the L2 may fetch more than that
+    // from memory per miss. The limit is the context's (the map shares the primary
+    // context), so it is set here, for this measurement only, and put back.
+    use flash_map::cuda::cudarc::driver::sys::CUlimit;
+    let l2 = CUlimit::CU_LIMIT_MAX_L2_FETCH_GRANULARITY;
+    let before = ctx.get_limit(l2).expect("limit");
+    for g in [32usize, 128] {
+        ctx.set_limit(l2, g).expect("set limit");
+        println!("  L2 fetch granularity {} B (default {before} B):", ctx.get_limit(l2).expect("limit"));
+        for n in [1 << 24, 1 << 26] {
+            device_resident(n, HashStrategy::Identity);
+        }
+    }
+    ctx.set_limit(l2, before).expect("set limit");
 }

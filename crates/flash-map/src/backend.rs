@@ -90,13 +90,29 @@ impl From<flash_map_cuda::CudaError> for FlashMapError {
     }
 }
 
+/// The stream a Cuda map is to queue its work on (`None`: a new one of its own); nothing
+/// without the `cuda` feature.
+#[cfg(feature = "cuda")]
+pub(crate) type StreamArg = Option<std::sync::Arc<flash_map_cuda::cudarc::driver::CudaStream>>;
+/// The stream a Cuda map is to queue its work on; nothing without the `cuda` feature.
+#[cfg(not(feature = "cuda"))]
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StreamArg;
+
 impl Engine {
-    /// Makes an engine of `backend`, which must be compiled in.
-    pub(crate) fn new(backend: Backend, layout: TableLayout, hash: KeyHasher, device_id: usize) -> Result<Engine> {
-        let _ = device_id;
+    /// Makes an engine of `backend`, which must be compiled in; a Cuda engine queues its work
+    /// on `stream`.
+    pub(crate) fn new(
+        backend: Backend,
+        layout: TableLayout,
+        hash: KeyHasher,
+        device_id: usize,
+        stream: StreamArg,
+    ) -> Result<Engine> {
+        let _ = (device_id, &stream);
         match backend {
             #[cfg(feature = "cuda")]
-            Backend::Cuda => Ok(Engine::Cuda(flash_map_cuda::CudaTable::new(layout, hash, device_id)?)),
+            Backend::Cuda => Ok(Engine::Cuda(flash_map_cuda::CudaTable::on_stream(layout, hash, device_id, stream)?)),
             #[cfg(feature = "rayon")]
             Backend::Rayon => Ok(Engine::Cpu(CpuTable::new(layout, hash, Exec::Rayon)?)),
             Backend::Serial => Ok(Engine::Cpu(CpuTable::new(layout, hash, Exec::Serial)?)),

@@ -33,6 +33,7 @@ pub struct FlashMapBuilder<K, V> {
     pub(crate) backend: Option<Backend>,
     pub(crate) max_load_factor: f64,
     pub(crate) auto_grow: bool,
+    pub(crate) stream: crate::backend::StreamArg,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -48,8 +49,31 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMapBui
             backend: None,
             max_load_factor: DEFAULT_MAX_LOAD_FACTOR,
             auto_grow: false,
+            stream: Default::default(),
             _types: PhantomData,
         }
+    }
+
+    /// On the Cuda backend, queues the map's work on `stream` (a stream of the primary
+    /// context of device [`device_id`](Self::device_id), from cudarc's
+    /// `CudaContext::new(device_id)`) instead of on a new non-blocking stream of the map's
+    /// own (feature `cuda`). Work the caller queues on the same stream is then ordered with
+    /// the map's without events. A map on another backend ignores it; a stream of another
+    /// context makes `build` fail.
+    ///
+    /// ```no_run
+    /// # use flash_map::{Backend, FlashMap};
+    /// use flash_map::cuda::CudaContext;
+    /// let stream = CudaContext::new(0)?.new_stream()?;
+    /// let map: FlashMap<u64, u64> =
+    ///     FlashMap::builder(1 << 20).backend(Backend::Cuda).cuda_stream(stream.clone()).build()?;
+    /// assert_eq!(map.cuda_stream()?, stream);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "cuda")]
+    pub fn cuda_stream(mut self, stream: std::sync::Arc<crate::cuda::CudaStream>) -> Self {
+        self.stream = Some(stream);
+        self
     }
 
     /// How keys are hashed (default [`HashStrategy::Identity`]).
@@ -143,7 +167,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMapBui
     pub fn build(self) -> Result<FlashMap<K, V>> {
         let layout = self.layout()?;
         let backend = self.choose_backend()?;
-        let engine = Engine::new(backend, layout, self.hasher(), self.device_id)?;
+        let engine = Engine::new(backend, layout, self.hasher(), self.device_id, self.stream)?;
         Ok(FlashMap::from_parts(engine, backend, self.auto_grow))
     }
 

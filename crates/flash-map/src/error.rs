@@ -71,6 +71,22 @@ pub enum FlashMapError {
         /// The most entries one call takes.
         max: usize,
     },
+    /// Columns of one call differ in length: values (or an output slice) for a different
+    /// number of entries than there are keys. Nothing was changed.
+    #[error("{keys} keys with a column of {other} entries; pass one value (or result slot) per key")]
+    ColumnLengths {
+        /// Keys in the call.
+        keys: usize,
+        /// Entries in the other column.
+        other: usize,
+    },
+    /// A device-resident call (`bulk_*_device`, `cuda_stream`) on a map whose backend is not
+    /// Cuda.
+    #[error("device-resident calls need the Cuda backend, and this map runs on {backend}; use the host calls (bulk_insert, bulk_get, ...) or build with Backend::Cuda")]
+    NotOnDevice {
+        /// The map's backend.
+        backend: Backend,
+    },
     /// The CUDA driver reported an error.
     #[error("CUDA error: {0}")]
     Cuda(String),

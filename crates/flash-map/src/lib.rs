@@ -8,10 +8,14 @@
 //! - [`Counter`]: value types for [`FlashMap::bulk_add`].
 //! - [`snapshot`]: the `save`/`load` format.
 //! - [`AsyncFlashMap`] (feature `tokio`).
+//! - [`cuda`] (feature `cuda`): the cudarc types of the device-resident calls
+//!   (`bulk_insert_device`, `bulk_get_device`, ...), ordered on the map's stream.
 
 mod backend;
 mod builder;
 mod counter;
+#[cfg(feature = "cuda")]
+mod device;
 mod error;
 mod map;
 pub mod snapshot;
@@ -21,6 +25,17 @@ mod async_map;
 
 #[cfg(feature = "tokio")]
 pub use async_map::AsyncFlashMap;
+
+/// cudarc's safe types that the device-resident calls take (feature `cuda`), re-exported so
+/// that a caller's buffers and streams come from the same cudarc as the map's.
+#[cfg(feature = "cuda")]
+pub mod cuda {
+    pub use flash_map_cuda::cudarc;
+    pub use flash_map_cuda::cudarc::driver::{
+        CudaContext, CudaSlice, CudaStream, CudaView, CudaViewMut, DevicePtr, DevicePtrMut, DeviceRepr, DeviceSlice,
+        ValidAsZeroBits,
+    };
+}
 pub use backend::Backend;
 pub use builder::FlashMapBuilder;
 pub use bytemuck::Pod;

@@ -72,6 +72,12 @@ impl<K, V> std::fmt::Debug for FlashMap<K, V> {
     }
 }
 
+/// A batch of two columns, checked: as long as each other and not over [`MAX_BATCH`].
+fn columns<'a, K: bytemuck::Pod, V: bytemuck::Pod>(keys: &'a [K], values: &'a [V]) -> Result<Batch<'a>> {
+    check_batch(keys.len())?;
+    Batch::columns(keys, values).map_err(|_| FlashMapError::ColumnLengths { keys: keys.len(), other: values.len() })
+}
+
 fn check_batch(len: usize) -> Result<()> {
     if len > MAX_BATCH {
         return Err(FlashMapError::BatchTooLarge { len, max: MAX_BATCH });
@@ -231,7 +237,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     /// Runs a mutating batch operation; with `auto_grow`, grows and retries on `TableFull`.
     /// On `HashCollisions` (the batch failed with the map unchanged), rebuilds with the next
     /// stronger hash strategy and retries; past the strongest, returns the error.
-    fn grow_on_full<T>(&mut self, mut op: impl FnMut(&mut Engine) -> Result<T>) -> Result<T> {
+    pub(crate) fn grow_on_full<T>(&mut self, mut op: impl FnMut(&mut Engine) -> Result<T>) -> Result<T> {
         loop {
             match op(&mut self.engine) {
                 Err(FlashMapError::TableFull { len, new, capacity }) if self.auto_grow => {
@@ -422,6 +428,118 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         Ok(out)
     }
 
+    /// [`bulk_insert`](Self::bulk_insert) of two columns: `keys[i]` gets `values[i]`. For a
+    /// column store, with no `(K, V)` pairs to pack first; same results as the pairs.
+    /// [`FlashMapError::ColumnLengths`] when the columns differ in length.
+    ///
+    /// ```
+    /// # use flash_map::FlashMap;
+    /// let mut m: FlashMap<u64, u32> = FlashMap::with_capacity(8)?;
+    /// assert_eq!(m.bulk_insert_columns(&[1, 2, 1], &[10, 20, 11])?, 2);
+    /// assert_eq!(m.bulk_get(&[1, 2])?, vec![Some(11), Some(20)]);
+    /// assert!(m.bulk_insert_columns(&[3], &[]).is_err());
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
+    pub fn bulk_insert_columns(&mut self, keys: &[K], values: &[V]) -> Result<usize> {
+        let b = columns(keys, values)?;
+        if b.is_empty() {
+            return Ok(0);
+        }
+        self.grow_on_full(|e| dispatch!(e, t => t.insert(&b)))
+    }
+
+    /// [`bulk_insert_new`](Self::bulk_insert_new) of two columns, the answers into a slice of
+    /// the caller's: `inserted[i]` tells whether pair `i` was inserted (`inserted` holds one
+    /// per key). Returns how many were.
+    ///
+    /// ```
+    /// # use flash_map::FlashMap;
+    /// let mut seen: FlashMap<u64, u64> = FlashMap::with_capacity(8)?;
+    /// let mut inserted = [false; 3];
+    /// assert_eq!(seen.bulk_insert_new_columns(&[5, 6, 5], &[1, 2, 3], &mut inserted)?, 2);
+    /// assert_eq!(inserted, [true, true, false]);
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
+    pub fn bulk_insert_new_columns(&mut self, keys: &[K], values: &[V], inserted: &mut [bool]) -> Result<usize> {
+        let b = columns(keys, values)?;
+        if inserted.len() != keys.len() {
+            return Err(FlashMapError::ColumnLengths { keys: keys.len(), other: inserted.len() });
+        }
+        if b.is_empty() {
+            return Ok(0);
+        }
+        self.grow_on_full(|e| dispatch!(e, t => t.insert_new(&b, inserted)))?;
+        Ok(inserted.iter().filter(|&&x| x).count())
+    }
+
+    /// [`bulk_get`](Self::bulk_get) into slices of the caller's: `found[i]` tells whether
+    /// `keys[i]` is present and `values[i]` gets its value; the values of absent keys are
+    /// left as they were. `values` and `found` hold one per key. Returns how many were
+    /// found.
+    ///
+    /// ```
+    /// # use flash_map::FlashMap;
+    /// let mut m: FlashMap<u64, u64> = FlashMap::with_capacity(8)?;
+    /// m.bulk_insert(&[(1, 10), (2, 20)])?;
+    /// let (mut values, mut found) = ([0u64; 3], [false; 3]);
+    /// assert_eq!(m.bulk_get_columns(&[2, 9, 1], &mut values, &mut found)?, 2);
+    /// assert_eq!((values, found), ([20, 0, 10], [true, false, true]));
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
+    pub fn bulk_get_columns(&self, keys: &[K], values: &mut [V], found: &mut [bool]) -> Result<usize> {
+        check_batch(keys.len())?;
+        for other in [values.len(), found.len()] {
+            if other != keys.len() {
+                return Err(FlashMapError::ColumnLengths { keys: keys.len(), other });
+            }
+        }
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        struct Sink<V>(*mut V, *mut bool);
+        // SAFETY: each index is written by exactly one thread (the engines' contract).
+        unsafe impl<V> Sync for Sink<V> {}
+        impl<V: crate::Pod> flash_map_core::GetSink for Sink<V> {
+            #[inline(always)]
+            unsafe fn put(&self, i: usize, v: Option<*const u8>) {
+                // SAFETY: `i < n`, the length of both slices (checked above; called once per
+                // batch position); a `Some` pointer holds `size_of::<V>()` bytes of a stored
+                // `V` (any bit pattern is a valid Pod value).
+                unsafe {
+                    self.1.add(i).write(v.is_some());
+                    if let Some(p) = v {
+                        self.0.add(i).write(std::ptr::read_unaligned(p as *const V));
+                    }
+                }
+            }
+        }
+        let sink = Sink(values.as_mut_ptr(), found.as_mut_ptr());
+        dispatch!(&self.engine, t => t.get(&Batch::keys(keys), &sink))?;
+        Ok(found.iter().filter(|&&f| f).count())
+    }
+
+    /// [`bulk_contains`](Self::bulk_contains) into a slice of the caller's, one per key.
+    ///
+    /// ```
+    /// # use flash_map::FlashMap;
+    /// let mut m: FlashMap<u64, ()> = FlashMap::with_capacity(8)?;
+    /// m.bulk_insert(&[(5, ())])?;
+    /// let mut found = [true; 2];
+    /// m.bulk_contains_into(&[4, 5], &mut found)?;
+    /// assert_eq!(found, [false, true]);
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
+    pub fn bulk_contains_into(&self, keys: &[K], found: &mut [bool]) -> Result<()> {
+        check_batch(keys.len())?;
+        if found.len() != keys.len() {
+            return Err(FlashMapError::ColumnLengths { keys: keys.len(), other: found.len() });
+        }
+        if !keys.is_empty() {
+            dispatch!(&self.engine, t => t.contains(&Batch::keys(keys), found))?;
+        }
+        Ok(())
+    }
+
     /// Removes every key; returns how many distinct keys were present and removed.
     ///
     /// Removed keys leave tombstones, which the map compacts away when they pile up (or
@@ -522,6 +640,24 @@ impl<K: bytemuck::Pod + Send + Sync, V: Counter + Send + Sync> FlashMap<K, V> {
             return Ok(0);
         }
         let b = Batch::pairs(pairs);
+        self.grow_on_full(|e| dispatch!(e, t => t.add(&b, V::KIND)))
+    }
+
+    /// [`bulk_add`](Self::bulk_add) of two columns: `values[i]` is added to the counter of
+    /// `keys[i]`.
+    ///
+    /// ```
+    /// # use flash_map::FlashMap;
+    /// let mut counts: FlashMap<u64, u64> = FlashMap::with_capacity(16)?;
+    /// assert_eq!(counts.bulk_add_columns(&[7, 7, 9], &[1, 1, 5])?, 2);
+    /// assert_eq!(counts.bulk_get(&[7, 9])?, vec![Some(2), Some(5)]);
+    /// # Ok::<(), flash_map::FlashMapError>(())
+    /// ```
+    pub fn bulk_add_columns(&mut self, keys: &[K], values: &[V]) -> Result<usize> {
+        let b = columns(keys, values)?;
+        if b.is_empty() {
+            return Ok(0);
+        }
         self.grow_on_full(|e| dispatch!(e, t => t.add(&b, V::KIND)))
     }
 }

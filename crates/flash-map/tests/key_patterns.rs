@@ -123,7 +123,15 @@ fn snapshots_keep_strategy_and_key() {
         let back: FlashMap<u64, u64> = FlashMap::load(&bytes[..]).unwrap();
         assert_eq!(back.hash_strategy(), hash);
         assert_eq!(back.hash_seed(), m.hash_seed());
-        assert_eq!(back.probe_stats(&keys).unwrap(), m.probe_stats(&keys).unwrap(), "{hash:?}: same layout");
+        let (p, q) = (back.probe_stats(&keys).unwrap(), m.probe_stats(&keys).unwrap());
+        // Linear probing's total displacement does not depend on the order the keys went in,
+        // so the mean is the same on every backend. The longest probe does: the GPU's
+        // threads claim colliding slots in no fixed order, so only the CPU backends (which
+        // `load` picks without a GPU) must match it.
+        assert_eq!((p.keys, p.mean), (q.keys, q.mean), "{hash:?}: same layout");
+        if back.backend() != Backend::Cuda {
+            assert_eq!(p.max, q.max, "{hash:?}: same layout");
+        }
         let mut a = m.entries().unwrap();
         let mut b = back.entries().unwrap();
         a.sort_unstable();

@@ -73,6 +73,10 @@ pub fn model_run<K: Pod + Send + Sync, V: Pod + Send + Sync>(r: Run) -> Vec<Stri
         .build()
         .unwrap_or_else(|e| panic!("build {:?}: {e}", r.backend));
     assert_eq!(map.backend(), r.backend);
+    // On Cuda, a third of the batches go through the device-resident calls, with buffers
+    // on a stream of the caller's; on every backend another third through the column calls.
+    #[cfg(feature = "cuda")]
+    let dev = (r.backend == Backend::Cuda).then(dev::Dev::new);
     let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     let pool = (r.capacity as u64 * 3 / 2).max(4);
     let mut log = Vec::new();
@@ -82,11 +86,21 @@ pub fn model_run<K: Pod + Send + Sync, V: Pod + Send + Sync>(r: Run) -> Vec<Stri
         let ctx = format!("{:?} {:?} seed {} round {round}", r.backend, r.hash, r.seed);
         let op = rng.gen_range(0..100);
         let cap = map.capacity();
+        // 0: pairs and vectors, 1: host columns, 2: device columns (Cuda only).
+        let form = round % 3;
+        #[cfg(feature = "cuda")]
+        let dev = if form == 2 { dev.as_ref() } else { None };
         if op < 35 {
             let pairs: Vec<(K, V)> = (0..n).map(|_| (from_id(rng.gen_range(0..pool)), from_id(rng.gen()))).collect();
             let distinct_new: HashSet<Vec<u8>> =
                 pairs.iter().map(|p| b(&p.0)).filter(|k| !model.contains_key(k)).collect();
-            let res = map.bulk_insert(&pairs);
+            let (keys, values): (Vec<K>, Vec<V>) = pairs.iter().copied().unzip();
+            let res = match form {
+                #[cfg(feature = "cuda")]
+                2 if dev.is_some() => dev.expect("cuda").insert(&mut map, &keys, &values),
+                1 => map.bulk_insert_columns(&keys, &values),
+                _ => map.bulk_insert(&pairs),
+            };
             if model.len() + distinct_new.len() > cap && !r.auto_grow {
                 assert!(matches!(res, Err(FlashMapError::TableFull { .. })), "{ctx}: {res:?}");
                 fulls += 1;
@@ -106,7 +120,19 @@ pub fn model_run<K: Pod + Send + Sync, V: Pod + Send + Sync>(r: Run) -> Vec<Stri
                 let kb = b(k);
                 expect.push(!model.contains_key(&kb) && fresh.insert(kb));
             }
-            let res = map.bulk_insert_new(&pairs);
+            let (keys, values): (Vec<K>, Vec<V>) = pairs.iter().copied().unzip();
+            let res = match form {
+                #[cfg(feature = "cuda")]
+                2 if dev.is_some() => dev.expect("cuda").insert_new(&mut map, &keys, &values),
+                1 => {
+                    let mut inserted = vec![false; n];
+                    map.bulk_insert_new_columns(&keys, &values, &mut inserted).map(|count| {
+                        assert_eq!(count, inserted.iter().filter(|&&x| x).count(), "{ctx}");
+                        inserted
+                    })
+                }
+                _ => map.bulk_insert_new(&pairs),
+            };
             if model.len() + fresh.len() > cap && !r.auto_grow {
                 assert!(matches!(res, Err(FlashMapError::TableFull { .. })), "{ctx}: {res:?}");
                 fulls += 1;
@@ -123,20 +149,48 @@ pub fn model_run<K: Pod + Send + Sync, V: Pod + Send + Sync>(r: Run) -> Vec<Stri
             }
         } else if op < 70 {
             let keys: Vec<K> = (0..n).map(|_| from_id(rng.gen_range(0..pool * 2))).collect();
-            let got = map.bulk_get(&keys).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            let got = match form {
+                #[cfg(feature = "cuda")]
+                2 if dev.is_some() => dev.expect("cuda").get(&map, &keys),
+                1 => {
+                    let (mut values, mut found) = (vec![V::zeroed(); n], vec![false; n]);
+                    let hits = map.bulk_get_columns(&keys, &mut values, &mut found);
+                    let hits = hits.unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                    assert_eq!(hits, found.iter().filter(|&&f| f).count(), "{ctx}");
+                    // The values of misses are left as they were.
+                    assert!(values.iter().zip(&found).all(|(v, f)| *f || b(v) == b(&V::zeroed())), "{ctx}");
+                    Ok(values.into_iter().zip(found).map(|(v, f)| f.then_some(v)).collect())
+                }
+                _ => map.bulk_get(&keys),
+            }
+            .unwrap_or_else(|e| panic!("{ctx}: {e}"));
             assert_eq!(got.len(), n);
             for (k, g) in keys.iter().zip(&got) {
                 assert_eq!(g.as_ref().map(b), model.get(&b(k)).cloned(), "{ctx}");
             }
             let hits = got.iter().filter(|g| g.is_some()).count();
-            let has = map.bulk_contains(&keys).unwrap();
+            let has = match form {
+                #[cfg(feature = "cuda")]
+                2 if dev.is_some() => dev.expect("cuda").contains(&map, &keys),
+                1 => {
+                    let mut found = vec![true; n];
+                    map.bulk_contains_into(&keys, &mut found).map(|()| found)
+                }
+                _ => map.bulk_contains(&keys),
+            }
+            .unwrap_or_else(|e| panic!("{ctx}: {e}"));
             assert_eq!(has, got.iter().map(|g| g.is_some()).collect::<Vec<_>>(), "{ctx}");
             log.push(format!("get {hits}"));
         } else if op < 93 {
             let keys: Vec<K> = (0..n).map(|_| from_id(rng.gen_range(0..pool * 2))).collect();
             let distinct: HashSet<Vec<u8>> = keys.iter().map(b).collect();
             let expect = distinct.iter().filter(|k| model.remove(*k).is_some()).count();
-            let got = map.bulk_remove(&keys).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            let got = match form {
+                #[cfg(feature = "cuda")]
+                2 if dev.is_some() => dev.expect("cuda").remove(&mut map, &keys),
+                _ => map.bulk_remove(&keys),
+            }
+            .unwrap_or_else(|e| panic!("{ctx}: {e}"));
             assert_eq!(got, expect, "{ctx}");
             log.push(format!("remove {got}"));
         } else if op < 98 {
@@ -205,6 +259,134 @@ pub fn all_backends_at<K: Pod + Send + Sync, V: Pod + Send + Sync>(
                 None => first = Some((backend, log)),
                 Some((b0, l0)) => assert_eq!(l0, &log, "{backend:?} differs from {b0:?}"),
             }
+        }
+    }
+}
+
+/// The device-resident calls on batches of any Pod key and value type: the host batch is
+/// copied into byte buffers on a stream of the caller's (not the map's), which are then
+/// viewed as `K` and `V` columns.
+#[cfg(feature = "cuda")]
+pub mod dev {
+    use std::sync::Arc;
+
+    use flash_map::cuda::{CudaContext, CudaSlice, CudaStream};
+    use flash_map::{FlashMap, Pod, Result};
+
+    /// A caller's stream on device 0.
+    pub struct Dev {
+        pub stream: Arc<CudaStream>,
+    }
+
+    /// `v`'s bytes in a device buffer of at least one byte.
+    fn bytes<T: Pod>(s: &Arc<CudaStream>, v: &[T]) -> CudaSlice<u8> {
+        let raw: &[u8] = bytemuck::cast_slice(v);
+        if raw.is_empty() {
+            s.alloc_zeros::<u8>(1).expect("alloc")
+        } else {
+            s.clone_htod(raw).expect("upload")
+        }
+    }
+
+    fn read<T: Pod>(s: &Arc<CudaStream>, d: &CudaSlice<u8>, n: usize) -> Vec<T> {
+        if size_of::<T>() == 0 {
+            return vec![T::zeroed(); n];
+        }
+        let raw = s.clone_dtoh(d).expect("download");
+        raw.chunks_exact(size_of::<T>().max(1)).take(n).map(bytemuck::pod_read_unaligned).collect()
+    }
+
+    impl Dev {
+        pub fn new() -> Self {
+            let ctx = CudaContext::new(0).expect("CUDA device 0");
+            Dev { stream: ctx.new_stream().expect("stream") }
+        }
+
+        pub fn insert<K: Pod + Send + Sync, V: Pod + Send + Sync>(
+            &self,
+            map: &mut FlashMap<K, V>,
+            keys: &[K],
+            values: &[V],
+        ) -> Result<usize> {
+            let (dk, dv) = (bytes(&self.stream, keys), bytes(&self.stream, values));
+            // SAFETY: the buffers hold the bytes of `keys.len()` keys and values of Pod types,
+            // any bit pattern of which is valid; device allocations are 256-byte aligned.
+            let (k, v) = unsafe {
+                (dk.transmute::<K>(keys.len()).expect("fits"), dv.transmute::<V>(values.len()).expect("fits"))
+            };
+            map.bulk_insert_device(&k, &v)
+        }
+
+        pub fn insert_new<K: Pod + Send + Sync, V: Pod + Send + Sync>(
+            &self,
+            map: &mut FlashMap<K, V>,
+            keys: &[K],
+            values: &[V],
+        ) -> Result<Vec<bool>> {
+            let n = keys.len();
+            let (dk, dv) = (bytes(&self.stream, keys), bytes(&self.stream, values));
+            let mut inserted = self.stream.alloc_zeros::<bool>(n.max(1)).expect("alloc");
+            // SAFETY: as in `insert`.
+            let (k, v) = unsafe { (dk.transmute::<K>(n).expect("fits"), dv.transmute::<V>(n).expect("fits")) };
+            let count = map.bulk_insert_new_device(&k, &v, &mut inserted)?;
+            let mut out = self.stream.clone_dtoh(&inserted).expect("download");
+            out.truncate(n);
+            assert_eq!(count, out.iter().filter(|&&x| x).count());
+            Ok(out)
+        }
+
+        pub fn get<K: Pod + Send + Sync, V: Pod + Send + Sync>(
+            &self,
+            map: &FlashMap<K, V>,
+            keys: &[K],
+        ) -> Result<Vec<Option<V>>> {
+            let n = keys.len();
+            let dk = bytes(&self.stream, keys);
+            // Results start as a pattern that no lookup writes to a miss.
+            let poison = vec![V::zeroed(); n];
+            let mut dv = bytes(&self.stream, &poison);
+            let mut found = self.stream.alloc_zeros::<bool>(n.max(1)).expect("alloc");
+            {
+                // SAFETY: as in `insert`.
+                let k = unsafe { dk.transmute::<K>(n).expect("fits") };
+                // SAFETY: as above, for `n` values.
+                let mut v = unsafe { dv.transmute_mut::<V>(n).expect("fits") };
+                map.bulk_get_device(&k, &mut v, &mut found)?;
+            }
+            let found = self.stream.clone_dtoh(&found).expect("download");
+            let values: Vec<V> = read(&self.stream, &dv, n);
+            assert!(values
+                .iter()
+                .zip(&found)
+                .all(|(v, f)| *f || bytemuck::bytes_of(v) == bytemuck::bytes_of(&V::zeroed())));
+            Ok(values.into_iter().zip(found).map(|(v, f)| f.then_some(v)).collect())
+        }
+
+        pub fn contains<K: Pod + Send + Sync, V: Pod + Send + Sync>(
+            &self,
+            map: &FlashMap<K, V>,
+            keys: &[K],
+        ) -> Result<Vec<bool>> {
+            let n = keys.len();
+            let dk = bytes(&self.stream, keys);
+            let mut found = self.stream.alloc_zeros::<bool>(n.max(1)).expect("alloc");
+            // SAFETY: as in `insert`.
+            let k = unsafe { dk.transmute::<K>(n).expect("fits") };
+            map.bulk_contains_device(&k, &mut found)?;
+            let mut out = self.stream.clone_dtoh(&found).expect("download");
+            out.truncate(n);
+            Ok(out)
+        }
+
+        pub fn remove<K: Pod + Send + Sync, V: Pod + Send + Sync>(
+            &self,
+            map: &mut FlashMap<K, V>,
+            keys: &[K],
+        ) -> Result<usize> {
+            let dk = bytes(&self.stream, keys);
+            // SAFETY: as in `insert`.
+            let k = unsafe { dk.transmute::<K>(keys.len()).expect("fits") };
+            map.bulk_remove_device(&k)
         }
     }
 }
