@@ -400,10 +400,6 @@ impl CudaTable {
         })
     }
 
-    fn empty_scratch(&self) -> Result<Scratch, CudaError> {
-        Self::scratch_on(&self.stream)
-    }
-
     /// Runs `f` with the scratch buffers taken out of the lock (so `f` may borrow `self`
     /// mutably).
     fn with_scratch<T>(
@@ -411,7 +407,7 @@ impl CudaTable {
         f: impl FnOnce(&mut Self, &mut Scratch) -> Result<T, CudaError>,
     ) -> Result<T, CudaError> {
         self.gpu.bind()?;
-        let mut s = std::mem::replace(&mut *self.scratch(), self.empty_scratch()?);
+        let mut s = std::mem::replace(&mut *self.scratch(), Self::scratch_on(&self.stream)?);
         let r = f(self, &mut s);
         *self.scratch() = s;
         r

@@ -18,7 +18,7 @@ use flash_map_cuda::CudaTable;
 
 use crate::backend::Engine;
 use crate::error::{FlashMapError, Result};
-use crate::map::MAX_BATCH;
+use crate::map::{check_batch, same_len};
 use crate::{Counter, FlashMap, Pod};
 
 /// The map's table, if it runs on Cuda.
@@ -57,17 +57,13 @@ impl<'a> Order<'a> {
     /// A call on the `n` keys of `keys`, on the map's stream `map`.
     fn new<K>(map: &'a CudaStream, keys: &impl DeviceSlice<K>) -> Result<Self> {
         let n = keys.len();
-        if n > MAX_BATCH {
-            return Err(FlashMapError::BatchTooLarge { len: n, max: MAX_BATCH });
-        }
+        check_batch(n)?;
         Order { map, n, others: Vec::new() }.stream(keys.stream())
     }
 
     /// An input column: exactly one entry per key.
     fn input<T>(self, col: &impl DeviceSlice<T>) -> Result<Self> {
-        if col.len() != self.n {
-            return Err(FlashMapError::ColumnLengths { keys: self.n, other: col.len() });
-        }
+        same_len(self.n, col.len())?;
         self.stream(col.stream())
     }
 
@@ -121,10 +117,6 @@ fn columns<K, V>(keys: u64, values: u64, n: usize) -> BatchArgs {
     BatchArgs { keys, values, len: n as u64, key_stride: size_of::<K>() as u64, value_stride: size_of::<V>() as u64 }
 }
 
-fn sync_err(e: flash_map_cuda::CudaError) -> FlashMapError {
-    e.into()
-}
-
 impl<K: Pod + Send + Sync, V: Pod + Send + Sync> FlashMap<K, V> {
     /// Runs `op` on the table with the batch of `keys` and `values` (growing or
     /// strengthening the hash and retrying as the host calls do); the batch is valid for
@@ -162,7 +154,7 @@ impl<K: Pod + Send + Sync, V: Pod + Send + Sync> FlashMap<K, V> {
     /// Needed only to time the device, or before reading results by means that cudarc
     /// does not order (its copies of the result buffers wait by themselves).
     pub fn cuda_synchronize(&self) -> Result<()> {
-        cuda(&self.engine)?.synchronize().map_err(sync_err)
+        cuda(&self.engine)?.synchronize().map_err(FlashMapError::from)
     }
 
     /// [`bulk_insert`](Self::bulk_insert) with the keys and values already in device memory

@@ -78,7 +78,15 @@ fn columns<'a, K: bytemuck::Pod, V: bytemuck::Pod>(keys: &'a [K], values: &'a [V
     Batch::columns(keys, values).map_err(|_| FlashMapError::ColumnLengths { keys: keys.len(), other: values.len() })
 }
 
-fn check_batch(len: usize) -> Result<()> {
+/// A column of `other` entries beside `keys` keys must hold one per key.
+pub(crate) fn same_len(keys: usize, other: usize) -> Result<()> {
+    if other != keys {
+        return Err(FlashMapError::ColumnLengths { keys, other });
+    }
+    Ok(())
+}
+
+pub(crate) fn check_batch(len: usize) -> Result<()> {
     if len > MAX_BATCH {
         return Err(FlashMapError::BatchTooLarge { len, max: MAX_BATCH });
     }
@@ -462,14 +470,11 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     /// ```
     pub fn bulk_insert_new_columns(&mut self, keys: &[K], values: &[V], inserted: &mut [bool]) -> Result<usize> {
         let b = columns(keys, values)?;
-        if inserted.len() != keys.len() {
-            return Err(FlashMapError::ColumnLengths { keys: keys.len(), other: inserted.len() });
-        }
+        same_len(keys.len(), inserted.len())?;
         if b.is_empty() {
             return Ok(0);
         }
-        self.grow_on_full(|e| dispatch!(e, t => t.insert_new(&b, inserted)))?;
-        Ok(inserted.iter().filter(|&&x| x).count())
+        self.grow_on_full(|e| dispatch!(e, t => t.insert_new(&b, inserted)))
     }
 
     /// [`bulk_get`](Self::bulk_get) into slices of the caller's: `found[i]` tells whether
@@ -488,11 +493,8 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     /// ```
     pub fn bulk_get_columns(&self, keys: &[K], values: &mut [V], found: &mut [bool]) -> Result<usize> {
         check_batch(keys.len())?;
-        for other in [values.len(), found.len()] {
-            if other != keys.len() {
-                return Err(FlashMapError::ColumnLengths { keys: keys.len(), other });
-            }
-        }
+        same_len(keys.len(), values.len())?;
+        same_len(keys.len(), found.len())?;
         if keys.is_empty() {
             return Ok(0);
         }
@@ -531,9 +533,7 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     /// ```
     pub fn bulk_contains_into(&self, keys: &[K], found: &mut [bool]) -> Result<()> {
         check_batch(keys.len())?;
-        if found.len() != keys.len() {
-            return Err(FlashMapError::ColumnLengths { keys: keys.len(), other: found.len() });
-        }
+        same_len(keys.len(), found.len())?;
         if !keys.is_empty() {
             dispatch!(&self.engine, t => t.contains(&Batch::keys(keys), found))?;
         }
