@@ -156,7 +156,7 @@ impl CpuTable {
             let b = &b;
             // SAFETY: `raw` is this table's, which nobody writes during `&self`; `range` is
             // within the batch, whose keys have the table's key size (checked by callers).
-            let mut ahead = unsafe { Ahead::new(&raw, hs, b, range.clone(), fetch) };
+            let mut ahead = unsafe { Ahead::<KS>::new(&raw, hs, b, range.clone(), fetch) };
             for i in range {
                 // SAFETY: `i` runs through the range in order; `i < b.len()`, key valid for
                 // key_size bytes.

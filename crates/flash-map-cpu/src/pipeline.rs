@@ -70,7 +70,7 @@ pub(crate) unsafe fn staged(
         return;
     }
     // SAFETY: forwarded contract.
-    let mut ahead = unsafe { Ahead::new(raw, hs, b, range.clone(), fetch) };
+    let mut ahead = unsafe { Ahead::<0>::new(raw, hs, b, range.clone(), fetch) };
     for i in range {
         // SAFETY: `i` runs through `range` in order.
         let h = unsafe { ahead.next(i) };
@@ -101,10 +101,17 @@ const _: () = assert!(D2 < D && D <= RING);
 /// The prefetch of [`staged`] as a cursor, for loops that keep their body inline: `next(i)`
 /// for each `i` of the range in order returns key `i`'s hash and fetches the home lines
 /// of key `i + D`.
-pub(crate) struct Ahead<'r, 'b, 'a> {
-    raw: &'r RawTable,
+///
+/// It holds its own copies of the table view and the batch view, not references to the
+/// caller's: a reference stored in the cursor lets the compiler assume that the pass's
+/// writes to the table may change the referenced view, so it would reload the key size
+/// (constant in a pass compiled per key size) and the batch's layout for every key.
+///
+/// `KS` is the key size when the pass is compiled for one (0: the table's).
+pub(crate) struct Ahead<'a, const KS: usize> {
+    raw: RawTable,
     hs: KeyHasher,
-    b: &'b Batch<'a>,
+    b: Batch<'a>,
     end: usize,
     keys: bool,
     values: usize,
@@ -116,37 +123,46 @@ pub(crate) struct Ahead<'r, 'b, 'a> {
     ring: [u64; RING],
 }
 
-impl<'r, 'b, 'a> Ahead<'r, 'b, 'a> {
+impl<'a, const KS: usize> Ahead<'a, KS> {
+    /// The key size: the constant `KS`, or the table's.
+    #[inline(always)]
+    fn key_size(&self) -> usize {
+        if KS != 0 {
+            KS
+        } else {
+            self.raw.key_size
+        }
+    }
+
     /// A cursor over `range` of `b` that fetches per `fetch` (not [`Fetch::Plain`]); hashes
     /// and fetches the range's first keys.
     ///
     /// # Safety
     /// As [`staged`].
+    ///
+    /// # Panics
+    /// If `KS` is neither 0 nor the table's key size.
     #[inline(always)]
-    pub(crate) unsafe fn new(
-        raw: &'r RawTable,
-        hs: KeyHasher,
-        b: &'b Batch<'a>,
-        range: Range<usize>,
-        fetch: Fetch,
-    ) -> Self {
+    pub(crate) unsafe fn new(raw: &RawTable, hs: KeyHasher, b: &Batch<'a>, range: Range<usize>, fetch: Fetch) -> Self {
+        assert!(KS == 0 || KS == raw.key_size, "a pass compiled for another key size");
         let (on, keys, values, found) = match fetch {
             Fetch::Home { keys, values } => (true, keys, values, None),
             Fetch::Found { values } => (true, false, 0, Some(values)),
             Fetch::Nothing | Fetch::Plain { .. } => (false, false, 0, None),
         };
+        let (raw, b) = (*raw, *b);
         let mut a = Ahead { raw, hs, b, end: range.end, keys, values, on, found, ring: [0; RING] };
         if !on {
             return a;
         }
         for i in range.start..(range.start + D).min(range.end) {
             // SAFETY: `i < end <= b.len()` (the contract).
-            a.ring[i % RING] = unsafe { ahead(raw, hs, b, i, keys, values) };
+            a.ring[i % RING] = unsafe { ahead(&raw, hs, &b, i, a.key_size(), keys, values) };
         }
         if let Some(v) = found {
             for i in range.start..(range.start + D2).min(range.end) {
                 // SAFETY: nobody writes the table during a `Found` pass (the contract).
-                unsafe { fetch_match(raw, a.ring[i % RING], v) };
+                unsafe { fetch_match(&raw, a.ring[i % RING], v) };
             }
         }
         a
@@ -160,32 +176,35 @@ impl<'r, 'b, 'a> Ahead<'r, 'b, 'a> {
     pub(crate) unsafe fn next(&mut self, i: usize) -> u64 {
         if !self.on {
             // SAFETY: `i < end <= b.len()` (`new`'s contract).
-            return unsafe { self.hs.hash(self.b.key(i), self.raw.key_size) };
+            return unsafe { self.hs.hash(self.b.key(i), self.key_size()) };
         }
         let h = self.ring[i % RING];
         if i + D < self.end {
             // SAFETY: `i + D < end <= b.len()` (`new`'s contract).
-            self.ring[(i + D) % RING] = unsafe { ahead(self.raw, self.hs, self.b, i + D, self.keys, self.values) };
+            self.ring[(i + D) % RING] =
+                unsafe { ahead(&self.raw, self.hs, &self.b, i + D, self.key_size(), self.keys, self.values) };
         }
-        if let (Some(v), true) = (self.found, i + D2 < self.end) {
-            // SAFETY: as in `new`; key `i + D2`'s hash is in the ring (`D2 < D`).
-            unsafe { fetch_match(self.raw, self.ring[(i + D2) % RING], v) };
+        if let Some(v) = self.found {
+            if i + D2 < self.end {
+                // SAFETY: as in `new`; key `i + D2`'s hash is in the ring (`D2 < D`).
+                unsafe { fetch_match(&self.raw, self.ring[(i + D2) % RING], v) };
+            }
         }
         h
     }
 }
 
-/// Hashes key `i` of `b` and fetches its home lines: the state word's (and the next line
-/// of state words when the group of eight that a probe compares at once crosses into it),
-/// per `keys` the first line of the home slot's key, and the lines of the first `values`
-/// bytes of its value. Returns the hash.
+/// Hashes key `i` of `b` (keys of `ks` bytes) and fetches its home lines: the state word's
+/// (and the next line of state words when the group of eight that a probe compares at once
+/// crosses into it), per `keys` the first line of the home slot's key, and the lines of the
+/// first `values` bytes of its value. Returns the hash.
 ///
 /// # Safety
-/// `i < b.len()`; `b`'s keys hold `raw.key_size` bytes.
+/// `i < b.len()`; `b`'s keys hold `ks` bytes, the table's key size.
 #[inline(always)]
-unsafe fn ahead(raw: &RawTable, hs: KeyHasher, b: &Batch<'_>, i: usize, keys: bool, values: usize) -> u64 {
-    // SAFETY: `i < b.len()`, whose keys hold `key_size` bytes (the contract).
-    let h = unsafe { hs.hash(b.key(i), raw.key_size) };
+unsafe fn ahead(raw: &RawTable, hs: KeyHasher, b: &Batch<'_>, i: usize, ks: usize, keys: bool, values: usize) -> u64 {
+    // SAFETY: `i < b.len()`, whose keys hold `ks` bytes (the contract).
+    let h = unsafe { hs.hash(b.key(i), ks) };
     let slot = home(h, raw.mask);
     // Prefetches never fault, so the addresses need no bounds (`wrapping_add`).
     prefetch_read(raw.states.wrapping_add(slot));
@@ -193,7 +212,7 @@ unsafe fn ahead(raw: &RawTable, hs: KeyHasher, b: &Batch<'_>, i: usize, keys: bo
         prefetch_read(raw.states.wrapping_add(slot + 8));
     }
     if keys {
-        prefetch_read(raw.keys.wrapping_add(slot * raw.key_size));
+        prefetch_read(raw.keys.wrapping_add(slot * ks));
     }
     if values != 0 {
         prefetch_lines(raw.values.wrapping_add(slot * raw.value_size), values);
@@ -317,11 +336,13 @@ impl Sweep {
 /// Prefetches every line that the `len` bytes from `p` touch.
 #[inline(always)]
 fn prefetch_lines(p: *const u8, len: usize) {
-    let lead = p as usize & 63;
-    let line = p.wrapping_sub(lead);
-    let mut off = 0;
-    while off < lead + len {
-        prefetch_read(line.wrapping_add(off));
-        off += 64;
+    // The first line always (for `len` 0 a needless fetch, which is harmless: a prefetch
+    // never faults), then any others, without a loop for the common single line.
+    prefetch_read(p);
+    let last = (p as usize).wrapping_add(len.saturating_sub(1)) & !63;
+    let mut line = (p as usize & !63).wrapping_add(64);
+    while line <= last {
+        prefetch_read(line as *const u8);
+        line = line.wrapping_add(64);
     }
 }

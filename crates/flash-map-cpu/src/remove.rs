@@ -35,7 +35,7 @@ impl CpuTable {
                     return n;
                 }
                 // SAFETY: as above.
-                let mut ahead = unsafe { Ahead::new(&raw, hs, b, 0..b.len(), fetch) };
+                let mut ahead = unsafe { Ahead::<KS>::new(&raw, hs, b, 0..b.len(), fetch) };
                 for i in 0..b.len() {
                     // SAFETY: `i` runs through the batch in order; keys valid.
                     n += unsafe { remove(&s, ahead.next(i), b.key(i)) } as usize;
