@@ -110,19 +110,26 @@ fn go<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize, op: &str) {
     );
 }
 
-/// The floor of the engine's layout: the same three arrays (state words, keys, values) of
-/// the same slot count, allocated by the engine's own allocator, touched in the same order
-/// by a loop with none of the engine's bookkeeping (no per-position records, no budget, no
-/// batch view): the Identity hash, the eight state words at the home slot compared at once
-/// (the engine's group compare), then the key and value, with the engine's prefetch of the
-/// home lines 16 keys ahead (lookups only in tables beyond 1 MiB). `build` allocates the
-/// arrays and inserts into them; `hit` and `miss` collect `Vec<Option<V>>`. Keys whose group
-/// of eight holds no empty slot fall back to a scalar probe (rare at the default load).
+/// The floor of the engine's layout: the same arrays (state words, and keys and values side
+/// by side in records or in two arrays, as the engine lays out a table of these sizes:
+/// `flash_map_cpu::records`) of the same slot count, allocated by the engine's own allocator,
+/// touched in the same order by a loop with none of the engine's bookkeeping (no
+/// per-position records, no budget, no batch view): the Identity hash, the eight state words
+/// at the home slot compared at once (the engine's group compare), then the key and value,
+/// with the engine's prefetch of the home lines 16 keys ahead (lookups only in tables beyond
+/// 1 MiB). `build` allocates the arrays and inserts into them; `hit` and `miss` collect
+/// `Vec<Option<V>>`. Keys whose group of eight holds no empty slot fall back to a scalar
+/// probe (rare at the default load).
 struct Floor<K, V> {
     states: Fresh<u32>,
-    keys: Fresh<K>,
-    values: Fresh<V>,
+    /// The keys, or the records.
+    keys: Fresh<u8>,
+    /// The values (empty for records).
+    values: Fresh<u8>,
     mask: usize,
+    /// Bytes per record, or 0 (two arrays).
+    record: usize,
+    _kv: std::marker::PhantomData<(K, V)>,
 }
 
 /// `n` zeroed `T`s in a table array as the engine allocates it
@@ -163,13 +170,15 @@ struct Lines {
     states: *const u32,
     keys: *const u8,
     values: *const u8,
-    key_size: usize,
-    value_size: usize,
+    key_stride: usize,
+    value_stride: usize,
+    /// Whether a value shares its key's line (records), so that fetching one fetches both.
+    together: bool,
     mask: usize,
 }
 
 impl Lines {
-    /// Prefetches the home state, key and (for `values`) value lines of hash `h`.
+    /// Prefetches the home state and key lines of hash `h` and, for `values`, its value line.
     #[inline(always)]
     fn prefetch(self, h: u64, values: bool) {
         use std::arch::x86_64::*;
@@ -177,9 +186,9 @@ impl Lines {
         // SAFETY: prefetches never fault.
         unsafe {
             _mm_prefetch(self.states.wrapping_add(s) as *const i8, _MM_HINT_T0);
-            _mm_prefetch(self.keys.wrapping_add(s * self.key_size) as *const i8, _MM_HINT_T0);
-            if values {
-                _mm_prefetch(self.values.wrapping_add(s * self.value_size) as *const i8, _MM_HINT_T0);
+            _mm_prefetch(self.keys.wrapping_add(s * self.key_stride) as *const i8, _MM_HINT_T0);
+            if values && !self.together {
+                _mm_prefetch(self.values.wrapping_add(s * self.value_stride) as *const i8, _MM_HINT_T0);
             }
         }
     }
@@ -217,18 +226,26 @@ fn hashed_ahead(
 impl<K: Gen, V: Gen> Floor<K, V> {
     fn new(n: usize) -> Self {
         let l = flash_map_core::TableLayout::for_capacity(n, 0.5, size_of::<K>(), size_of::<V>()).unwrap();
-        Floor { states: Fresh::new(l.slots), keys: Fresh::new(l.slots), values: Fresh::new(l.slots), mask: l.slots - 1 }
+        let record = flash_map_cpu::records(&l);
+        let (keys, values) = if record != 0 {
+            (Fresh::new(l.slots * record), Fresh::new(0))
+        } else {
+            (Fresh::new(l.slots * size_of::<K>()), Fresh::new(l.slots * size_of::<V>()))
+        };
+        Floor { states: Fresh::new(l.slots), keys, values, mask: l.slots - 1, record, _kv: std::marker::PhantomData }
     }
     fn bytes(&self) -> usize {
         (self.mask + 1) * (4 + size_of::<K>() + size_of::<V>())
     }
     fn lines(&self) -> Lines {
+        let (keys, record) = (self.keys.as_ptr(), self.record);
         Lines {
             states: self.states.as_ptr(),
-            keys: self.keys.as_ptr() as *const u8,
-            values: self.values.as_ptr() as *const u8,
-            key_size: size_of::<K>(),
-            value_size: size_of::<V>(),
+            keys,
+            values: if record != 0 { keys.wrapping_add(size_of::<K>()) } else { self.values.as_ptr() },
+            key_stride: if record != 0 { record } else { size_of::<K>() },
+            value_stride: if record != 0 { record } else { size_of::<V>() },
+            together: record != 0,
             mask: self.mask,
         }
     }
@@ -237,30 +254,43 @@ impl<K: Gen, V: Gen> Floor<K, V> {
     fn hash(k: &K) -> u64 {
         flash_map_core::KeyHasher::plain(flash_map_core::HashStrategy::Identity).hash_bytes(bytemuck_bytes(k))
     }
+    /// Slot `s`'s key (`s <= mask`).
+    #[inline(always)]
+    fn key(&self, l: Lines, s: usize) -> K {
+        // SAFETY: `s <= mask`: inside the key (or record) array; any bytes are a Pod value.
+        unsafe { std::ptr::read_unaligned(l.keys.add(s * l.key_stride) as *const K) }
+    }
+    /// Slot `s`'s value (`s <= mask`).
+    #[inline(always)]
+    fn value(&self, l: Lines, s: usize) -> V {
+        // SAFETY: as in `key`.
+        unsafe { std::ptr::read_unaligned(l.values.add(s * l.value_stride) as *const V) }
+    }
     /// The state words at `at..at + 8` (wrapping) that are `w`, and those that are empty.
     #[inline(always)]
-    fn group(&self, at: usize, w: u32) -> (u32, u32) {
+    fn group(&self, l: Lines, at: usize, w: u32) -> (u32, u32) {
         use flash_map_core::Slots;
         if at + 8 > self.mask + 1 {
             let m = |x: u32| (0..8).fold(0u32, |a, j| a | ((self.states[(at + j) & self.mask] == x) as u32) << j);
             return (m(w), m(0));
         }
-        // SAFETY: the arrays hold `mask + 1` slots of `size_of::<K>()`-byte keys, read only
-        // here; `at + 8 <= slots`.
+        // SAFETY: the arrays hold `mask + 1` slots of keys `key_stride` bytes apart, read
+        // only here; `at + 8 <= slots`.
         let g = unsafe {
-            flash_map_core::probe::RawSlots::new(
+            flash_map_core::probe::RawSlots::strided(
                 self.states.as_ptr() as *mut u32,
-                self.keys.as_ptr() as *mut u8,
+                l.keys as *mut u8,
                 self.mask,
                 size_of::<K>(),
+                l.key_stride,
             )
             .group(at, w)
         };
         (g.matching, g.empty)
     }
     fn insert_all(&mut self, pairs: &[(K, V)]) {
-        let lines = self.lines();
-        let pf = Some(|h| lines.prefetch(h, true));
+        let l = self.lines();
+        let pf = Some(|h| l.prefetch(h, true));
         hashed_ahead(
             pairs.len(),
             |i| Self::hash(&pairs[i].0),
@@ -269,22 +299,25 @@ impl<K: Gen, V: Gen> Floor<K, V> {
                 let (k, v) = &pairs[i];
                 let w = flash_map_core::slot::full_word(flash_map_core::slot::tag_of(h));
                 let at = h as usize & self.mask;
-                let (_, empty) = self.group(at, w);
+                let (_, empty) = self.group(l, at, w);
                 let mut s = if empty != 0 { at + empty.trailing_zeros() as usize } else { at + 8 };
                 while self.states[s & self.mask] != 0 {
                     s += 1;
                 }
                 let s = s & self.mask;
                 self.states[s] = w;
-                self.keys[s] = *k;
-                self.values[s] = *v;
+                // SAFETY: `s <= mask`: inside the arrays, written by this thread alone.
+                unsafe {
+                    std::ptr::write_unaligned(l.keys.add(s * l.key_stride) as *mut K, *k);
+                    std::ptr::write_unaligned(l.values.add(s * l.value_stride) as *mut V, *v);
+                }
             },
         );
     }
     fn get_all(&self, keys: &[K], out: &mut Vec<Option<V>>, hits: bool) {
         out.clear();
-        let lines = self.lines();
-        let pf = (self.bytes() > (1 << 20)).then_some(|h| lines.prefetch(h, hits));
+        let l = self.lines();
+        let pf = (self.bytes() > (1 << 20)).then_some(|h| l.prefetch(h, hits));
         hashed_ahead(
             keys.len(),
             |i| Self::hash(&keys[i]),
@@ -293,15 +326,15 @@ impl<K: Gen, V: Gen> Floor<K, V> {
                 let k = &keys[i];
                 let w = flash_map_core::slot::full_word(flash_map_core::slot::tag_of(h));
                 let at = h as usize & self.mask;
-                let (mut m, empty) = self.group(at, w);
+                let (mut m, empty) = self.group(l, at, w);
                 if empty != 0 {
                     m &= (1 << empty.trailing_zeros()) - 1;
                 }
                 let mut r = None;
                 while m != 0 {
-                    let s = at + m.trailing_zeros() as usize;
-                    if self.keys[s & self.mask] == *k {
-                        r = Some(self.values[s & self.mask]);
+                    let s = (at + m.trailing_zeros() as usize) & self.mask;
+                    if self.key(l, s) == *k {
+                        r = Some(self.value(l, s));
                         break;
                     }
                     m &= m - 1;
@@ -309,8 +342,8 @@ impl<K: Gen, V: Gen> Floor<K, V> {
                 if r.is_none() && empty == 0 {
                     let mut s = at + 8;
                     while self.states[s & self.mask] != 0 {
-                        if self.states[s & self.mask] == w && self.keys[s & self.mask] == *k {
-                            r = Some(self.values[s & self.mask]);
+                        if self.states[s & self.mask] == w && self.key(l, s & self.mask) == *k {
+                            r = Some(self.value(l, s & self.mask));
                             break;
                         }
                         s += 1;

@@ -125,6 +125,9 @@ pub struct RawSlots {
     keys: *mut u8,
     mask: usize,
     key_size: usize,
+    /// Bytes from one slot's key to the next's: the key size in a key array of its own, more
+    /// where each slot's key and value lie side by side in one record.
+    key_stride: usize,
 }
 
 impl RawSlots {
@@ -138,7 +141,24 @@ impl RawSlots {
     /// [`rehash_in_place`]) need the arrays writable and no other thread using them; reads
     /// may be shared by threads that only read.
     pub const unsafe fn new(states: *mut u32, keys: *mut u8, mask: usize, key_size: usize) -> Self {
-        RawSlots { states, keys, mask, key_size }
+        RawSlots { states, keys, mask, key_size, key_stride: key_size }
+    }
+
+    /// [`new`](Self::new) for keys `key_stride` bytes apart (at least `key_size`): slot
+    /// `i`'s key lies at `keys + i * key_stride`, as in an array of records that hold a key
+    /// and a value each.
+    ///
+    /// # Safety
+    /// As [`new`](Self::new), for an array of `mask + 1` strides (the last one holding at
+    /// least its key); `key_stride >= key_size`.
+    pub const unsafe fn strided(
+        states: *mut u32,
+        keys: *mut u8,
+        mask: usize,
+        key_size: usize,
+        key_stride: usize,
+    ) -> Self {
+        RawSlots { states, keys, mask, key_size, key_stride }
     }
 }
 
@@ -185,7 +205,7 @@ unsafe impl Slots for RawSlots {
     #[inline(always)]
     unsafe fn key_ptr(&self, slot: usize) -> *mut u8 {
         // SAFETY: slot in range.
-        unsafe { self.keys.add(slot.wrapping_mul(self.key_size)) }
+        unsafe { self.keys.add(slot.wrapping_mul(self.key_stride)) }
     }
 
     // Plain memory, one writer or readers only (the view's contract): a wide load is
@@ -560,6 +580,24 @@ pub unsafe fn remove<S: Slots>(s: &S, hash: u64, key: *const u8) -> bool {
 /// `s` is used by this thread alone for the whole call (`Slots` plain accesses suffice);
 /// `values` is valid for `(mask + 1) * value_size` bytes and does not overlap the keys.
 pub unsafe fn rehash_in_place<S: Slots>(s: &S, values: *mut u8, value_size: usize, hasher: &crate::KeyHasher) {
+    // SAFETY: forwarded contract; a value array of its own has a stride of one value.
+    unsafe { rehash_in_place_strided(s, values, value_size, value_size, hasher) }
+}
+
+/// [`rehash_in_place`] for values `value_stride` bytes apart (at least `value_size`): slot
+/// `i`'s value lies at `values + i * value_stride`, as in an array of records that hold a
+/// key and a value each.
+///
+/// # Safety
+/// As [`rehash_in_place`], with `values` valid for `mask + 1` strides (the last one holding
+/// at least its value); a slot's value overlaps no key.
+pub unsafe fn rehash_in_place_strided<S: Slots>(
+    s: &S,
+    values: *mut u8,
+    value_size: usize,
+    value_stride: usize,
+    hasher: &crate::KeyHasher,
+) {
     let (mask, ks) = (s.mask(), s.key_size());
     for slot in 0..=mask {
         // SAFETY: `slot <= mask`; this thread owns the table.
@@ -585,7 +623,7 @@ pub unsafe fn rehash_in_place<S: Slots>(s: &S, values: *mut u8, value_size: usiz
                 if t == i {
                     s.publish(i, full);
                 } else {
-                    let (vi, vt) = (values.add(i * value_size), values.add(t * value_size));
+                    let (vi, vt) = (values.add(i * value_stride), values.add(t * value_stride));
                     if st == EMPTY {
                         core::ptr::copy_nonoverlapping(s.key_ptr(i), s.key_ptr(t), ks);
                         core::ptr::copy_nonoverlapping(vi, vt, value_size);

@@ -39,6 +39,13 @@ pub struct Tuning {
     /// software prefetch: they stay in the L2 cache, where the prefetch instructions cost more
     /// than the misses they would save.
     pub cached_table_bytes: usize,
+    /// Host tables (all arrays together) of at most this many bytes whose key and value fit
+    /// one line together keep each slot's key and value side by side in one record
+    /// (`flash_map_cpu::records`): a hit or a claim then touches one line fewer. Larger
+    /// tables keep two arrays: there the serial passes run in partition order, whose sweeps
+    /// and removals moved more bytes with records than they saved. The size from which serial
+    /// passes partition (`min_regions` regions).
+    pub record_max_table_bytes: usize,
     /// Slots a sweep (the prefetch of passes in partition order) fetches at a time: one
     /// line of state words.
     pub sweep_slots: usize,
@@ -90,6 +97,7 @@ pub const TUNING: Tuning = Tuning {
     prefetch_hash_ahead: 16,
     prefetch_match_ahead: 8,
     cached_table_bytes: 1 << 20,
+    record_max_table_bytes: (1 << 19) * 64,
     sweep_slots: 16,
     value_prefetch_bytes: 256,
     rayon_min_len: 4096,

@@ -28,6 +28,8 @@ mod write;
 #[doc(hidden)]
 pub use buf::{advise_huge, AlignedBuf};
 pub use exec::Exec;
+#[doc(hidden)]
+pub use table::records;
 pub use table::CpuTable;
 
 use flash_map_core::LayoutError;

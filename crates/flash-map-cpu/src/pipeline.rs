@@ -212,10 +212,11 @@ unsafe fn ahead(raw: &RawTable, hs: KeyHasher, b: &Batch<'_>, i: usize, ks: usiz
         prefetch_read(raw.states.wrapping_add(slot + 8));
     }
     if keys {
-        prefetch_read(raw.keys.wrapping_add(slot * ks));
+        prefetch_read(raw.keys.wrapping_add(slot * raw.key_stride()));
     }
-    if values != 0 {
-        prefetch_lines(raw.values.wrapping_add(slot * raw.value_size), values);
+    // In a table of records a small value shares its key's line, fetched above.
+    if values != 0 && !(keys && raw.record != 0 && raw.record <= 64) {
+        prefetch_lines(raw.values.wrapping_add(slot * raw.value_stride()), values);
     }
     h
 }
@@ -238,8 +239,8 @@ unsafe fn fetch_match(raw: &RawTable, h: u64, values: usize) {
     let cand = unsafe { raw.plain().group(slot, full_word(tag_of(h))) }.candidates();
     if cand != 0 {
         let t = slot + cand.trailing_zeros() as usize;
-        prefetch_read(raw.keys.wrapping_add(t * raw.key_size));
-        prefetch_lines(raw.values.wrapping_add(t * raw.value_size), values);
+        prefetch_read(raw.keys.wrapping_add(t * raw.key_stride()));
+        prefetch_lines(raw.values.wrapping_add(t * raw.value_stride()), values);
     }
 }
 
@@ -324,6 +325,13 @@ impl Sweep {
         let slot = self.next;
         self.next += SWEEP;
         prefetch_read(raw.states.wrapping_add(slot));
+        if raw.record != 0 {
+            // Records: keys and values lie together.
+            if keys || values {
+                prefetch_lines(raw.keys.wrapping_add(slot * raw.record), SWEEP * raw.record);
+            }
+            return;
+        }
         if keys {
             prefetch_lines(raw.keys.wrapping_add(slot * raw.key_size), SWEEP * raw.key_size);
         }

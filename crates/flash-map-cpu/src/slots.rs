@@ -25,6 +25,14 @@ pub(crate) struct RawTable {
     pub key_size: usize,
     /// Bytes per value.
     pub value_size: usize,
+    /// Bytes from one slot's key (and value) to the next's: `key_size + value_size` in a
+    /// table of records, where `values` is `keys + key_size`; 0 in a table of a key array
+    /// and a value array (then the strides are the sizes).
+    pub record: usize,
+    /// Bytes from one slot's key to the next's (the record, or the key size).
+    pub key_stride: usize,
+    /// Bytes from one slot's value to the next's (the record, or the value size).
+    pub value_stride: usize,
 }
 
 // SAFETY: a pass hands the same `RawTable` to its threads only with atomic slot claims
@@ -77,7 +85,29 @@ impl RawTable {
         // SAFETY: a `RawTable` views the live arrays of a `CpuTable` of `mask + 1` slots;
         // its users (the passes of one call) follow the view's rules: writes on one thread
         // with the table borrowed mutably, shared reads under `&self`.
-        unsafe { RawSlots::new(self.states, self.keys, self.mask, self.key_size) }
+        unsafe { RawSlots::strided(self.states, self.keys, self.mask, self.key_size, self.key_stride()) }
+    }
+
+    /// Bytes from one slot's key to the next's.
+    #[inline(always)]
+    pub(crate) fn key_stride(&self) -> usize {
+        self.key_stride
+    }
+
+    /// Bytes from one slot's value to the next's.
+    #[inline(always)]
+    pub(crate) fn value_stride(&self) -> usize {
+        self.value_stride
+    }
+
+    /// Pointer to slot `slot`'s key.
+    ///
+    /// # Safety
+    /// `slot <= mask`.
+    #[inline(always)]
+    pub(crate) unsafe fn key_ptr(&self, slot: usize) -> *mut u8 {
+        // SAFETY: in range by contract.
+        unsafe { self.keys.add(slot * self.key_stride()) }
     }
 
     /// Pointer to slot `slot`'s value.
@@ -87,14 +117,7 @@ impl RawTable {
     #[inline(always)]
     pub(crate) unsafe fn value_ptr(&self, slot: usize) -> *mut u8 {
         // SAFETY: in range by contract.
-        unsafe { self.values.add(slot * self.value_size) }
-    }
-
-    #[cfg(feature = "rayon")]
-    #[inline(always)]
-    unsafe fn key_at(&self, slot: usize) -> *mut u8 {
-        // SAFETY: in range by contract.
-        unsafe { self.keys.add(slot * self.key_size) }
+        unsafe { self.values.add(slot * self.value_stride()) }
     }
 
     #[cfg(feature = "rayon")]
@@ -142,6 +165,6 @@ unsafe impl Slots for AtomicSlots {
     #[inline(always)]
     unsafe fn key_ptr(&self, slot: usize) -> *mut u8 {
         // SAFETY: slot in range.
-        unsafe { self.0.key_at(slot) }
+        unsafe { self.0.key_ptr(slot) }
     }
 }

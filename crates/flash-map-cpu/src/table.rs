@@ -2,20 +2,27 @@
 
 use flash_map_core::probe::{claim_bounded, Claim};
 use flash_map_core::slot::{is_full, EMPTY};
+use flash_map_core::tuning::TUNING;
 use flash_map_core::{HashStrategy, KeyHasher, Ledger, TableLayout};
 
 use crate::buf::AlignedBuf;
 use crate::slots::RawTable;
 use crate::{CpuError, Exec};
 
-/// A hash table in host memory, in structure-of-arrays form.
+/// A hash table in host memory: an array of state words, and either a key array and a value
+/// array or, for small records, one array of records that each hold a slot's key and then
+/// its value ([`records`]).
 pub struct CpuTable {
     pub(crate) layout: TableLayout,
     pub(crate) hash: KeyHasher,
     pub(crate) exec: Exec,
     pub(crate) states: AlignedBuf,
+    /// The keys, or the records (key, then value) when `record != 0`.
     pub(crate) keys: AlignedBuf,
+    /// The values; empty when `record != 0`.
     pub(crate) values: AlignedBuf,
+    /// Bytes per record ([`records`]), or 0: separate key and value arrays.
+    pub(crate) record: usize,
     /// Live entries and tombstones, and the rules about them (shared with the CUDA engine).
     pub(crate) ledger: Ledger,
     /// Per batch position: the slot the key landed in.
@@ -52,18 +59,48 @@ fn alloc(bytes: Option<usize>, exec: Exec) -> Result<AlignedBuf, CpuError> {
     AlignedBuf::zeroed_by(bytes.ok_or(CpuError::Alloc { bytes: usize::MAX })?, exec.is_parallel())
 }
 
+/// Bytes per record when a table of `layout` keeps each slot's key and value side by side in
+/// one record, or 0 when it keeps a key array and a value array.
+///
+/// Records, when key and value together are a power of two of at most 64 bytes (a `u64`
+/// pair is 16) and the table is at most [`TUNING`]`.record_max_table_bytes`: a lookup that
+/// finds its key then has its value in the same line, one line fewer than with two arrays,
+/// and a claim writes one line instead of two; a removal, which reads only keys, reads them
+/// from twice the memory, and so do the region sweeps of larger tables (BENCHMARKS.md,
+/// issue 13). Larger records would cross lines where two arrays do not. The value must also
+/// lie aligned to its own size (up to 8 bytes) inside the record, as the rayon engine adds
+/// counters atomically. A table that grows past the limit gets two arrays when it moves.
+///
+/// Public, hidden, only so that the benches' floor lays its arrays out as the engine does.
+pub fn records(layout: &TableLayout) -> usize {
+    let (ks, vs) = (layout.key_size, layout.value_size);
+    let rec = ks + vs;
+    let aligned = ks % vs.clamp(1, 8) == 0;
+    let small = layout.total_bytes().is_some_and(|b| b <= TUNING.record_max_table_bytes);
+    if vs > 0 && rec.is_power_of_two() && rec <= 64 && aligned && small {
+        rec
+    } else {
+        0
+    }
+}
+
 impl CpuTable {
     /// An empty table with `layout`, hashing with `hash`, run by `exec`.
     pub fn new(layout: TableLayout, hash: KeyHasher, exec: Exec) -> Result<Self, CpuError> {
+        let record = records(&layout);
         let states = alloc(layout.state_bytes(), exec)?;
-        let keys = alloc(layout.key_bytes(), exec)?;
-        let values = alloc(layout.value_bytes(), exec)?;
+        let (keys, values) = if record != 0 {
+            (alloc(layout.slots.checked_mul(record), exec)?, AlignedBuf::zeroed(0)?)
+        } else {
+            (alloc(layout.key_bytes(), exec)?, alloc(layout.value_bytes(), exec)?)
+        };
         log::debug!(
-            "cpu table: {} slots, {} + {} + {} bytes, {:?}",
+            "cpu table: {} slots, {} + {} + {} bytes{}, {:?}",
             layout.slots,
             states.len(),
             keys.len(),
             values.len(),
+            if record != 0 { " (records)" } else { "" },
             exec
         );
         Ok(CpuTable {
@@ -73,6 +110,7 @@ impl CpuTable {
             states,
             keys,
             values,
+            record,
             ledger: Ledger::new(),
             pos: Vec::new(),
             kind: Vec::new(),
@@ -161,13 +199,23 @@ impl CpuTable {
     }
 
     pub(crate) fn raw(&self) -> RawTable {
+        let keys = self.keys.as_ptr() as *mut u8;
         RawTable {
             states: self.states.as_ptr() as *mut u32,
-            keys: self.keys.as_ptr() as *mut u8,
-            values: self.values.as_ptr() as *mut u8,
+            keys,
+            // A record's value follows its key (inside the record array, `wrapping_add` as
+            // it is never dereferenced past it).
+            values: if self.record != 0 {
+                keys.wrapping_add(self.layout.key_size)
+            } else {
+                self.values.as_ptr() as *mut u8
+            },
             mask: self.layout.mask(),
             key_size: self.layout.key_size,
             value_size: self.layout.value_size,
+            record: self.record,
+            key_stride: if self.record != 0 { self.record } else { self.layout.key_size },
+            value_stride: if self.record != 0 { self.record } else { self.layout.value_size },
         }
     }
 
@@ -180,7 +228,16 @@ impl CpuTable {
     /// Calls `f(key, value)` for every live entry, in slot order.
     pub(crate) fn for_each_entry(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
         let states = self.state_words().iter().copied();
-        self.layout.for_each_entry(states, self.keys.as_slice(), self.values.as_slice(), f);
+        if self.record == 0 {
+            self.layout.for_each_entry(states, self.keys.as_slice(), self.values.as_slice(), f);
+            return;
+        }
+        let ks = self.layout.key_size;
+        for (st, r) in states.zip(self.keys.as_slice().chunks_exact(self.record)) {
+            if is_full(st) {
+                f(&r[..ks], &r[ks..]);
+            }
+        }
     }
 
     fn state_words(&self) -> &[u32] {
@@ -225,9 +282,17 @@ impl CpuTable {
     /// Rehashes the table where it lies with `hash`: no allocation, one thread.
     fn rehash_in_place(&mut self, hash: KeyHasher) {
         let raw = self.raw();
-        // SAFETY: `&mut self`: no other thread uses the table; the value array holds
-        // `value_size` bytes per slot, apart from the keys.
-        unsafe { flash_map_core::probe::rehash_in_place(&raw.plain(), raw.values, raw.value_size, &hash) };
+        // SAFETY: `&mut self`: no other thread uses the table; the values lie a stride
+        // apart, `value_size` bytes each, apart from the keys (in a record, after its key).
+        unsafe {
+            flash_map_core::probe::rehash_in_place_strided(
+                &raw.plain(),
+                raw.values,
+                raw.value_size,
+                raw.value_stride(),
+                &hash,
+            )
+        };
         log::debug!("rehashed {} slots in place, {} tombstones dropped", self.layout.slots, self.ledger.tombstones());
         self.ledger = self.ledger.compacted();
     }
@@ -244,7 +309,7 @@ impl CpuTable {
             // in range, and its value slot is written by this thread alone.
             unsafe {
                 if is_full(*src.states.add(slot)) {
-                    let k = src.keys.add(slot * ks);
+                    let k = src.key_ptr(slot);
                     if let Claim::New { slot: to, .. } = s(hs.hash(k, ks), k) {
                         std::ptr::copy_nonoverlapping(src.value_ptr(slot), dst.value_ptr(to), vs);
                     }

@@ -323,3 +323,89 @@ fn compaction_in_place_keeps_entries() {
         }
     }
 }
+
+/// Which layouts keep each slot's key and value side by side in one record.
+#[test]
+fn small_power_of_two_records_lie_together() {
+    let rec = |ks, vs| crate::table::records(&TableLayout::for_capacity(64, 0.5, ks, vs).unwrap());
+    assert_eq!(rec(8, 8), 16, "u64 -> u64");
+    assert_eq!(rec(4, 4), 8, "u32 -> u32 counters");
+    assert_eq!(rec(24, 8), 32, "value 8-aligned at offset 24");
+    assert_eq!(rec(32, 32), 64);
+    assert_eq!(rec(4, 8), 0, "12 bytes: some records would cross a line");
+    assert_eq!(rec(32, 128), 0, "larger than a line");
+    assert_eq!(rec(4, 12), 0, "value not aligned to a counter's width");
+    assert_eq!(rec(8, 0), 0, "no values: nothing to place beside the keys");
+    let big = TableLayout::for_capacity(4_000_000, 0.5, 8, 8).unwrap();
+    assert!(big.total_bytes().unwrap() > flash_map_core::tuning::TUNING.record_max_table_bytes);
+    assert_eq!(crate::table::records(&big), 0, "a table that serial passes partition keeps two arrays");
+}
+
+/// Both layouts (records for `u32 -> u32` and `u64 -> u64`, two arrays for `u32 -> u64`)
+/// against `std::collections::HashMap` on every engine: inserts with duplicates, counters
+/// added (atomically on rayon, inside the records), removals, a rehash in place with
+/// another hash, a growth into fresh arrays, and the entries read back from the arrays.
+#[test]
+fn both_slot_layouts_match_the_model() {
+    fn run<K, V>(exec: Exec, key: fn(u64) -> K, val: fn(u64) -> V, kind: flash_map_core::CounterKind)
+    where
+        K: bytemuck::Pod + Eq + std::hash::Hash + std::fmt::Debug,
+        V: bytemuck::Pod + Send + Eq + std::fmt::Debug + Into<u64>,
+    {
+        use std::collections::HashMap;
+        let (ks, vs) = (std::mem::size_of::<K>(), std::mem::size_of::<V>());
+        let layout = TableLayout::for_capacity(200, 0.5, ks, vs).unwrap();
+        let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Identity), exec).unwrap();
+        let mut model: HashMap<K, u64> = HashMap::new();
+        let wrap = |x: u64| if vs == 4 { x & 0xFFFF_FFFF } else { x };
+        // Inserts (with a duplicate of every fifth key: the last copy wins).
+        let ids: Vec<u64> = (0..120).chain((0..120).step_by(5)).collect();
+        let (k, v): (Vec<K>, Vec<V>) = ids.iter().enumerate().map(|(i, &id)| (key(id), val(id * 3 + i as u64))).unzip();
+        t.insert(&Batch::columns(&k, &v).unwrap()).unwrap();
+        for (k, v) in k.iter().zip(&v) {
+            model.insert(*k, (*v).into());
+        }
+        // Counters added to present and new keys, with duplicates.
+        let ids: Vec<u64> = (90..150).chain(90..102).collect();
+        let (k, v): (Vec<K>, Vec<V>) = ids.iter().map(|&id| (key(id), val(id + 1))).unzip();
+        t.add(&Batch::columns(&k, &v).unwrap(), kind).unwrap();
+        for (k, v) in k.iter().zip(&v) {
+            let c = model.entry(*k).or_insert(0);
+            *c = wrap(c.wrapping_add((*v).into()));
+        }
+        // Removals, then a rehash in place with another hash and a growth.
+        let gone: Vec<K> = (0..150).step_by(3).map(key).collect();
+        t.remove(&Batch::keys(&gone)).unwrap();
+        for k in &gone {
+            model.remove(k);
+        }
+        t.rebuild_with(layout, KeyHasher::plain(HashStrategy::Murmur3)).unwrap();
+        t.rebuild(TableLayout::for_capacity(400, 0.5, ks, vs).unwrap()).unwrap();
+        let mut seen: HashMap<K, u64> = HashMap::new();
+        t.for_each_entry(&mut |k, v| {
+            let (k, v): (K, V) = (bytemuck::pod_read_unaligned(k), bytemuck::pod_read_unaligned(v));
+            assert!(seen.insert(k, v.into()).is_none(), "{exec:?}: {k:?} twice");
+        });
+        assert_eq!(seen, model, "{exec:?} {ks}+{vs}: entries");
+        /// Reads lookups of `V`s (exactly their bytes: a record's value may end the array).
+        struct Values<V>(std::sync::Mutex<Vec<Option<V>>>);
+        impl<V: bytemuck::Pod + Send> flash_map_core::GetSink for Values<V> {
+            unsafe fn put(&self, i: usize, v: Option<*const u8>) {
+                // SAFETY: a `Some` pointer holds a stored value of `size_of::<V>()` bytes.
+                self.0.lock().unwrap()[i] = v.map(|p| unsafe { std::ptr::read_unaligned(p as *const V) });
+            }
+        }
+        let all: Vec<K> = (0..160).map(key).collect();
+        let sink = Values::<V>(std::sync::Mutex::new(vec![None; all.len()]));
+        t.get(&Batch::keys(&all), &sink);
+        for (g, k) in sink.0.into_inner().unwrap().iter().zip(&all) {
+            assert_eq!(g.map(Into::into), model.get(k).copied(), "{exec:?}: {k:?}");
+        }
+    }
+    use flash_map_core::CounterKind::{U32, U64};
+    for exec in execs() {
+        run::<u32, u32>(exec, |i| (i as u32).wrapping_mul(2_654_435_761), |v| v as u32, U32);
+        run::<u64, u64>(exec, |i| i << 40, |v| v, U64);
+        run::<u32, u64>(exec, |i| i as u32 ^ 0x5555, |v| v, U64);
+    }
+}

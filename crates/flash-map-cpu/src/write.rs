@@ -138,8 +138,9 @@ impl CpuTable {
         let pos = SyncPtr(self.pos.as_mut_ptr());
         let parallel = self.exec.is_parallel();
         self.exec.for_each(b.len(), |i| {
-            // SAFETY: pos[i] a slot of this table; values are `width`-aligned (16-byte
-            // aligned array, stride = width); adds from several threads are atomic.
+            // SAFETY: pos[i] a slot of this table; values are `width`-aligned (a 16-byte
+            // aligned array, stride = width, or records whose value offset and size are
+            // multiples of it: `table::records`); adds from several threads are atomic.
             unsafe {
                 let dst = raw.value_ptr(pos.read(i) as usize);
                 add_one(dst, b.val(i), kind, parallel);
