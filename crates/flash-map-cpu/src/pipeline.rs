@@ -146,7 +146,8 @@ impl<'a, const KS: usize> Ahead<'a, KS> {
     pub(crate) unsafe fn new(raw: &RawTable, hs: KeyHasher, b: &Batch<'a>, range: Range<usize>, fetch: Fetch) -> Self {
         assert!(KS == 0 || KS == raw.key_size, "a pass compiled for another key size");
         let (on, keys, values, found) = match fetch {
-            Fetch::Home { keys, values } => (true, keys, values, None),
+            // In a table of small records the value shares its key's line.
+            Fetch::Home { keys, values } => (true, keys, if keys && raw.record != 0 { 0 } else { values }, None),
             Fetch::Found { values } => (true, false, 0, Some(values)),
             Fetch::Nothing | Fetch::Plain { .. } => (false, false, 0, None),
         };
@@ -214,8 +215,7 @@ unsafe fn ahead(raw: &RawTable, hs: KeyHasher, b: &Batch<'_>, i: usize, ks: usiz
     if keys {
         prefetch_read(raw.keys.wrapping_add(slot * raw.key_stride()));
     }
-    // In a table of records a small value shares its key's line, fetched above.
-    if values != 0 && !(keys && raw.record != 0 && raw.record <= 64) {
+    if values != 0 {
         prefetch_lines(raw.values.wrapping_add(slot * raw.value_stride()), values);
     }
     h
