@@ -345,12 +345,14 @@ impl Sweep {
 #[inline(always)]
 fn prefetch_lines(p: *const u8, len: usize) {
     // The first line always (for `len` 0 a needless fetch, which is harmless: a prefetch
-    // never faults), then any others, without a loop for the common single line.
+    // never faults), then any others, without a loop for the common single line. Pointer
+    // arithmetic, not integers cast back to pointers, so the addresses keep their provenance.
     prefetch_read(p);
-    let last = (p as usize).wrapping_add(len.saturating_sub(1)) & !63;
-    let mut line = (p as usize & !63).wrapping_add(64);
-    while line <= last {
-        prefetch_read(line as *const u8);
-        line = line.wrapping_add(64);
+    let lead = p as usize & 63;
+    let line = p.wrapping_sub(lead);
+    let mut off = 64;
+    while off < lead + len {
+        prefetch_read(line.wrapping_add(off));
+        off += 64;
     }
 }
