@@ -5,7 +5,8 @@
 //!
 //! `opcost w1|w2 PAIRS REPS OP...` with OP among `hit`, `miss`, `insert` (updates of present
 //! keys), `remove` (of every key, from a table filled untimed), `build` (a fresh table built
-//! and filled) and `floor` (see [`Floor`]); prints the minimum and median of
+//! and filled), `fill` (the same, the build untimed) and `floor` (see [`Floor`]: its build,
+//! split into allocation and fill, hit and miss); prints the minimum and median of
 //! REPS runs of each and the ratio of the medians. `ONLY_FLASH=1` skips hashbrown (for
 //! instruction counts under callgrind: the difference between two REPS values, divided by
 //! the keys, is the instructions per key).
@@ -51,6 +52,10 @@ fn go<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize, op: &str) {
                 out.len()
             }),
             "insert" => t(|| m.bulk_insert(&d.pairs).unwrap()),
+            "fill" => {
+                let mut m = FlashMap::<K, V>::builder(n).backend(backend()).build().unwrap();
+                t(|| m.bulk_insert(&d.pairs).unwrap())
+            }
             "remove" => {
                 let mut m = FlashMap::<K, V>::builder(n).backend(backend()).build().unwrap();
                 m.bulk_insert(&d.pairs).unwrap();
@@ -81,6 +86,15 @@ fn go<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize, op: &str) {
                 }
                 0
             }),
+            "fill" => {
+                let mut h = hashbrown::HashMap::<K, V, H>::with_capacity_and_hasher(n, H::default());
+                t(|| {
+                    for (k, v) in &d.pairs {
+                        h.insert(*k, *v);
+                    }
+                    h.len()
+                })
+            }
             "remove" => {
                 let mut h = hashbrown::HashMap::<K, V, H>::with_capacity_and_hasher(n, H::default());
                 for (k, v) in &d.pairs {
@@ -362,23 +376,22 @@ fn bytemuck_bytes<K: Gen>(k: &K) -> &[u8] {
 
 fn floor<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize) {
     let n = d.pairs.len();
-    let (mut b, mut hi, mut mi) = (vec![], vec![], vec![]);
+    let (mut b, mut al, mut fi, mut hi, mut mi) = (vec![], vec![], vec![], vec![], vec![]);
     let mut out = Vec::new();
     for _ in 0..reps {
-        let (t1, f) = t(|| {
-            let mut f = Floor::<K, V>::new(n);
-            f.insert_all(&d.pairs);
-            f
-        });
+        let (t0, mut f) = t(|| Floor::<K, V>::new(n));
+        let (t1, _) = t(|| f.insert_all(&d.pairs));
+        al.push(t0);
         let (t2, _) = t(|| f.get_all(&d.keys, &mut out, true));
         assert!(out.iter().zip(&d.pairs).all(|(o, p)| *o == Some(p.1)), "floor: wrong hit");
         let (t3, _) = t(|| f.get_all(&d.absent, &mut out, false));
         assert!(out.iter().all(Option::is_none), "floor: wrong miss");
-        b.push(t1);
+        b.push(t0 + t1);
+        fi.push(t1);
         hi.push(t2);
         mi.push(t3);
     }
-    for (name, mut v) in [("build", b), ("hit", hi), ("miss", mi)] {
+    for (name, mut v) in [("build", b), ("alloc", al), ("fill", fi), ("hit", hi), ("miss", mi)] {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());
         println!("floor {name} n={n}: min {:.3} med {:.3}", v[0], v[reps / 2]);
     }
