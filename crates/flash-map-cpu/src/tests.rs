@@ -409,3 +409,29 @@ fn both_slot_layouts_match_the_model() {
         run::<u32, u64>(exec, |i| i as u32 ^ 0x5555, |v| v, U64);
     }
 }
+
+/// A table of records that grows past `TUNING.record_max_table_bytes` moves into two arrays,
+/// keeping every entry, and takes more.
+#[test]
+#[cfg_attr(miri, ignore = "allocates a table of 80 MB")]
+fn growth_moves_entries_between_the_layouts() {
+    for exec in execs() {
+        let small = TableLayout::for_capacity(1000, 0.5, 8, 8).unwrap();
+        let big = TableLayout::for_capacity(2_000_000, 0.5, 8, 8).unwrap();
+        assert!(crate::table::records(&small) != 0 && crate::table::records(&big) == 0);
+        let mut t = CpuTable::new(small, KeyHasher::plain(HashStrategy::Identity), exec).unwrap();
+        let p: Vec<(u64, u64)> = (0..900).map(|i| (i * 0x9E37_79B9, i)).collect();
+        t.insert(&pairs_batch(&p)).unwrap();
+        t.rebuild(big).unwrap();
+        assert_eq!((t.record, t.values.len()), (0, big.value_bytes().unwrap()), "{exec:?}: two arrays");
+        assert_eq!(get_all(&t, &p), p.iter().map(|&(_, v)| Some(v)).collect::<Vec<_>>(), "{exec:?}");
+        let more: Vec<(u64, u64)> = (900..1000).map(|i| (i * 0x9E37_79B9, i)).collect();
+        t.insert(&pairs_batch(&more)).unwrap();
+        let mut seen = Vec::new();
+        t.for_each_entry(&mut |k, v| seen.push((u64::from_le_bytes(k.try_into().unwrap()), v[0] as u64)));
+        seen.sort();
+        let mut want: Vec<(u64, u64)> = p.iter().chain(&more).map(|&(k, v)| (k, v & 0xFF)).collect();
+        want.sort();
+        assert_eq!(seen, want, "{exec:?}: entries after growth");
+    }
+}
