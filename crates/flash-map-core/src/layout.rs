@@ -159,9 +159,25 @@ impl TableLayout {
         values: &[u8],
         f: &mut dyn FnMut(&[u8], &[u8]),
     ) {
-        let vs = self.value_size;
-        for (slot, (st, k)) in states.zip(keys.chunks_exact(self.key_size)).enumerate() {
-            if let (true, Some(v)) = (crate::slot::is_full(st), values.get(slot * vs..slot * vs + vs)) {
+        self.for_each_entry_strided(states, (keys, self.key_size), (values, self.value_size), f)
+    }
+
+    /// [`for_each_entry`](Self::for_each_entry) for keys and values a stride apart: slot
+    /// `i`'s key starts at byte `i * key_stride` of `keys` and its value at `i *
+    /// value_stride` of `values` (for records of a key and a value, both slices view the
+    /// records, `values` from the first value on, and both strides are the record's).
+    pub fn for_each_entry_strided(
+        &self,
+        states: impl Iterator<Item = u32>,
+        (keys, key_stride): (&[u8], usize),
+        (values, value_stride): (&[u8], usize),
+        f: &mut dyn FnMut(&[u8], &[u8]),
+    ) {
+        let (ks, vs) = (self.key_size, self.value_size);
+        for (slot, st) in states.enumerate() {
+            let (k0, v0) = (slot * key_stride, slot * value_stride);
+            let (Some(k), Some(v)) = (keys.get(k0..k0 + ks), values.get(v0..v0 + vs)) else { break };
+            if crate::slot::is_full(st) {
                 f(k, v);
             }
         }

@@ -213,10 +213,10 @@ unsafe fn ahead(raw: &RawTable, hs: KeyHasher, b: &Batch<'_>, i: usize, ks: usiz
         prefetch_read(raw.states.wrapping_add(slot + 8));
     }
     if keys {
-        prefetch_read(raw.keys.wrapping_add(slot * raw.key_stride()));
+        prefetch_read(raw.keys.wrapping_add(slot * raw.key_stride));
     }
     if values != 0 {
-        prefetch_lines(raw.values.wrapping_add(slot * raw.value_stride()), values);
+        prefetch_lines(raw.values.wrapping_add(slot * raw.value_stride), values);
     }
     h
 }
@@ -239,8 +239,8 @@ unsafe fn fetch_match(raw: &RawTable, h: u64, values: usize) {
     let cand = unsafe { raw.plain().group(slot, full_word(tag_of(h))) }.candidates();
     if cand != 0 {
         let t = slot + cand.trailing_zeros() as usize;
-        prefetch_read(raw.keys.wrapping_add(t * raw.key_stride()));
-        prefetch_lines(raw.values.wrapping_add(t * raw.value_stride()), values);
+        prefetch_read(raw.keys.wrapping_add(t * raw.key_stride));
+        prefetch_lines(raw.values.wrapping_add(t * raw.value_stride), values);
     }
 }
 

@@ -85,19 +85,7 @@ impl RawTable {
         // SAFETY: a `RawTable` views the live arrays of a `CpuTable` of `mask + 1` slots;
         // its users (the passes of one call) follow the view's rules: writes on one thread
         // with the table borrowed mutably, shared reads under `&self`.
-        unsafe { RawSlots::strided(self.states, self.keys, self.mask, self.key_size, self.key_stride()) }
-    }
-
-    /// Bytes from one slot's key to the next's.
-    #[inline(always)]
-    pub(crate) fn key_stride(&self) -> usize {
-        self.key_stride
-    }
-
-    /// Bytes from one slot's value to the next's.
-    #[inline(always)]
-    pub(crate) fn value_stride(&self) -> usize {
-        self.value_stride
+        unsafe { RawSlots::strided(self.states, self.keys, self.mask, self.key_size, self.key_stride) }
     }
 
     /// Pointer to slot `slot`'s key.
@@ -107,7 +95,7 @@ impl RawTable {
     #[inline(always)]
     pub(crate) unsafe fn key_ptr(&self, slot: usize) -> *mut u8 {
         // SAFETY: in range by contract.
-        unsafe { self.keys.add(slot * self.key_stride()) }
+        unsafe { self.keys.add(slot * self.key_stride) }
     }
 
     /// Pointer to slot `slot`'s value.
@@ -117,7 +105,7 @@ impl RawTable {
     #[inline(always)]
     pub(crate) unsafe fn value_ptr(&self, slot: usize) -> *mut u8 {
         // SAFETY: in range by contract.
-        unsafe { self.values.add(slot * self.value_stride()) }
+        unsafe { self.values.add(slot * self.value_stride) }
     }
 
     #[cfg(feature = "rayon")]

@@ -227,17 +227,12 @@ impl CpuTable {
 
     /// Calls `f(key, value)` for every live entry, in slot order.
     pub(crate) fn for_each_entry(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
-        let states = self.state_words().iter().copied();
-        if self.record == 0 {
-            self.layout.for_each_entry(states, self.keys.as_slice(), self.values.as_slice(), f);
-            return;
-        }
-        let ks = self.layout.key_size;
-        for (st, r) in states.zip(self.keys.as_slice().chunks_exact(self.record)) {
-            if is_full(st) {
-                f(&r[..ks], &r[ks..]);
-            }
-        }
+        let (states, raw) = (self.state_words().iter().copied(), self.raw());
+        // A record's value follows its key in the same array.
+        let values =
+            if self.record != 0 { &self.keys.as_slice()[self.layout.key_size..] } else { self.values.as_slice() };
+        let keys = (self.keys.as_slice(), raw.key_stride);
+        self.layout.for_each_entry_strided(states, keys, (values, raw.value_stride), f);
     }
 
     fn state_words(&self) -> &[u32] {
@@ -289,7 +284,7 @@ impl CpuTable {
                 &raw.plain(),
                 raw.values,
                 raw.value_size,
-                raw.value_stride(),
+                raw.value_stride,
                 &hash,
             )
         };
