@@ -222,12 +222,16 @@ unsafe impl Slots for RawSlots {
             let p = self.states.add(slot);
             let a = _mm_loadu_si128(p as *const __m128i);
             let b = _mm_loadu_si128(p.add(4) as *const __m128i);
-            let mask = |w: u32| {
+            // Each comparison's eight lanes (all ones or zero) narrowed to eight 16-bit
+            // lanes, so that two comparisons share one byte mask.
+            let eq = |w: u32| {
                 let v = _mm_set1_epi32(w as i32);
-                let m = |x| _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(x, v))) as u32;
-                m(a) | m(b) << 4
+                _mm_packs_epi32(_mm_cmpeq_epi32(a, v), _mm_cmpeq_epi32(b, v))
             };
-            Group { matching: mask(full), empty: mask(EMPTY), tombstone: mask(TOMBSTONE) }
+            let both = _mm_movemask_epi8(_mm_packs_epi16(eq(full), eq(EMPTY))) as u32;
+            // A pass that reads no tombstones leaves this comparison to the optimizer.
+            let tomb = _mm_movemask_epi8(_mm_packs_epi16(eq(TOMBSTONE), _mm_setzero_si128())) as u32;
+            Group { matching: both & 0xff, empty: both >> 8, tombstone: tomb }
         }
     }
 }

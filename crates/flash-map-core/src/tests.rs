@@ -538,3 +538,59 @@ fn batches_view_only_their_fields() {
         assert_eq!(Batch::columns(&ks, &vs[..2]).err(), Some(BatchError::ColumnLengths));
     }
 }
+
+/// The byte helpers at every alignment and at the sizes they move as words (4, 8, 16, 32)
+/// as well as others, against slice comparison and copying: equal and unequal in the first
+/// and the last byte.
+#[test]
+fn byte_helpers_compare_and_copy_at_any_alignment() {
+    use crate::bytes::{bytes_eq, copy_bytes};
+    let src: Vec<u8> = (0..80u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+    for len in [1usize, 3, 4, 7, 8, 12, 16, 24, 32, 40] {
+        for (a, b) in [(0usize, 0usize), (1, 3), (3, 8), (5, 2)] {
+            let mut dst = [0u8; 80];
+            // SAFETY: both ranges lie inside their arrays (`a, b + len < 80`); no overlap.
+            unsafe { copy_bytes(src.as_ptr().add(a), dst.as_mut_ptr().add(b), len) };
+            assert_eq!(&dst[b..b + len], &src[a..a + len], "copy {len} at {a}->{b}");
+            assert!(dst[..b].iter().chain(&dst[b + len..]).all(|&x| x == 0), "copy {len} wrote outside");
+            for flip in [0, len - 1] {
+                let mut other = dst;
+                // SAFETY: as above.
+                let eq = |o: &[u8; 80]| unsafe { bytes_eq(src.as_ptr().add(a), o.as_ptr().add(b), len) };
+                assert!(eq(&other), "equal {len} at {a},{b}");
+                other[b + flip] ^= 1;
+                assert!(!eq(&other), "unequal {len} at {a},{b}, byte {flip}");
+            }
+        }
+    }
+}
+
+/// `RawSlots::group` (a vector compare on x86_64) against the state words read one by one:
+/// every mix of empty, tombstone, matching, busy and other full words.
+#[test]
+fn raw_group_masks_match_the_words() {
+    use crate::probe::{RawSlots, GROUP};
+    let full = full_word(tag_of(0xDEAD_BEEF));
+    let words = [EMPTY, TOMBSTONE, full, busy_word(tag_of(0xDEAD_BEEF)), full_word(tag_of(7))];
+    let mut states = [0u32; 16];
+    let mut keys = [0u8; 16 * 8];
+    let mut seed = 1u64;
+    for _ in 0..2000 {
+        for s in states.iter_mut() {
+            seed = fmix64(seed.wrapping_add(0x9E37_79B9_7F4A_7C15));
+            *s = words[(seed % words.len() as u64) as usize];
+        }
+        // SAFETY: 16 state words and 16 keys of 8 bytes, read only.
+        let s = unsafe { RawSlots::new(states.as_mut_ptr(), keys.as_mut_ptr(), 15, 8) };
+        for at in 0..=16 - GROUP {
+            // SAFETY: `at + GROUP <= 16`.
+            let g = unsafe { s.group(at, full) };
+            let mask = |w: u32| (0..GROUP).filter(|&j| states[at + j] == w).fold(0u32, |m, j| m | 1 << j);
+            assert_eq!(
+                (g.matching, g.empty, g.tombstone),
+                (mask(full), mask(EMPTY), mask(TOMBSTONE)),
+                "{states:?} at {at}"
+            );
+        }
+    }
+}
