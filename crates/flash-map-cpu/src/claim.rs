@@ -302,7 +302,7 @@ impl CpuTable {
     /// value's first line, which a new claim writes (the whole value measured slower); in a
     /// table small enough to stay cached only while it is empty: the first batch fills
     /// memory that the system has just zeroed and left in no cache.
-    fn claim_fetch(&self) -> Fetch {
+    pub(crate) fn claim_fetch(&self) -> Fetch {
         let home = Fetch::Home { keys: true, values: 1 };
         if self.ledger.is_empty() {
             home

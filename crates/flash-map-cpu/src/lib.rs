@@ -13,6 +13,7 @@
 
 mod buf;
 mod claim;
+mod direct;
 mod engine;
 mod exec;
 mod lookup;

@@ -29,6 +29,9 @@ pub struct CpuTable {
     pub(crate) pos: Vec<u32>,
     /// Per batch position: what the claim did ([`crate::ops`] `KIND_*`).
     pub(crate) kind: Vec<u8>,
+    /// Per key of a direct insert ([`crate::direct`]) that met an existing slot: its batch
+    /// position and the slot.
+    pub(crate) later: Vec<(u32, u32)>,
     /// Per slot, for parallel passes: duplicate resolution by batch position. All zero
     /// between operations. Allocated on first use.
     pub(crate) aux: AlignedBuf,
@@ -114,6 +117,7 @@ impl CpuTable {
             ledger: Ledger::new(),
             pos: Vec::new(),
             kind: Vec::new(),
+            later: Vec::new(),
             aux: AlignedBuf::zeroed(0)?,
             scratch: Default::default(),
             region_bytes: crate::partition::REGION_BYTES,
@@ -130,12 +134,13 @@ impl CpuTable {
     }
 
     /// Bytes of working memory kept from earlier batches for the next one: per batch
-    /// position, the claimed slot and what the claim did; the partitioned copy of a batch
+    /// position, the claimed slot and what the claim did; the slots a direct insert
+    /// updated ([`crate::direct`]); the partitioned copy of a batch
     /// and its lookup results ([`crate::partition`]); and, once a parallel pass needed it,
     /// one word per slot. Not counted: the table's own arrays.
     pub(crate) fn buffer_bytes(&self) -> usize {
         let scratch = self.scratch.lock().map_or_else(|e| e.into_inner().bytes(), |s| s.bytes());
-        self.pos.capacity() * 4 + self.kind.capacity() + self.aux.len() + scratch
+        self.pos.capacity() * 4 + self.kind.capacity() + self.later.capacity() * 8 + self.aux.len() + scratch
     }
 
     /// Frees the working memory that [`buffer_bytes`](Self::buffer_bytes) counts; the next
@@ -143,6 +148,7 @@ impl CpuTable {
     pub(crate) fn release_buffers(&mut self) {
         self.pos = Vec::new();
         self.kind = Vec::new();
+        self.later = Vec::new();
         // A zero-length buffer allocates nothing, so this cannot fail; if it did, the old
         // buffer (all zero between operations) stays.
         if let Ok(empty) = AlignedBuf::zeroed(0) {

@@ -435,3 +435,78 @@ fn growth_moves_entries_between_the_layouts() {
         assert_eq!(seen, want, "{exec:?}: entries after growth");
     }
 }
+
+/// The serial insert without per-position records ([`crate::direct`], tables without
+/// tombstones) against the general claim pass (the same table with one tombstone): batches
+/// of new keys, updates and duplicates that fail on collisions (keys sharing their first 8
+/// bytes, one Identity hash) or for want of room fail with the same error and leave every
+/// entry and value as it was; a batch that succeeds leaves the same entries.
+#[test]
+fn direct_inserts_fail_and_succeed_as_the_general_pass() {
+    type K = [u64; 2];
+    fn entries(t: &CpuTable) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut e = Vec::new();
+        t.for_each_entry(&mut |k, v| e.push((k.to_vec(), v.to_vec())));
+        e.sort();
+        e
+    }
+    let batch = |p: &[(K, u64)]| {
+        let (k, v): (Vec<K>, Vec<u64>) = p.iter().copied().unzip();
+        (k, v)
+    };
+    let key = |i: u64| [i.wrapping_mul(0x9E37_79B9_7F4A_7C15), i];
+    // Every second key present before the batch; the tombstone (general pass only) is a
+    // key outside every batch.
+    let present: Vec<(K, u64)> = (0..40).step_by(2).map(|i| (key(i), i)).collect();
+    let extra = [(key(10_000), 0)];
+    let fresh = |tomb: bool| {
+        let layout = TableLayout::for_capacity(64, 0.5, 16, 8).unwrap();
+        let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Identity), Exec::Serial).unwrap();
+        let (k, v) = batch(&present);
+        t.insert(&Batch::columns(&k, &v).unwrap()).unwrap();
+        if tomb {
+            let (k, v) = batch(&extra);
+            t.insert(&Batch::columns(&k, &v).unwrap()).unwrap();
+            t.remove(&Batch::keys(&k)).unwrap();
+            assert_eq!(t.tombstones(), 1);
+        }
+        t
+    };
+    // New keys, updates of present keys, duplicates (both kinds) ...
+    let mixed: Vec<(K, u64)> =
+        (0..40).chain((0..40).step_by(3)).enumerate().map(|(j, i)| (key(i), 1000 + j as u64)).collect();
+    // ... then 20 keys of one Identity hash (the 17th gives up), and more keys after them.
+    let colliding: Vec<(K, u64)> = (0..20).map(|j| ([7, j], j)).chain((40..50).map(|i| (key(i), i))).collect();
+    // ... or more new keys than the free capacity (the table holds 64), with updates after.
+    let overfull: Vec<(K, u64)> = (40..100).chain(0..10).map(|i| (key(i), 2000 + i)).collect();
+    for tail in [&colliding, &overfull] {
+        let p: Vec<(K, u64)> = mixed.iter().chain(tail.iter()).copied().collect();
+        let (k, v) = batch(&p);
+        let mut errs = Vec::new();
+        for tomb in [false, true] {
+            let mut t = fresh(tomb);
+            let (before, len) = (entries(&t), t.len());
+            errs.push(t.insert(&Batch::columns(&k, &v).unwrap()).unwrap_err());
+            assert_eq!((entries(&t), t.len(), t.tombstones()), (before, len, tomb as usize), "tombstone: {tomb}");
+            // The table still works: the batch's first part goes in.
+            let (k1, v1) = batch(&mixed);
+            assert_eq!(t.insert(&Batch::columns(&k1, &v1).unwrap()).unwrap(), 20);
+        }
+        assert_eq!(format!("{:?}", errs[0]), format!("{:?}", errs[1]));
+        assert!(matches!(errs[0], CpuError::Refused(_)), "{:?}", errs[0]);
+    }
+    let mut done = Vec::new();
+    for tomb in [false, true] {
+        let mut t = fresh(tomb);
+        let (k, v) = batch(&mixed);
+        assert_eq!(t.insert(&Batch::columns(&k, &v).unwrap()).unwrap(), 20);
+        done.push(entries(&t));
+    }
+    assert_eq!(done[0], done[1]);
+    // The last copy of each key won.
+    let model: std::collections::HashMap<K, u64> = present.iter().chain(&mixed).copied().collect();
+    let mut want: Vec<(Vec<u8>, Vec<u8>)> =
+        model.iter().map(|(k, v)| (bytemuck::bytes_of(k).to_vec(), v.to_le_bytes().to_vec())).collect();
+    want.sort();
+    assert_eq!(done[0], want);
+}

@@ -24,6 +24,9 @@ enum Elect {
 
 impl CpuTable {
     fn insert_in_order(&mut self, b: &Batch<'_>, shift: Option<u32>) -> Result<usize, CpuError> {
+        if shift.is_none() && self.direct_insert_applies(b.len()) {
+            return self.insert_direct(b);
+        }
         // Claimers write their value at once: when no key met an existing slot (no
         // duplicates, no updates), that is already the final state.
         let st = self.claim_pass(b, ClaimMode::WriteValue, shift)?;

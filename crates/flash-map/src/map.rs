@@ -213,8 +213,9 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     /// the table itself.
     ///
     /// A large batch on a CPU backend needs working memory in proportion to its size: the
-    /// slot each key landed in, and, on the serial backend, a copy of the batch reordered
-    /// by table region and its lookup results (about 24 bytes per `u64` pair). The map keeps
+    /// slot each key landed in (a serial insert into a table without tombstones keeps only
+    /// the keys it updates), and, on the serial backend, a copy of the batch reordered by
+    /// table region and its lookup results (about 24 bytes per `u64` pair). The map keeps
     /// it, so that the next batch does not pay for faulting it in again;
     /// [`release_buffers`](Self::release_buffers) frees it. On the Cuda backend this is 0:
     /// its per-call buffers are device and pinned host memory, kept until the map is
@@ -224,6 +225,8 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
     /// # use flash_map::{Backend, FlashMap};
     /// let mut m: FlashMap<u64, u64> = FlashMap::builder(1 << 16).backend(Backend::Serial).build()?;
     /// let pairs: Vec<(u64, u64)> = (0..1 << 16).map(|i| (i, i)).collect();
+    /// m.bulk_insert(&pairs)?;
+    /// // Updates of every key: the slots are kept until their new values are written.
     /// m.bulk_insert(&pairs)?;
     /// assert!(m.buffer_bytes() > 0);
     /// m.release_buffers();

@@ -1,0 +1,183 @@
+//! The serial insert in batch order without per-position records, for tables without
+//! tombstones: the common case of a table being filled or updated.
+//!
+//! The general claim pass ([`crate::claim`]) records every key's slot and what its claim did,
+//! so that a batch that fails can be undone and duplicates resolved afterwards. This pass
+//! writes each new key's value at once and remembers only the keys that met an existing
+//! slot: their values are written after the batch has succeeded, in batch order, so the
+//! last copy wins and a failed batch leaves the old values. Like the general pass, it stops
+//! at the first key that gives up on collisions, and once the new keys are more than the
+//! free capacity (the batch has then failed for certain).
+//!
+//! A failed batch is undone without records: in a table without tombstones, linear probing
+//! makes the claims of keys `0..f` undoable in reverse order. When key `i` is undone, every
+//! later claim already is, so the table is as key `i`'s claim left it: the key lies in the
+//! first empty slot of its probe sequence at that time, a lookup finds it there, and marking
+//! that slot empty again restores the table as it was before the claim.
+
+use flash_map_core::probe::{claim, find, Claim};
+use flash_map_core::slot::EMPTY;
+use flash_map_core::{Batch, ClaimCounts};
+
+use crate::mem::copy_small;
+use crate::pipeline::Ahead;
+use crate::slots::{per_key_size, with_key_size, RawTable};
+use crate::{CpuError, CpuTable, Exec};
+
+/// Why a direct pass stopped before the batch's end.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// The key gave up on collisions.
+    Collisions,
+    /// The key found no free slot (the free capacity ends before the slots do, so the
+    /// budget stops a batch first; kept exact anyway).
+    NoRoom,
+    /// The new keys, up to this one, are more than the free capacity.
+    Budget,
+    /// No memory for the list of updates.
+    Alloc(usize),
+}
+
+/// Copies record `i`'s value into `slot`, for values of `VS` bytes (0: the table's size).
+///
+/// # Safety
+/// As [`crate::mem::copy_value`]; `VS` is 0 or the table's value size.
+#[inline(always)]
+unsafe fn copy_value_sized<const VS: usize>(raw: &RawTable, b: &Batch<'_>, i: usize, slot: usize) {
+    let vs = if VS != 0 { VS } else { raw.value_size };
+    // SAFETY: by contract; batch values and slot values hold `vs` bytes.
+    unsafe { copy_small(b.val(i), raw.value_ptr(slot), vs) }
+}
+
+impl CpuTable {
+    /// Whether [`insert_direct`](Self::insert_direct) may run a batch of `n` pairs: serial,
+    /// no tombstones, and batch positions that fit the list of updates.
+    pub(crate) fn direct_insert_applies(&self, n: usize) -> bool {
+        matches!(self.exec, Exec::Serial) && self.ledger.tombstones() == 0 && u32::try_from(n).is_ok()
+    }
+
+    /// Upserts batch `b` in its own order (see the module's documentation); returns how many
+    /// keys were new. On an error the table is as it was.
+    ///
+    /// # Panics
+    /// If the direct insert does not [apply](Self::direct_insert_applies) to the table and
+    /// `b`.
+    pub(crate) fn insert_direct(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
+        assert!(self.direct_insert_applies(b.len()), "a direct insert where it does not apply");
+        per_key_size!(self.layout.key_size, KS => {
+            per_key_size!(@arms self.layout.value_size, VS => self.insert_direct_kv::<KS, VS>(b); 4, 8, 16)
+        })
+    }
+
+    /// [`insert_direct`](Self::insert_direct) for keys of `KS` and values of `VS` bytes (0:
+    /// the table's sizes).
+    #[inline(always)]
+    fn insert_direct_kv<const KS: usize, const VS: usize>(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
+        let n = b.len();
+        let raw = with_key_size::<KS>(self.raw());
+        assert!(VS == 0 || VS == raw.value_size, "a pass compiled for another value size");
+        let s = raw.plain();
+        // (batch position, slot) of each key that met an existing slot, in batch order.
+        let mut later = std::mem::take(&mut self.later);
+        later.clear();
+        // The new keys the batch may still claim before it has certainly failed (one counter
+        // for both: fewer registers in the loop).
+        let budget = self.ledger.claim_budget(&self.layout, n);
+        let mut room = budget;
+        let mut stop = None;
+        // SAFETY: `raw` is this table's, written by this thread alone (serial, `&mut self`);
+        // the range is the batch's, whose keys have the table's key size (checked by the
+        // operations).
+        let mut ahead = unsafe { Ahead::<KS>::new(&raw, self.hash, b, 0..n, self.claim_fetch()) };
+        for i in 0..n {
+            // SAFETY: `i` runs through the range in order.
+            let h = unsafe { ahead.next(i) };
+            // SAFETY: `i < n`; the key holds the table's key size; one thread writes.
+            match unsafe { claim(&s, h, b.key(i)) } {
+                Claim::New { slot, .. } => {
+                    // SAFETY: `i < n`, `slot <= mask`, written by this thread alone.
+                    unsafe { copy_value_sized::<VS>(&raw, b, i, slot) };
+                    if room == 0 {
+                        stop = Some((i, Stop::Budget));
+                        break;
+                    }
+                    room -= 1;
+                }
+                Claim::Existing(slot) => {
+                    // At most one reservation per batch: room for every key left.
+                    if later.len() == later.capacity() && later.try_reserve(n - i).is_err() {
+                        stop = Some((i, Stop::Alloc((n - i) * std::mem::size_of::<(u32, u32)>())));
+                        break;
+                    }
+                    // `n` fits a `u32` (`direct_insert_fits`), and slots are counted in `u32`.
+                    later.push((i as u32, slot as u32));
+                }
+                Claim::Collisions => {
+                    stop = Some((i, Stop::Collisions));
+                    break;
+                }
+                Claim::NoRoom => {
+                    stop = Some((i, Stop::NoRoom));
+                    break;
+                }
+            }
+        }
+        // The counts the general pass would have made: the key that stops the batch, and the
+        // keys after it as skipped (the key past the budget has claimed its slot).
+        // The key past the budget claimed a slot too.
+        let new = budget - room + matches!(stop, Some((_, Stop::Budget))) as usize;
+        let mut c = ClaimCounts { new, from_tombstone: 0, no_room: 0, collisions: 0, existing: later.len() };
+        // Keys whose claims were made (and are undone if the batch fails).
+        let done = match stop {
+            None => n,
+            Some((i, Stop::Collisions)) => {
+                (c.collisions, c.no_room) = (1, n - i - 1);
+                i
+            }
+            Some((i, Stop::NoRoom)) => {
+                c.no_room = n - i;
+                i
+            }
+            Some((i, Stop::Budget)) => {
+                c.no_room = n - i - 1;
+                i + 1
+            }
+            Some((i, Stop::Alloc(_))) => i,
+        };
+        let settled = match stop {
+            Some((_, Stop::Alloc(bytes))) => Err(CpuError::Alloc { bytes }),
+            _ => self.ledger.settle(&self.layout, c).map_err(CpuError::from),
+        };
+        if settled.is_ok() {
+            for &(i, slot) in &later {
+                // SAFETY: `i < n`, `slot` a slot of this table; one thread writes.
+                unsafe { copy_value_sized::<VS>(&raw, b, i as usize, slot as usize) };
+            }
+        } else {
+            self.undo_direct::<KS>(b, done, &later);
+        }
+        self.later = later;
+        settled.map(|()| new)
+    }
+
+    /// Undoes the claims of keys `0..done` of a direct pass (`later`: the keys among them that
+    /// met an existing slot, in batch order), latest first.
+    fn undo_direct<const KS: usize>(&mut self, b: &Batch<'_>, done: usize, later: &[(u32, u32)]) {
+        let raw = with_key_size::<KS>(self.raw());
+        let s = raw.plain();
+        let mut existing = later.iter().rev().peekable();
+        for i in (0..done).rev() {
+            if existing.next_if(|&&(j, _)| j as usize == i).is_some() {
+                continue;
+            }
+            // SAFETY: `i < done <= b.len()`; the key holds the table's key size.
+            let (key, h) = unsafe { (b.key(i), self.hash.hash(b.key(i), raw.key_size)) };
+            // SAFETY: as above; this thread alone uses the table (`&mut self`).
+            match unsafe { find(&s, h, key) } {
+                // SAFETY: `slot <= mask`, from the lookup on this table.
+                Some(slot) => unsafe { *raw.states.add(slot) = EMPTY },
+                None => debug_assert!(false, "a key claimed by this batch is in the table"),
+            }
+        }
+    }
+}
