@@ -105,8 +105,9 @@ impl Group {
     /// the group a probe passes through.
     #[inline(always)]
     pub const fn before_empty(&self) -> u32 {
-        let stop = if self.empty != 0 { self.empty.trailing_zeros() } else { GROUP as u32 };
-        (1u32 << stop) - 1
+        // The bits below the lowest set bit of `empty` (all of them when none is set): no
+        // branch, no bit count.
+        self.empty.wrapping_sub(1) & !self.empty & ((1 << GROUP) - 1)
     }
 
     /// The matching slots a probe compares keys at: those before the first empty slot.
