@@ -13,7 +13,7 @@ use flash_map_core::{Batch, ClaimCounts};
 
 use crate::buf::AlignedBuf;
 use crate::mem::{copy_value, SyncPtr};
-use crate::pipeline::{fetch_for, Ahead, Fetch, Sweep};
+use crate::pipeline::{fetch_for, per_plan, plan_of, Ahead, Fetch, Sweep};
 #[cfg(feature = "rayon")]
 use crate::slots::AtomicSlots;
 use crate::slots::{per_key_size, with_key_size, RawTable};
@@ -233,18 +233,27 @@ impl CpuTable {
     /// compiled for the common key sizes (a constant size makes the hash and the key
     /// comparisons a few fixed loads).
     fn claim_serial(&self, b: &Batch<'_>, budget: Budget, rec: &Recorder) {
-        per_key_size!(self.layout.key_size, KS => self.claim_serial_ks::<KS>(b, budget, rec))
+        let fetch = self.claim_fetch();
+        per_key_size!(self.layout.key_size, KS => {
+            per_plan!(plan_of(&self.raw(), fetch), P => self.claim_serial_ks::<KS, P>(b, budget, rec, fetch); 0, ON | KEYS, ON | KEYS | VALUES)
+        })
     }
 
-    /// [`claim_serial`](Self::claim_serial) for keys of `KS` bytes (0: the table's size).
+    /// [`claim_serial`](Self::claim_serial) for keys of `KS` bytes (0: the table's size),
+    /// fetching per `fetch`, whose plan is `P`.
     #[inline(always)]
-    fn claim_serial_ks<const KS: usize>(&self, b: &Batch<'_>, budget: Budget, rec: &Recorder) {
+    fn claim_serial_ks<const KS: usize, const P: u8>(
+        &self,
+        b: &Batch<'_>,
+        budget: Budget,
+        rec: &Recorder,
+        fetch: Fetch,
+    ) {
         let raw = with_key_size::<KS>(self.raw());
-        let fetch = self.claim_fetch();
         let mut one = SerialClaims { s: raw.plain(), budget, rec, b, new: 0, failed: false };
         // SAFETY: `raw` is this table's, written by this thread alone; the range is the
         // batch's; its keys have the table's key size (checked by the operations).
-        let mut ahead = unsafe { Ahead::<KS>::new(&raw, self.hash, b, 0..b.len(), fetch) };
+        let mut ahead = unsafe { Ahead::<KS, P>::new(&raw, self.hash, b, 0..b.len(), fetch) };
         for i in 0..b.len() {
             // SAFETY: `i` runs through the range in order, visited once, by this thread
             // alone.

@@ -9,7 +9,7 @@ use flash_map_core::{Batch, Contains, Get, GetSink};
 use crate::exec::prefetch_read;
 use crate::mem::{copy_small, SyncPtr};
 use crate::partition::{self, Order};
-use crate::pipeline::{fetch_for, Ahead, Fetch, Sweep};
+use crate::pipeline::{fetch_for, per_plan, plan_of, Ahead, Fetch, Sweep};
 use crate::slots::{per_key_size, with_key_size, RawTable};
 use crate::{CpuError, CpuTable};
 
@@ -135,12 +135,15 @@ impl CpuTable {
     /// Looks up every key of `b` in batch order (on rayon, in chunks), with `fetch`'s
     /// prefetch, and calls `f(i, slot, raw)` with key `i`'s slot if it is present.
     fn lookup(&self, b: &Batch<'_>, fetch: Fetch, f: impl Fn(usize, Option<usize>, &RawTable) + Sync + Send) {
-        per_key_size!(self.layout.key_size, KS => self.lookup_ks::<KS>(b, fetch, &f))
+        per_key_size!(self.layout.key_size, KS => {
+            per_plan!(plan_of(&self.raw(), fetch), P => self.lookup_ks::<KS, P>(b, fetch, &f))
+        })
     }
 
-    /// [`lookup`](Self::lookup) for keys of `KS` bytes (0: the table's size).
+    /// [`lookup`](Self::lookup) for keys of `KS` bytes (0: the table's size), fetching per
+    /// the plan `P`.
     #[inline(always)]
-    fn lookup_ks<const KS: usize>(
+    fn lookup_ks<const KS: usize, const P: u8>(
         &self,
         b: &Batch<'_>,
         fetch: Fetch,
@@ -156,7 +159,7 @@ impl CpuTable {
             let b = &b;
             // SAFETY: `raw` is this table's, which nobody writes during `&self`; `range` is
             // within the batch, whose keys have the table's key size (checked by callers).
-            let mut ahead = unsafe { Ahead::<KS>::new(&raw, hs, b, range.clone(), fetch) };
+            let mut ahead = unsafe { Ahead::<KS, P>::new(&raw, hs, b, range.clone(), fetch) };
             for i in range {
                 // SAFETY: `i` runs through the range in order; `i < b.len()`, key valid for
                 // key_size bytes.

@@ -98,6 +98,67 @@ const RING: usize = D.next_power_of_two();
 // The second stage reads key `i + D2`'s hash from the ring, which holds keys `i..i + D`.
 const _: () = assert!(D2 < D && D <= RING);
 
+/// Fetch plans that a pass may be compiled for ([`Ahead`]'s `P`), so that its cursor tests
+/// none of the plan's choices per key: bits of what is fetched ahead, or [`DYNAMIC`](plan::DYNAMIC)
+/// (the choices are run-time values, tested per key). [`per_plan`] makes the constant.
+pub(crate) mod plan {
+    /// The choices are tested per key.
+    pub(crate) const DYNAMIC: u8 = 0xFF;
+    /// Keys are hashed ahead and their home state words fetched.
+    pub(crate) const ON: u8 = 1;
+    /// The home slot's key line too.
+    pub(crate) const KEYS: u8 = 2;
+    /// The home slot's value lines too.
+    pub(crate) const VALUES: u8 = 4;
+    /// The second stage of [`super::Fetch::Found`].
+    pub(crate) const FOUND: u8 = 8;
+}
+
+/// Evaluates `$body` with the constant `$p` set to the fetch plan `$plan` (a `u8` from
+/// [`plan_of`]) when it is one of the plans listed (by default those lookups run with),
+/// else to [`plan::DYNAMIC`]: the entry of a pass compiled per plan.
+macro_rules! per_plan {
+    ($plan:expr, $p:ident => $body:expr) => {
+        per_plan!($plan, $p => $body; 0, ON, ON | KEYS, ON | KEYS | VALUES, ON | FOUND)
+    };
+    ($plan:expr, $p:ident => $body:expr; $($e:expr),*) => {{
+        #[allow(unused_imports)]
+        use $crate::pipeline::plan::{DYNAMIC, FOUND, KEYS, ON, VALUES};
+        match $plan {
+            $(x if x == $e => {
+                const $p: u8 = $e;
+                $body
+            })*
+            _ => {
+                const $p: u8 = DYNAMIC;
+                $body
+            }
+        }
+    }};
+}
+pub(crate) use per_plan;
+
+/// What a cursor over `raw` fetches per `fetch` (not [`Fetch::Plain`]): whether it runs,
+/// whether it fetches the key line, the value bytes, and the second stage's value bytes.
+#[inline(always)]
+fn choices(raw: &RawTable, fetch: Fetch) -> (bool, bool, usize, Option<usize>) {
+    match fetch {
+        // In a table of small records the value shares its key's line.
+        Fetch::Home { keys, values } => (true, keys, if keys && raw.record != 0 { 0 } else { values }, None),
+        Fetch::Found { values } => (true, false, 0, Some(values)),
+        Fetch::Nothing | Fetch::Plain { .. } => (false, false, 0, None),
+    }
+}
+
+/// The [`plan`] of a cursor over `raw` that fetches per `fetch`.
+pub(crate) fn plan_of(raw: &RawTable, fetch: Fetch) -> u8 {
+    let (on, keys, values, found) = choices(raw, fetch);
+    (on as u8 * plan::ON)
+        | (keys as u8 * plan::KEYS)
+        | ((values != 0) as u8 * plan::VALUES)
+        | (found.is_some() as u8 * plan::FOUND)
+}
+
 /// The prefetch of [`staged`] as a cursor, for loops that keep their body inline: `next(i)`
 /// for each `i` of the range in order returns key `i`'s hash and fetches the home lines
 /// of key `i + D`.
@@ -107,8 +168,9 @@ const _: () = assert!(D2 < D && D <= RING);
 /// writes to the table may change the referenced view, so it would reload the key size
 /// (constant in a pass compiled per key size) and the batch's layout for every key.
 ///
-/// `KS` is the key size when the pass is compiled for one (0: the table's).
-pub(crate) struct Ahead<'a, const KS: usize> {
+/// `KS` is the key size when the pass is compiled for one (0: the table's), `P` the fetch
+/// [`plan`] when it is compiled for one.
+pub(crate) struct Ahead<'a, const KS: usize, const P: u8 = { plan::DYNAMIC }> {
     raw: RawTable,
     hs: KeyHasher,
     b: Batch<'a>,
@@ -123,7 +185,7 @@ pub(crate) struct Ahead<'a, const KS: usize> {
     ring: [u64; RING],
 }
 
-impl<'a, const KS: usize> Ahead<'a, KS> {
+impl<'a, const KS: usize, const P: u8> Ahead<'a, KS, P> {
     /// The key size: the constant `KS`, or the table's.
     #[inline(always)]
     fn key_size(&self) -> usize {
@@ -134,6 +196,46 @@ impl<'a, const KS: usize> Ahead<'a, KS> {
         }
     }
 
+    /// Whether keys are hashed ahead and fetched: per the plan `P`, or the run-time choice.
+    #[inline(always)]
+    fn on(&self) -> bool {
+        if P == plan::DYNAMIC {
+            self.on
+        } else {
+            P & plan::ON != 0
+        }
+    }
+
+    /// Whether the key line is fetched.
+    #[inline(always)]
+    fn keys(&self) -> bool {
+        if P == plan::DYNAMIC {
+            self.keys
+        } else {
+            P & plan::KEYS != 0
+        }
+    }
+
+    /// The value bytes fetched (0: none).
+    #[inline(always)]
+    fn values(&self) -> usize {
+        if P == plan::DYNAMIC || P & plan::VALUES != 0 {
+            self.values
+        } else {
+            0
+        }
+    }
+
+    /// The second stage's value bytes, if it runs.
+    #[inline(always)]
+    fn found(&self) -> Option<usize> {
+        if P == plan::DYNAMIC || P & plan::FOUND != 0 {
+            self.found
+        } else {
+            None
+        }
+    }
+
     /// A cursor over `range` of `b` that fetches per `fetch` (not [`Fetch::Plain`]); hashes
     /// and fetches the range's first keys.
     ///
@@ -141,16 +243,13 @@ impl<'a, const KS: usize> Ahead<'a, KS> {
     /// As [`staged`].
     ///
     /// # Panics
-    /// If `KS` is neither 0 nor the table's key size.
+    /// If `KS` is neither 0 nor the table's key size, or `P` neither
+    /// [`DYNAMIC`](plan::DYNAMIC) nor `fetch`'s plan.
     #[inline(always)]
     pub(crate) unsafe fn new(raw: &RawTable, hs: KeyHasher, b: &Batch<'a>, range: Range<usize>, fetch: Fetch) -> Self {
         assert!(KS == 0 || KS == raw.key_size, "a pass compiled for another key size");
-        let (on, keys, values, found) = match fetch {
-            // In a table of small records the value shares its key's line.
-            Fetch::Home { keys, values } => (true, keys, if keys && raw.record != 0 { 0 } else { values }, None),
-            Fetch::Found { values } => (true, false, 0, Some(values)),
-            Fetch::Nothing | Fetch::Plain { .. } => (false, false, 0, None),
-        };
+        assert!(P == plan::DYNAMIC || P == plan_of(raw, fetch), "a pass compiled for another fetch plan");
+        let (on, keys, values, found) = choices(raw, fetch);
         let (raw, b) = (*raw, *b);
         let mut a = Ahead { raw, hs, b, end: range.end, keys, values, on, found, ring: [0; RING] };
         if !on {
@@ -175,7 +274,7 @@ impl<'a, const KS: usize> Ahead<'a, KS> {
     /// Called for each `i` of the range given to [`new`](Self::new), in order.
     #[inline(always)]
     pub(crate) unsafe fn next(&mut self, i: usize) -> u64 {
-        if !self.on {
+        if !self.on() {
             // SAFETY: `i < end <= b.len()` (`new`'s contract).
             return unsafe { self.hs.hash(self.b.key(i), self.key_size()) };
         }
@@ -183,9 +282,9 @@ impl<'a, const KS: usize> Ahead<'a, KS> {
         if i + D < self.end {
             // SAFETY: `i + D < end <= b.len()` (`new`'s contract).
             self.ring[(i + D) % RING] =
-                unsafe { ahead(&self.raw, self.hs, &self.b, i + D, self.key_size(), self.keys, self.values) };
+                unsafe { ahead(&self.raw, self.hs, &self.b, i + D, self.key_size(), self.keys(), self.values()) };
         }
-        if let Some(v) = self.found {
+        if let Some(v) = self.found() {
             if i + D2 < self.end {
                 // SAFETY: as in `new`; key `i + D2`'s hash is in the ring (`D2 < D`).
                 unsafe { fetch_match(&self.raw, self.ring[(i + D2) % RING], v) };

@@ -4,7 +4,7 @@
 use flash_map_core::probe::remove;
 use flash_map_core::{Batch, Remove};
 
-use crate::pipeline::{fetch_for, staged, Ahead, Fetch};
+use crate::pipeline::{fetch_for, per_plan, plan_of, staged, Ahead, Fetch};
 #[cfg(feature = "rayon")]
 use crate::slots::AtomicSlots;
 use crate::slots::{per_key_size, with_key_size};
@@ -34,13 +34,17 @@ impl CpuTable {
                     unsafe { staged(&raw, hs, b, 0..b.len(), fetch, pass) };
                     return n;
                 }
-                // SAFETY: as above.
-                let mut ahead = unsafe { Ahead::<KS>::new(&raw, hs, b, 0..b.len(), fetch) };
-                for i in 0..b.len() {
-                    // SAFETY: `i` runs through the batch in order; keys valid.
-                    n += unsafe { remove(&s, ahead.next(i), b.key(i)) } as usize;
-                }
-                n
+                // Compiled for the plans of a removal: nothing (a cached table) or the home
+                // key line.
+                per_plan!(plan_of(&raw, fetch), P => {
+                    // SAFETY: as above.
+                    let mut ahead = unsafe { Ahead::<KS, P>::new(&raw, hs, b, 0..b.len(), fetch) };
+                    for i in 0..b.len() {
+                        // SAFETY: `i` runs through the batch in order; keys valid.
+                        n += unsafe { remove(&s, ahead.next(i), b.key(i)) } as usize;
+                    }
+                    n
+                }; 0, ON | KEYS)
             }),
             #[cfg(feature = "rayon")]
             Exec::Rayon => {
