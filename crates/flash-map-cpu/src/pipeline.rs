@@ -196,30 +196,33 @@ impl<'a, const KS: usize, const P: u8> Ahead<'a, KS, P> {
         }
     }
 
-    /// Whether keys are hashed ahead and fetched: per the plan `P`, or the run-time choice.
+    /// A choice of the cursor: `P`'s `bit` when the pass is compiled for a plan, else the
+    /// run-time `choice`.
+    #[inline(always)]
+    fn chosen(choice: bool, bit: u8) -> bool {
+        if P == plan::DYNAMIC {
+            choice
+        } else {
+            P & bit != 0
+        }
+    }
+
+    /// Whether keys are hashed ahead and fetched.
     #[inline(always)]
     fn on(&self) -> bool {
-        if P == plan::DYNAMIC {
-            self.on
-        } else {
-            P & plan::ON != 0
-        }
+        Self::chosen(self.on, plan::ON)
     }
 
     /// Whether the key line is fetched.
     #[inline(always)]
     fn keys(&self) -> bool {
-        if P == plan::DYNAMIC {
-            self.keys
-        } else {
-            P & plan::KEYS != 0
-        }
+        Self::chosen(self.keys, plan::KEYS)
     }
 
     /// The value bytes fetched (0: none).
     #[inline(always)]
     fn values(&self) -> usize {
-        if P == plan::DYNAMIC || P & plan::VALUES != 0 {
+        if Self::chosen(self.values != 0, plan::VALUES) {
             self.values
         } else {
             0
@@ -229,11 +232,7 @@ impl<'a, const KS: usize, const P: u8> Ahead<'a, KS, P> {
     /// The second stage's value bytes, if it runs.
     #[inline(always)]
     fn found(&self) -> Option<usize> {
-        if P == plan::DYNAMIC || P & plan::FOUND != 0 {
-            self.found
-        } else {
-            None
-        }
+        self.found.filter(|_| Self::chosen(true, plan::FOUND))
     }
 
     /// A cursor over `range` of `b` that fetches per `fetch` (not [`Fetch::Plain`]); hashes
