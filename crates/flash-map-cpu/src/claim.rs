@@ -265,17 +265,25 @@ impl CpuTable {
     /// counted against the budget only when it is limited.
     #[cfg(feature = "rayon")]
     fn claim_parallel(&self, b: &Batch<'_>, budget: Budget, rec: &Recorder) {
-        per_key_size!(self.layout.key_size, KS => self.claim_parallel_ks::<KS>(b, budget, rec))
+        let fetch = self.claim_fetch();
+        per_key_size!(self.layout.key_size, KS => {
+            per_plan!(plan_of(&self.raw(), fetch), P => self.claim_parallel_ks::<KS, P>(b, budget, rec, fetch); 0, ON | KEYS, ON | KEYS | VALUES)
+        })
     }
 
     /// [`claim_parallel`](Self::claim_parallel) for keys of `KS` bytes (0: the table's
-    /// size).
+    /// size), fetching per `fetch`, whose plan is `P`.
     #[cfg(feature = "rayon")]
     #[inline(always)]
-    fn claim_parallel_ks<const KS: usize>(&self, b: &Batch<'_>, budget: Budget, rec: &Recorder) {
+    fn claim_parallel_ks<const KS: usize, const P: u8>(
+        &self,
+        b: &Batch<'_>,
+        budget: Budget,
+        rec: &Recorder,
+        fetch: Fetch,
+    ) {
         use std::sync::atomic::{AtomicBool, AtomicUsize};
         let (raw, hs) = (self.raw(), self.hash);
-        let fetch = self.claim_fetch();
         let (new, abort) = (AtomicUsize::new(0), AtomicBool::new(false));
         self.exec.for_chunks(b.len(), |range| {
             // Locals, not captures, so that the loop keeps them in registers.
@@ -284,7 +292,7 @@ impl CpuTable {
             // SAFETY: `raw` is this table's; other threads change its state words only by
             // atomic claims, and the prefetch reads no table memory; `range` is within the
             // batch, whose keys have the table's key size.
-            let mut ahead = unsafe { Ahead::<KS>::new(&raw, hs, &b, range.clone(), fetch) };
+            let mut ahead = unsafe { Ahead::<KS, P>::new(&raw, hs, &b, range.clone(), fetch) };
             for i in range {
                 // SAFETY: `i` runs through the range in order.
                 let h = unsafe { ahead.next(i) };
