@@ -202,9 +202,7 @@ impl CpuTable {
         };
         match (self.exec, shift) {
             (Exec::Serial, Some(shift)) => self.claim_in_regions(b, shift, budget, &rec),
-            (Exec::Serial, None) => self.claim_serial(b, budget, &rec),
-            #[cfg(feature = "rayon")]
-            (Exec::Rayon, _) => self.claim_parallel(b, budget, &rec),
+            _ => self.claim_in_order(b, budget, &rec),
         }
         // Counted afterwards from `kind`: one cheap sequential scan, no shared counters.
         Ok(count_kinds(&self.kind[..b.len()]))
@@ -229,18 +227,24 @@ impl CpuTable {
         }
     }
 
-    /// The claims of a batch in its own order, on one thread, through the prefetch pipeline,
-    /// compiled for the common key sizes (a constant size makes the hash and the key
-    /// comparisons a few fixed loads).
-    fn claim_serial(&self, b: &Batch<'_>, budget: Budget, rec: &Recorder) {
+    /// The claims of a batch in its own order, on one thread or on rayon's, through the
+    /// prefetch pipeline, compiled for the common key sizes (a constant size makes the hash
+    /// and the key comparisons a few fixed loads) and for the fetch plans of a claim:
+    /// nothing (a cached table), the home key line, and the value's first line unless it
+    /// shares the key's record.
+    fn claim_in_order(&self, b: &Batch<'_>, budget: Budget, rec: &Recorder) {
         let fetch = self.claim_fetch();
         per_key_size!(self.layout.key_size, KS => {
-            per_plan!(plan_of(&self.raw(), fetch), P => self.claim_serial_ks::<KS, P>(b, budget, rec, fetch); 0, ON | KEYS, ON | KEYS | VALUES)
+            per_plan!(plan_of(&self.raw(), fetch), P => match self.exec {
+                Exec::Serial => self.claim_serial_ks::<KS, P>(b, budget, rec, fetch),
+                #[cfg(feature = "rayon")]
+                Exec::Rayon => self.claim_parallel_ks::<KS, P>(b, budget, rec, fetch),
+            }; 0, ON | KEYS, ON | KEYS | VALUES)
         })
     }
 
-    /// [`claim_serial`](Self::claim_serial) for keys of `KS` bytes (0: the table's size),
-    /// fetching per `fetch`, whose plan is `P`.
+    /// [`claim_in_order`](Self::claim_in_order) on one thread, for keys of `KS` bytes (0: the
+    /// table's size), fetching per `fetch`, whose plan is `P`.
     #[inline(always)]
     fn claim_serial_ks<const KS: usize, const P: u8>(
         &self,
@@ -261,18 +265,9 @@ impl CpuTable {
         }
     }
 
-    /// The claims of a batch on rayon's threads, with atomic claims; the new claims are
-    /// counted against the budget only when it is limited.
-    #[cfg(feature = "rayon")]
-    fn claim_parallel(&self, b: &Batch<'_>, budget: Budget, rec: &Recorder) {
-        let fetch = self.claim_fetch();
-        per_key_size!(self.layout.key_size, KS => {
-            per_plan!(plan_of(&self.raw(), fetch), P => self.claim_parallel_ks::<KS, P>(b, budget, rec, fetch); 0, ON | KEYS, ON | KEYS | VALUES)
-        })
-    }
-
-    /// [`claim_parallel`](Self::claim_parallel) for keys of `KS` bytes (0: the table's
-    /// size), fetching per `fetch`, whose plan is `P`.
+    /// [`claim_in_order`](Self::claim_in_order) on rayon's threads, with atomic claims, for
+    /// keys of `KS` bytes (0: the table's size), fetching per `fetch`, whose plan is `P`;
+    /// the new claims are counted against the budget only when it is limited.
     #[cfg(feature = "rayon")]
     #[inline(always)]
     fn claim_parallel_ks<const KS: usize, const P: u8>(
