@@ -118,7 +118,7 @@ impl CpuTable {
                         stop = Some((i, Stop::Alloc((n - i) * std::mem::size_of::<(u32, u32)>())));
                         break;
                     }
-                    // `n` fits a `u32` (`direct_insert_fits`), and slots are counted in `u32`.
+                    // `n` fits a `u32` (`direct_insert_applies`), and so do slot numbers (`MAX_SLOTS`).
                     later.push((i as u32, slot as u32));
                 }
                 Claim::Collisions => {
@@ -133,7 +133,6 @@ impl CpuTable {
         }
         // The counts the general pass would have made: the key that stops the batch, and the
         // keys after it as skipped (the key past the budget has claimed its slot).
-        // The key past the budget claimed a slot too.
         let new = budget - room + matches!(stop, Some((_, Stop::Budget))) as usize;
         let mut c = ClaimCounts { new, from_tombstone: 0, no_room: 0, collisions: 0, existing: later.len() };
         // Keys whose claims were made (and are undone if the batch fails).
