@@ -19,9 +19,9 @@ use flash_map_core::probe::{claim, find, Claim};
 use flash_map_core::slot::EMPTY;
 use flash_map_core::{Batch, ClaimCounts};
 
-use crate::mem::copy_small;
+use crate::mem::copy_value;
 use crate::pipeline::{per_plan, plan_of, Ahead, Fetch};
-use crate::slots::{per_key_size, with_key_size, RawTable};
+use crate::slots::{per_key_size, with_key_size, with_sizes};
 use crate::{CpuError, CpuTable, Exec};
 
 /// Why a direct pass stopped before the batch's end.
@@ -36,17 +36,6 @@ enum Stop {
     Budget,
     /// No memory for the list of updates.
     Alloc(usize),
-}
-
-/// Copies record `i`'s value into `slot`, for values of `VS` bytes (0: the table's size).
-///
-/// # Safety
-/// As [`crate::mem::copy_value`]; `VS` is 0 or the table's value size.
-#[inline(always)]
-unsafe fn copy_value_sized<const VS: usize>(raw: &RawTable, b: &Batch<'_>, i: usize, slot: usize) {
-    let vs = if VS != 0 { VS } else { raw.value_size };
-    // SAFETY: by contract; batch values and slot values hold `vs` bytes.
-    unsafe { copy_small(b.val(i), raw.value_ptr(slot), vs) }
 }
 
 impl CpuTable {
@@ -83,8 +72,7 @@ impl CpuTable {
         fetch: Fetch,
     ) -> Result<usize, CpuError> {
         let n = b.len();
-        let raw = with_key_size::<KS>(self.raw());
-        assert!(VS == 0 || VS == raw.value_size, "a pass compiled for another value size");
+        let raw = with_sizes::<KS, VS>(self.raw());
         let s = raw.plain();
         // (batch position, slot) of each key that met an existing slot, in batch order.
         let mut later = std::mem::take(&mut self.later);
@@ -105,7 +93,7 @@ impl CpuTable {
             match unsafe { claim(&s, h, b.key(i)) } {
                 Claim::New { slot, .. } => {
                     // SAFETY: `i < n`, `slot <= mask`, written by this thread alone.
-                    unsafe { copy_value_sized::<VS>(&raw, b, i, slot) };
+                    unsafe { copy_value(&raw, b, i, slot) };
                     if room == 0 {
                         stop = Some((i, Stop::Budget));
                         break;
@@ -159,7 +147,7 @@ impl CpuTable {
         if settled.is_ok() {
             for &(i, slot) in &later {
                 // SAFETY: `i < n`, `slot` a slot of this table; one thread writes.
-                unsafe { copy_value_sized::<VS>(&raw, b, i as usize, slot as usize) };
+                unsafe { copy_value(&raw, b, i as usize, slot as usize) };
             }
         } else {
             self.undo_direct::<KS>(b, done, &later);

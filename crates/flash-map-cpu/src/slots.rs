@@ -70,10 +70,24 @@ pub(crate) use per_key_size;
 /// # Panics
 /// If `KS` is neither 0 nor the table's key size.
 #[inline(always)]
-pub(crate) fn with_key_size<const KS: usize>(mut raw: RawTable) -> RawTable {
+pub(crate) fn with_key_size<const KS: usize>(raw: RawTable) -> RawTable {
+    with_sizes::<KS, 0>(raw)
+}
+
+/// [`with_key_size`], and the value size the constant `VS` (0: unchanged), for passes that
+/// copy values and are compiled per value size too: the copies become single moves.
+///
+/// # Panics
+/// If `KS` or `VS` is neither 0 nor the table's size.
+#[inline(always)]
+pub(crate) fn with_sizes<const KS: usize, const VS: usize>(mut raw: RawTable) -> RawTable {
     if KS != 0 {
         assert_eq!(raw.key_size, KS, "a pass compiled for another key size");
         raw.key_size = KS;
+    }
+    if VS != 0 {
+        assert_eq!(raw.value_size, VS, "a pass compiled for another value size");
+        raw.value_size = VS;
     }
     raw
 }
