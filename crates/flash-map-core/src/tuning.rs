@@ -61,6 +61,11 @@ pub struct Tuning {
     pub commit_min_bytes: usize,
     /// ... and from this size on, 2 MiB-aligned with transparent huge pages advised.
     pub huge_page_min_bytes: usize,
+    /// Mapped arrays that a dropped table leaves are kept, up to this many bytes in all, for
+    /// the next array of the same length, which is then zeroed where it lies instead of
+    /// mapped and faulted in afresh: a process that builds tables of one size again and
+    /// again (one per block, per window, per chunk of input) pays for the pages once.
+    pub spare_bytes: usize,
     /// A commit runs in steps of this many bytes ...
     pub commit_step_bytes: usize,
     /// ... and `commit_slow_steps` steps in a row in huge pages slower than this many bytes
@@ -103,6 +108,7 @@ pub const TUNING: Tuning = Tuning {
     rayon_min_len: 4096,
     commit_min_bytes: 256 << 10,
     huge_page_min_bytes: 2 << 20,
+    spare_bytes: 32 << 20,
     commit_step_bytes: 8 << 20,
     commit_min_rate: 3 << 28,
     commit_slow_steps: 3,

@@ -12,6 +12,11 @@
 //! (`CpuError::Alloc`), not a fault halfway through an insert. Arrays larger than half the
 //! free memory, and all arrays on kernels before 5.14, are mapped lazily. An impossible size
 //! is always an error instead of an abort.
+//!
+//! A dropped mapped array of at most `TUNING.spare_bytes` is kept (with the others kept,
+//! at most that many bytes in all, the oldest unmapped first) and given to the next array
+//! of exactly its length, zeroed where it lies: its pages are already faulted in (and, on a
+//! virtual machine, backed by the host), which a fresh mapping's are not.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
@@ -30,6 +35,34 @@ const COMMIT_MIN: usize = flash_map_core::tuning::TUNING.commit_min_bytes;
 const HUGE_MIN: usize = flash_map_core::tuning::TUNING.huge_page_min_bytes;
 #[cfg(target_os = "linux")]
 const HUGE_PAGE: usize = 2 << 20;
+/// Bytes of dropped mappings kept for reuse, in all.
+#[cfg(target_os = "linux")]
+const SPARE_BYTES: usize = flash_map_core::tuning::TUNING.spare_bytes;
+
+/// A dropped array's mapping, kept for the next array of the same length.
+#[cfg(target_os = "linux")]
+struct Spare {
+    /// The array's start and length, inside ...
+    start: NonNull<u8>,
+    len: usize,
+    /// ... the whole mapping (start, length).
+    map: (*mut u8, usize),
+}
+
+// SAFETY: a spare mapping is owned by the list that holds it, like a `Vec<u8>`'s buffer.
+#[cfg(target_os = "linux")]
+unsafe impl Send for Spare {}
+
+/// The spare mappings, oldest first.
+#[cfg(target_os = "linux")]
+static SPARES: std::sync::Mutex<Vec<Spare>> = std::sync::Mutex::new(Vec::new());
+
+/// The spare list (a panic while it was held left it consistent: every change to it is one
+/// `Vec` call).
+#[cfg(target_os = "linux")]
+fn spares() -> std::sync::MutexGuard<'static, Vec<Spare>> {
+    SPARES.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A zero-initialised byte buffer aligned to 16 bytes (2 MiB when mapped). Public, hidden,
 /// only so that the benches can allocate memory exactly as a table's arrays are allocated.
@@ -62,7 +95,16 @@ impl AlignedBuf {
         }
         #[cfg(target_os = "linux")]
         if len >= COMMIT_MIN {
-            return Self::mapped(len, len >= HUGE_MIN, parallel);
+            if let Some(buf) = Self::spare(len, parallel) {
+                return Ok(buf);
+            }
+            return Self::mapped(len, len >= HUGE_MIN, parallel).or_else(|e| {
+                // Memory kept for reuse goes back to the system before a build fails.
+                if release_spare_memory() == 0 {
+                    return Err(e);
+                }
+                Self::mapped(len, len >= HUGE_MIN, parallel)
+            });
         }
         let _ = parallel;
         let layout = Layout::from_size_align(len, ALIGN).map_err(|_| CpuError::Alloc { bytes: len })?;
@@ -70,6 +112,37 @@ impl AlignedBuf {
         let raw = unsafe { alloc_zeroed(layout) };
         let ptr = NonNull::new(raw).ok_or(CpuError::Alloc { bytes: len })?;
         Ok(AlignedBuf { ptr, len, map: None })
+    }
+
+    /// A spare mapping of exactly `len` bytes (see the module's documentation), zeroed (on
+    /// all of rayon's threads for `parallel`, with the `rayon` feature); `None` if no
+    /// dropped array of that length is kept.
+    #[cfg(target_os = "linux")]
+    fn spare(len: usize, parallel: bool) -> Option<Self> {
+        let s = {
+            let mut list = spares();
+            let at = list.iter().rposition(|s| s.len == len)?;
+            list.remove(at)
+        };
+        let buf = AlignedBuf { ptr: s.start, len, map: Some(s.map) };
+        #[cfg(feature = "rayon")]
+        if parallel {
+            use rayon::prelude::*;
+            const PART: usize = 1 << 20;
+            let base = buf.ptr.as_ptr() as usize;
+            (0..len.div_ceil(PART)).into_par_iter().for_each(|k| {
+                let off = k * PART;
+                // SAFETY: `off < len`, so the part lies inside the buffer's `len` bytes,
+                // which the list gave up to us alone; the parts are disjoint.
+                unsafe { ((base + off) as *mut u8).write_bytes(0, PART.min(len - off)) };
+            });
+            return Some(buf);
+        }
+        let _ = parallel;
+        // SAFETY: the buffer's `len` bytes lie inside its mapping, which the list gave up to
+        // us alone: nothing else reads or writes them.
+        unsafe { buf.ptr.as_ptr().write_bytes(0, len) };
+        Some(buf)
     }
 
     /// Maps `len` zero bytes and commits them (on all of rayon's threads for `parallel`); for
@@ -255,6 +328,33 @@ impl Pace {
     }
 }
 
+/// Gives back to the system the memory of dropped tables that this process keeps for the
+/// next table of the same size (at most `TUNING.spare_bytes`, see the crate's `buf` module);
+/// returns how many bytes it unmapped. A table build that would otherwise fail for memory
+/// does this by itself first; call it to shrink a long-lived process's footprint after its
+/// last table of a size is gone. A no-op (returning 0) off Linux, where nothing is kept.
+///
+/// ```
+/// let freed = flash_map_cpu::release_spare_memory();
+/// assert_eq!(flash_map_cpu::release_spare_memory(), 0, "{freed} bytes were released, nothing is left");
+/// ```
+pub fn release_spare_memory() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        let list = std::mem::take(&mut *spares());
+        let mut bytes = 0;
+        for s in list {
+            bytes += s.map.1;
+            // SAFETY: a mapping created in `mapped` with exactly this start and length, taken
+            // off the spare list, which owned it alone.
+            unsafe { libc::munmap(s.map.0 as *mut libc::c_void, s.map.1) };
+        }
+        bytes
+    }
+    #[cfg(not(target_os = "linux"))]
+    0
+}
+
 /// The system's page size.
 #[cfg(target_os = "linux")]
 fn page_size() -> usize {
@@ -285,8 +385,24 @@ impl Drop for AlignedBuf {
     fn drop(&mut self) {
         #[cfg(target_os = "linux")]
         if let Some((base, total)) = self.map {
-            // SAFETY: the mapping was created in `mapped` with exactly this start and length.
-            unsafe { libc::munmap(base as *mut libc::c_void, total) };
+            let mut unmap = Vec::new();
+            if total <= SPARE_BYTES {
+                let mut list = spares();
+                list.push(Spare { start: self.ptr, len: self.len, map: (base, total) });
+                let mut kept: usize = list.iter().map(|s| s.map.1).sum();
+                while kept > SPARE_BYTES {
+                    let s = list.remove(0);
+                    kept -= s.map.1;
+                    unmap.push(s.map);
+                }
+            } else {
+                unmap.push((base, total));
+            }
+            for (base, total) in unmap {
+                // SAFETY: a mapping created in `mapped` with exactly this start and length,
+                // owned by this buffer or taken off the spare list: no one else uses it.
+                unsafe { libc::munmap(base as *mut libc::c_void, total) };
+            }
             return;
         }
         if self.len != 0 {
@@ -298,7 +414,7 @@ impl Drop for AlignedBuf {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
-    use super::Pace;
+    use super::{AlignedBuf, Pace};
     use flash_map_core::tuning::TUNING;
 
     /// Seconds a step of `TUNING.commit_step_bytes` takes at `factor` times the slowest pace
@@ -323,6 +439,120 @@ mod tests {
         assert!(p.switch_after(step, secs(3.0)), "the limit of slow steps in a row switches");
         assert!(!p.huge);
         assert!((0..n + 1).all(|_| !p.switch_after(step, secs(3.0))), "the switch happens once");
+    }
+
+    /// Whether every whole page inside `buf` is resident (`mincore`).
+    fn resident(buf: &AlignedBuf) -> bool {
+        let page = super::page_size();
+        let start = (buf.as_ptr() as usize).next_multiple_of(page);
+        let end = (buf.as_ptr() as usize + buf.len()) / page * page;
+        let mut pages = vec![0u8; (end - start) / page];
+        // SAFETY: `[start, end)` lies inside the buffer's mapping; `pages` has room for one
+        // byte per page of it.
+        let r = unsafe { libc::mincore(start as *mut libc::c_void, end - start, pages.as_mut_ptr()) };
+        assert_eq!(r, 0, "mincore: {}", std::io::Error::last_os_error());
+        pages.iter().all(|p| p & 1 == 1)
+    }
+
+    /// Filled with ones and dropped: what a table leaves behind.
+    fn dirty_drop(mut buf: AlignedBuf) -> usize {
+        buf.as_mut_slice().fill(1);
+        let at = buf.as_ptr() as usize;
+        drop(buf);
+        at
+    }
+
+    /// A dropped array's mapping goes to the next array of exactly its length, zeroed and
+    /// resident; another length gets a fresh one. (Lengths no other test uses, as tests
+    /// share the list; another test's `release_spare_memory` may empty it, so a miss is
+    /// retried.)
+    #[test]
+    fn a_dropped_array_is_reused_zeroed_by_the_next_of_its_length() {
+        // Zeroed on one thread, and on rayon's (with the feature).
+        for (len, parallel) in [(TUNING.commit_min_bytes * 3 + 4096 * 7, false), (5 << 20, true)] {
+            let mut reused = false;
+            for _ in 0..20 {
+                let at = dirty_drop(AlignedBuf::zeroed(len).unwrap());
+                let other = AlignedBuf::zeroed(len + 4096).unwrap();
+                assert_ne!(other.as_ptr() as usize, at, "another length took the spare");
+                let again = AlignedBuf::zeroed_by(len, parallel).unwrap();
+                assert!(again.as_slice().iter().all(|&b| b == 0), "a reused array is not zero");
+                assert!(resident(&again), "a reused array is not resident");
+                dirty_drop(other);
+                if again.as_ptr() as usize == at {
+                    reused = true;
+                    break;
+                }
+            }
+            assert!(reused, "{len} bytes: a dropped array's mapping was never reused");
+        }
+    }
+
+    /// The spares stay within `TUNING.spare_bytes` (oldest unmapped first), a mapping larger
+    /// than that is never kept, and `release_spare_memory` empties the list.
+    #[test]
+    fn spares_stay_within_their_limit_and_go_back_on_release() {
+        let kept = || super::spares().iter().map(|s| s.map.1).sum::<usize>();
+        let len = super::SPARE_BYTES / 3 + 4096 * 5;
+        let held: Vec<AlignedBuf> = (0..4).map(|_| AlignedBuf::zeroed(len).unwrap()).collect();
+        for buf in held {
+            dirty_drop(buf);
+            assert!(kept() <= super::SPARE_BYTES, "{} bytes kept", kept());
+        }
+        // An oversized mapping is neither kept nor makes room by unmapping the others.
+        let small = dirty_drop(AlignedBuf::zeroed(TUNING.commit_min_bytes + 4096 * 9).unwrap());
+        let big = dirty_drop(AlignedBuf::zeroed(super::SPARE_BYTES + 1).unwrap());
+        let starts = || super::spares().iter().map(|s| s.start.as_ptr() as usize).collect::<Vec<_>>();
+        assert!(!starts().contains(&big), "an oversized mapping was kept");
+        assert!(starts().contains(&small), "an oversized mapping unmapped the others");
+        dirty_drop(AlignedBuf::zeroed(len).unwrap());
+        let ours: Vec<usize> = super::spares().iter().map(|s| s.start.as_ptr() as usize).collect();
+        assert!(!ours.is_empty() && super::release_spare_memory() >= len, "nothing released");
+        assert!(
+            super::spares().iter().all(|s| !ours.contains(&(s.start.as_ptr() as usize))),
+            "a spare outlived the release"
+        );
+    }
+
+    const CHILD: &str = "FLASH_MAP_CPU_SPARE_CHILD";
+
+    /// Runs `kept_memory_goes_back_when_a_build_needs_it` in a child process (it limits its
+    /// address space) and checks that it ran and passed.
+    #[test]
+    fn a_build_that_needs_kept_memory_gets_it_back() {
+        let exe = std::env::current_exe().expect("test executable");
+        let out = std::process::Command::new(exe)
+            .args(["--exact", "buf::tests::kept_memory_goes_back_when_a_build_needs_it"])
+            .args(["--ignored", "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .expect("run the child");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && text.contains("built under the limit"), "child:\n{text}");
+    }
+
+    /// A dropped array is kept, and counts against the address-space limit set next; an
+    /// array of another length, for which there is no room but that memory, is still made
+    /// (the kept mapping is unmapped, and the mapping retried).
+    #[test]
+    #[ignore = "run in a child process by a_build_that_needs_kept_memory_gets_it_back"]
+    fn kept_memory_goes_back_when_a_build_needs_it() {
+        assert_eq!(std::env::var(CHILD).as_deref(), Ok("1"), "run through the parent test");
+        let len = super::SPARE_BYTES / 2;
+        dirty_drop(AlignedBuf::zeroed(len).unwrap());
+        assert!(!super::spares().is_empty(), "nothing kept");
+        let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+        let used: usize = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmSize:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmSize");
+        let r = libc::rlimit { rlim_cur: (used * 1024 + (1 << 20)) as libc::rlim_t, rlim_max: libc::RLIM_INFINITY };
+        // SAFETY: `r` is a valid rlimit; lowering the soft limit is always allowed.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &r) }, 0, "setrlimit");
+        let other = AlignedBuf::zeroed(len + 4096 * 3);
+        assert!(other.is_ok(), "no memory for an array while a kept one held it");
+        println!("built under the limit");
     }
 
     #[test]

@@ -27,7 +27,7 @@ mod table;
 mod write;
 
 #[doc(hidden)]
-pub use buf::{advise_huge, AlignedBuf};
+pub use buf::{advise_huge, release_spare_memory, AlignedBuf};
 pub use exec::Exec;
 #[doc(hidden)]
 pub use table::records;

@@ -6,6 +6,8 @@
 //! - [`Backend`]: Cuda, Rayon or Serial; chosen at `build()`.
 //! - [`FlashMapError`]: every failure, with what to do about it.
 //! - [`Counter`]: value types for [`FlashMap::bulk_add`].
+//! - [`release_spare_memory`]: gives back the memory that dropped CPU tables leave for the
+//!   next table of their size.
 //! - [`snapshot`]: the `save`/`load` format.
 //! - [`AsyncFlashMap`] (feature `tokio`).
 //! - [`cuda`] (feature `cuda`): the cudarc types of the device-resident calls
@@ -42,6 +44,7 @@ pub use bytemuck::Pod;
 pub use counter::Counter;
 pub use error::{FlashMapError, Result};
 pub use flash_map_core::HashStrategy;
+pub use flash_map_cpu::release_spare_memory;
 pub use map::{FlashMap, MapStats, ProbeStats, MAX_BATCH};
 
 /// Which of `shards` shards owns `key`: for spreading one logical map over several
