@@ -467,6 +467,7 @@ mod tests {
     /// share the list; another test's `release_spare_memory` may empty it, so a miss is
     /// retried.)
     #[test]
+    #[cfg_attr(miri, ignore = "maps memory and asks mincore")]
     fn a_dropped_array_is_reused_zeroed_by_the_next_of_its_length() {
         // Zeroed on one thread, and on rayon's (with the feature).
         for (len, parallel) in [(TUNING.commit_min_bytes * 3 + 4096 * 7, false), (5 << 20, true)] {
@@ -491,6 +492,7 @@ mod tests {
     /// The spares stay within `TUNING.spare_bytes` (oldest unmapped first), a mapping larger
     /// than that is never kept, and `release_spare_memory` empties the list.
     #[test]
+    #[cfg_attr(miri, ignore = "maps memory")]
     fn spares_stay_within_their_limit_and_go_back_on_release() {
         let kept = || super::spares().iter().map(|s| s.map.1).sum::<usize>();
         let len = super::SPARE_BYTES / 3 + 4096 * 5;
@@ -519,6 +521,7 @@ mod tests {
     /// Runs `kept_memory_goes_back_when_a_build_needs_it` in a child process (it limits its
     /// address space) and checks that it ran and passed.
     #[test]
+    #[cfg_attr(miri, ignore = "runs a child process")]
     fn a_build_that_needs_kept_memory_gets_it_back() {
         let exe = std::env::current_exe().expect("test executable");
         let out = std::process::Command::new(exe)
