@@ -531,7 +531,8 @@ mod tests {
             .output()
             .expect("run the child");
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success() && text.contains("built under the limit"), "child:\n{text}");
+        // "1 passed": the child ran the test (a filter that matched nothing passes too).
+        assert!(out.status.success() && text.contains("1 passed"), "child:\n{text}");
     }
 
     /// A dropped array is kept, and counts against the address-space limit set next; an
@@ -555,7 +556,6 @@ mod tests {
         assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &r) }, 0, "setrlimit");
         let other = AlignedBuf::zeroed(len + 4096 * 3);
         assert!(other.is_ok(), "no memory for an array while a kept one held it");
-        println!("built under the limit");
     }
 
     #[test]
