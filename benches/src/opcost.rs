@@ -4,7 +4,9 @@
 //! cold memory and construction hide the instructions per key.
 //!
 //! `opcost w1|w2 PAIRS REPS OP...` with OP among `hit`, `miss`, `insert` (updates of present
-//! keys), `remove` (of every key, from a table filled untimed), `build` (a fresh table built
+//! keys), `remove` (of every key, from a table filled untimed), `remove_after_get` (the same
+//! right after a lookup of every key: with `OPCOST_RAYON=1`, a mutation that follows a
+//! parallel pass while rayon's threads still spin), `build` (a fresh table built
 //! and filled), `fill` (the same, the build untimed) and `floor` (see [`Floor`]: its build,
 //! split into allocation and fill, hit and miss); prints the minimum and median of
 //! REPS runs of each and the ratio of the medians. `ONLY_FLASH=1` skips hashbrown (for
@@ -61,6 +63,12 @@ fn go<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize, op: &str) {
                 m.bulk_insert(&d.pairs).unwrap();
                 t(|| m.bulk_remove(&d.keys).unwrap())
             }
+            "remove_after_get" => {
+                let mut m = FlashMap::<K, V>::builder(n).backend(backend()).build().unwrap();
+                m.bulk_insert(&d.pairs).unwrap();
+                m.bulk_get_into(&d.keys, &mut out).unwrap();
+                t(|| m.bulk_remove(&d.keys).unwrap())
+            }
             _ => t(|| {
                 let mut m = FlashMap::<K, V>::builder(n).backend(backend()).build().unwrap();
                 m.bulk_insert(&d.pairs).unwrap()
@@ -95,7 +103,7 @@ fn go<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize, op: &str) {
                     h.len()
                 })
             }
-            "remove" => {
+            "remove" | "remove_after_get" => {
                 let mut h = hashbrown::HashMap::<K, V, H>::with_capacity_and_hasher(n, H::default());
                 for (k, v) in &d.pairs {
                     h.insert(*k, *v);
@@ -146,16 +154,29 @@ struct Floor<K, V> {
     _kv: std::marker::PhantomData<(K, V)>,
 }
 
-/// `n` zeroed `T`s in a table array as the engine allocates it
-/// ([`flash_map_cpu::AlignedBuf`]).
+/// `n` `T`s in a table array as the engine allocates it ([`flash_map_cpu::AlignedBuf`]):
+/// zeroed state words, and key and value bytes that may be a dropped array's
+/// ([`flash_map_cpu::AlignedBuf::for_slots`]).
 struct Fresh<T> {
     buf: flash_map_cpu::AlignedBuf,
     _t: std::marker::PhantomData<T>,
 }
 
+impl Fresh<u32> {
+    fn states(n: usize) -> Self {
+        Fresh::made(flash_map_cpu::AlignedBuf::zeroed(n * 4))
+    }
+}
+
+impl Fresh<u8> {
+    fn bytes(n: usize) -> Self {
+        Fresh::made(flash_map_cpu::AlignedBuf::for_slots(n))
+    }
+}
+
 impl<T: Copy> Fresh<T> {
-    fn new(n: usize) -> Self {
-        let buf = flash_map_cpu::AlignedBuf::zeroed(n * size_of::<T>()).expect("memory for the floor's arrays");
+    fn made(buf: Result<flash_map_cpu::AlignedBuf, flash_map_cpu::CpuError>) -> Self {
+        let buf = buf.expect("memory for the floor's arrays");
         assert!(align_of::<T>() <= 16, "the buffer is 16-byte aligned");
         Fresh { buf, _t: std::marker::PhantomData }
     }
@@ -164,8 +185,9 @@ impl<T: Copy> Fresh<T> {
 impl<T> std::ops::Deref for Fresh<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        // SAFETY: the buffer holds `len / size_of::<T>()` aligned `T`s, zeroed (a valid Pod
-        // value) or written since.
+        // SAFETY: the buffer holds `len / size_of::<T>()` aligned `T`s (`u32` or `u8`), its
+        // bytes initialised (zeroed, written since, or a former array's) and any bytes a
+        // valid value of either.
         unsafe { std::slice::from_raw_parts(self.buf.as_ptr() as *const T, self.buf.len() / size_of::<T>()) }
     }
 }
@@ -242,11 +264,11 @@ impl<K: Gen, V: Gen> Floor<K, V> {
         let l = flash_map_core::TableLayout::for_capacity(n, 0.5, size_of::<K>(), size_of::<V>()).unwrap();
         let record = flash_map_cpu::records(&l);
         let (keys, values) = if record != 0 {
-            (Fresh::new(l.slots * record), Fresh::new(0))
+            (Fresh::bytes(l.slots * record), Fresh::bytes(0))
         } else {
-            (Fresh::new(l.slots * size_of::<K>()), Fresh::new(l.slots * size_of::<V>()))
+            (Fresh::bytes(l.slots * size_of::<K>()), Fresh::bytes(l.slots * size_of::<V>()))
         };
-        Floor { states: Fresh::new(l.slots), keys, values, mask: l.slots - 1, record, _kv: std::marker::PhantomData }
+        Floor { states: Fresh::states(l.slots), keys, values, mask: l.slots - 1, record, _kv: std::marker::PhantomData }
     }
     fn bytes(&self) -> usize {
         (self.mask + 1) * (4 + size_of::<K>() + size_of::<V>())

@@ -55,6 +55,15 @@ pub struct Tuning {
     /// Batch positions per rayon task: large enough to amortise scheduling, small enough to
     /// balance.
     pub rayon_min_len: usize,
+    /// The rayon engine runs a mutation (insert, insert_new, add, remove) on the calling
+    /// thread, with the serial engine's passes, when its pool has at most this many threads
+    /// and the table is at most `rayon_serial_table_bytes` ... Its parallel claims are
+    /// atomic and probe slot by slot, and in a table that stays in cache they cost each
+    /// thread about twice what a serial claim costs (BENCHMARKS.md, issue 13), so two
+    /// threads do no more than one.
+    pub rayon_serial_max_threads: usize,
+    /// ... (beyond it, memory latency dominates, and the threads' misses overlap).
+    pub rayon_serial_table_bytes: usize,
     /// Host arrays at least this large are mapped directly and committed when the table is
     /// built (their pages faulted in by one call, in order), rather than faulted in one by
     /// one, in random order, by the first batch's probes ...
@@ -106,6 +115,8 @@ pub const TUNING: Tuning = Tuning {
     sweep_slots: 16,
     value_prefetch_bytes: 256,
     rayon_min_len: 4096,
+    rayon_serial_max_threads: 2,
+    rayon_serial_table_bytes: 16 << 20,
     commit_min_bytes: 256 << 10,
     huge_page_min_bytes: 2 << 20,
     spare_bytes: 32 << 20,

@@ -15,8 +15,11 @@
 //!
 //! A dropped mapped array of at most `TUNING.spare_bytes` is kept (with the others kept,
 //! at most that many bytes in all, the oldest unmapped first) and given to the next array
-//! of exactly its length, zeroed where it lies: its pages are already faulted in (and, on a
-//! virtual machine, backed by the host), which a fresh mapping's are not.
+//! of exactly its length: its pages are already faulted in (and, on a virtual machine,
+//! backed by the host), which a fresh mapping's are not. It is zeroed where it lies, unless
+//! it is taken for a table's key or value array ([`AlignedBuf::for_slots`]), whose bytes
+//! count only in full slots: there it keeps the bytes the former array left, and a table
+//! built on kept memory writes nothing but its state words.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::ptr::NonNull;
@@ -64,8 +67,10 @@ fn spares() -> std::sync::MutexGuard<'static, Vec<Spare>> {
     SPARES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A zero-initialised byte buffer aligned to 16 bytes (2 MiB when mapped). Public, hidden,
-/// only so that the benches can allocate memory exactly as a table's arrays are allocated.
+/// A byte buffer aligned to 16 bytes (2 MiB when mapped): zero-initialised, or, made by
+/// [`for_slots`](Self::for_slots) from kept memory, holding a former array's bytes. Public,
+/// hidden, only so that the benches can allocate memory exactly as a table's arrays are
+/// allocated.
 pub struct AlignedBuf {
     ptr: NonNull<u8>,
     len: usize,
@@ -88,6 +93,25 @@ impl AlignedBuf {
     /// `parallel` (and the `rayon` feature is on): the commit is the kernel zeroing pages,
     /// which runs as fast on each core as on one.
     pub(crate) fn zeroed_by(len: usize, parallel: bool) -> Result<Self, CpuError> {
+        Self::made(len, parallel, true)
+    }
+
+    /// [`zeroed`](Self::zeroed) for a table's key or value array, whose bytes are read only
+    /// in slots whose state word says they are full, after the table wrote them: made zero
+    /// when fresh, but taken from the spare list as the former array left it, not zeroed.
+    /// Its bytes are initialised either way (a mapping's pages are zero until written, and
+    /// kept arrays were written only with whole bytes), just not necessarily zero.
+    pub fn for_slots(len: usize) -> Result<Self, CpuError> {
+        Self::made(len, false, false)
+    }
+
+    /// [`for_slots`](Self::for_slots), committing as [`zeroed_by`](Self::zeroed_by) does.
+    pub(crate) fn for_slots_by(len: usize, parallel: bool) -> Result<Self, CpuError> {
+        Self::made(len, parallel, false)
+    }
+
+    /// The buffer of [`zeroed_by`](Self::zeroed_by) (`zero`) or [`for_slots_by`](Self::for_slots_by).
+    fn made(len: usize, parallel: bool, zero: bool) -> Result<Self, CpuError> {
         if len == 0 {
             // A dangling pointer aligned to 16 (`u128`'s alignment) for the empty buffer.
             let ptr = NonNull::<u128>::dangling().cast::<u8>();
@@ -95,7 +119,7 @@ impl AlignedBuf {
         }
         #[cfg(target_os = "linux")]
         if len >= COMMIT_MIN {
-            if let Some(buf) = Self::spare(len, parallel) {
+            if let Some(buf) = Self::spare(len, parallel, zero) {
                 return Ok(buf);
             }
             return Self::mapped(len, len >= HUGE_MIN, parallel).or_else(|e| {
@@ -114,17 +138,20 @@ impl AlignedBuf {
         Ok(AlignedBuf { ptr, len, map: None })
     }
 
-    /// A spare mapping of exactly `len` bytes (see the module's documentation), zeroed (on
-    /// all of rayon's threads for `parallel`, with the `rayon` feature); `None` if no
-    /// dropped array of that length is kept.
+    /// A spare mapping of exactly `len` bytes (see the module's documentation), for `zero`
+    /// zeroed (on all of rayon's threads for `parallel`, with the `rayon` feature); `None`
+    /// if no dropped array of that length is kept.
     #[cfg(target_os = "linux")]
-    fn spare(len: usize, parallel: bool) -> Option<Self> {
+    fn spare(len: usize, parallel: bool, zero: bool) -> Option<Self> {
         let s = {
             let mut list = spares();
             let at = list.iter().rposition(|s| s.len == len)?;
             list.remove(at)
         };
         let buf = AlignedBuf { ptr: s.start, len, map: Some(s.map) };
+        if !zero {
+            return Some(buf);
+        }
         #[cfg(feature = "rayon")]
         if parallel {
             use rayon::prelude::*;
@@ -487,6 +514,31 @@ mod tests {
             }
             assert!(reused, "{len} bytes: a dropped array's mapping was never reused");
         }
+    }
+
+    /// An array for a table's keys or values takes a dropped array's mapping as it is: the
+    /// bytes the former array left stay (where a zeroed one would be rewritten), and it is
+    /// resident. A fresh one is zero.
+    #[test]
+    #[cfg_attr(miri, ignore = "maps memory and asks mincore")]
+    fn an_array_for_slots_keeps_the_bytes_of_the_one_it_reuses() {
+        let len = TUNING.commit_min_bytes * 5 + 4096 * 3;
+        let fresh = AlignedBuf::for_slots(len).unwrap();
+        assert!(fresh.as_slice().iter().all(|&b| b == 0), "a fresh array is not zero");
+        let mut at = dirty_drop(fresh);
+        let mut reused = false;
+        for _ in 0..20 {
+            let again = AlignedBuf::for_slots_by(len, true).unwrap();
+            if again.as_ptr() as usize == at {
+                assert!(again.as_slice().iter().all(|&b| b == 1), "a reused array for slots was rewritten");
+                assert!(resident(&again), "a reused array is not resident");
+                reused = true;
+                break;
+            }
+            // Another test's release emptied the list: try again.
+            at = dirty_drop(again);
+        }
+        assert!(reused, "a dropped array's mapping was never reused");
     }
 
     /// The spares stay within `TUNING.spare_bytes` (oldest unmapped first), a mapping larger

@@ -29,6 +29,7 @@ mod write;
 #[doc(hidden)]
 pub use buf::{advise_huge, release_spare_memory, AlignedBuf};
 pub use exec::Exec;
+pub use ops::set_rayon_serial_mutations;
 #[doc(hidden)]
 pub use table::records;
 pub use table::CpuTable;

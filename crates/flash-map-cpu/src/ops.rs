@@ -26,7 +26,35 @@ use std::sync::atomic::Ordering;
 use flash_map_core::Batch;
 
 use crate::partition::{self, Order};
-use crate::{CpuError, CpuTable};
+use crate::{CpuError, CpuTable, Exec};
+
+/// Whether rayon tables made from now on may run a mutation serially
+/// ([`CpuTable::mutates_serially`]).
+static SERIAL_MUTATIONS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Lets rayon tables made from now on run their mutations serially where that is faster
+/// (`true`, the default), or makes them run them in parallel always (`false`): for tests of
+/// the parallel passes on machines whose pool is small enough to run them serially. Results
+/// are the same either way. Process-wide.
+#[doc(hidden)]
+pub fn set_rayon_serial_mutations(on: bool) {
+    SERIAL_MUTATIONS.store(on, Ordering::Relaxed);
+}
+
+/// Whether a rayon mutation of `n` keys, in a pool of `threads` threads, on a table of
+/// `table_bytes`, runs serially: one rayon task's worth of keys, or a small pool on a table
+/// that stays in cache ([`TUNING`](flash_map_core::tuning::TUNING)`.rayon_serial_max_threads`
+/// and `.rayon_serial_table_bytes`).
+#[cfg(feature = "rayon")]
+pub(crate) fn serial_rule(n: usize, threads: usize, table_bytes: usize) -> bool {
+    let t = &flash_map_core::tuning::TUNING;
+    n <= t.rayon_min_len || threads <= t.rayon_serial_max_threads && table_bytes <= t.rayon_serial_table_bytes
+}
+
+/// Whether a table made now may run its rayon mutations serially.
+pub(crate) fn serial_mutations() -> bool {
+    SERIAL_MUTATIONS.load(Ordering::Relaxed)
+}
 
 /// A batch running in partition order: the regions' size and the order to merge per-position
 /// results back with.
@@ -64,12 +92,29 @@ impl CpuTable {
         partition::plan(l.slots, 4 + l.key_size + l.value_size, n, self.region_bytes)
     }
 
+    /// Whether a mutation of `n` keys runs on the calling thread with the serial engine's
+    /// passes although the table is run by rayon: a batch of one rayon task (which would run
+    /// on one thread anyway, with atomic claims), or a pool of at most
+    /// [`TUNING`](flash_map_core::tuning::TUNING)`.rayon_serial_max_threads` threads on a
+    /// table of at most `rayon_serial_table_bytes`, where the parallel claims gain nothing
+    /// (see those fields). Both engines give the same results for the same calls, so only
+    /// the speed changes.
+    pub(crate) fn mutates_serially(&self, n: usize) -> bool {
+        #[cfg(feature = "rayon")]
+        if self.exec == Exec::Rayon && self.serial_mutations {
+            return serial_rule(n, rayon::current_num_threads(), self.table_bytes());
+        }
+        let _ = n;
+        false
+    }
+
     /// Runs `op` on `b`, or, when worth it, on `b` in partition order (see
     /// [`crate::partition`]): then `op` gets a [`Reordered`] telling the regions' size and
     /// holding the order, to bring per-position results back with [`Order::merge`].
     /// `values` says whether `op` reads the batch's values, `flags` whether it needs one flag
     /// byte per record in the order's `found`. The partition keeps the order of copies of
-    /// one key, so batch-order rules hold on either path.
+    /// one key, so batch-order rules hold on either path. Every mutation runs through here,
+    /// on one thread where [`mutates_serially`](Self::mutates_serially) says so.
     pub(crate) fn partitioned<R>(
         &mut self,
         b: &Batch<'_>,
@@ -77,6 +122,14 @@ impl CpuTable {
         flags: bool,
         op: impl FnOnce(&mut Self, &Batch<'_>, Option<Reordered<'_>>) -> Result<R, CpuError>,
     ) -> Result<R, CpuError> {
+        if self.mutates_serially(b.len()) {
+            let exec = std::mem::replace(&mut self.exec, Exec::Serial);
+            // The table's own exec comes back when the call returns (after a panic it would
+            // stay serial: slower, as correct).
+            let r = self.partitioned(b, values, flags, op);
+            self.exec = exec;
+            return r;
+        }
         let Some(shift) = self.partition_shift(b.len()) else { return op(self, b, None) };
         let mut scratch = std::mem::take(self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()));
         let p = scratch.partition(b, self.hash, &self.layout, shift, values, 0).and_then(|p| {

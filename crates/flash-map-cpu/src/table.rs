@@ -42,6 +42,8 @@ pub struct CpuTable {
     pub(crate) region_bytes: usize,
     /// How many passes ran partitioned (for tests).
     pub(crate) partitioned_passes: std::sync::atomic::AtomicUsize,
+    /// Whether a rayon table may run a mutation serially ([`CpuTable::mutates_serially`]).
+    pub(crate) serial_mutations: bool,
 }
 
 impl std::fmt::Debug for CpuTable {
@@ -56,10 +58,17 @@ impl std::fmt::Debug for CpuTable {
     }
 }
 
-/// A zeroed array of `bytes` for a table run by `exec` (the rayon engine commits it on all
-/// of its threads).
-fn alloc(bytes: Option<usize>, exec: Exec) -> Result<AlignedBuf, CpuError> {
-    AlignedBuf::zeroed_by(bytes.ok_or(CpuError::Alloc { bytes: usize::MAX })?, exec.is_parallel())
+/// An array of `bytes` for a table run by `exec` (the rayon engine commits it on all of its
+/// threads): zeroed for the state words, which say which slots are full; for `slots`, a
+/// key or value array, whose bytes count only in full slots, perhaps the bytes that a
+/// dropped table left in the memory it takes ([`AlignedBuf::for_slots`]).
+fn alloc(bytes: Option<usize>, exec: Exec, slots: bool) -> Result<AlignedBuf, CpuError> {
+    let bytes = bytes.ok_or(CpuError::Alloc { bytes: usize::MAX })?;
+    if slots {
+        AlignedBuf::for_slots_by(bytes, exec.is_parallel())
+    } else {
+        AlignedBuf::zeroed_by(bytes, exec.is_parallel())
+    }
 }
 
 /// Bytes per record when a table of `layout` keeps each slot's key and value side by side in
@@ -91,11 +100,11 @@ impl CpuTable {
     /// An empty table with `layout`, hashing with `hash`, run by `exec`.
     pub fn new(layout: TableLayout, hash: KeyHasher, exec: Exec) -> Result<Self, CpuError> {
         let record = records(&layout);
-        let states = alloc(layout.state_bytes(), exec)?;
+        let states = alloc(layout.state_bytes(), exec, false)?;
         let (keys, values) = if record != 0 {
-            (alloc(layout.slots.checked_mul(record), exec)?, AlignedBuf::zeroed(0)?)
+            (alloc(layout.slots.checked_mul(record), exec, true)?, AlignedBuf::zeroed(0)?)
         } else {
-            (alloc(layout.key_bytes(), exec)?, alloc(layout.value_bytes(), exec)?)
+            (alloc(layout.key_bytes(), exec, true)?, alloc(layout.value_bytes(), exec, true)?)
         };
         log::debug!(
             "cpu table: {} slots, {} + {} + {} bytes{}, {:?}",
@@ -122,6 +131,7 @@ impl CpuTable {
             scratch: Default::default(),
             region_bytes: crate::partition::REGION_BYTES,
             partitioned_passes: Default::default(),
+            serial_mutations: crate::ops::serial_mutations(),
         })
     }
 
@@ -345,6 +355,7 @@ impl CpuTable {
         next.kind = std::mem::take(&mut self.kind);
         next.scratch = std::mem::take(&mut self.scratch);
         next.region_bytes = self.region_bytes;
+        next.serial_mutations = self.serial_mutations;
         next.partitioned_passes = std::mem::take(&mut self.partitioned_passes);
         *self = next;
         Ok(())

@@ -8,7 +8,10 @@ fn pairs_batch(p: &[(u64, u64)]) -> Batch<'_> {
     Batch::pairs(p)
 }
 
+/// The engines, the rayon one running its mutations in parallel always (on a small machine it
+/// would run them serially, and the parallel passes would go untested).
 fn execs() -> Vec<Exec> {
+    crate::set_rayon_serial_mutations(false);
     vec![
         Exec::Serial,
         #[cfg(feature = "rayon")]
@@ -509,4 +512,122 @@ fn direct_inserts_fail_and_succeed_as_the_general_pass() {
         model.iter().map(|(k, v)| (bytemuck::bytes_of(k).to_vec(), v.to_le_bytes().to_vec())).collect();
     want.sort();
     assert_eq!(done[0], want);
+}
+
+/// A table built on a dropped table's memory (its key and value arrays keep the bytes the
+/// other left there, [`crate::AlignedBuf::for_slots`]) shows none of them: the old keys are
+/// absent, counters added to the slots they held start at zero, and what the new table holds
+/// matches the model, for both layouts (records for `u64 -> u64`, two arrays for
+/// `u64 -> [u8; 12]`) on every engine. The keys hash with Identity, so the new table's keys
+/// take the very slots, and the very bytes, that the old table's held.
+#[test]
+#[cfg_attr(miri, ignore = "maps memory")]
+fn a_table_on_a_dropped_tables_memory_shows_none_of_its_entries() {
+    fn run<V: bytemuck::Pod + PartialEq + std::fmt::Debug>(exec: Exec, val: fn(u64) -> V) {
+        let layout = TableLayout::for_capacity(12_000, 0.5, 8, std::mem::size_of::<V>()).unwrap();
+        let hash = KeyHasher::plain(HashStrategy::Identity);
+        let keys: Vec<u64> = (0..12_000u64).map(|i| i * 0x9E37_79B9).collect();
+        let vals: Vec<V> = keys.iter().map(|&k| val(k ^ 0xFF)).collect();
+        let mut reused = false;
+        for _ in 0..20 {
+            let mut old = CpuTable::new(layout, hash, exec).unwrap();
+            old.insert(&Batch::columns(&keys, &vals).unwrap()).unwrap();
+            let at = old.keys.as_ptr() as usize;
+            drop(old);
+            let mut t = CpuTable::new(layout, hash, exec).unwrap();
+            // The old keys are absent, and nothing is listed.
+            let sink = Sink(std::sync::Mutex::new(vec![None; keys.len()]), std::mem::size_of::<V>());
+            t.get(&Batch::keys(&keys), &sink);
+            assert!(sink.0.into_inner().unwrap().iter().all(Option::is_none), "{exec:?}: an old key was found");
+            let mut n = 0;
+            t.for_each_entry(&mut |_, _| n += 1);
+            assert_eq!(n, 0, "{exec:?}: an old entry was listed");
+            // Every second old key again, with duplicates (the last copy wins), and new keys.
+            let p: Vec<(u64, V)> = (0..keys.len())
+                .step_by(2)
+                .map(|i| (keys[i], val(i as u64)))
+                .chain((0..keys.len()).step_by(6).map(|i| (keys[i], val(7 * i as u64))))
+                .chain((0..500u64).map(|i| (i * 0x9E37_79B9 + 1, val(i))))
+                .collect();
+            let (k, v): (Vec<u64>, Vec<V>) = p.iter().copied().unzip();
+            t.insert(&Batch::columns(&k, &v).unwrap()).unwrap();
+            let model: std::collections::HashMap<u64, V> = p.iter().copied().collect();
+            let mut seen = Vec::new();
+            t.for_each_entry(&mut |k, v| {
+                seen.push((u64::from_le_bytes(k.try_into().unwrap()), bytemuck::pod_read_unaligned::<V>(v)))
+            });
+            assert_eq!(seen.len(), model.len(), "{exec:?}");
+            assert!(seen.iter().all(|(k, v)| model.get(k) == Some(v)), "{exec:?}: entries differ from the model");
+            reused |= t.keys.as_ptr() as usize == at;
+            if reused {
+                break;
+            }
+        }
+        assert!(reused, "{exec:?}: the dropped table's key array was never reused");
+    }
+    struct Sink(std::sync::Mutex<Vec<Option<Vec<u8>>>>, usize);
+    impl flash_map_core::GetSink for Sink {
+        unsafe fn put(&self, i: usize, v: Option<*const u8>) {
+            // SAFETY: a `Some` pointer holds a stored value of `self.1` bytes.
+            self.0.lock().unwrap()[i] = v.map(|p| unsafe { std::slice::from_raw_parts(p, self.1) }.to_vec());
+        }
+    }
+    for exec in execs() {
+        run::<u64>(exec, |i| i);
+        run::<[u8; 12]>(exec, |i| {
+            let mut v = [0u8; 12];
+            v[..8].copy_from_slice(&i.to_le_bytes());
+            v[8..].copy_from_slice(&(i as u32).to_le_bytes());
+            v
+        });
+        // Counters added to a reused table's slots start at zero.
+        let layout = TableLayout::for_capacity(12_000, 0.5, 8, 8).unwrap();
+        let hash = KeyHasher::plain(HashStrategy::Identity);
+        let keys: Vec<u64> = (0..12_000u64).map(|i| i * 0x9E37_79B9).collect();
+        let twice: Vec<u64> = keys.iter().chain(&keys).copied().collect();
+        let ones = vec![1u64; twice.len()];
+        let reused = (0..20).any(|_| {
+            let mut old = CpuTable::new(layout, hash, exec).unwrap();
+            old.insert(&Batch::columns(&keys, &vec![u64::MAX / 3; keys.len()]).unwrap()).unwrap();
+            let at = old.keys.as_ptr() as usize;
+            drop(old);
+            let mut t = CpuTable::new(layout, hash, exec).unwrap();
+            t.add(&Batch::columns(&twice, &ones).unwrap(), flash_map_core::CounterKind::U64).unwrap();
+            let mut wrong = 0;
+            t.for_each_entry(&mut |_, v| wrong += (u64::from_le_bytes(v.try_into().unwrap()) != 2) as usize);
+            assert_eq!((wrong, t.len()), (0, keys.len()), "{exec:?}: counters did not start at zero");
+            t.keys.as_ptr() as usize == at
+        });
+        assert!(reused, "{exec:?}: the dropped table's records were never reused");
+    }
+}
+
+/// The rayon engine runs a mutation serially for a batch of one rayon task, or in a pool of
+/// at most two threads on a table of at most 16 MiB; otherwise in parallel. Seen from the
+/// outside: an insert with duplicates allocates the per-slot election words only when it
+/// runs in parallel, and the results are the serial engine's either way.
+#[cfg(feature = "rayon")]
+#[test]
+#[cfg_attr(miri, ignore = "runs rayon pools of several threads")]
+fn rayon_mutations_run_serially_where_threads_gain_nothing() {
+    use crate::ops::serial_rule;
+    let (min, big) = (flash_map_core::tuning::TUNING.rayon_min_len, 16 << 20);
+    assert!(serial_rule(min, 16, big + 1), "one task's worth of keys");
+    assert!(serial_rule(min + 1, 2, big), "two threads, a table in cache");
+    assert!(!serial_rule(min + 1, 2, big + 1), "two threads, a larger table");
+    assert!(!serial_rule(min + 1, 3, 4096), "three threads");
+    let layout = TableLayout::for_capacity(20_000, 0.5, 8, 8).unwrap();
+    let p: Vec<(u64, u64)> = (0..20_000u64).map(|i| (i % 7000, i)).collect();
+    let mut want = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), Exec::Serial).unwrap();
+    want.insert(&pairs_batch(&p)).unwrap();
+    let aux = layout.slots * 4;
+    for (threads, parallel) in [(2, false), (4, true)] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), Exec::Rayon).unwrap();
+        t.serial_mutations = true;
+        pool.install(|| t.insert(&pairs_batch(&p))).unwrap();
+        assert_eq!(t.aux.len() == aux, parallel, "{threads} threads: ran in parallel: {}", t.aux.len() == aux);
+        assert_eq!(get_all(&t, &p), get_all(&want, &p), "{threads} threads");
+        assert_eq!(t.exec, Exec::Rayon, "the table's engine came back");
+    }
 }

@@ -45,6 +45,8 @@ pub use counter::Counter;
 pub use error::{FlashMapError, Result};
 pub use flash_map_core::HashStrategy;
 pub use flash_map_cpu::release_spare_memory;
+#[doc(hidden)]
+pub use flash_map_cpu::set_rayon_serial_mutations;
 pub use map::{FlashMap, MapStats, ProbeStats, MAX_BATCH};
 
 /// Which of `shards` shards owns `key`: for spreading one logical map over several

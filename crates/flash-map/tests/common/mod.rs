@@ -7,8 +7,12 @@ use flash_map::{Backend, FlashMap, FlashMapError, HashStrategy, Pod};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// The backends to test: every compiled one, Cuda only when `FLASH_MAP_TEST_CUDA=1`.
+/// The backends to test: every compiled one, Cuda only when `FLASH_MAP_TEST_CUDA=1`. The
+/// rayon engine runs its mutations in parallel always, as on a machine with many cores: on
+/// a small one it would run them serially, and the tests would not exercise its parallel
+/// passes (`tests/rayon.rs` keeps the default).
 pub fn backends() -> Vec<Backend> {
+    flash_map::set_rayon_serial_mutations(false);
     let mut v = Vec::new();
     for b in Backend::compiled() {
         if b == Backend::Cuda && std::env::var("FLASH_MAP_TEST_CUDA").as_deref() != Ok("1") {
