@@ -35,9 +35,12 @@ pub struct Tuning {
     /// ... and, for lookups of records larger than a cache line, reads the (now cached) home
     /// state words this many keys ahead to fetch the matching slot's key and value lines.
     pub prefetch_match_ahead: usize,
-    /// Tables (state, key and value arrays together) of at most this many bytes run without
-    /// software prefetch: they stay in the L2 cache, where the prefetch instructions cost more
-    /// than the misses they would save.
+    /// Passes that read at most this many bytes of table (all three arrays, or the state
+    /// words alone for lookups of mostly absent keys) run without software prefetch: those
+    /// bytes stay in the L2 cache, where the prefetch instructions cost more than the misses
+    /// they would save. The CPU engines use the L2 cache's size where the system tells it
+    /// (the crossover measured on two machines, with 1 and 2 MiB of L2 per core), this
+    /// otherwise.
     pub cached_table_bytes: usize,
     /// Host tables (all arrays together) of at most this many bytes whose key and value fit
     /// one line together keep each slot's key and value side by side in one record

@@ -169,17 +169,19 @@ impl CpuTable {
         });
     }
 
-    /// What a lookup of `b` in batch order fetches ahead: nothing in a cached table; in a
-    /// larger one, the home state words alone when a sample of a large batch shows its keys
-    /// mostly absent (their key and value lines are never read), else also the key line and
-    /// up to `value_bytes` of the value: of the home slot when they fit in a line, else of the
-    /// slot whose fingerprint matches ([`Fetch::Found`]).
+    /// What a lookup of `b` in batch order fetches ahead: when a sample of a large batch
+    /// shows its keys mostly absent, the home state words alone (their key and value lines
+    /// are never read), or nothing when the state words stay cached; else nothing in a
+    /// cached table, and in a larger one also the key line and up to `value_bytes` of the
+    /// value: of the home slot when they fit in a line, else of the slot whose fingerprint
+    /// matches ([`Fetch::Found`]).
     fn lookup_fetch(&self, b: &Batch<'_>, value_bytes: usize) -> Fetch {
         const SAMPLE: usize = flash_map_core::tuning::TUNING.absent_sample;
         let values = value_bytes.min(flash_map_core::tuning::TUNING.value_prefetch_bytes);
-        let home = if b.len() >= 4 * SAMPLE && self.mostly_absent(b) {
-            Fetch::Home { keys: false, values: 0 }
-        } else if self.layout.key_size + values > 64 {
+        if b.len() >= 4 * SAMPLE && self.mostly_absent(b) {
+            return fetch_for(self.layout.slots.saturating_mul(4), Fetch::Home { keys: false, values: 0 });
+        }
+        let home = if self.layout.key_size + values > 64 {
             Fetch::Found { values }
         } else {
             Fetch::Home { keys: true, values }

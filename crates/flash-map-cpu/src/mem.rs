@@ -55,6 +55,8 @@ pub(crate) unsafe fn copy_small(src: *const u8, dst: *mut u8, len: usize) {
             8 => (dst as *mut u64).write_unaligned((src as *const u64).read_unaligned()),
             16 => (dst as *mut u128).write_unaligned((src as *const u128).read_unaligned()),
             32 => (dst as *mut [u128; 2]).write_unaligned((src as *const [u128; 2]).read_unaligned()),
+            64 => (dst as *mut [u128; 4]).write_unaligned((src as *const [u128; 4]).read_unaligned()),
+            128 => (dst as *mut [u128; 8]).write_unaligned((src as *const [u128; 8]).read_unaligned()),
             _ => std::ptr::copy_nonoverlapping(src, dst, len),
         }
     }

@@ -37,8 +37,8 @@ pub(crate) enum Fetch {
     /// by a few slots then still finds its lines fetched, where [`Fetch::Home`] would have
     /// fetched its neighbour's (a value of 128 bytes spans two lines of its own).
     Found { values: usize },
-    /// Nothing: the table is small enough to stay cached
-    /// ([`TUNING`]`.cached_table_bytes`), where a prefetch costs more than the miss it saves.
+    /// Nothing: what the pass reads is small enough to stay cached ([`cached_bytes`]),
+    /// where a prefetch costs more than the miss it saves.
     Nothing,
     /// For passes in partition order ([`crate::partition`]) by regions of `1 << shift`
     /// slots: no per-key prefetch, but a [`Sweep`] of the state and key (and, for `values`,
@@ -78,14 +78,53 @@ pub(crate) unsafe fn staged(
     }
 }
 
-/// What a pass over a table of `table_bytes` (state, key and value arrays) fetches ahead:
-/// nothing when the table stays cached, else `home`.
-pub(crate) fn fetch_for(table_bytes: usize, home: Fetch) -> Fetch {
-    if table_bytes <= TUNING.cached_table_bytes {
+/// What a pass that reads `bytes` of table (its three arrays, or the state words alone)
+/// fetches ahead: nothing when those bytes stay cached ([`cached_bytes`]), else `home`.
+pub(crate) fn fetch_for(bytes: usize, home: Fetch) -> Fetch {
+    if bytes <= cached_bytes() {
         Fetch::Nothing
     } else {
         home
     }
+}
+
+/// Bytes of table a pass may read and still find in cache, so that it needs no prefetch:
+/// the size of one core's L2 cache as Linux reports it, else
+/// [`TUNING`]`.cached_table_bytes`. Measured: on a machine with 2 MiB of L2 per core, hits
+/// in a table of 1.3 MB took 0.13 ms without prefetch against 0.19 ms with it, and misses
+/// that read 0.5–1 MiB of state words half the time (BENCHMARKS.md, issue 13); with 1 MiB
+/// of L2, 1 MiB was the crossover.
+pub(crate) fn cached_bytes() -> usize {
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| l2_bytes().unwrap_or(TUNING.cached_table_bytes))
+}
+
+/// The size of the L2 data (or unified) cache of CPU 0, from sysfs; `None` where the system
+/// does not say (and under Miri, which does not let a program read the host's files).
+fn l2_bytes() -> Option<usize> {
+    if cfg!(miri) {
+        return None;
+    }
+    let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
+    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+        let read = |f: &str| std::fs::read_to_string(e.path().join(f)).ok();
+        if read("level")?.trim() != "2" || read("type")?.trim() == "Instruction" {
+            return None;
+        }
+        parse_cache_size(&read("size")?)
+    })
+}
+
+/// A sysfs cache size (`"2048K"`, `"1M"`, `"512"`) in bytes.
+pub(crate) fn parse_cache_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let (digits, unit) = match s.as_bytes().last()? {
+        b'K' => (&s[..s.len() - 1], 1 << 10),
+        b'M' => (&s[..s.len() - 1], 1 << 20),
+        b'G' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    digits.parse::<usize>().ok()?.checked_mul(unit).filter(|&b| b > 0)
 }
 
 /// Keys ahead of the one being processed whose hash is computed and home lines fetched.

@@ -631,3 +631,17 @@ fn rayon_mutations_run_serially_where_threads_gain_nothing() {
         assert_eq!(t.exec, Exec::Rayon, "the table's engine came back");
     }
 }
+
+/// Cache sizes as sysfs writes them.
+#[test]
+fn cache_sizes_parse_as_sysfs_writes_them() {
+    use crate::pipeline::parse_cache_size;
+    assert_eq!(parse_cache_size("2048K\n"), Some(2 << 20));
+    assert_eq!(parse_cache_size("1M"), Some(1 << 20));
+    assert_eq!(parse_cache_size("512"), Some(512));
+    assert_eq!(parse_cache_size("0K"), None);
+    assert_eq!(parse_cache_size("K"), None);
+    assert_eq!(parse_cache_size(""), None);
+    assert_eq!(parse_cache_size("lots"), None);
+    assert!(crate::pipeline::cached_bytes() > 0);
+}
