@@ -15,7 +15,7 @@
 
 use std::ops::Range;
 
-use flash_map_core::probe::home;
+use flash_map_core::probe::{home, GROUP};
 use flash_map_core::tuning::TUNING;
 use flash_map_core::{Batch, KeyHasher};
 
@@ -332,10 +332,15 @@ impl<'a, const KS: usize, const P: u8> Ahead<'a, KS, P> {
     }
 }
 
-/// Hashes key `i` of `b` (keys of `ks` bytes) and fetches its home lines: the state word's
-/// (and the next line of state words when the group of eight that a probe compares at once
-/// crosses into it), per `keys` the first line of the home slot's key, and the lines of the
-/// first `values` bytes of its value. Returns the hash.
+/// Hashes key `i` of `b` (keys of `ks` bytes) and fetches its home lines: the lines of the
+/// first and the last state word of the group of eight that a probe compares at once (the
+/// same line, unless the group crosses into the next), per `keys` the first line of the home
+/// slot's key, and the lines of the first `values` bytes of its value. Returns the hash.
+///
+/// Both state lines are fetched without a test: whether a group crosses a line depends on
+/// the hash, so a branch on it went the unexpected way for a large share of keys, and its
+/// mispredictions cost more than a second prefetch of a line mostly already on its way
+/// (BENCHMARKS.md, issue 13: W2 80K hits 0.83 → 0.50 ms).
 ///
 /// # Safety
 /// `i < b.len()`; `b`'s keys hold `ks` bytes, the table's key size.
@@ -346,9 +351,7 @@ unsafe fn ahead(raw: &RawTable, hs: KeyHasher, b: &Batch<'_>, i: usize, ks: usiz
     let slot = home(h, raw.mask);
     // Prefetches never fault, so the addresses need no bounds (`wrapping_add`).
     prefetch_read(raw.states.wrapping_add(slot));
-    if slot % 16 > 8 {
-        prefetch_read(raw.states.wrapping_add(slot + 8));
-    }
+    prefetch_read(raw.states.wrapping_add(slot + GROUP - 1));
     if keys {
         prefetch_read(raw.keys.wrapping_add(slot * raw.key_stride));
     }
