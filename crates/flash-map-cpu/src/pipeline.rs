@@ -90,10 +90,10 @@ pub(crate) fn fetch_for(bytes: usize, home: Fetch) -> Fetch {
 
 /// Bytes of table a pass may read and still find in cache, so that it needs no prefetch:
 /// the size of one core's L2 cache as Linux reports it, else
-/// [`TUNING`]`.cached_table_bytes`. Measured: on a machine with 2 MiB of L2 per core, hits
-/// in a table of 1.3 MB took 0.13 ms without prefetch against 0.19 ms with it, and misses
-/// that read 0.5–1 MiB of state words half the time (BENCHMARKS.md, issue 13); with 1 MiB
-/// of L2, 1 MiB was the crossover.
+/// [`TUNING`]`.cached_table_bytes`. Measured on a machine with 2 MiB of L2 per core: hits in
+/// a table of 1.3 MB took 0.13 ms without prefetch against 0.19 ms with it, hits in one of
+/// 2.6 MB as long either way, and misses that read 0.5–1 MiB of state words about half as
+/// long without (BENCHMARKS.md, issue 13).
 pub(crate) fn cached_bytes() -> usize {
     static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *BYTES.get_or_init(|| l2_bytes().unwrap_or(TUNING.cached_table_bytes))
