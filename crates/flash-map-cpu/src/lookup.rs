@@ -179,7 +179,8 @@ impl CpuTable {
         const SAMPLE: usize = flash_map_core::tuning::TUNING.absent_sample;
         let values = value_bytes.min(flash_map_core::tuning::TUNING.value_prefetch_bytes);
         if b.len() >= 4 * SAMPLE && self.mostly_absent(b) {
-            return fetch_for(self.layout.slots.saturating_mul(4), Fetch::Home { keys: false, values: 0 });
+            let states = self.layout.state_bytes().unwrap_or(usize::MAX);
+            return fetch_for(states, Fetch::Home { keys: false, values: 0 });
         }
         let home = if self.layout.key_size + values > 64 {
             Fetch::Found { values }

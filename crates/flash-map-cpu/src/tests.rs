@@ -94,19 +94,25 @@ fn duplicates_resolve_by_position_on_every_exec() {
     assert!(results.windows(2).all(|w| w[0] == w[1]));
 }
 
-/// Reads lookups into a vector (one slot per batch position).
-struct Collect(std::sync::Mutex<Vec<Option<u64>>>);
-impl flash_map_core::GetSink for Collect {
+/// Reads lookups of `V`s into a vector, one per batch position (exactly their bytes: a
+/// record's value may end the array).
+struct Values<V>(std::sync::Mutex<Vec<Option<V>>>);
+impl<V: bytemuck::Pod + Send> flash_map_core::GetSink for Values<V> {
     unsafe fn put(&self, i: usize, v: Option<*const u8>) {
-        // SAFETY: a `Some` pointer holds a stored 8-byte value.
-        self.0.lock().unwrap()[i] = v.map(|p| unsafe { std::ptr::read_unaligned(p as *const u64) });
+        // SAFETY: a `Some` pointer holds a stored value of `size_of::<V>()` bytes.
+        self.0.lock().unwrap()[i] = v.map(|p| unsafe { std::ptr::read_unaligned(p as *const V) });
     }
 }
 
-fn get_all(t: &CpuTable, keys: &[(u64, u64)]) -> Vec<Option<u64>> {
-    let sink = Collect(std::sync::Mutex::new(vec![None; keys.len()]));
-    t.get(&pairs_batch(keys), &sink);
+/// The values of `b`'s keys in `t`, one per batch position.
+fn values_of<V: bytemuck::Pod + Send>(t: &CpuTable, b: &Batch<'_>) -> Vec<Option<V>> {
+    let sink = Values::<V>(std::sync::Mutex::new(vec![None; b.len()]));
+    t.get(b, &sink);
     sink.0.into_inner().unwrap()
+}
+
+fn get_all(t: &CpuTable, keys: &[(u64, u64)]) -> Vec<Option<u64>> {
+    values_of(t, &pairs_batch(keys))
 }
 
 /// The serial engine's partitioned passes (regions shrunk so that a small table has many)
@@ -390,18 +396,8 @@ fn both_slot_layouts_match_the_model() {
             assert!(seen.insert(k, v.into()).is_none(), "{exec:?}: {k:?} twice");
         });
         assert_eq!(seen, model, "{exec:?} {ks}+{vs}: entries");
-        /// Reads lookups of `V`s (exactly their bytes: a record's value may end the array).
-        struct Values<V>(std::sync::Mutex<Vec<Option<V>>>);
-        impl<V: bytemuck::Pod + Send> flash_map_core::GetSink for Values<V> {
-            unsafe fn put(&self, i: usize, v: Option<*const u8>) {
-                // SAFETY: a `Some` pointer holds a stored value of `size_of::<V>()` bytes.
-                self.0.lock().unwrap()[i] = v.map(|p| unsafe { std::ptr::read_unaligned(p as *const V) });
-            }
-        }
         let all: Vec<K> = (0..160).map(key).collect();
-        let sink = Values::<V>(std::sync::Mutex::new(vec![None; all.len()]));
-        t.get(&Batch::keys(&all), &sink);
-        for (g, k) in sink.0.into_inner().unwrap().iter().zip(&all) {
+        for (g, k) in values_of::<V>(&t, &Batch::keys(&all)).iter().zip(&all) {
             assert_eq!(g.map(Into::into), model.get(k).copied(), "{exec:?}: {k:?}");
         }
     }
@@ -523,7 +519,7 @@ fn direct_inserts_fail_and_succeed_as_the_general_pass() {
 #[test]
 #[cfg_attr(miri, ignore = "maps memory")]
 fn a_table_on_a_dropped_tables_memory_shows_none_of_its_entries() {
-    fn run<V: bytemuck::Pod + PartialEq + std::fmt::Debug>(exec: Exec, val: fn(u64) -> V) {
+    fn run<V: bytemuck::Pod + Send + PartialEq + std::fmt::Debug>(exec: Exec, val: fn(u64) -> V) {
         let layout = TableLayout::for_capacity(12_000, 0.5, 8, std::mem::size_of::<V>()).unwrap();
         let hash = KeyHasher::plain(HashStrategy::Identity);
         let keys: Vec<u64> = (0..12_000u64).map(|i| i * 0x9E37_79B9).collect();
@@ -536,9 +532,8 @@ fn a_table_on_a_dropped_tables_memory_shows_none_of_its_entries() {
             drop(old);
             let mut t = CpuTable::new(layout, hash, exec).unwrap();
             // The old keys are absent, and nothing is listed.
-            let sink = Sink(std::sync::Mutex::new(vec![None; keys.len()]), std::mem::size_of::<V>());
-            t.get(&Batch::keys(&keys), &sink);
-            assert!(sink.0.into_inner().unwrap().iter().all(Option::is_none), "{exec:?}: an old key was found");
+            let got = values_of::<V>(&t, &Batch::keys(&keys));
+            assert!(got.iter().all(Option::is_none), "{exec:?}: an old key was found");
             let mut n = 0;
             t.for_each_entry(&mut |_, _| n += 1);
             assert_eq!(n, 0, "{exec:?}: an old entry was listed");
@@ -564,13 +559,6 @@ fn a_table_on_a_dropped_tables_memory_shows_none_of_its_entries() {
             }
         }
         assert!(reused, "{exec:?}: the dropped table's key array was never reused");
-    }
-    struct Sink(std::sync::Mutex<Vec<Option<Vec<u8>>>>, usize);
-    impl flash_map_core::GetSink for Sink {
-        unsafe fn put(&self, i: usize, v: Option<*const u8>) {
-            // SAFETY: a `Some` pointer holds a stored value of `self.1` bytes.
-            self.0.lock().unwrap()[i] = v.map(|p| unsafe { std::slice::from_raw_parts(p, self.1) }.to_vec());
-        }
     }
     for exec in execs() {
         run::<u64>(exec, |i| i);
