@@ -5,6 +5,10 @@
 //!   assemble it with `ptxas` for sm_70, sm_80 and sm_90 and fail on any error or spill.
 //! - `ci`: everything `.ci/run` checks (fmt, clippy, tests per feature set, docs, no_std
 //!   build, Miri on the unsafe core, `ptx --check`).
+//! - `sass [ARCH]`: assemble the committed PTX for `ARCH` (default sm_90) with `ptxas`,
+//!   disassemble it with `nvdisasm` (both fetched from PyPI wheels into `.cache/`), and print
+//!   per kernel its instructions and its global-memory instructions by kind and width: what a
+//!   probe costs in memory instructions, without a GPU. The SASS goes to `target/sass/`.
 //! - `gpu-bundle [DIR]`: build the GPU test and benchmark executables into one folder with a
 //!   `run.sh` that runs them on a CUDA machine and writes logs to a given directory.
 
@@ -21,7 +25,8 @@ fn main() -> ExitCode {
         Some("ptx") => ptx(args.iter().any(|a| a == "--check")),
         Some("ci") => ci(),
         Some("gpu-bundle") => gpu_bundle(args.get(1).map(PathBuf::from)),
-        _ => Err("usage: cargo xtask <ptx [--check] | ci | gpu-bundle [DIR]>".into()),
+        Some("sass") => sass(args.get(1).map_or("sm_90", String::as_str)),
+        _ => Err("usage: cargo xtask <ptx [--check] | ci | sass [ARCH] | gpu-bundle [DIR]>".into()),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -192,28 +197,91 @@ fn skip_or_fail(check: bool, why: &str) -> Res {
 
 /// Finds `ptxas`, fetching the PyPI wheel `nvidia-cuda-nvcc-cu12` into `.cache/` if needed.
 fn find_ptxas() -> Result<PathBuf, String> {
-    if let Ok(p) = env::var("PTXAS") {
+    wheel_tool("PTXAS", "ptxas", "nvidia-cuda-nvcc-cu12==12.9.86", "bin/ptxas")
+}
+
+/// `nvdisasm`: `$NVDISASM`, or the one cached from the `nvidia-cuda-nvdisasm` wheel.
+fn find_nvdisasm() -> Result<PathBuf, String> {
+    wheel_tool("NVDISASM", "nvdisasm", "nvidia-cuda-nvdisasm==13.5.37", "bin/nvdisasm")
+}
+
+/// A CUDA tool: the path in `$var`, else `.cache/<name>/<name>`, fetched there once from the
+/// PyPI wheel `wheel` (the member whose path ends with `member`).
+fn wheel_tool(var: &str, name: &str, wheel: &str, member: &str) -> Result<PathBuf, String> {
+    if let Ok(p) = env::var(var) {
         return Ok(PathBuf::from(p));
     }
-    let cache = root().join(".cache/ptxas");
-    let bin = cache.join("nvidia/cuda_nvcc/bin/ptxas");
+    let cache = root().join(".cache").join(name);
+    let bin = cache.join(name);
     if bin.exists() {
         return Ok(bin);
     }
     fs::create_dir_all(&cache).map_err(|e| e.to_string())?;
     let wheels = cache.join("wheel");
-    output(
-        Command::new("python3")
-            .args(["-m", "pip", "download", "--no-deps", "-q", "-d"])
-            .arg(&wheels)
-            .arg("nvidia-cuda-nvcc-cu12==12.9.86"),
-    )?;
+    output(Command::new("python3").args(["-m", "pip", "download", "--no-deps", "-q", "-d"]).arg(&wheels).arg(wheel))?;
     let script = "import sys, zipfile, glob, os\n\
-                  w = glob.glob(os.path.join(sys.argv[1], '*.whl'))[0]\n\
-                  zipfile.ZipFile(w).extract('nvidia/cuda_nvcc/bin/ptxas', sys.argv[2])\n";
-    output(Command::new("python3").args(["-c", script]).arg(&wheels).arg(&cache))?;
+                  z = zipfile.ZipFile(glob.glob(os.path.join(sys.argv[1], '*.whl'))[0])\n\
+                  n = [n for n in z.namelist() if n.endswith(sys.argv[3])][0]\n\
+                  open(sys.argv[2], 'wb').write(z.read(n))\n";
+    output(Command::new("python3").args(["-c", script]).arg(&wheels).arg(&bin).arg(member))?;
     output(Command::new("chmod").arg("+x").arg(&bin))?;
     Ok(bin)
+}
+
+/// The opcode of one line of `nvdisasm` output (`/*0620*/  @!P0 LD.E.64 R18, ...;`), if
+/// the line is an instruction.
+fn sass_opcode(line: &str) -> Option<&str> {
+    let rest = line.trim_start().strip_prefix("/*")?;
+    let (addr, rest) = rest.split_once("*/")?;
+    if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut words = rest.split_whitespace().filter(|w| !w.starts_with('@') && *w != "{" && *w != "}");
+    let op = words.next()?.trim_end_matches(';');
+    (!op.starts_with('.')).then_some(op)
+}
+
+/// Whether `op` reaches global memory: generic or global loads, stores and atomics (not
+/// shared, local or constant memory).
+fn global_memory_op(op: &str) -> bool {
+    let base = op.split('.').next().unwrap_or(op);
+    matches!(base, "LD" | "LDG" | "ST" | "STG" | "ATOM" | "ATOMG" | "RED" | "REDG")
+}
+
+fn sass(arch: &str) -> Res {
+    let root = root();
+    let ptxas = find_ptxas()?;
+    let nvdisasm = find_nvdisasm()?;
+    let dir = root.join("target/sass");
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let cubin = dir.join(format!("flash_map_kernels.{arch}.cubin"));
+    output(Command::new(&ptxas).args(["-arch", arch]).arg(root.join(PTX_OUT)).arg("-o").arg(&cubin))?;
+    let text = output(Command::new(&nvdisasm).arg(&cubin))?;
+    let listing = dir.join(format!("flash_map_kernels.{arch}.sass"));
+    fs::write(&listing, &text).map_err(|e| e.to_string())?;
+    println!("sass: {PTX_OUT} for {arch}, listing in {}", listing.display());
+    println!("kernel | instructions | global-memory instructions");
+    let mut kernel: Option<(String, usize, std::collections::BTreeMap<String, usize>)> = None;
+    let report = |k: Option<(String, usize, std::collections::BTreeMap<String, usize>)>| {
+        if let Some((name, n, ops)) = k {
+            let total: usize = ops.values().sum();
+            let kinds: Vec<String> = ops.iter().map(|(op, c)| format!("{op} {c}")).collect();
+            println!("{name} | {n} | {total}: {}", kinds.join(", "));
+        }
+    };
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix(".text.").and_then(|l| l.strip_suffix(':')) {
+            report(kernel.take());
+            kernel = Some((name.to_string(), 0, Default::default()));
+        } else if let (Some((_, n, ops)), Some(op)) = (kernel.as_mut(), sass_opcode(line)) {
+            *n += 1;
+            if global_memory_op(op) {
+                *ops.entry(op.to_string()).or_default() += 1;
+            }
+        }
+    }
+    report(kernel);
+    Ok(())
 }
 
 /// Blocks of the launch size (`TUNING.gpu_block` threads) that fit on one SM of 64K
