@@ -125,6 +125,8 @@ pub(crate) struct DeviceSlots {
     pub(crate) keys: *mut u8,
     pub(crate) mask: usize,
     pub(crate) key_size: usize,
+    /// Bytes from one slot's key to the next's ([`TableArgs::key_stride`](flash_map_core::abi::TableArgs::key_stride)).
+    pub(crate) key_stride: usize,
 }
 
 // SAFETY: states are accessed with device-scope acquire/release/CAS; keys are written by the
@@ -156,7 +158,7 @@ unsafe impl Slots for DeviceSlots {
     #[inline(always)]
     unsafe fn key_ptr(&self, slot: usize) -> *mut u8 {
         // SAFETY: slot <= mask.
-        unsafe { self.keys.add(slot.wrapping_mul(self.key_size)) }
+        unsafe { self.keys.add(slot.wrapping_mul(self.key_stride)) }
     }
 }
 

@@ -16,13 +16,16 @@ use flash_map_core::{HashStrategy, KeyHasher};
 
 use crate::kernels::*;
 
-/// A table of `u64 → u64` in host memory, with the buffers of one pass.
+/// A table of `u64 → u64` in host memory, with the buffers of one pass: a key array and a
+/// value array, or (`records`) one array of 16-byte records, each a slot's key and then its
+/// value, as `flash-map-cuda` lays out a `u64 → u64` table (`TableLayout::device_record`).
 struct Table {
     states: Vec<u32>,
     keys: Vec<u8>,
     values: Vec<u8>,
     aux: Vec<u32>,
     hash: KeyHasher,
+    records: bool,
 }
 
 /// Per-key buffers and counters of a pass.
@@ -39,26 +42,31 @@ fn addr<T>(v: &mut [T]) -> u64 {
 }
 
 impl Table {
-    fn new(slots: usize, hash: KeyHasher) -> Self {
+    fn new(slots: usize, hash: KeyHasher, records: bool) -> Self {
+        let layout = flash_map_core::TableLayout::with_slots(slots, 0.5, 8, 8).unwrap();
+        assert_eq!(layout.device_record(), 16, "a u64 pair is one record on the GPU");
+        let (keys, values) = if records { (slots * 16, 0) } else { (slots * 8, slots * 8) };
         Table {
             states: vec![EMPTY; slots],
-            keys: vec![0; slots * 8],
-            values: vec![0; slots * 8],
+            keys: vec![0; keys],
+            values: vec![0; values],
             aux: vec![0; slots],
             hash,
+            records,
         }
     }
 
     fn args(&mut self) -> TableArgs {
+        let keys = addr(&mut self.keys);
         TableArgs {
             states: addr(&mut self.states),
-            keys: addr(&mut self.keys),
-            values: addr(&mut self.values),
+            keys,
+            values: if self.records { keys + 8 } else { addr(&mut self.values) },
             mask: self.states.len() as u64 - 1,
             key_size: 8,
             value_size: 8,
             hash: self.hash.strategy.code(),
-            _pad: 0,
+            record: if self.records { 16 } else { 0 },
             seed: self.hash.seed,
         }
     }
@@ -197,21 +205,23 @@ fn rnd(x: &mut u64) -> u64 {
     *x
 }
 
-/// Every pass against the model, on column and record batches, with every hash strategy:
-/// upserts with duplicates (last copy wins), insert-new (first new copy wins), removals,
-/// a refused batch rolled back, and a rehash into a larger table.
+/// Every pass against the model, on column and record batches, with every hash strategy, on
+/// tables of two arrays and of records: upserts with duplicates (last copy wins), insert-new
+/// (first new copy wins), removals, a refused batch rolled back, and a rehash into a larger
+/// table of the other layout.
 #[test]
 fn kernel_passes_match_the_model() {
-    for (round, hash) in [
+    for (round, (hash, records)) in [
         KeyHasher::plain(HashStrategy::Identity),
         KeyHasher::plain(HashStrategy::Murmur3),
         KeyHasher::new(HashStrategy::SipHash13, [5, 6]),
     ]
     .into_iter()
+    .flat_map(|h| [(h, false), (h, true)])
     .enumerate()
     {
-        let mut x = round as u64 + 1;
-        let mut t = Table::new(1024, hash);
+        let mut x = round as u64 / 2 + 1;
+        let mut t = Table::new(1024, hash, records);
         let mut model: HashMap<u64, u64> = HashMap::new();
         for step in 0..40 {
             let layout = if step % 2 == 0 { Layout::Columns } else { Layout::Records };
@@ -256,8 +266,8 @@ fn kernel_passes_match_the_model() {
         assert_eq!(insert(&mut t, &batch(&over, Layout::Records), 10), None);
         assert_eq!(t.states, states, "{round}: rollback restores every state word");
         assert!(t.aux.iter().all(|&a| a == 0), "{round}: election words are zero between passes");
-        // Rehash into a table twice the size.
-        let mut big = Table::new(2048, hash);
+        // Rehash into a table twice the size, of the other layout.
+        let mut big = Table::new(2048, hash, !records);
         let old = t.args();
         // SAFETY: both tables are live host vectors.
         unsafe { pass_rehash(RehashParams { table: big.args(), old }) };
@@ -269,17 +279,22 @@ fn kernel_passes_match_the_model() {
     }
 }
 
-/// Counters: every copy of a key adds, new keys start at zero.
+/// Counters: every copy of a key adds, new keys start at zero, in both table layouts.
 #[test]
 fn kernel_add_sums_every_copy() {
-    let mut t = Table::new(256, KeyHasher::plain(HashStrategy::Identity));
-    let pairs: Vec<(u64, u64)> = (0..200).map(|i| (i % 7, i)).collect();
-    assert_eq!(add(&mut t, &batch(&pairs, Layout::Columns)), 7);
-    assert_eq!(add(&mut t, &batch(&pairs, Layout::Records)), 0);
-    let keys: Vec<(u64, u64)> = (0..8).map(|k| (k, 0)).collect();
-    let got = get(&mut t, &batch(&keys, Layout::Columns));
-    for k in 0..8u64 {
-        let want: u64 = (0..200).filter(|i| i % 7 == k).sum::<u64>() * 2;
-        assert_eq!(got[k as usize], (k < 7).then_some(want), "key {k}");
+    for records in [false, true] {
+        let mut t = Table::new(256, KeyHasher::plain(HashStrategy::Identity), records);
+        // A slot's leftover bytes must not count: a counter claimed new starts at zero.
+        t.keys.fill(0xAB);
+        t.values.fill(0xAB);
+        let pairs: Vec<(u64, u64)> = (0..200).map(|i| (i % 7, i)).collect();
+        assert_eq!(add(&mut t, &batch(&pairs, Layout::Columns)), 7);
+        assert_eq!(add(&mut t, &batch(&pairs, Layout::Records)), 0);
+        let keys: Vec<(u64, u64)> = (0..8).map(|k| (k, 0)).collect();
+        let got = get(&mut t, &batch(&keys, Layout::Columns));
+        for k in 0..8u64 {
+            let want: u64 = (0..200).filter(|i| i % 7 == k).sum::<u64>() * 2;
+            assert_eq!(got[k as usize], (k < 7).then_some(want), "records {records}, key {k}");
+        }
     }
 }

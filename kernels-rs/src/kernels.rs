@@ -63,6 +63,7 @@ fn device_slots(t: &TableArgs) -> DeviceSlots {
         keys: t.keys as *mut u8,
         mask: t.mask as usize,
         key_size: t.key_size as usize,
+        key_stride: t.key_stride(),
     }
 }
 
@@ -157,6 +158,7 @@ pub(crate) unsafe fn pass_claim(p: ClaimParams) {
     let s = device_slots(t);
     let hs = hasher(t);
     let (values, key_size, value_size) = (t.values as *mut u8, t.key_size as usize, t.value_size as usize);
+    let value_stride = t.value_stride();
     let (pos, kind, aux, counters) = (c.pos as *mut u32, c.kind as *mut u8, c.aux as *mut u32, c.counters as *mut u32);
     let (n, budget, mode) = (b.len, c.budget, ClaimMode::from_code(c.mode as u64));
     let guarded = budget != u64::MAX;
@@ -184,7 +186,7 @@ pub(crate) unsafe fn pass_claim(p: ClaimParams) {
                     let from_tomb = prev == TOMBSTONE;
                     *kind.add(i) = if from_tomb { KIND_NEW_FROM_TOMBSTONE } else { KIND_NEW_FROM_EMPTY };
                     let vs = value_size;
-                    let dst = values.add(slot.wrapping_mul(vs));
+                    let dst = values.add(slot.wrapping_mul(value_stride));
                     match mode {
                         Some(ClaimMode::ZeroValue) => zero_bytes(dst, vs),
                         Some(ClaimMode::MarkAux) => *aux.add(slot) = u32::MAX,
@@ -327,6 +329,7 @@ pub unsafe extern "ptx-kernel" fn fm_write_winners(p: WriteParams) {
 #[inline(always)]
 pub(crate) unsafe fn pass_write_winners(p: WriteParams) {
     let (b, values, value_size) = (&p.batch, p.table.values as *mut u8, p.table.value_size as usize);
+    let value_stride = p.table.value_stride();
     let (aux, pos, n, out) = (p.claim.aux as *mut u32, p.claim.pos as *const u32, b.len, p.out as *mut u8);
     let (mut i, step) = grid();
     while i < n as usize {
@@ -340,7 +343,7 @@ pub(crate) unsafe fn pass_write_winners(p: WriteParams) {
             let won = ld_relaxed(a) == i as u32 + 1;
             if won {
                 let vs = value_size;
-                copy_bytes(value_at(b, i), values.add(slot.wrapping_mul(vs)), vs);
+                copy_bytes(value_at(b, i), values.add(slot.wrapping_mul(value_stride)), vs);
                 st_relaxed(a, 0);
             }
             if !out.is_null() {
@@ -367,19 +370,21 @@ pub unsafe extern "ptx-kernel" fn fm_add(p: AddParams) {
 #[inline(always)]
 pub(crate) unsafe fn pass_add(p: AddParams) {
     let (b, values, value_size) = (&p.batch, p.table.values as *mut u8, p.table.value_size);
-    let (pos, n) = (p.claim.pos as *const u32, b.len);
+    let (value_stride, pos, n) = (p.table.value_stride(), p.claim.pos as *const u32, b.len);
     let (mut i, step) = grid();
     while i < n as usize {
-        // SAFETY: `i < n`; counters are `value_size`-aligned in the value array.
+        // SAFETY: `i < n`; counters are `value_size`-aligned in the value array, and in a
+        // record, whose value lies aligned to its size (`TableLayout::record_bytes`).
         unsafe {
             let slot = *pos.add(i) as usize;
             let src = value_at(b, i);
+            let dst = values.add(slot.wrapping_mul(value_stride));
             if value_size == 8 {
                 let v = core::ptr::read_unaligned(src as *const u64);
-                atomic_add_u64(values.add(slot.wrapping_mul(8)) as *mut u64, v);
+                atomic_add_u64(dst as *mut u64, v);
             } else {
                 let v = core::ptr::read_unaligned(src as *const u32);
-                atomic_add_u32(values.add(slot.wrapping_mul(4)) as *mut u32, v);
+                atomic_add_u32(dst as *mut u32, v);
             }
         }
         i = i.wrapping_add(step);
@@ -404,10 +409,14 @@ pub unsafe extern "ptx-kernel" fn fm_find(p: FindParams) {
 pub(crate) unsafe fn pass_find(p: FindParams) {
     let (t, b) = (&p.table, &p.batch);
     let (values, key_size, vs, n) = (t.values as *const u8, t.key_size as usize, t.value_size as usize, b.len);
+    let value_stride = t.value_stride();
     let (found, out, counters) = (p.found as *mut u8, p.out as *mut u8, p.counters as *mut u32);
-    // SAFETY: the host passes the table's arrays of `mask + 1` slots; no claims run during a
-    // lookup, so plain loads serve, like the CPU's serial engine.
-    let s = unsafe { RawSlots::new(t.states as *mut u32, t.keys as *mut u8, t.mask as usize, key_size) };
+    // SAFETY: the host passes the table's arrays of `mask + 1` slots, keys `key_stride` bytes
+    // apart; no claims run during a lookup, so plain loads serve, like the CPU's serial
+    // engine.
+    let s = unsafe {
+        RawSlots::strided(t.states as *mut u32, t.keys as *mut u8, t.mask as usize, key_size, t.key_stride())
+    };
     let hs = hasher(t);
     let mut hits = 0u32;
     let (mut i, step) = grid();
@@ -420,7 +429,7 @@ pub(crate) unsafe fn pass_find(p: FindParams) {
             hits = hits.wrapping_add(hit.is_some() as u32);
             if let Some(slot) = hit {
                 if !out.is_null() {
-                    copy_bytes(values.add(slot.wrapping_mul(vs)), out.add(i.wrapping_mul(vs)), vs);
+                    copy_bytes(values.add(slot.wrapping_mul(value_stride)), out.add(i.wrapping_mul(vs)), vs);
                 }
             }
         }
@@ -474,7 +483,7 @@ pub unsafe extern "ptx-kernel" fn fm_rehash(p: RehashParams) {
 }
 
 /// Rehash: moves every live entry of the old table `p.old` into the new, empty table
-/// `p.table` (same key and value sizes).
+/// `p.table` (same key and value sizes; either may keep records, [`TableArgs::record`]).
 ///
 /// # Safety
 /// Every device address in `p` is valid for what the pass does with it (see
@@ -486,16 +495,19 @@ pub(crate) unsafe fn pass_rehash(p: RehashParams) {
     let hs = hasher(t);
     let (values, ks, vs) = (t.values as *mut u8, t.key_size as usize, t.value_size as usize);
     let (old_states, old_keys, old_values) = (o.states as *const u32, o.keys as *const u8, o.values as *const u8);
+    let (value_stride, old_key_stride, old_value_stride) = (t.value_stride(), o.key_stride(), o.value_stride());
     let old_slots = o.mask.wrapping_add(1);
     let (mut i, step) = grid();
     while i < old_slots as usize {
         // SAFETY: `i < old_slots`; the new table has room for every live entry.
         unsafe {
             if is_full(*old_states.add(i)) {
-                let k = old_keys.add(i.wrapping_mul(ks));
+                let k = old_keys.add(i.wrapping_mul(old_key_stride));
                 // No collision limit: every entry must move, however many share its hash.
                 if let Claim::New { slot, .. } = claim_bounded(&s, hash_of(&hs, k, ks), k, u32::MAX) {
-                    copy_bytes(old_values.add(i.wrapping_mul(vs)), values.add(slot.wrapping_mul(vs)), vs);
+                    let (src, dst) =
+                        (old_values.add(i.wrapping_mul(old_value_stride)), values.add(slot.wrapping_mul(value_stride)));
+                    copy_bytes(src, dst, vs);
                 }
             }
         }

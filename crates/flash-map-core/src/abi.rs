@@ -82,9 +82,9 @@ pub const N_COUNTERS: usize = 9;
 pub struct TableArgs {
     /// Device address of the state words (`mask + 1` of them).
     pub states: u64,
-    /// Device address of the keys (`key_size` bytes per slot).
+    /// Device address of slot 0's key (`key_size` bytes per slot, [`key_stride`](Self::key_stride) apart).
     pub keys: u64,
-    /// Device address of the values (`value_size` bytes per slot).
+    /// Device address of slot 0's value (`value_size` bytes per slot, [`value_stride`](Self::value_stride) apart).
     pub values: u64,
     /// `slots - 1`.
     pub mask: u64,
@@ -94,10 +94,36 @@ pub struct TableArgs {
     pub value_size: u32,
     /// The hash strategy's code ([`crate::HashStrategy::code`]).
     pub hash: u32,
-    /// Zero.
-    pub _pad: u32,
+    /// Bytes per record where keys and values lie side by side, each slot's key and then its
+    /// value ([`crate::TableLayout::device_record`]): slot `i`'s key is at `keys + i *
+    /// record` and its value at `values + i * record`, with `values = keys + key_size`.
+    /// 0: a key array and a value array, slot `i`'s key at `keys + i * key_size` and its
+    /// value at `values + i * value_size`.
+    pub record: u32,
     /// The key of a keyed strategy.
     pub seed: [u64; 2],
+}
+
+impl TableArgs {
+    /// Bytes from one slot's key to the next's.
+    #[inline(always)]
+    pub const fn key_stride(&self) -> usize {
+        if self.record == 0 {
+            self.key_size as usize
+        } else {
+            self.record as usize
+        }
+    }
+
+    /// Bytes from one slot's value to the next's.
+    #[inline(always)]
+    pub const fn value_stride(&self) -> usize {
+        if self.record == 0 {
+            self.value_size as usize
+        } else {
+            self.record as usize
+        }
+    }
 }
 
 /// A batch on the device, as two columns: key `i` at `keys + i * key_stride`, value `i` at
@@ -344,7 +370,9 @@ const _: () = {
     use core::mem::offset_of;
     assert!(size_of::<TableArgs>() == 64);
     assert!(offset_of!(TableArgs, mask) == 24 && offset_of!(TableArgs, key_size) == 32);
-    assert!(offset_of!(TableArgs, hash) == 40 && offset_of!(TableArgs, seed) == 48);
+    assert!(
+        offset_of!(TableArgs, hash) == 40 && offset_of!(TableArgs, record) == 44 && offset_of!(TableArgs, seed) == 48
+    );
     assert!(size_of::<BatchArgs>() == 40 && offset_of!(BatchArgs, value_stride) == 32);
     assert!(size_of::<ClaimArgs>() == 48 && offset_of!(ClaimArgs, budget) == 32 && offset_of!(ClaimArgs, mode) == 40);
     assert!(

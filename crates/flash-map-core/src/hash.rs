@@ -103,9 +103,17 @@ impl KeyHasher {
     }
 }
 
-/// Reads up to 8 bytes little-endian, zero-padded.
+/// Reads up to 8 bytes little-endian, zero-padded (8 and 4 bytes with one load where the
+/// target allows, [`crate::bytes::read_u64_le`]).
 #[inline(always)]
 unsafe fn read_le(p: *const u8, n: usize) -> u64 {
+    match n {
+        // SAFETY: the caller's `n = 8` readable bytes.
+        8 => return unsafe { crate::bytes::read_u64_le(p) },
+        // SAFETY: the caller's `n = 4` readable bytes.
+        4 => return unsafe { crate::bytes::read_u32_le(p) } as u64,
+        _ => {}
+    }
     let mut v = 0u64;
     let mut i = 0usize;
     while i < n {
@@ -123,8 +131,8 @@ unsafe fn read_le(p: *const u8, n: usize) -> u64 {
 #[inline(always)]
 pub unsafe fn identity(key: *const u8, len: usize) -> u64 {
     if len >= 8 {
-        // SAFETY: 8 bytes readable; unaligned read.
-        u64::from_le(unsafe { core::ptr::read_unaligned(key as *const u64) })
+        // SAFETY: 8 bytes readable.
+        unsafe { crate::bytes::read_u64_le(key) }
     } else {
         // SAFETY: `len` bytes readable.
         unsafe { read_le(key, len) }
@@ -181,10 +189,7 @@ pub unsafe fn murmur3_seeded(key: *const u8, len: usize, seed: u32) -> u64 {
         // SAFETY: block `b` lies within `len` bytes.
         let (mut k1, mut k2) = unsafe {
             let p = key.add(b * 16);
-            (
-                u64::from_le(core::ptr::read_unaligned(p as *const u64)),
-                u64::from_le(core::ptr::read_unaligned(p.add(8) as *const u64)),
-            )
+            (crate::bytes::read_u64_le(p), crate::bytes::read_u64_le(p.add(8)))
         };
         k1 = k1.wrapping_mul(C1).rotate_left(31).wrapping_mul(C2);
         h1 ^= k1;
@@ -251,7 +256,7 @@ pub unsafe fn siphash13(key: *const u8, len: usize, k0: u64, k1: u64) -> u64 {
     let mut w = 0usize;
     while w < words {
         // SAFETY: word `w` lies within the `len` readable bytes.
-        let m = u64::from_le(unsafe { core::ptr::read_unaligned(key.add(w * 8) as *const u64) });
+        let m = unsafe { crate::bytes::read_u64_le(key.add(w * 8)) };
         v[3] ^= m;
         sip_round(&mut v);
         v[0] ^= m;

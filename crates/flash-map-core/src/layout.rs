@@ -2,12 +2,19 @@
 //!
 //! A table of `slots` slots (a power of two) is three arrays:
 //! `states: [u32; slots]`, `keys: [u8; slots * key_size]`, `values: [u8; slots * value_size]`.
-//! Slot `i`'s key is at byte `i * key_size` of `keys`, its value at `i * value_size`.
+//! Slot `i`'s key is at byte `i * key_size` of `keys`, its value at `i * value_size`. Where
+//! key and value fit a small record ([`TableLayout::record_bytes`]), an engine may keep the
+//! keys and values as one array of records instead, each a slot's key and then its value;
+//! the state words, the slots and so every result stay the same.
 //! All sizes are computed with checked arithmetic, so absurd requests become errors.
 
 /// The largest number of slots a table may have (2^31): slot indices and batch positions
 /// travel as `u32` through the engines and kernels.
 pub const MAX_SLOTS: usize = 1 << 31;
+
+/// The largest record a GPU table keeps ([`TableLayout::device_record`]): one 32-byte sector
+/// of device memory, the unit a random load fetches.
+pub const DEVICE_RECORD_MAX: usize = 32;
 
 /// The default maximum load factor.
 pub const DEFAULT_MAX_LOAD_FACTOR: f64 = 0.5;
@@ -142,6 +149,37 @@ impl TableLayout {
         self.state_bytes()?.checked_add(self.key_bytes()?)?.checked_add(self.value_bytes()?)
     }
 
+    /// Bytes per record when each slot's key and its value can lie side by side in one
+    /// record of at most `max` bytes, or 0 when they cannot: a value of at least one byte,
+    /// key and value together a power of two (so records never straddle a boundary of that
+    /// size that two arrays would not), and the value aligned to its own size, up to 8 bytes,
+    /// inside the record (engines add counters atomically). The value starts right after the
+    /// key, at byte `key_size` of the record.
+    ///
+    /// The engines choose between records and two arrays per table; [`device_record`](Self::device_record)
+    /// is the GPU's choice.
+    pub const fn record_bytes(&self, max: usize) -> usize {
+        let (ks, vs) = (self.key_size, self.value_size);
+        let align = if vs < 8 { vs } else { 8 };
+        let rec = ks + vs;
+        if vs > 0 && rec.is_power_of_two() && rec <= max && ks % align == 0 {
+            rec
+        } else {
+            0
+        }
+    }
+
+    /// Bytes per record of a table on the GPU ([`crate::abi::TableArgs::record`]), or 0 for
+    /// a key array and a value array: records of at most [`DEVICE_RECORD_MAX`] bytes. The
+    /// state words stay an array of their own, so that a miss, which walks a few slots' words,
+    /// reads one 32-byte sector as before; a hit then reads two sectors (the state word, then
+    /// key and value together) instead of three, and a claim writes two instead of three.
+    /// Records of a state word, key and value were measured too: hits gained, and misses,
+    /// reading a sector per slot they passed, lost half their speed (BENCHMARKS.md, issue 12).
+    pub const fn device_record(&self) -> usize {
+        self.record_bytes(DEVICE_RECORD_MAX)
+    }
+
     /// Tombstones beyond this many trigger an in-place rebuild (one eighth of the slots), so
     /// that removal never rots probe lengths.
     pub const fn tombstone_limit(&self) -> usize {
@@ -160,6 +198,26 @@ impl TableLayout {
         f: &mut dyn FnMut(&[u8], &[u8]),
     ) {
         self.for_each_entry_strided(states, (keys, self.key_size), (values, self.value_size), f)
+    }
+
+    /// [`for_each_entry`](Self::for_each_entry) for a table that keeps records of `record`
+    /// bytes ([`record_bytes`](Self::record_bytes); 0: a key array and a value array):
+    /// `keys` then holds the records, each a slot's key and then its value, and `values` is
+    /// not read. The entries, and their order, are those of the same slots in two arrays.
+    pub fn for_each_entry_in(
+        &self,
+        record: usize,
+        states: impl Iterator<Item = u32>,
+        keys: &[u8],
+        values: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]),
+    ) {
+        if record == 0 {
+            self.for_each_entry(states, keys, values, f)
+        } else {
+            let values = keys.get(self.key_size..).unwrap_or_default();
+            self.for_each_entry_strided(states, (keys, record), (values, record), f)
+        }
     }
 
     /// [`for_each_entry`](Self::for_each_entry) for keys and values a stride apart: slot

@@ -109,6 +109,56 @@ fn layout_capacity_rules() {
 }
 
 #[test]
+fn records_are_chosen_by_shape_and_hold_the_entries_of_two_arrays() {
+    let rec = |ks, vs, max| TableLayout::for_capacity(64, 0.5, ks, vs).unwrap().record_bytes(max);
+    // A power of two, the value aligned to its size (up to 8) after the key, at most `max`.
+    assert_eq!((rec(8, 8, 32), rec(4, 4, 32), rec(12, 4, 32), rec(24, 8, 32), rec(3, 1, 32)), (16, 8, 16, 32, 4));
+    assert_eq!((rec(8, 8, 8), rec(32, 32, 32), rec(32, 32, 64)), (0, 0, 64));
+    assert_eq!((rec(4, 8, 32), rec(1, 3, 32), rec(2, 4, 32), rec(8, 0, 32), rec(7, 9, 32)), (0, 0, 0, 0, 0));
+    let device = |ks, vs| TableLayout::for_capacity(64, 0.5, ks, vs).unwrap().device_record();
+    assert_eq!((device(8, 8), device(24, 8), device(32, 32), device(32, 128)), (16, 32, 0, 0));
+
+    // The same slots as two arrays and as records list the same entries in the same order.
+    let mut x = 7u64;
+    for (ks, vs) in [(8, 8), (4, 4), (24, 8), (12, 4)] {
+        let l = TableLayout::with_slots(64, 0.5, ks, vs).unwrap();
+        let r = l.record_bytes(64);
+        assert!(r >= ks + vs);
+        let states: Vec<u32> = (0..64)
+            .map(|_| {
+                x = fmix64(x + 1);
+                [EMPTY, TOMBSTONE, full_word(tag_of(x)), full_word(tag_of(x >> 7))][(x % 4) as usize]
+            })
+            .collect();
+        let mut bytes = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    x = fmix64(x + 3);
+                    x as u8
+                })
+                .collect()
+        };
+        let (keys, values) = (bytes(64 * ks), bytes(64 * vs));
+        let mut records = bytes(64 * r);
+        for i in 0..64 {
+            records[i * r..][..ks].copy_from_slice(&keys[i * ks..][..ks]);
+            records[i * r + ks..][..vs].copy_from_slice(&values[i * vs..][..vs]);
+        }
+        let list = |record: usize, keys: &[u8], values: &[u8]| {
+            let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            l.for_each_entry_in(record, states.iter().copied(), keys, values, &mut |k, v| {
+                out.push((k.to_vec(), v.to_vec()))
+            });
+            out
+        };
+        let arrays = list(0, &keys, &values);
+        assert_eq!(arrays.len(), states.iter().filter(|&&s| is_full(s)).count(), "{ks}/{vs}");
+        assert!(!arrays.is_empty());
+        assert_eq!(list(r, &records, &[]), arrays, "{ks}/{vs}: records list the entries of two arrays");
+    }
+}
+
+#[test]
 fn claim_find_remove_roundtrip_with_collisions() {
     let t = Arr::new(8, 3);
     let keys: [[u8; 3]; 5] = [[1, 0, 0], [2, 0, 0], [3, 0, 0], [4, 0, 0], [5, 0, 0]];
@@ -542,6 +592,24 @@ fn batches_view_only_their_fields() {
 /// The byte helpers at every alignment and at the sizes they move as words (4, 8, 16, 32)
 /// as well as others, against slice comparison and copying: equal and unequal in the first
 /// and the last byte.
+#[test]
+fn words_read_alike_at_every_alignment_on_every_kind_of_target() {
+    use crate::bytes::{read_u32_le_on, read_u64_le_on};
+    // An 8-aligned buffer, so that offset 0 is aligned and offsets 1..8 are not.
+    let words: [u64; 4] = [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210, 0x0f1e_2d3c_4b5a_6978, 7];
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let base = words.as_ptr() as *const u8;
+    for off in 0..16 {
+        let want8 = u64::from_le_bytes(bytes[off..off + 8].try_into().unwrap());
+        let want4 = u32::from_le_bytes(bytes[off..off + 4].try_into().unwrap());
+        for fast in [false, true] {
+            // SAFETY: `off + 8 <= 24 < 32` bytes of `words`.
+            let (got8, got4) = unsafe { (read_u64_le_on(base.add(off), fast), read_u32_le_on(base.add(off), fast)) };
+            assert_eq!((got8, got4), (want8, want4), "offset {off}, fast unaligned loads: {fast}");
+        }
+    }
+}
+
 #[test]
 fn byte_helpers_compare_and_copy_at_any_alignment() {
     use crate::bytes::{bytes_eq, copy_bytes};

@@ -74,8 +74,8 @@ fn alloc(bytes: Option<usize>, exec: Exec, slots: bool) -> Result<AlignedBuf, Cp
 /// Bytes per record when a table of `layout` keeps each slot's key and value side by side in
 /// one record, or 0 when it keeps a key array and a value array.
 ///
-/// Records, when key and value together are a power of two of at most 64 bytes (a `u64`
-/// pair is 16) and the table is at most [`TUNING`]`.record_max_table_bytes`: a lookup that
+/// Records ([`TableLayout::record_bytes`]), when key and value together are a power of two
+/// of at most 64 bytes (a `u64` pair is 16) and the table is at most [`TUNING`]`.record_max_table_bytes`: a lookup that
 /// finds its key then has its value in the same line, one line fewer than with two arrays,
 /// and a claim writes one line instead of two; a removal, which reads only keys, reads them
 /// from twice the memory, and so do the region sweeps of larger tables (BENCHMARKS.md,
@@ -85,12 +85,9 @@ fn alloc(bytes: Option<usize>, exec: Exec, slots: bool) -> Result<AlignedBuf, Cp
 ///
 /// Public, hidden, only so that the benches' floor lays its arrays out as the engine does.
 pub fn records(layout: &TableLayout) -> usize {
-    let (ks, vs) = (layout.key_size, layout.value_size);
-    let rec = ks + vs;
-    let aligned = ks % vs.clamp(1, 8) == 0;
     let small = layout.total_bytes().is_some_and(|b| b <= TUNING.record_max_table_bytes);
-    if vs > 0 && rec.is_power_of_two() && rec <= 64 && aligned && small {
-        rec
+    if small {
+        layout.record_bytes(64)
     } else {
         0
     }

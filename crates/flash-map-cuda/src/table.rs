@@ -64,11 +64,8 @@ pub struct CudaTable {
     hash: KeyHasher,
     /// Live entries and tombstones, and the rules about them (shared with the CPU engines).
     ledger: Ledger,
-    states: DeviceBuf,
-    keys: DeviceBuf,
-    values: DeviceBuf,
-    /// Per-slot scratch word for duplicate resolution; all zero between calls.
-    aux: DeviceBuf,
+    /// The state words, the keys and the values ([`Arrays`]).
+    arrays: Arrays,
     scratch: Mutex<Scratch>,
 }
 
@@ -82,21 +79,55 @@ impl std::fmt::Debug for CudaTable {
     }
 }
 
+/// A table's device memory: the state words, and the keys and values as two arrays or as
+/// one array of records (`record` bytes each, [`TableLayout::device_record`]; `values` then
+/// is empty and the values lie in `keys`, each after its key).
 struct Arrays {
     states: DeviceBuf,
     keys: DeviceBuf,
     values: DeviceBuf,
+    /// Per-slot scratch word for duplicate resolution; all zero between calls.
     aux: DeviceBuf,
+    /// Bytes per record, or 0 for two arrays.
+    record: usize,
 }
 
 fn alloc_arrays(stream: &Arc<CudaStream>, layout: &TableLayout) -> Result<Arrays, CudaError> {
     let over = CudaError::DeviceAlloc { bytes: usize::MAX };
+    let record = layout.device_record();
+    let (key_bytes, value_bytes) = if record != 0 {
+        (layout.slots.checked_mul(record), Some(0))
+    } else {
+        (layout.key_bytes(), layout.value_bytes())
+    };
     Ok(Arrays {
         states: DeviceBuf::zeroed(stream, layout.state_bytes().ok_or(over.clone())?)?,
-        keys: DeviceBuf::zeroed(stream, layout.key_bytes().ok_or(over.clone())?)?,
-        values: DeviceBuf::zeroed(stream, layout.value_bytes().ok_or(over.clone())?)?,
+        keys: DeviceBuf::zeroed(stream, key_bytes.ok_or(over.clone())?)?,
+        values: DeviceBuf::zeroed(stream, value_bytes.ok_or(over.clone())?)?,
         aux: DeviceBuf::zeroed(stream, layout.state_bytes().ok_or(over)?)?,
+        record,
     })
+}
+
+impl Arrays {
+    /// The table every table kernel takes, for these arrays of layout `l`.
+    fn args(&self, l: &TableLayout, hash: KeyHasher) -> TableArgs {
+        let keys = self.keys.ptr();
+        TableArgs {
+            states: self.states.ptr(),
+            keys,
+            // In a record, the value follows the key.
+            values: if self.record != 0 { keys + l.key_size as u64 } else { self.values.ptr() },
+            mask: l.mask() as u64,
+            // Layouts bound key and value sizes far below 4 GiB (`TableLayout` checks), and
+            // records to `DEVICE_RECORD_MAX` bytes.
+            key_size: l.key_size as u32,
+            value_size: l.value_size as u32,
+            hash: hash.strategy.code(),
+            record: self.record as u32,
+            seed: hash.seed,
+        }
+    }
 }
 
 /// A host copy of a device buffer (an error, not an abort, when the host has no room).
@@ -109,26 +140,10 @@ fn host_copy(buf: &DeviceBuf) -> Result<Vec<u8>, CudaError> {
     Ok(v)
 }
 
-/// The table every table kernel takes, for arrays `states`, `keys`, `values` of layout `l`.
-fn table_args(states: &DeviceBuf, keys: &DeviceBuf, values: &DeviceBuf, l: &TableLayout, hash: KeyHasher) -> TableArgs {
-    TableArgs {
-        states: states.ptr(),
-        keys: keys.ptr(),
-        values: values.ptr(),
-        mask: l.mask() as u64,
-        // Layouts bound key and value sizes far below 4 GiB (`TableLayout` checks).
-        key_size: l.key_size as u32,
-        value_size: l.value_size as u32,
-        hash: hash.strategy.code(),
-        _pad: 0,
-        seed: hash.seed,
-    }
-}
-
 impl CudaTable {
     /// This table, as the kernels take it.
     fn tab(&self) -> TableArgs {
-        table_args(&self.states, &self.keys, &self.values, &self.layout, self.hash)
+        self.arrays.args(&self.layout, self.hash)
     }
 
     /// An empty table on device `device_id`, with a new non-blocking stream of its own.
@@ -151,21 +166,18 @@ impl CudaTable {
             None => gpu.new_stream()?,
         };
         let a = alloc_arrays(&stream, &layout)?;
+        log::debug!(
+            "gpu table: {} slots, {} + {} + {} bytes{}",
+            layout.slots,
+            a.states.len(),
+            a.keys.len(),
+            a.values.len(),
+            if a.record != 0 { " (records)" } else { "" }
+        );
         sync(&stream)?;
         let mut scratch = Self::scratch_on(&stream)?;
         scratch.counters = DeviceBuf::zeroed(&stream, N_COUNTERS * 4)?;
-        Ok(CudaTable {
-            gpu,
-            stream,
-            layout,
-            hash,
-            ledger: Ledger::new(),
-            states: a.states,
-            keys: a.keys,
-            values: a.values,
-            aux: a.aux,
-            scratch: Mutex::new(scratch),
-        })
+        Ok(CudaTable { gpu, stream, layout, hash, ledger: Ledger::new(), arrays: a, scratch: Mutex::new(scratch) })
     }
 
     /// The layout.
@@ -346,7 +358,7 @@ impl CudaTable {
         ClaimArgs {
             pos: s.pos.ptr(),
             kind: s.kind.ptr(),
-            aux: self.aux.ptr(),
+            aux: self.arrays.aux.ptr(),
             counters: s.counters.ptr(),
             budget: u64::MAX,
             mode: mode as u32,
@@ -576,16 +588,13 @@ impl CudaTable {
 
     /// Moves every entry into the fresh arrays `a` of `layout`, hashing with `hash`.
     fn rehash_into(&mut self, a: Arrays, layout: TableLayout, hash: KeyHasher) -> Result<(), CudaError> {
-        let p = RehashParams { table: table_args(&a.states, &a.keys, &a.values, &layout, hash), old: self.tab() };
+        let p = RehashParams { table: a.args(&layout, hash), old: self.tab() };
         // SAFETY: both tables' arrays, live for the launch (the old ones are dropped after
         // the synchronize below); the new one has room for every entry.
         unsafe { self.gpu.launch(&self.stream, Kernel::Rehash, self.layout.slots, &p) }?;
         sync(&self.stream)?;
         log::debug!("gpu rebuild: {} -> {} slots, {} entries", self.layout.slots, layout.slots, self.ledger.len());
-        self.states = a.states;
-        self.keys = a.keys;
-        self.values = a.values;
-        self.aux = a.aux;
+        self.arrays = a;
         self.layout = layout;
         self.hash = hash;
         self.ledger = self.ledger.compacted();
@@ -608,17 +617,19 @@ impl BulkEngine for CudaTable {
     /// Calls `f(key, value)` for every live entry (copies the table to the host).
     fn for_each_entry(&self, f: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), CudaError> {
         self.gpu.bind()?;
-        let states = host_copy(&self.states)?;
-        let keys = host_copy(&self.keys)?;
-        let values = host_copy(&self.values)?;
+        let a = &self.arrays;
+        let states = host_copy(&a.states)?;
+        let keys = host_copy(&a.keys)?;
+        // A table of records has no value array: `values` is then empty.
+        let values = host_copy(&a.values)?;
         let words = states.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
-        self.layout.for_each_entry(words, &keys, &values, f);
+        self.layout.for_each_entry_in(a.record, words, &keys, &values, f);
         Ok(())
     }
     /// Removes every entry; keeps the arrays.
     fn clear(&mut self) -> Result<(), CudaError> {
         self.gpu.bind()?;
-        self.states.zero()?;
+        self.arrays.states.zero()?;
         sync(&self.stream)?;
         self.ledger = Ledger::cleared();
         Ok(())
@@ -641,17 +652,19 @@ impl BulkEngine for CudaTable {
     /// of the state and key arrays.
     fn probe_lengths(&self, keys: &[u8]) -> Result<(u64, usize), CudaError> {
         self.gpu.bind()?;
-        let states = host_copy(&self.states)?;
-        let mut table_keys = host_copy(&self.keys)?;
+        let states = host_copy(&self.arrays.states)?;
+        let mut table_keys = host_copy(&self.arrays.keys)?;
+        let key_stride = if self.arrays.record != 0 { self.arrays.record } else { self.layout.key_size };
         let words: Vec<u32> = states.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect();
-        // SAFETY: host copies of the table's `slots` state words and keys, which nothing
-        // else uses while `s` is.
+        // SAFETY: host copies of the table's `slots` state words and of its keys, `slots`
+        // strides of `key_stride >= key_size` bytes, which nothing else uses while `s` is.
         let s = unsafe {
-            flash_map_core::probe::RawSlots::new(
+            flash_map_core::probe::RawSlots::strided(
                 words.as_ptr() as *mut u32,
                 table_keys.as_mut_ptr(),
                 self.layout.mask(),
                 self.layout.key_size,
+                key_stride,
             )
         };
         // SAFETY: no claims run on the copies.
