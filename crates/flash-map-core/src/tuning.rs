@@ -79,6 +79,13 @@ pub struct Tuning {
     /// mapped and faulted in afresh: a process that builds tables of one size again and
     /// again (one per block, per window, per chunk of input) pays for the pages once.
     pub spare_bytes: usize,
+    /// A lookup's fresh result vector of at most this many bytes gets huge pages advised
+    /// (from `huge_page_min_bytes`); a larger one is left in 4 KiB pages. Measured on a
+    /// virtual machine whose host takes freed memory back (BENCHMARKS.md, issue 13):
+    /// results of 13 MB faulted in faster in huge pages, every run; results of 128–129 MB
+    /// in huge pages made most serial lookups four to five times slower (the host giving
+    /// back more huge pages than the process had just freed), and in 4 KiB pages never.
+    pub result_huge_max_bytes: usize,
     /// A commit runs in steps of this many bytes ...
     pub commit_step_bytes: usize,
     /// ... and `commit_slow_steps` steps in a row in huge pages slower than this many bytes
@@ -124,6 +131,7 @@ pub const TUNING: Tuning = Tuning {
     commit_min_bytes: 256 << 10,
     huge_page_min_bytes: 2 << 20,
     spare_bytes: 32 << 20,
+    result_huge_max_bytes: 32 << 20,
     commit_step_bytes: 8 << 20,
     commit_min_rate: 3 << 28,
     commit_slow_steps: 3,

@@ -390,9 +390,11 @@ fn page_size() -> usize {
 }
 
 /// Advises transparent huge pages for the whole 2 MiB pages inside `[ptr, ptr + len)`, when
-/// `len` is at least 4 MiB (Linux; a no-op elsewhere). For large result buffers that are
-/// about to be written in full: on the machines measured, faulting 129 MB in took 50 ms in
-/// 4 KiB pages and 16 ms in 2 MiB pages. The advice is a hint and changes no contents.
+/// `len` is at least `TUNING.huge_page_min_bytes` (Linux; a no-op elsewhere). For result
+/// buffers about to be written in full, up to `TUNING.result_huge_max_bytes`: where the
+/// system has huge pages at hand they fault in several times faster than 4 KiB pages, and
+/// where the host of a virtual machine must first give them back, several times slower
+/// (see that field). The advice is a hint and changes no contents.
 pub fn advise_huge<T>(ptr: *mut T, len: usize) {
     #[cfg(target_os = "linux")]
     if len >= HUGE_MIN {

@@ -397,9 +397,16 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         check_batch(keys.len())?;
         let n = keys.len();
         out.clear();
+        let kept = out.capacity();
         out.try_reserve_exact(n)
             .map_err(|_| FlashMapError::AllocationFailed { bytes: n.saturating_mul(size_of::<Option<V>>()) })?;
-        flash_map_cpu::advise_huge(out.as_mut_ptr(), n * size_of::<Option<V>>());
+        let bytes = n * size_of::<Option<V>>();
+        if out.capacity() != kept && bytes <= flash_map_core::tuning::TUNING.result_huge_max_bytes {
+            // Fresh memory, all of it written below: in huge pages where the system gives
+            // them, up to a size the system gives them for at once without stalling (see
+            // the field).
+            flash_map_cpu::advise_huge(out.as_mut_ptr(), bytes);
+        }
         // Generic, not `dyn`, and holding the pointer itself: the per-key store inlines into
         // the engine's loop with one load of the base pointer.
         struct Sink<V>(*mut Option<V>);
