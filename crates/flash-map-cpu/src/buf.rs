@@ -273,8 +273,9 @@ impl AlignedBuf {
 /// `MADV_POPULATE_WRITE` (Linux before 5.14) the range stays lazy.
 ///
 /// # Safety
-/// `[start, start + len)` lies inside one private anonymous mapping that the caller owns
-/// (the advice changes no contents, but must not reach memory that others manage).
+/// `[start, start + len)` is whole pages of memory that the caller owns (a mapping of its
+/// own, or an allocation it may write in full): the advice and the population change no
+/// contents, but must not reach memory that others manage.
 #[cfg(target_os = "linux")]
 unsafe fn commit(start: *mut u8, len: usize, huge: bool) -> std::io::Result<()> {
     let mut pace = Pace::new(huge);
@@ -410,6 +411,31 @@ pub fn advise_huge<T>(ptr: *mut T, len: usize) {
     let _ = (ptr, len);
 }
 
+/// Faults in now, in 4 KiB pages, the whole pages of `[ptr, ptr + len)`: a fresh allocation
+/// of the caller's that is about to be written in full (a large lookup's results), when `len`
+/// is at least `TUNING.huge_page_min_bytes`. One call faults them all in order, on all of
+/// rayon's threads for `parallel`, which costs less than taking each fault as the writes
+/// reach its page. Linux 5.14+; elsewhere, and where the system cannot commit the memory
+/// now, a no-op (the writes then fault the pages in as they would have). Changes no
+/// contents.
+pub fn commit_for_writes<T>(ptr: *mut T, len: usize, parallel: bool) {
+    #[cfg(target_os = "linux")]
+    if len >= HUGE_MIN {
+        let page = page_size();
+        let start = (ptr as usize).next_multiple_of(page);
+        let end = (ptr as usize).saturating_add(len) / page * page;
+        if end > start {
+            // SAFETY: whole pages inside the caller's allocation, which it may write in
+            // full; populating faults them in without changing their contents.
+            if let Err(e) = unsafe { commit_on(start as *mut u8, end - start, false, parallel) } {
+                log::debug!("committing {len} bytes of results ahead failed ({e}); they fault in as written");
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, len, parallel);
+}
+
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
         #[cfg(target_os = "linux")]
@@ -472,15 +498,37 @@ mod tests {
 
     /// Whether every whole page inside `buf` is resident (`mincore`).
     fn resident(buf: &AlignedBuf) -> bool {
+        resident_pages(buf.as_ptr(), buf.len()).iter().all(|&r| r)
+    }
+
+    /// Whether each whole page inside `[ptr, ptr + len)` (memory of the caller's) is resident.
+    fn resident_pages(ptr: *const u8, len: usize) -> Vec<bool> {
         let page = super::page_size();
-        let start = (buf.as_ptr() as usize).next_multiple_of(page);
-        let end = (buf.as_ptr() as usize + buf.len()) / page * page;
+        let start = (ptr as usize).next_multiple_of(page);
+        let end = (ptr as usize + len) / page * page;
         let mut pages = vec![0u8; (end - start) / page];
-        // SAFETY: `[start, end)` lies inside the buffer's mapping; `pages` has room for one
+        // SAFETY: `[start, end)` lies inside the caller's memory; `pages` has room for one
         // byte per page of it.
         let r = unsafe { libc::mincore(start as *mut libc::c_void, end - start, pages.as_mut_ptr()) };
         assert_eq!(r, 0, "mincore: {}", std::io::Error::last_os_error());
-        pages.iter().all(|p| p & 1 == 1)
+        pages.iter().map(|p| p & 1 == 1).collect()
+    }
+
+    /// A fresh allocation about to be written is faulted in by one call, on one thread and
+    /// on rayon's, with its contents unchanged.
+    #[test]
+    #[cfg_attr(miri, ignore = "asks mincore")]
+    fn results_committed_for_writes_are_resident() {
+        for parallel in [false, true] {
+            let len = (9 << 20) + 123;
+            let mut v: Vec<u8> = Vec::with_capacity(len);
+            // A fresh mapping of the allocator (glibc maps allocations this large).
+            assert!(resident_pages(v.as_ptr(), len).iter().any(|&r| !r), "fresh memory already resident");
+            v.extend((0..4096).map(|i| i as u8));
+            super::commit_for_writes(v.as_mut_ptr(), len, parallel);
+            assert!(resident_pages(v.as_ptr(), len).iter().all(|&r| r), "parallel {parallel}: not committed");
+            assert!(v.iter().enumerate().all(|(i, &b)| b == i as u8), "commit changed the contents");
+        }
     }
 
     /// Filled with ones and dropped: what a table leaves behind.

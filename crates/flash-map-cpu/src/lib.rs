@@ -27,7 +27,7 @@ mod table;
 mod write;
 
 #[doc(hidden)]
-pub use buf::{advise_huge, release_spare_memory, AlignedBuf};
+pub use buf::{advise_huge, commit_for_writes, release_spare_memory, AlignedBuf};
 pub use exec::Exec;
 pub use ops::set_rayon_serial_mutations;
 #[doc(hidden)]

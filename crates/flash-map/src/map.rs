@@ -406,6 +406,9 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
             // them, up to a size the system gives them for at once without stalling (see
             // the field).
             flash_map_cpu::advise_huge(out.as_mut_ptr(), bytes);
+        } else if out.capacity() != kept {
+            // Larger: in 4 KiB pages, faulted in by one call rather than one write at a time.
+            flash_map_cpu::commit_for_writes(out.as_mut_ptr(), bytes, self.backend() != Backend::Serial);
         }
         // Generic, not `dyn`, and holding the pointer itself: the per-key store inlines into
         // the engine's loop with one load of the base pointer.
