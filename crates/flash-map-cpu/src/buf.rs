@@ -425,8 +425,10 @@ pub fn commit_for_writes<T>(ptr: *mut T, len: usize, parallel: bool) {
         let start = (ptr as usize).next_multiple_of(page);
         let end = (ptr as usize).saturating_add(len) / page * page;
         if end > start {
-            // SAFETY: whole pages inside the caller's allocation, which it may write in
-            // full; populating faults them in without changing their contents.
+            // SAFETY: sound for any range: in 4 KiB pages `commit` only populates, which
+            // faults pages in without changing any byte, and fails with an error (logged
+            // below) where the range is not mapped writable. The caller passes its own
+            // allocation, so that only its pages are faulted in.
             if let Err(e) = unsafe { commit_on(start as *mut u8, end - start, false, parallel) } {
                 log::debug!("committing {len} bytes of results ahead failed ({e}); they fault in as written");
             }
