@@ -654,7 +654,7 @@ impl BulkEngine for CudaTable {
         self.gpu.bind()?;
         let states = host_copy(&self.arrays.states)?;
         let mut table_keys = host_copy(&self.arrays.keys)?;
-        let key_stride = if self.arrays.record != 0 { self.arrays.record } else { self.layout.key_size };
+        let key_stride = self.tab().key_stride();
         let words: Vec<u32> = states.chunks_exact(4).map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]])).collect();
         // SAFETY: host copies of the table's `slots` state words and of its keys, `slots`
         // strides of `key_stride >= key_size` bytes, which nothing else uses while `s` is.

@@ -400,15 +400,17 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         let kept = out.capacity();
         out.try_reserve_exact(n)
             .map_err(|_| FlashMapError::AllocationFailed { bytes: n.saturating_mul(size_of::<Option<V>>()) })?;
-        let bytes = n * size_of::<Option<V>>();
-        if out.capacity() != kept && bytes <= flash_map_core::tuning::TUNING.result_huge_max_bytes {
+        if out.capacity() != kept {
             // Fresh memory, all of it written below: in huge pages where the system gives
             // them, up to a size the system gives them for at once without stalling (see
-            // the field).
-            flash_map_cpu::advise_huge(out.as_mut_ptr(), bytes);
-        } else if out.capacity() != kept {
-            // Larger: in 4 KiB pages, faulted in by one call rather than one write at a time.
-            flash_map_cpu::commit_for_writes(out.as_mut_ptr(), bytes, self.backend() != Backend::Serial);
+            // the field); larger, in 4 KiB pages, faulted in by one call rather than one
+            // write at a time.
+            let bytes = n * size_of::<Option<V>>();
+            if bytes <= flash_map_core::tuning::TUNING.result_huge_max_bytes {
+                flash_map_cpu::advise_huge(out.as_mut_ptr(), bytes);
+            } else {
+                flash_map_cpu::commit_for_writes(out.as_mut_ptr(), bytes, self.backend() != Backend::Serial);
+            }
         }
         // Generic, not `dyn`, and holding the pointer itself: the per-key store inlines into
         // the engine's loop with one load of the base pointer.
