@@ -89,13 +89,18 @@ pub struct Tuning {
     pub result_huge_max_bytes: usize,
     /// A commit runs in steps of this many bytes ...
     pub commit_step_bytes: usize,
-    /// ... and `commit_slow_steps` steps in a row in huge pages slower than this many bytes
-    /// per second switch the rest of the array to 4 KiB pages (an eighth of the huge-page
-    /// pace of the machines measured, half their 4 KiB pace, and above the pace of huge
-    /// pages that the host must give back: see `flash-map-cpu`'s `buf.rs`).
+    /// ... and a step in huge pages slower than this many bytes per second sends the next
+    /// `commit_slow_steps` steps to 4 KiB pages before huge pages are tried again. The rate
+    /// lies below the usual pace of 4 KiB pages and well above that of huge pages which the
+    /// host of a virtual machine must first give back, so a huge-page step slower than it
+    /// would have been faster in 4 KiB pages (see `flash-map-cpu`'s `buf.rs`; the figures are
+    /// in BENCHMARKS.md, issue 13).
     pub commit_min_rate: usize,
-    /// See `commit_min_rate`.
+    /// See `commit_min_rate`; each try in huge pages that is slow again doubles the 4 KiB
+    /// steps before the next, up to `commit_small_steps_max`.
     pub commit_slow_steps: usize,
+    /// See `commit_slow_steps`.
+    pub commit_small_steps_max: usize,
     /// Threads per block of every kernel launch.
     pub gpu_block: usize,
     /// Blocks per streaming multiprocessor at most (grid-stride loops cover the rest).
@@ -134,8 +139,9 @@ pub const TUNING: Tuning = Tuning {
     spare_bytes: 32 << 20,
     result_huge_max_bytes: 32 << 20,
     commit_step_bytes: 8 << 20,
-    commit_min_rate: 3 << 28,
-    commit_slow_steps: 3,
+    commit_min_rate: 3 << 29,
+    commit_slow_steps: 2,
+    commit_small_steps_max: 32,
     gpu_block: 256,
     gpu_blocks_per_sm: 32,
     gpu_stage_chunk: 8 << 20,

@@ -261,15 +261,17 @@ impl AlignedBuf {
 }
 
 /// Faults in (`MADV_POPULATE_WRITE`) the `len` bytes at `start`, a range of one mapping, in
-/// steps of `TUNING.commit_step_bytes`. For `huge` (huge pages advised),
-/// `TUNING.commit_slow_steps` steps in a row that commit slower than `TUNING.commit_min_rate`
-/// turn the advice off for the rest of the range, which is then committed in 4 KiB pages.
+/// steps of `TUNING.commit_step_bytes`. For `huge` (huge pages advised), a step in huge
+/// pages slower than `TUNING.commit_min_rate` sends the next steps to 4 KiB pages
+/// (`MADV_NOHUGEPAGE` on those steps alone), then huge pages are tried again ([`Pace`]).
 ///
 /// Why: on a virtual machine, memory the guest has freed is given back to the host (free
 /// page reporting, in 2 MiB blocks), and taking such a block back costs the host far more
 /// per huge page than the guest's own zeroing. Huge pages come from exactly those blocks, so
 /// a commit in huge pages that runs into them slows down several times, while 4 KiB pages,
-/// served from smaller free blocks, keep their usual pace (BENCHMARKS.md, issue 13). Without
+/// served from smaller free blocks, keep their usual pace. Such a stretch passes: the same
+/// commit runs at the huge-page pace again a few dozen MB later, so the decision is made
+/// step by step, not once for the rest of the array (BENCHMARKS.md, issue 13). Without
 /// `MADV_POPULATE_WRITE` (Linux before 5.14) the range stays lazy.
 ///
 /// # Safety
@@ -282,20 +284,27 @@ unsafe fn commit(start: *mut u8, len: usize, huge: bool) -> std::io::Result<()> 
     let mut off = 0;
     while off < len {
         let step = flash_map_core::tuning::TUNING.commit_step_bytes.min(len - off);
+        let in_huge = pace.next_in_huge();
+        if huge && !in_huge {
+            // SAFETY: `[start + off, start + off + step)` lies inside the caller's range (the
+            // contract); the advice changes no contents.
+            unsafe { libc::madvise(start.add(off) as *mut libc::c_void, step, libc::MADV_NOHUGEPAGE) };
+        }
         let t = std::time::Instant::now();
-        // SAFETY: `[start + off, start + off + step)` lies inside the caller's mapping (the
-        // contract); populating writes nothing the mapping's zero contents could show.
+        // SAFETY: as above; populating writes nothing the range's zero contents could show.
         let r = unsafe { libc::madvise(start.add(off) as *mut libc::c_void, step, libc::MADV_POPULATE_WRITE) };
         if r != 0 {
             let e = std::io::Error::last_os_error();
             return if e.raw_os_error() == Some(libc::EINVAL) && off == 0 { Ok(()) } else { Err(e) };
         }
-        off += step;
-        if pace.switch_after(step, t.elapsed().as_secs_f64()) && off < len {
-            log::debug!("huge pages committed slowly: the rest of {len} bytes in 4 KiB pages");
-            // SAFETY: the rest of the caller's mapping; the advice changes no contents.
-            unsafe { libc::madvise(start.add(off) as *mut libc::c_void, len - off, libc::MADV_NOHUGEPAGE) };
+        if in_huge {
+            if let Some(small) = pace.after_huge(step, t.elapsed().as_secs_f64()) {
+                log::debug!(
+                    "huge pages committed slowly at byte {off} of {len}: the next {small} steps in 4 KiB pages"
+                );
+            }
         }
+        off += step;
     }
     Ok(())
 }
@@ -325,34 +334,51 @@ unsafe fn commit_on(start: *mut u8, len: usize, huge: bool, parallel: bool) -> s
     unsafe { commit(start, len, huge) }
 }
 
-/// The decision of [`commit`]: whether to leave huge pages for the rest of an array.
+/// The page size of each step of one [`commit`]: huge pages while they commit at
+/// `TUNING.commit_min_rate` or faster; after a slower step, `TUNING.commit_slow_steps`
+/// steps in 4 KiB pages, then one more try in huge pages. Each try that is slow again
+/// doubles the 4 KiB steps before the next (up to `TUNING.commit_small_steps_max`), so that a
+/// long slow stretch costs few slow tries; a fast try goes back to huge pages for good.
 #[cfg(target_os = "linux")]
 #[derive(Debug)]
 struct Pace {
-    /// Still in huge pages.
+    /// The range is advised huge pages (else every step is in 4 KiB pages).
     huge: bool,
-    /// Slow steps in a row so far.
-    slow_run: usize,
+    /// Steps still to commit in 4 KiB pages before the next try in huge pages.
+    small_left: usize,
+    /// 4 KiB steps after the next slow step in huge pages.
+    backoff: usize,
 }
 
 #[cfg(target_os = "linux")]
 impl Pace {
     fn new(huge: bool) -> Self {
-        Pace { huge, slow_run: 0 }
+        Pace { huge, small_left: 0, backoff: flash_map_core::tuning::TUNING.commit_slow_steps }
     }
 
-    /// After a step that committed `bytes` in `secs`: true when the rest switches to 4 KiB
-    /// pages, which happens once, after `TUNING.commit_slow_steps` slow steps in a row. A
-    /// few slow steps may be a thread descheduled meanwhile, or a passing phase of the host;
-    /// 4 KiB pages commit at a third of the usual huge-page pace, so switching on a passing
-    /// slowdown costs more than it saves.
-    fn switch_after(&mut self, bytes: usize, secs: f64) -> bool {
+    /// Whether the next step commits in huge pages.
+    fn next_in_huge(&mut self) -> bool {
+        if !self.huge {
+            return false;
+        }
+        if self.small_left > 0 {
+            self.small_left -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// After a step in huge pages that committed `bytes` in `secs`: `Some(steps)` that go
+    /// to 4 KiB pages next when it was slow.
+    fn after_huge(&mut self, bytes: usize, secs: f64) -> Option<usize> {
         use flash_map_core::tuning::TUNING;
-        let slow = secs * TUNING.commit_min_rate as f64 > bytes as f64;
-        self.slow_run = if slow { self.slow_run + 1 } else { 0 };
-        let switch = self.huge && self.slow_run >= TUNING.commit_slow_steps;
-        self.huge &= !switch;
-        switch
+        if secs * TUNING.commit_min_rate as f64 <= bytes as f64 {
+            self.backoff = TUNING.commit_slow_steps;
+            return None;
+        }
+        self.small_left = self.backoff;
+        self.backoff = (self.backoff * 2).min(TUNING.commit_small_steps_max);
+        Some(self.small_left)
     }
 }
 
@@ -474,28 +500,45 @@ mod tests {
     use super::{AlignedBuf, Pace};
     use flash_map_core::tuning::TUNING;
 
-    /// Seconds a step of `TUNING.commit_step_bytes` takes at `factor` times the slowest pace
-    /// that still counts as fast.
-    fn secs(factor: f64) -> f64 {
-        TUNING.commit_step_bytes as f64 / TUNING.commit_min_rate as f64 * factor
+    /// Steps of `p` in huge pages (`true`) or 4 KiB pages, each huge step taking `factor`
+    /// times the slowest time that still counts as fast, with the next factor of
+    /// `factors`, until they run out.
+    fn steps(p: &mut Pace, factors: &[f64]) -> Vec<bool> {
+        let step = TUNING.commit_step_bytes;
+        let mut f = factors.iter();
+        let mut out = vec![];
+        loop {
+            let huge = p.next_in_huge();
+            if huge {
+                let Some(&x) = f.next() else { return out };
+                p.after_huge(step, step as f64 / TUNING.commit_min_rate as f64 * x);
+            }
+            out.push(huge);
+        }
     }
 
     #[test]
-    fn huge_pages_are_left_after_enough_slow_steps_in_a_row_and_only_once() {
-        let (step, n) = (TUNING.commit_step_bytes, TUNING.commit_slow_steps);
-        assert!(n >= 2, "one slow step must not be enough");
-        let mut p = Pace::new(true);
-        assert!(!p.switch_after(step, secs(0.2)));
-        for _ in 0..n - 1 {
-            assert!(!p.switch_after(step, secs(3.0)), "fewer slow steps than the limit");
+    fn a_slow_step_in_huge_pages_sends_the_next_steps_to_small_pages_then_tries_again() {
+        let (n, max) = (TUNING.commit_slow_steps, TUNING.commit_small_steps_max);
+        assert!(n >= 1 && max >= 4 * n);
+        let small = |k: usize| vec![false; k];
+        // Fast steps stay in huge pages.
+        assert_eq!(steps(&mut Pace::new(true), &[0.2, 0.9, 0.5]), vec![true; 3]);
+        // One slow step: `n` small steps, then a try; a fast try stays in huge pages and
+        // resets the backoff.
+        let want = [vec![true, true], small(n), vec![true, true, true], small(n)].concat();
+        assert_eq!(steps(&mut Pace::new(true), &[0.2, 3.0, 0.2, 0.2, 3.0]), want);
+        // Slow tries double the small steps before the next, up to the maximum.
+        let mut want = vec![true];
+        let mut k = n;
+        for _ in 0..8 {
+            want.extend(small(k));
+            want.push(true);
+            k = (k * 2).min(max);
         }
-        assert!(!p.switch_after(step, secs(0.2)), "a fast step resets the count");
-        for _ in 0..n - 1 {
-            assert!(!p.switch_after(step, secs(3.0)));
-        }
-        assert!(p.switch_after(step, secs(3.0)), "the limit of slow steps in a row switches");
-        assert!(!p.huge);
-        assert!((0..n + 1).all(|_| !p.switch_after(step, secs(3.0))), "the switch happens once");
+        want.extend(small(k));
+        assert_eq!(steps(&mut Pace::new(true), &[3.0; 9]), want);
+        assert!(want.iter().filter(|&&h| !h).count() > 8 * n, "the backoff grows");
     }
 
     /// Whether every whole page inside `buf` is resident (`mincore`).
@@ -663,8 +706,8 @@ mod tests {
     }
 
     #[test]
-    fn a_commit_in_small_pages_never_switches() {
+    fn a_commit_in_small_pages_never_tries_huge_pages() {
         let mut p = Pace::new(false);
-        assert!((0..4 * TUNING.commit_slow_steps).all(|_| !p.switch_after(TUNING.commit_step_bytes, secs(10.0))));
+        assert!((0..4 * TUNING.commit_small_steps_max).all(|_| !p.next_in_huge()));
     }
 }
