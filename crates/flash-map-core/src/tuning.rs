@@ -18,7 +18,8 @@ pub struct Tuning {
     /// Tables of fewer regions run in batch order: with regions of 512 KiB, tables under 32
     /// MiB, which the last-level cache of the machines measured holds, so that partitioning
     /// (a copy of the batch, and a merge of lookup results) costs more than the misses it
-    /// saves.
+    /// saves. Where Linux reports a larger last-level cache, tables it holds run in batch
+    /// order too (`flash_map_cpu`'s `partition_shift`).
     pub min_regions: usize,
     /// Batches sparser than one key per this many slots run in batch order (too few keys
     /// share a region's lines).
@@ -48,7 +49,8 @@ pub struct Tuning {
     /// (`flash_map_cpu::records`): a hit or a claim then touches one line fewer. Larger
     /// tables keep two arrays: there the serial passes run in partition order, whose sweeps
     /// and removals moved more bytes with records than they saved. The size from which serial
-    /// passes partition (`min_regions` regions).
+    /// passes partition (`min_regions` regions), or, where the CPU's last-level cache is
+    /// larger, that cache's size (tables it holds are never partitioned).
     pub record_max_table_bytes: usize,
     /// Slots a sweep (the prefetch of passes in partition order) fetches at a time: one
     /// line of state words.

@@ -202,9 +202,14 @@ impl CpuTable {
     /// of large slots stay unpartitioned even then: absent 32-byte keys, 1M of them in a
     /// table of 164-byte slots, took 62 ms partitioned against 41 ms in batch order, as
     /// the copy of their keys costs more than the 8 MB of state words it keeps in cache.)
+    /// State words that the last-level cache holds are read in batch order, as a table that
+    /// it holds is ([`partition_shift`](Self::partition_shift)).
     fn lookup_shift(&self, b: &Batch<'_>) -> Option<u32> {
         let whole = self.partition_shift(b.len())?;
         if self.mostly_absent(b) {
+            if self.layout.state_bytes().is_some_and(|s| s <= self.partition_min_bytes) {
+                return None;
+            }
             partition::plan(self.layout.slots, 4, b.len(), self.region_bytes / 2)
         } else {
             Some(whole)

@@ -84,12 +84,16 @@ impl CpuTable {
     }
 
     /// Whether a serial pass over `n` keys runs partitioned: `Some(shift)` of its regions.
+    /// Never for a table that the last-level cache holds (`partition_min_bytes`): there the
+    /// per-key prefetch of a pass in batch order finds its lines in that cache, and a
+    /// partition only adds its copy of the batch (BENCHMARKS.md, issue 13).
     pub(crate) fn partition_shift(&self, n: usize) -> Option<u32> {
-        if self.exec.is_parallel() {
+        let l = &self.layout;
+        let slot_bytes = 4 + l.key_size + l.value_size;
+        if self.exec.is_parallel() || l.slots.saturating_mul(slot_bytes) <= self.partition_min_bytes {
             return None;
         }
-        let l = &self.layout;
-        partition::plan(l.slots, 4 + l.key_size + l.value_size, n, self.region_bytes)
+        partition::plan(l.slots, slot_bytes, n, self.region_bytes)
     }
 
     /// Whether a mutation of `n` keys runs on the calling thread with the serial engine's

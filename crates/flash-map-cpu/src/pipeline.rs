@@ -96,19 +96,31 @@ pub(crate) fn fetch_for(bytes: usize, home: Fetch) -> Fetch {
 /// long without (BENCHMARKS.md, issue 13).
 pub(crate) fn cached_bytes() -> usize {
     static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *BYTES.get_or_init(|| l2_bytes().unwrap_or(TUNING.cached_table_bytes))
+    *BYTES.get_or_init(|| cache_bytes(2).unwrap_or(TUNING.cached_table_bytes))
 }
 
-/// The size of the L2 data (or unified) cache of CPU 0, from sysfs; `None` where the system
-/// does not say (and under Miri, which does not let a program read the host's files).
-fn l2_bytes() -> Option<usize> {
+/// Bytes of table that the last-level cache holds, so that passes over a batch in its own
+/// order, with the per-key prefetch, find the lines they fetch there, and a partition (a
+/// copy of the batch, and a merge of lookup results) costs more than it saves: the size of
+/// the largest data (or unified) cache of CPU 0 as Linux reports it, 0 where it does not
+/// say (then [`TUNING`]`.min_regions` alone decides). See
+/// [`CpuTable::partition_shift`](crate::CpuTable).
+pub(crate) fn last_level_cache_bytes() -> usize {
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| (2..=4).filter_map(cache_bytes).max().unwrap_or(0))
+}
+
+/// The size of the level-`level` data (or unified) cache of CPU 0, from sysfs; `None` where
+/// the system does not say (and under Miri, which does not let a program read the host's
+/// files).
+fn cache_bytes(level: u32) -> Option<usize> {
     if cfg!(miri) {
         return None;
     }
     let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
     std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
         let read = |f: &str| std::fs::read_to_string(e.path().join(f)).ok();
-        if read("level")?.trim() != "2" || read("type")?.trim() == "Instruction" {
+        if read("level")?.trim().parse::<u32>().ok()? != level || read("type")?.trim() == "Instruction" {
             return None;
         }
         parse_cache_size(&read("size")?)

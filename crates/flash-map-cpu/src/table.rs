@@ -40,6 +40,9 @@ pub struct CpuTable {
     pub(crate) scratch: std::sync::Mutex<crate::partition::Scratch>,
     /// Table bytes per region of a partitioned pass.
     pub(crate) region_bytes: usize,
+    /// Serial passes that read at most this many bytes of table run in batch order
+    /// ([`CpuTable::partition_shift`]): the last-level cache's size.
+    pub(crate) partition_min_bytes: usize,
     /// How many passes ran partitioned (for tests).
     pub(crate) partitioned_passes: std::sync::atomic::AtomicUsize,
     /// Whether a rayon table may run a mutation serially ([`CpuTable::mutates_serially`]).
@@ -75,22 +78,29 @@ fn alloc(bytes: Option<usize>, exec: Exec, slots: bool) -> Result<AlignedBuf, Cp
 /// one record, or 0 when it keeps a key array and a value array.
 ///
 /// Records ([`TableLayout::record_bytes`]), when key and value together are a power of two
-/// of at most 64 bytes (a `u64` pair is 16) and the table is at most [`TUNING`]`.record_max_table_bytes`: a lookup that
-/// finds its key then has its value in the same line, one line fewer than with two arrays,
-/// and a claim writes one line instead of two; a removal, which reads only keys, reads them
-/// from twice the memory, and so do the region sweeps of larger tables (BENCHMARKS.md,
-/// issue 13). Larger records would cross lines where two arrays do not. The value must also
+/// of at most 64 bytes (a `u64` pair is 16) and the table is at most [`record_max_bytes`]: a
+/// lookup that finds its key then has its value in the same line, one line fewer than with
+/// two arrays, and a claim writes one line instead of two; a removal, which reads only keys,
+/// reads them from twice the memory, and so do the region sweeps of the partitioned passes
+/// of larger tables (BENCHMARKS.md, issue 13). Larger records would cross lines where two arrays do not. The value must also
 /// lie aligned to its own size (up to 8 bytes) inside the record, as the rayon engine adds
 /// counters atomically. A table that grows past the limit gets two arrays when it moves.
 ///
 /// Public, hidden, only so that the benches' floor lays its arrays out as the engine does.
 pub fn records(layout: &TableLayout) -> usize {
-    let small = layout.total_bytes().is_some_and(|b| b <= TUNING.record_max_table_bytes);
+    let small = layout.total_bytes().is_some_and(|b| b <= record_max_bytes());
     if small {
         layout.record_bytes(64)
     } else {
         0
     }
+}
+
+/// The largest table (all arrays together) that [`records`] lays out in records: the tables
+/// whose serial passes never run partitioned, [`TUNING`]`.record_max_table_bytes` or the
+/// last-level cache's size where that is larger ([`CpuTable::partition_shift`]).
+pub(crate) fn record_max_bytes() -> usize {
+    TUNING.record_max_table_bytes.max(crate::pipeline::last_level_cache_bytes())
 }
 
 impl CpuTable {
@@ -127,17 +137,20 @@ impl CpuTable {
             aux: AlignedBuf::zeroed(0)?,
             scratch: Default::default(),
             region_bytes: crate::partition::REGION_BYTES,
+            partition_min_bytes: crate::pipeline::last_level_cache_bytes(),
             partitioned_passes: Default::default(),
             serial_mutations: crate::ops::serial_mutations(),
         })
     }
 
     /// Sets how many bytes of table one region of a partitioned serial pass spans (see
-    /// [`crate::partition`]; default [`crate::partition::REGION_BYTES`]). Tests shrink it
-    /// so that small tables run the partitioned passes too.
+    /// [`crate::partition`]; default [`crate::partition::REGION_BYTES`]), and lets tables
+    /// that the last-level cache holds run partitioned too. Tests shrink it so that small
+    /// tables run the partitioned passes.
     #[doc(hidden)]
     pub fn set_region_bytes(&mut self, bytes: usize) {
         self.region_bytes = bytes.max(1);
+        self.partition_min_bytes = 0;
     }
 
     /// Bytes of working memory kept from earlier batches for the next one: per batch

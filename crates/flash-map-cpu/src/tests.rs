@@ -345,9 +345,15 @@ fn small_power_of_two_records_lie_together() {
     assert_eq!(rec(32, 128), 0, "larger than a line");
     assert_eq!(rec(4, 12), 0, "value not aligned to a counter's width");
     assert_eq!(rec(8, 0), 0, "no values: nothing to place beside the keys");
-    let big = TableLayout::for_capacity(4_000_000, 0.5, 8, 8).unwrap();
-    assert!(big.total_bytes().unwrap() > flash_map_core::tuning::TUNING.record_max_table_bytes);
+    // Just larger than the limit (the last-level cache's size on a machine with a large one).
+    let cap = crate::table::record_max_bytes();
+    assert!(cap >= flash_map_core::tuning::TUNING.record_max_table_bytes);
+    let big = TableLayout::with_slots((cap / 20 + 1).next_power_of_two(), 0.5, 8, 8).unwrap();
+    assert!(big.total_bytes().unwrap() > cap && big.total_bytes().unwrap() <= 2 * cap + 40);
     assert_eq!(crate::table::records(&big), 0, "a table that serial passes partition keeps two arrays");
+    let fits = TableLayout::with_slots(big.slots / 2, 0.5, 8, 8).unwrap();
+    assert!(fits.total_bytes().unwrap() <= cap);
+    assert_eq!(crate::table::records(&fits), 16, "a table up to the limit keeps records");
 }
 
 /// Both layouts (records for `u32 -> u32` and `u64 -> u64`, two arrays for `u32 -> u64`)
@@ -409,14 +415,15 @@ fn both_slot_layouts_match_the_model() {
     }
 }
 
-/// A table of records that grows past `TUNING.record_max_table_bytes` moves into two arrays,
-/// keeping every entry, and takes more.
+/// A table of records that grows past [`record_max_bytes`](crate::table::record_max_bytes)
+/// moves into two arrays, keeping every entry, and takes more.
 #[test]
-#[cfg_attr(miri, ignore = "allocates a table of 80 MB")]
+#[cfg_attr(miri, ignore = "allocates a table larger than the last-level cache (at least 32 MiB)")]
 fn growth_moves_entries_between_the_layouts() {
     for exec in execs() {
         let small = TableLayout::for_capacity(1000, 0.5, 8, 8).unwrap();
-        let big = TableLayout::for_capacity(2_000_000, 0.5, 8, 8).unwrap();
+        let slots = (crate::table::record_max_bytes() / 20 + 1).next_power_of_two();
+        let big = TableLayout::with_slots(slots, 0.5, 8, 8).unwrap();
         assert!(crate::table::records(&small) != 0 && crate::table::records(&big) == 0);
         let mut t = CpuTable::new(small, KeyHasher::plain(HashStrategy::Identity), exec).unwrap();
         let p: Vec<(u64, u64)> = (0..900).map(|i| (i * 0x9E37_79B9, i)).collect();
