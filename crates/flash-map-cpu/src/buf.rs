@@ -338,7 +338,8 @@ unsafe fn commit_on(start: *mut u8, len: usize, huge: bool, parallel: bool) -> s
 /// `TUNING.commit_min_rate` or faster; after a slower step, `TUNING.commit_slow_steps`
 /// steps in 4 KiB pages, then one more try in huge pages. Each try that is slow again
 /// doubles the 4 KiB steps before the next (up to `TUNING.commit_small_steps_max`), so that a
-/// long slow stretch costs few slow tries; a fast try goes back to huge pages for good.
+/// long slow stretch costs few slow tries; a fast try goes back to huge pages, and a later
+/// slow step starts over at `TUNING.commit_slow_steps`.
 #[cfg(target_os = "linux")]
 #[derive(Debug)]
 struct Pace {

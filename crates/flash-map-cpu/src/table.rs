@@ -78,7 +78,8 @@ fn alloc(bytes: Option<usize>, exec: Exec, slots: bool) -> Result<AlignedBuf, Cp
 /// one record, or 0 when it keeps a key array and a value array.
 ///
 /// Records ([`TableLayout::record_bytes`]), when key and value together are a power of two
-/// of at most 64 bytes (a `u64` pair is 16) and the table is at most [`record_max_bytes`]: a
+/// of at most 64 bytes (a `u64` pair is 16) and the table is at most `record_max_bytes()` (the
+/// larger of [`TUNING`]`.record_max_table_bytes` and the last-level cache's size): a
 /// lookup that finds its key then has its value in the same line, one line fewer than with
 /// two arrays, and a claim writes one line instead of two; a removal, which reads only keys,
 /// reads them from twice the memory, and so do the region sweeps of the partitioned passes
