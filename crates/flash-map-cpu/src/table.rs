@@ -74,8 +74,9 @@ fn alloc(bytes: Option<usize>, exec: Exec, slots: bool) -> Result<AlignedBuf, Cp
     }
 }
 
-/// Bytes per record when a table of `layout` keeps each slot's key and value side by side in
-/// one record, or 0 when it keeps a key array and a value array.
+/// Bytes per record when a serial table of `layout` keeps each slot's key and value side by
+/// side in one record, or 0 when it keeps a key array and a value array. (A rayon table
+/// keeps records at every size, [`CpuTable::new`].)
 ///
 /// Records ([`TableLayout::record_bytes`]), when key and value together are a power of two
 /// of at most 64 bytes (a `u64` pair is 16) and the table is at most `record_max_bytes()` (the
@@ -107,7 +108,9 @@ pub(crate) fn record_max_bytes() -> usize {
 impl CpuTable {
     /// An empty table with `layout`, hashing with `hash`, run by `exec`.
     pub fn new(layout: TableLayout, hash: KeyHasher, exec: Exec) -> Result<Self, CpuError> {
-        let record = records(&layout);
+        // The rayon engine never partitions a pass, so its tables keep records at every
+        // size: hits and claims then touch one line fewer (BENCHMARKS.md, issue 13).
+        let record = if exec.is_parallel() { layout.record_bytes(64) } else { records(&layout) };
         let states = alloc(layout.state_bytes(), exec, false)?;
         let (keys, values) = if record != 0 {
             (alloc(layout.slots.checked_mul(record), exec, true)?, AlignedBuf::zeroed(0)?)
