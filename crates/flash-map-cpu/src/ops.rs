@@ -88,12 +88,11 @@ impl CpuTable {
     /// per-key prefetch of a pass in batch order finds its lines in that cache, and a
     /// partition only adds its copy of the batch (BENCHMARKS.md, issue 13).
     pub(crate) fn partition_shift(&self, n: usize) -> Option<u32> {
-        let l = &self.layout;
-        let slot_bytes = 4 + l.key_size + l.value_size;
-        if self.exec.is_parallel() || l.slots.saturating_mul(slot_bytes) <= self.partition_min_bytes {
+        if self.exec.is_parallel() || self.table_bytes() <= self.partition_min_bytes {
             return None;
         }
-        partition::plan(l.slots, slot_bytes, n, self.region_bytes)
+        let l = &self.layout;
+        partition::plan(l.slots, 4 + l.key_size + l.value_size, n, self.region_bytes)
     }
 
     /// Whether a mutation of `n` keys runs on the calling thread with the serial engine's
