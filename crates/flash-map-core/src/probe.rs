@@ -303,11 +303,14 @@ pub unsafe fn find<S: Slots>(s: &S, hash: u64, key: *const u8) -> Option<usize> 
     let mask = s.mask();
     let h = home(hash, mask);
     if S::GROUPED && h + GROUP <= mask.wrapping_add(1) {
-        // The first slots at once: only those whose fingerprint matches before the first
-        // empty slot have their key compared, with no branch per slot to mispredict.
+        // The first slots at once: only those whose fingerprint matches have their key
+        // compared, with no branch per slot to mispredict. A full slot past the group's first
+        // empty one cannot hold the key (a key lies where its probe met no empty slot), but
+        // the compare there would only find it absent, and leaving such slots out cost more
+        // instructions per key than their rare compares.
         // SAFETY: the group lies inside the table.
         let g = unsafe { s.group(h, full_word(tag_of(hash))) };
-        let mut cand = g.candidates();
+        let mut cand = g.matching;
         while cand != 0 {
             let slot = h + cand.trailing_zeros() as usize;
             // SAFETY: slot in range; key valid by contract.
@@ -407,6 +410,18 @@ pub unsafe fn claim<S: Slots>(s: &S, hash: u64, key: *const u8) -> Claim {
     unsafe { claim_bounded(s, hash, key, COLLISION_LIMIT) }
 }
 
+/// [`claim`] in a table that holds no tombstones: the same outcome, without looking for
+/// tombstones in the group of slots it starts with (the serial insert of a table being
+/// filled or updated).
+///
+/// # Safety
+/// As [`claim`]; no slot of the table is a tombstone.
+#[inline(always)]
+pub unsafe fn claim_without_tombstones<S: Slots>(s: &S, hash: u64, key: *const u8) -> Claim {
+    // SAFETY: forwarded contract.
+    unsafe { claim_grouped::<S, false>(s, hash, key, COLLISION_LIMIT) }
+}
+
 /// [`claim`] with a limit of `limit` keys of the same fingerprint passed (`u32::MAX`: no
 /// limit, for a rehash, which must place every key it moves).
 ///
@@ -414,6 +429,16 @@ pub unsafe fn claim<S: Slots>(s: &S, hash: u64, key: *const u8) -> Claim {
 /// As [`claim`].
 #[inline(always)]
 pub unsafe fn claim_bounded<S: Slots>(s: &S, hash: u64, key: *const u8, limit: u32) -> Claim {
+    // SAFETY: forwarded contract.
+    unsafe { claim_grouped::<S, true>(s, hash, key, limit) }
+}
+
+/// [`claim_bounded`]; `TOMBS` false where the table holds no tombstones.
+///
+/// # Safety
+/// As [`claim`]; with `TOMBS` false, no slot of the table is a tombstone.
+#[inline(always)]
+unsafe fn claim_grouped<S: Slots, const TOMBS: bool>(s: &S, hash: u64, key: *const u8, limit: u32) -> Claim {
     let mask = s.mask();
     let tag = tag_of(hash);
     let full = full_word(tag);
@@ -422,7 +447,7 @@ pub unsafe fn claim_bounded<S: Slots>(s: &S, hash: u64, key: *const u8, limit: u
     let mut slot = home(hash, mask);
     if S::GROUPED && slot + GROUP <= mask.wrapping_add(1) && limit >= GROUP as u32 {
         // SAFETY: forwarded contract; the group lies inside the table.
-        if let Some(c) = unsafe { claim_in_group(s, slot, full, key) } {
+        if let Some(c) = unsafe { claim_in_group::<S, TOMBS>(s, slot, full, key) } {
             return c;
         }
     }
@@ -516,19 +541,23 @@ unsafe fn claim_from<S: Slots>(s: &S, mut slot: usize, full: u32, busy: u32, key
 /// the key if it lies before that slot, else the first tombstone before it, else the empty
 /// slot itself: the slots the scalar phases of [`claim_bounded`] would choose (nothing is
 /// busy with one writer, and at most [`GROUP`] keys are passed). `None` when the group has
-/// no empty slot.
+/// no empty slot. `TOMBS` false: the table holds no tombstones, so none is looked for.
+///
+/// As in [`find`], every slot of the group whose fingerprint matches has its key compared,
+/// those past the first empty slot too (where the key cannot lie).
 ///
 /// # Safety
-/// As [`claim`]; `S::GROUPED` (one writer), and `home + GROUP <= mask + 1`.
+/// As [`claim`]; `S::GROUPED` (one writer), and `home + GROUP <= mask + 1`; with `TOMBS`
+/// false, no slot of the table is a tombstone.
 #[inline(always)]
-unsafe fn claim_in_group<S: Slots>(s: &S, home: usize, full: u32, key: *const u8) -> Option<Claim> {
+unsafe fn claim_in_group<S: Slots, const TOMBS: bool>(s: &S, home: usize, full: u32, key: *const u8) -> Option<Claim> {
     let ks = s.key_size();
     // SAFETY: the group lies inside the table by contract.
     let g = unsafe { s.group(home, full) };
     if g.empty == 0 {
         return None;
     }
-    let mut cand = g.candidates();
+    let mut cand = g.matching;
     while cand != 0 {
         let at = home + cand.trailing_zeros() as usize;
         // SAFETY: slot in range; key valid by contract.
@@ -537,7 +566,7 @@ unsafe fn claim_in_group<S: Slots>(s: &S, home: usize, full: u32, key: *const u8
         }
         cand &= cand - 1;
     }
-    let tombs = g.tombstone & g.before_empty();
+    let tombs = if TOMBS { g.tombstone & g.before_empty() } else { 0 };
     let (at, prev) = if tombs != 0 {
         (home + tombs.trailing_zeros() as usize, TOMBSTONE)
     } else {

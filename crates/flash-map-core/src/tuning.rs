@@ -36,14 +36,15 @@ pub struct Tuning {
     /// ... and, for lookups of records larger than a cache line, reads the (now cached) home
     /// state words this many keys ahead to fetch the matching slot's key and value lines.
     pub prefetch_match_ahead: usize,
-    /// Passes that read at most this many bytes of table (all three arrays, or the state
-    /// words alone for lookups of mostly absent keys) run without software prefetch: those
-    /// bytes stay in the L2 cache, where the prefetch instructions cost more than the misses
-    /// they would save. The CPU engines use the L2 cache's size where the system tells it
-    /// (first set to the 1 MiB L2 of a machine where a table of 640 KB gained from no
-    /// prefetch; on one with 2 MiB, tables of 1.3 MB gained and 2.6 MB broke even), this
-    /// otherwise.
+    /// Passes that read at most this many bytes of table (all three arrays) run without
+    /// software prefetch, where the system does not tell the L2 cache's size (where it does,
+    /// a quarter of that size: `flash_map_cpu`'s `cached_bytes`). This is a quarter of a
+    /// 1 MiB L2 cache.
     pub cached_table_bytes: usize,
+    /// Lookups of mostly absent keys that read at most this many bytes of state words run
+    /// without software prefetch, where the system does not tell the L1 data cache's size
+    /// (where it does, that size).
+    pub cached_state_bytes: usize,
     /// Host tables (all arrays together) of at most this many bytes whose key and value fit
     /// one line together keep each slot's key and value side by side in one record
     /// (`flash_map_cpu::records`): a hit or a claim then touches one line fewer. Larger
@@ -129,7 +130,8 @@ pub const TUNING: Tuning = Tuning {
     absent_sample: 256,
     prefetch_hash_ahead: 16,
     prefetch_match_ahead: 8,
-    cached_table_bytes: 1 << 20,
+    cached_table_bytes: 256 << 10,
+    cached_state_bytes: 32 << 10,
     record_max_table_bytes: (1 << 19) * 64,
     sweep_slots: 16,
     value_prefetch_bytes: 256,

@@ -15,7 +15,7 @@
 //! first empty slot of its probe sequence at that time, a lookup finds it there, and marking
 //! that slot empty again restores the table as it was before the claim.
 
-use flash_map_core::probe::{claim, find, Claim};
+use flash_map_core::probe::{claim_without_tombstones, find, Claim};
 use flash_map_core::slot::EMPTY;
 use flash_map_core::{Batch, ClaimCounts};
 
@@ -89,8 +89,9 @@ impl CpuTable {
         for i in 0..n {
             // SAFETY: `i` runs through the range in order.
             let h = unsafe { ahead.next(i) };
-            // SAFETY: `i < n`; the key holds the table's key size; one thread writes.
-            match unsafe { claim(&s, h, b.key(i)) } {
+            // SAFETY: `i < n`; the key holds the table's key size; one thread writes; the
+            // table holds no tombstones (`direct_insert_applies`), and a claim makes none.
+            match unsafe { claim_without_tombstones(&s, h, b.key(i)) } {
                 Claim::New { slot, .. } => {
                     // SAFETY: `i < n`, `slot <= mask`, written by this thread alone.
                     unsafe { copy_value(&raw, b, i, slot) };

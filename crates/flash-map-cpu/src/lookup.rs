@@ -9,7 +9,7 @@ use flash_map_core::{Batch, Contains, Get, GetSink};
 use crate::exec::prefetch_read;
 use crate::mem::{copy_small, SyncPtr};
 use crate::partition::{self, Order};
-use crate::pipeline::{fetch_for, per_plan, plan_of, Ahead, Fetch, Sweep};
+use crate::pipeline::{fetch_for, fetch_for_states, per_plan, plan_of, Ahead, Fetch, Sweep};
 use crate::slots::{per_key_size, with_key_size, RawTable};
 use crate::{CpuError, CpuTable};
 
@@ -171,7 +171,7 @@ impl CpuTable {
 
     /// What a lookup of `b` in batch order fetches ahead: when a sample of a large batch
     /// shows its keys mostly absent, the home state words alone (their key and value lines
-    /// are never read), or nothing when the state words stay cached; else nothing in a
+    /// are never read), or nothing when the L1 cache holds the state words; else nothing in a
     /// cached table, and in a larger one also the key line and up to `value_bytes` of the
     /// value: of the home slot when they fit in a line, else of the slot whose fingerprint
     /// matches ([`Fetch::Found`]).
@@ -180,7 +180,7 @@ impl CpuTable {
         let values = value_bytes.min(flash_map_core::tuning::TUNING.value_prefetch_bytes);
         if b.len() >= 4 * SAMPLE && self.mostly_absent(b) {
             let states = self.layout.state_bytes().unwrap_or(usize::MAX);
-            return fetch_for(states, Fetch::Home { keys: false, values: 0 });
+            return fetch_for_states(states);
         }
         let home = if self.layout.key_size + values > 64 {
             Fetch::Found { values }

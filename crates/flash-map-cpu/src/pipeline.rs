@@ -78,8 +78,8 @@ pub(crate) unsafe fn staged(
     }
 }
 
-/// What a pass that reads `bytes` of table (its three arrays, or the state words alone)
-/// fetches ahead: nothing when those bytes stay cached ([`cached_bytes`]), else `home`.
+/// What a pass that reads `bytes` of table (its three arrays) fetches ahead: nothing when
+/// those bytes stay cached ([`cached_bytes`]), else `home`.
 pub(crate) fn fetch_for(bytes: usize, home: Fetch) -> Fetch {
     if bytes <= cached_bytes() {
         Fetch::Nothing
@@ -88,15 +88,38 @@ pub(crate) fn fetch_for(bytes: usize, home: Fetch) -> Fetch {
     }
 }
 
-/// Bytes of table a pass may read and still find in cache, so that it needs no prefetch:
-/// the size of one core's L2 cache as Linux reports it, else
-/// [`TUNING`]`.cached_table_bytes`. Measured on a machine with 2 MiB of L2 per core: hits in
-/// a table of 1.3 MB took 0.13 ms without prefetch against 0.19 ms with it, hits in one of
-/// 2.6 MB as long either way, and misses that read 0.5–1 MiB of state words about half as
-/// long without (BENCHMARKS.md, issue 13).
+/// What a lookup of mostly absent keys, which reads `bytes` of state words and nothing else,
+/// fetches ahead: nothing when they fit the L1 cache ([`cached_state_bytes`]), else the
+/// home state words.
+pub(crate) fn fetch_for_states(bytes: usize) -> Fetch {
+    if bytes <= cached_state_bytes() {
+        Fetch::Nothing
+    } else {
+        Fetch::Home { keys: false, values: 0 }
+    }
+}
+
+/// Bytes of table a pass may read and need no prefetch: a quarter of one core's L2 cache
+/// as Linux reports it, else [`TUNING`]`.cached_table_bytes`.
+///
+/// A batch rarely finds the table where the last one left it: the caller's own work runs
+/// in between. Measured with a hashbrown table's pass between the batches, on a machine with
+/// 2 MiB of L2 per core (BENCHMARKS.md, issue 13, "prefetch for tables the L2 cache holds"):
+/// hits in `u64` tables of 0.6 and 1.3 MB gained from the prefetch, and only tables of up to
+/// about 0.3 MB did not (there, slots of 160 bytes made fetching a key's lines cost as much
+/// as it saved).
 pub(crate) fn cached_bytes() -> usize {
     static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *BYTES.get_or_init(|| cache_bytes(2).unwrap_or(TUNING.cached_table_bytes))
+    *BYTES.get_or_init(|| cache_bytes(2).map_or(TUNING.cached_table_bytes, |l2| l2 / 4))
+}
+
+/// Bytes of state words a lookup of mostly absent keys may read and need no prefetch: the
+/// L1 data cache's size as Linux reports it, else [`TUNING`]`.cached_state_bytes`. Such a
+/// lookup does little besides loading state words, so even state words that the L2 cache
+/// holds gained from being fetched ahead (from 64 KiB of them on, in the same measurement).
+pub(crate) fn cached_state_bytes() -> usize {
+    static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BYTES.get_or_init(|| cache_bytes(1).unwrap_or(TUNING.cached_state_bytes))
 }
 
 /// Bytes of table that the last-level cache holds, so that passes over a batch in its own

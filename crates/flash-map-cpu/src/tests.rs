@@ -644,4 +644,5 @@ fn cache_sizes_parse_as_sysfs_writes_them() {
     assert_eq!(parse_cache_size(""), None);
     assert_eq!(parse_cache_size("lots"), None);
     assert!(crate::pipeline::cached_bytes() > 0);
+    assert!(crate::pipeline::cached_state_bytes() > 0);
 }
