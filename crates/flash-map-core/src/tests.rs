@@ -540,7 +540,9 @@ fn grouped_probes_match_the_scalar_algorithm() {
                         let b = claim_bounded(&fast, h, k.as_ptr(), limit);
                         assert_eq!(a, b, "{ctx}: claim");
                     }
-                    1 if !fills => assert_eq!(remove(&reference, h, k.as_ptr()), remove(&fast, h, k.as_ptr()), "{ctx}: remove"),
+                    1 if !fills => {
+                        assert_eq!(remove(&reference, h, k.as_ptr()), remove(&fast, h, k.as_ptr()), "{ctx}: remove")
+                    }
                     _ => assert_eq!(find(&reference, h, k.as_ptr()), find(&fast, h, k.as_ptr()), "{ctx}: find"),
                 }
                 assert!(reference.states.iter().map(Cell::get).eq(states.iter().copied()), "{ctx}: states");

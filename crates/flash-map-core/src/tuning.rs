@@ -71,6 +71,12 @@ pub struct Tuning {
     pub rayon_serial_max_threads: usize,
     /// ... (beyond it, memory latency dominates, and the threads' misses overlap).
     pub rayon_serial_table_bytes: usize,
+    /// The serial insert into a table without tombstones writes the value of a key already
+    /// present at once, while the key's line is in cache, and keeps the value it overwrote
+    /// (to put back if the batch fails) in a log of at most this many bytes. Past it, such
+    /// keys' values are written after the batch has succeeded, as before the log (a second
+    /// pass over their slots), so the log never holds more than this.
+    pub update_log_bytes: usize,
     /// Host arrays at least this large are mapped directly and committed when the table is
     /// built (their pages faulted in by one call, in order), rather than faulted in one by
     /// one, in random order, by the first batch's probes ...
@@ -138,6 +144,7 @@ pub const TUNING: Tuning = Tuning {
     rayon_min_len: 4096,
     rayon_serial_max_threads: 2,
     rayon_serial_table_bytes: 16 << 20,
+    update_log_bytes: 16 << 20,
     commit_min_bytes: 256 << 10,
     huge_page_min_bytes: 2 << 20,
     spare_bytes: 32 << 20,

@@ -4,8 +4,11 @@
 //! The general claim pass ([`crate::claim`]) records every key's slot and what its claim did,
 //! so that a batch that fails can be undone and duplicates resolved afterwards. This pass
 //! writes each new key's value at once and remembers only the keys that met an existing
-//! slot: their values are written after the batch has succeeded, in batch order, so the
-//! last copy wins and a failed batch leaves the old values. Like the general pass, it stops
+//! slot. Their values are written at once too, in batch order (so the last copy wins),
+//! while the value each overwrote goes to a log (`CpuTable::overwritten`) that a failed
+//! batch puts back, latest first. Once the log holds `TUNING.update_log_bytes`, the values
+//! of further such keys are written after the batch has succeeded, in batch order, after
+//! all those written at once. Like the general pass, it stops
 //! at the first key that gives up on collisions, and once the new keys are more than the
 //! free capacity (the batch has then failed for certain).
 //!
@@ -19,10 +22,14 @@ use flash_map_core::probe::{claim_without_tombstones, find, Claim};
 use flash_map_core::slot::EMPTY;
 use flash_map_core::{Batch, ClaimCounts};
 
-use crate::mem::copy_value;
-use crate::pipeline::{per_plan, plan_of, Ahead, Fetch};
+use crate::mem::{copy_small, copy_value};
+use crate::pipeline::{per_plan, plan_of, prefetch_lines, Ahead, Fetch};
 use crate::slots::{per_key_size, with_key_size, with_sizes};
 use crate::{CpuError, CpuTable, Exec};
+
+/// How many entries of the list of updates ahead the values written after the batch are
+/// fetched: their slots lie anywhere in the table.
+const AHEAD: usize = 16;
 
 /// Why a direct pass stopped before the batch's end.
 #[derive(Clone, Copy)]
@@ -77,6 +84,24 @@ impl CpuTable {
         // (batch position, slot) of each key that met an existing slot, in batch order.
         let mut later = std::mem::take(&mut self.later);
         later.clear();
+        // The values those keys' writes overwrote, for as many of them as the log holds: room
+        // for every key's, up to the limit, reserved once (without memory for it, every such
+        // value waits for the batch's success). Only where key and value share a record,
+        // whose line the claim has just read (a value of its own array is a line the claim did
+        // not touch, and logging it cost more than writing it later), and where the table
+        // holds entries (in an empty one, only the batch's own duplicates meet a key).
+        let vs = raw.value_size;
+        let mut log = std::mem::take(&mut self.overwritten);
+        log.clear();
+        let limit = if raw.record != 0 && !self.ledger.is_empty() { self.update_log_bytes } else { 0 };
+        let want = n.saturating_mul(vs).min(limit);
+        if log.capacity() < want {
+            let _ = log.try_reserve_exact(want);
+        }
+        let room_for = log.capacity().min(limit);
+        let (log_at, log_room) = (log.as_mut_ptr(), room_for.checked_div(vs).unwrap_or(n));
+        // Keys written at once so far: the first `logged` of `later`.
+        let mut logged = 0usize;
         // The new keys the batch may still claim before it has certainly failed (one counter
         // for both: fewer registers in the loop).
         let budget = self.ledger.claim_budget(&self.layout, n);
@@ -109,6 +134,15 @@ impl CpuTable {
                     }
                     // `n` fits a `u32` (`direct_insert_applies`), and so do slot numbers (`MAX_SLOTS`).
                     later.push((i as u32, slot as u32));
+                    if logged < log_room {
+                        // SAFETY: `slot <= mask` holds `vs` value bytes; the log has room for
+                        // `log_room` values, and `logged < log_room`; `i < n`; one thread writes.
+                        unsafe {
+                            copy_small(raw.value_ptr(slot), log_at.add(logged * vs), vs);
+                            copy_value(&raw, b, i, slot);
+                        }
+                        logged += 1;
+                    }
                 }
                 Claim::Collisions => {
                     stop = Some((i, Stop::Collisions));
@@ -146,14 +180,25 @@ impl CpuTable {
             _ => self.ledger.settle(&self.layout, c).map_err(CpuError::from),
         };
         if settled.is_ok() {
-            for &(i, slot) in &later {
+            for (j, &(i, slot)) in later.iter().enumerate().skip(logged) {
+                if let Some(&(_, ahead)) = later.get(j + AHEAD) {
+                    // SAFETY: `ahead` is a slot of this table, from its claim in this pass.
+                    prefetch_lines(unsafe { raw.value_ptr(ahead as usize) }, raw.value_size);
+                }
                 // SAFETY: `i < n`, `slot` a slot of this table; one thread writes.
                 unsafe { copy_value(&raw, b, i as usize, slot as usize) };
             }
         } else {
+            // The overwritten values back, latest first (a key met twice gets its oldest),
+            // then the claims undone.
+            for (j, &(_, slot)) in later[..logged].iter().enumerate().rev() {
+                // SAFETY: entry `j < logged` of the log was written above; `slot <= mask`.
+                unsafe { copy_small(log_at.add(j * vs), raw.value_ptr(slot as usize), vs) };
+            }
             self.undo_direct::<KS>(b, done, &later);
         }
         self.later = later;
+        self.overwritten = log;
         settled.map(|()| new)
     }
 

@@ -32,6 +32,11 @@ pub struct CpuTable {
     /// Per key of a direct insert ([`crate::direct`]) that met an existing slot: its batch
     /// position and the slot.
     pub(crate) later: Vec<(u32, u32)>,
+    /// The values that a direct insert overwrote at once, in the order of `later`, so that
+    /// a failed batch can put them back; at most `TUNING.update_log_bytes`.
+    pub(crate) overwritten: Vec<u8>,
+    /// The most bytes `overwritten` may hold: `TUNING.update_log_bytes`, less in tests.
+    pub(crate) update_log_bytes: usize,
     /// Per slot, for parallel passes: duplicate resolution by batch position. All zero
     /// between operations. Allocated on first use.
     pub(crate) aux: AlignedBuf,
@@ -138,6 +143,8 @@ impl CpuTable {
             pos: Vec::new(),
             kind: Vec::new(),
             later: Vec::new(),
+            overwritten: Vec::new(),
+            update_log_bytes: flash_map_core::tuning::TUNING.update_log_bytes,
             aux: AlignedBuf::zeroed(0)?,
             scratch: Default::default(),
             region_bytes: crate::partition::REGION_BYTES,
@@ -145,6 +152,14 @@ impl CpuTable {
             partitioned_passes: Default::default(),
             serial_mutations: crate::ops::serial_mutations(),
         })
+    }
+
+    /// Sets the most bytes of overwritten values that a serial insert keeps to write present
+    /// keys' values at once (see [`crate::direct`]; default `TUNING.update_log_bytes`).
+    /// Tests shrink it so that small batches write some of them after the batch.
+    #[doc(hidden)]
+    pub fn set_update_log_bytes(&mut self, bytes: usize) {
+        self.update_log_bytes = bytes;
     }
 
     /// Sets how many bytes of table one region of a partitioned serial pass spans (see
@@ -159,12 +174,17 @@ impl CpuTable {
 
     /// Bytes of working memory kept from earlier batches for the next one: per batch
     /// position, the claimed slot and what the claim did; the slots a direct insert
-    /// updated ([`crate::direct`]); the partitioned copy of a batch
+    /// updated and the values it overwrote ([`crate::direct`]); the partitioned copy of a batch
     /// and its lookup results ([`crate::partition`]); and, once a parallel pass needed it,
     /// one word per slot. Not counted: the table's own arrays.
     pub(crate) fn buffer_bytes(&self) -> usize {
         let scratch = self.scratch.lock().map_or_else(|e| e.into_inner().bytes(), |s| s.bytes());
-        self.pos.capacity() * 4 + self.kind.capacity() + self.later.capacity() * 8 + self.aux.len() + scratch
+        self.pos.capacity() * 4
+            + self.kind.capacity()
+            + self.later.capacity() * 8
+            + self.overwritten.capacity()
+            + self.aux.len()
+            + scratch
     }
 
     /// Frees the working memory that [`buffer_bytes`](Self::buffer_bytes) counts; the next
@@ -173,6 +193,7 @@ impl CpuTable {
         self.pos = Vec::new();
         self.kind = Vec::new();
         self.later = Vec::new();
+        self.overwritten = Vec::new();
         // A zero-length buffer allocates nothing, so this cannot fail; if it did, the old
         // buffer (all zero between operations) stays.
         if let Ok(empty) = AlignedBuf::zeroed(0) {

@@ -451,10 +451,15 @@ fn growth_moves_entries_between_the_layouts() {
 /// tombstones) against the general claim pass (the same table with one tombstone): batches
 /// of new keys, updates and duplicates that fail on collisions (keys sharing their first 8
 /// bytes, one Identity hash) or for want of room fail with the same error and leave every
-/// entry and value as it was; a batch that succeeds leaves the same entries.
+/// entry and value as it was; a batch that succeeds leaves the same entries. The direct
+/// pass runs with its log of overwritten values as built, empty (every present key's value
+/// written after the batch) and holding three values (the rest written after the batch).
+/// Keys and values of 16 bytes make records, where the log is used.
 #[test]
 fn direct_inserts_fail_and_succeed_as_the_general_pass() {
     type K = [u64; 2];
+    // A 16-byte value of each test value.
+    let wide = |v: u64| [v, !v];
     fn entries(t: &CpuTable) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut e = Vec::new();
         t.for_each_entry(&mut |k, v| e.push((k.to_vec(), v.to_vec())));
@@ -462,7 +467,7 @@ fn direct_inserts_fail_and_succeed_as_the_general_pass() {
         e
     }
     let batch = |p: &[(K, u64)]| {
-        let (k, v): (Vec<K>, Vec<u64>) = p.iter().copied().unzip();
+        let (k, v): (Vec<K>, Vec<[u64; 2]>) = p.iter().map(|&(k, v)| (k, wide(v))).unzip();
         (k, v)
     };
     let key = |i: u64| [i.wrapping_mul(0x9E37_79B9_7F4A_7C15), i];
@@ -470,9 +475,15 @@ fn direct_inserts_fail_and_succeed_as_the_general_pass() {
     // key outside every batch.
     let present: Vec<(K, u64)> = (0..40).step_by(2).map(|i| (key(i), i)).collect();
     let extra = [(key(10_000), 0)];
-    let fresh = |tomb: bool| {
-        let layout = TableLayout::for_capacity(64, 0.5, 16, 8).unwrap();
+    // (a tombstone, so the general pass; the direct pass's log limit)
+    let variants = [(false, None), (false, Some(0)), (false, Some(3 * 8)), (true, None)];
+    let fresh = |(tomb, log): (bool, Option<usize>)| {
+        let layout = TableLayout::for_capacity(64, 0.5, 16, 16).unwrap();
         let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Identity), Exec::Serial).unwrap();
+        assert_ne!(t.raw().record, 0, "key and value in one record");
+        if let Some(bytes) = log {
+            t.set_update_log_bytes(bytes);
+        }
         let (k, v) = batch(&present);
         t.insert(&Batch::columns(&k, &v).unwrap()).unwrap();
         if tomb {
@@ -494,30 +505,35 @@ fn direct_inserts_fail_and_succeed_as_the_general_pass() {
         let p: Vec<(K, u64)> = mixed.iter().chain(tail.iter()).copied().collect();
         let (k, v) = batch(&p);
         let mut errs = Vec::new();
-        for tomb in [false, true] {
-            let mut t = fresh(tomb);
+        for variant in variants {
+            let mut t = fresh(variant);
             let (before, len) = (entries(&t), t.len());
             errs.push(t.insert(&Batch::columns(&k, &v).unwrap()).unwrap_err());
-            assert_eq!((entries(&t), t.len(), t.tombstones()), (before, len, tomb as usize), "tombstone: {tomb}");
+            let tomb = variant.0 as usize;
+            assert_eq!((entries(&t), t.len(), t.tombstones()), (before, len, tomb), "{variant:?}");
             // The table still works: the batch's first part goes in.
             let (k1, v1) = batch(&mixed);
             assert_eq!(t.insert(&Batch::columns(&k1, &v1).unwrap()).unwrap(), 20);
         }
-        assert_eq!(format!("{:?}", errs[0]), format!("{:?}", errs[1]));
+        for e in &errs[1..] {
+            assert_eq!(format!("{:?}", errs[0]), format!("{e:?}"));
+        }
         assert!(matches!(errs[0], CpuError::Refused(_)), "{:?}", errs[0]);
     }
     let mut done = Vec::new();
-    for tomb in [false, true] {
-        let mut t = fresh(tomb);
+    for variant in variants {
+        let mut t = fresh(variant);
         let (k, v) = batch(&mixed);
         assert_eq!(t.insert(&Batch::columns(&k, &v).unwrap()).unwrap(), 20);
         done.push(entries(&t));
     }
-    assert_eq!(done[0], done[1]);
+    for d in &done[1..] {
+        assert_eq!(&done[0], d);
+    }
     // The last copy of each key won.
     let model: std::collections::HashMap<K, u64> = present.iter().chain(&mixed).copied().collect();
     let mut want: Vec<(Vec<u8>, Vec<u8>)> =
-        model.iter().map(|(k, v)| (bytemuck::bytes_of(k).to_vec(), v.to_le_bytes().to_vec())).collect();
+        model.iter().map(|(k, &v)| (bytemuck::bytes_of(k).to_vec(), bytemuck::bytes_of(&wide(v)).to_vec())).collect();
     want.sort();
     assert_eq!(done[0], want);
 }
