@@ -42,7 +42,7 @@ impl CpuTable {
         if done {
             return;
         }
-        self.lookup(b, self.lookup_fetch(b, vs), |i, slot, raw| {
+        self.lookup(b, self.lookup_fetch(b, vs), move |i, slot, raw| {
             // SAFETY: `i < b.len()`, slot (if any) in range.
             unsafe { sink.put(i, slot.map(|s| raw.value_ptr(s) as *const u8)) }
         });
@@ -70,7 +70,7 @@ impl CpuTable {
         }
         let outp = SyncPtr(out.as_mut_ptr());
         // SAFETY: `i < out.len()`, one writer per index.
-        self.lookup(b, self.lookup_fetch(b, 0), |i, slot, _| unsafe { outp.write(i, slot.is_some()) });
+        self.lookup(b, self.lookup_fetch(b, 0), move |i, slot, _| unsafe { outp.write(i, slot.is_some()) });
     }
 
     /// A partitioned lookup of `b` (when worth it and the scratch is free): results go to
@@ -134,9 +134,9 @@ impl CpuTable {
 
     /// Looks up every key of `b` in batch order (on rayon, in chunks), with `fetch`'s
     /// prefetch, and calls `f(i, slot, raw)` with key `i`'s slot if it is present.
-    fn lookup(&self, b: &Batch<'_>, fetch: Fetch, f: impl Fn(usize, Option<usize>, &RawTable) + Sync + Send) {
+    fn lookup(&self, b: &Batch<'_>, fetch: Fetch, f: impl Fn(usize, Option<usize>, &RawTable) + Copy + Sync + Send) {
         per_key_size!(self.layout.key_size, KS => {
-            per_plan!(plan_of(&self.raw(), fetch), P => self.lookup_ks::<KS, P>(b, fetch, &f))
+            per_plan!(plan_of(&self.raw(), fetch), P => self.lookup_ks::<KS, P>(b, fetch, f))
         })
     }
 
@@ -147,14 +147,15 @@ impl CpuTable {
         &self,
         b: &Batch<'_>,
         fetch: Fetch,
-        f: impl Fn(usize, Option<usize>, &RawTable) + Sync + Send,
+        f: impl Fn(usize, Option<usize>, &RawTable) + Copy + Sync + Send,
     ) {
         let (raw, hs) = (self.raw(), self.hash);
         // Lookups never race with writers (`&self`), so plain loads serve both engines.
         self.exec.for_chunks(b.len(), |range| {
             // Locals, not captures: the stores of `f` could alias captured fields, which the
-            // loop would then reload for every key.
-            let (raw, hs, b) = (with_key_size::<KS>(raw), hs, *b);
+            // loop would then reload for every key. `f` itself is copied too (it holds only
+            // references), so that the sink it points to is one load away, not three.
+            let (raw, hs, b, f) = (with_key_size::<KS>(raw), hs, *b, f);
             let s = raw.plain();
             let b = &b;
             // SAFETY: `raw` is this table's, which nobody writes during `&self`; `range` is
