@@ -4,11 +4,12 @@
 //! The general claim pass ([`crate::claim`]) records every key's slot and what its claim did,
 //! so that a batch that fails can be undone and duplicates resolved afterwards. This pass
 //! writes each new key's value at once and remembers only the keys that met an existing
-//! slot. Their values are written at once too, in batch order (so the last copy wins),
-//! while the value each overwrote goes to a log (`CpuTable::overwritten`) that a failed
-//! batch puts back, latest first. Once the log holds `TUNING.update_log_bytes`, the values
-//! of further such keys are written after the batch has succeeded, in batch order, after
-//! all those written at once. Like the general pass, it stops
+//! slot. In a table of records (a slot's key and value side by side) that holds entries,
+//! their values are written at once too, in batch order (so the last copy wins), while the
+//! value each overwrote goes to a log (`CpuTable::overwritten`) that a failed batch puts
+//! back, latest first. Elsewhere, and once the log holds `TUNING.update_log_bytes`, their
+//! values are written after the batch has succeeded, in batch order, after all those
+//! written at once. Like the general pass, it stops
 //! at the first key that gives up on collisions, and once the new keys are more than the
 //! free capacity (the batch has then failed for certain).
 //!
