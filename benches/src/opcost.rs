@@ -82,11 +82,12 @@ fn go<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize, op: &str) {
         let (b, _) = match op {
             "hit" => t(|| {
                 let v: Vec<_> = d.keys.iter().map(|k| h.get(k).copied()).collect();
-                v.len()
+                // Kept, so that the optimizer cannot drop the lookups (it did for hits).
+                std::hint::black_box(v).len()
             }),
             "miss" => t(|| {
                 let v: Vec<_> = d.absent.iter().map(|k| h.get(k).copied()).collect();
-                v.len()
+                std::hint::black_box(v).len()
             }),
             "insert" => t(|| {
                 for (k, v) in &d.pairs {

@@ -16,7 +16,7 @@ use crate::mem::{copy_value, SyncPtr};
 use crate::pipeline::{fetch_for, per_plan, plan_of, Ahead, Fetch, Sweep};
 #[cfg(feature = "rayon")]
 use crate::slots::AtomicSlots;
-use crate::slots::{per_key_size, with_key_size, RawTable};
+use crate::slots::{per_hash, per_key_size, with_key_size, with_strategy, RawTable};
 use crate::{CpuError, CpuTable, Exec};
 
 /// The most new claims a batch may make before it has certainly failed (`usize::MAX`:
@@ -234,19 +234,19 @@ impl CpuTable {
     /// shares the key's record.
     fn claim_in_order(&self, b: &Batch<'_>, budget: Budget, rec: &Recorder) {
         let fetch = self.claim_fetch();
-        per_key_size!(self.layout.key_size, KS => {
+        per_hash!(self.hash, ID => per_key_size!(self.layout.key_size, KS => {
             per_plan!(plan_of(&self.raw(), fetch), P => match self.exec {
-                Exec::Serial => self.claim_serial_ks::<KS, P>(b, budget, rec, fetch),
+                Exec::Serial => self.claim_serial_ks::<ID, KS, P>(b, budget, rec, fetch),
                 #[cfg(feature = "rayon")]
-                Exec::Rayon => self.claim_parallel_ks::<KS, P>(b, budget, rec, fetch),
+                Exec::Rayon => self.claim_parallel_ks::<ID, KS, P>(b, budget, rec, fetch),
             }; 0, ON | KEYS, ON | KEYS | VALUES)
-        })
+        }))
     }
 
     /// [`claim_in_order`](Self::claim_in_order) on one thread, for keys of `KS` bytes (0: the
     /// table's size), fetching per `fetch`, whose plan is `P`.
     #[inline(always)]
-    fn claim_serial_ks<const KS: usize, const P: u8>(
+    fn claim_serial_ks<const ID: bool, const KS: usize, const P: u8>(
         &self,
         b: &Batch<'_>,
         budget: Budget,
@@ -257,7 +257,7 @@ impl CpuTable {
         let mut one = SerialClaims { s: raw.plain(), budget, rec, b, new: 0, failed: false };
         // SAFETY: `raw` is this table's, written by this thread alone; the range is the
         // batch's; its keys have the table's key size (checked by the operations).
-        let mut ahead = unsafe { Ahead::<KS, P>::new(&raw, self.hash, b, 0..b.len(), fetch) };
+        let mut ahead = unsafe { Ahead::<KS, P>::new(&raw, with_strategy::<ID>(self.hash), b, 0..b.len(), fetch) };
         for i in 0..b.len() {
             // SAFETY: `i` runs through the range in order, visited once, by this thread
             // alone.
@@ -270,7 +270,7 @@ impl CpuTable {
     /// the new claims are counted against the budget only when it is limited.
     #[cfg(feature = "rayon")]
     #[inline(always)]
-    fn claim_parallel_ks<const KS: usize, const P: u8>(
+    fn claim_parallel_ks<const ID: bool, const KS: usize, const P: u8>(
         &self,
         b: &Batch<'_>,
         budget: Budget,
@@ -278,7 +278,7 @@ impl CpuTable {
         fetch: Fetch,
     ) {
         use std::sync::atomic::{AtomicBool, AtomicUsize};
-        let (raw, hs) = (self.raw(), self.hash);
+        let (raw, hs) = (self.raw(), with_strategy::<ID>(self.hash));
         let (new, abort) = (AtomicUsize::new(0), AtomicBool::new(false));
         self.exec.for_chunks(b.len(), |range| {
             // Locals, not captures, so that the loop keeps them in registers.

@@ -25,7 +25,7 @@ use flash_map_core::{Batch, ClaimCounts};
 
 use crate::mem::{copy_small, copy_value};
 use crate::pipeline::{per_plan, plan_of, prefetch_lines, Ahead, Fetch};
-use crate::slots::{per_key_size, with_key_size, with_sizes};
+use crate::slots::{per_hash, per_key_size, with_key_size, with_sizes, with_strategy};
 use crate::{CpuError, CpuTable, Exec};
 
 /// How many entries of the list of updates ahead the values written after the batch are
@@ -62,19 +62,19 @@ impl CpuTable {
     pub(crate) fn insert_direct(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
         assert!(self.direct_insert_applies(b.len()), "a direct insert where it does not apply");
         let fetch = self.claim_fetch();
-        per_key_size!(self.layout.key_size, KS => {
+        per_hash!(self.hash, ID => per_key_size!(self.layout.key_size, KS => {
             per_key_size!(@arms self.layout.value_size, VS => {
                 // The plans of a claim: nothing (a cached table), or the home key line, and
                 // the value's first line unless it shares the key's record.
-                per_plan!(plan_of(&self.raw(), fetch), P => self.insert_direct_kv::<KS, VS, P>(b, fetch); 0, ON | KEYS, ON | KEYS | VALUES)
+                per_plan!(plan_of(&self.raw(), fetch), P => self.insert_direct_kv::<ID, KS, VS, P>(b, fetch); 0, ON | KEYS, ON | KEYS | VALUES)
             }; 4, 8, 16)
-        })
+        }))
     }
 
     /// [`insert_direct`](Self::insert_direct) for keys of `KS` and values of `VS` bytes (0:
     /// the table's sizes), fetching per `fetch`, whose plan is `P`.
     #[inline(always)]
-    fn insert_direct_kv<const KS: usize, const VS: usize, const P: u8>(
+    fn insert_direct_kv<const ID: bool, const KS: usize, const VS: usize, const P: u8>(
         &mut self,
         b: &Batch<'_>,
         fetch: Fetch,
@@ -111,7 +111,7 @@ impl CpuTable {
         // SAFETY: `raw` is this table's, written by this thread alone (serial, `&mut self`);
         // the range is the batch's, whose keys have the table's key size (checked by the
         // operations).
-        let mut ahead = unsafe { Ahead::<KS, P>::new(&raw, self.hash, b, 0..n, fetch) };
+        let mut ahead = unsafe { Ahead::<KS, P>::new(&raw, with_strategy::<ID>(self.hash), b, 0..n, fetch) };
         for i in 0..n {
             // SAFETY: `i` runs through the range in order.
             let h = unsafe { ahead.next(i) };

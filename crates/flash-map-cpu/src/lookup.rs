@@ -10,7 +10,7 @@ use crate::exec::prefetch_read;
 use crate::mem::{copy_small, SyncPtr};
 use crate::partition::{self, Order};
 use crate::pipeline::{fetch_for, fetch_for_states, per_plan, plan_of, Ahead, Fetch, Sweep};
-use crate::slots::{per_key_size, with_key_size, RawTable};
+use crate::slots::{per_hash, per_key_size, with_key_size, with_strategy, RawTable};
 use crate::{CpuError, CpuTable};
 
 impl CpuTable {
@@ -135,15 +135,15 @@ impl CpuTable {
     /// Looks up every key of `b` in batch order (on rayon, in chunks), with `fetch`'s
     /// prefetch, and calls `f(i, slot, raw)` with key `i`'s slot if it is present.
     fn lookup(&self, b: &Batch<'_>, fetch: Fetch, f: impl Fn(usize, Option<usize>, &RawTable) + Copy + Sync + Send) {
-        per_key_size!(self.layout.key_size, KS => {
-            per_plan!(plan_of(&self.raw(), fetch), P => self.lookup_ks::<KS, P>(b, fetch, f))
-        })
+        per_hash!(self.hash, ID => per_key_size!(self.layout.key_size, KS => {
+            per_plan!(plan_of(&self.raw(), fetch), P => self.lookup_ks::<ID, KS, P>(b, fetch, f))
+        }))
     }
 
     /// [`lookup`](Self::lookup) for keys of `KS` bytes (0: the table's size), fetching per
-    /// the plan `P`.
+    /// the plan `P`, hashing with the Identity strategy when `ID`.
     #[inline(always)]
-    fn lookup_ks<const KS: usize, const P: u8>(
+    fn lookup_ks<const ID: bool, const KS: usize, const P: u8>(
         &self,
         b: &Batch<'_>,
         fetch: Fetch,
@@ -155,7 +155,7 @@ impl CpuTable {
             // Locals, not captures: the stores of `f` could alias captured fields, which the
             // loop would then reload for every key. `f` itself is copied too (it holds only
             // references), so that the sink it points to is one load away, not three.
-            let (raw, hs, b, f) = (with_key_size::<KS>(raw), hs, *b, f);
+            let (raw, hs, b, f) = (with_key_size::<KS>(raw), with_strategy::<ID>(hs), *b, f);
             let s = raw.plain();
             let b = &b;
             // SAFETY: `raw` is this table's, which nobody writes during `&self`; `range` is

@@ -7,7 +7,7 @@ use flash_map_core::{Batch, Remove};
 use crate::pipeline::{fetch_for, per_plan, plan_of, staged, Ahead, Fetch};
 #[cfg(feature = "rayon")]
 use crate::slots::AtomicSlots;
-use crate::slots::{per_key_size, with_key_size};
+use crate::slots::{per_hash, per_key_size, with_key_size, with_strategy};
 use crate::{CpuError, CpuTable, Exec};
 
 impl CpuTable {
@@ -19,8 +19,8 @@ impl CpuTable {
             None => fetch_for(self.table_bytes(), Fetch::Home { keys: true, values: 0 }),
         };
         match self.exec {
-            Exec::Serial => per_key_size!(self.layout.key_size, KS => {
-                let raw = with_key_size::<KS>(raw);
+            Exec::Serial => per_hash!(hs, ID => per_key_size!(self.layout.key_size, KS => {
+                let (raw, hs) = (with_key_size::<KS>(raw), with_strategy::<ID>(hs));
                 let s = raw.plain();
                 let mut n = 0;
                 if let Fetch::Plain { .. } = fetch {
@@ -45,7 +45,7 @@ impl CpuTable {
                     }
                     n
                 }; 0, ON | KEYS)
-            }),
+            })),
             #[cfg(feature = "rayon")]
             Exec::Rayon => {
                 let s = AtomicSlots(raw);

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use flash_map_core::probe::RawSlots;
 #[cfg(feature = "rayon")]
 use flash_map_core::Slots;
+use flash_map_core::{HashStrategy, KeyHasher};
 
 /// Raw pointers to one table's arrays, shared by the threads of one pass. Made only by
 /// `CpuTable::raw`, so its pointers always view the live arrays of a table of `mask + 1`
@@ -62,6 +63,41 @@ macro_rules! per_key_size {
     };
 }
 pub(crate) use per_key_size;
+
+/// Evaluates `$body` with the constant `$id` set to whether `$hash` (a [`KeyHasher`]) is the
+/// default strategy, [`HashStrategy::Identity`]: the entry of a pass compiled for it (see
+/// [`with_strategy`]), so that its hashing is the inlined fmix64 with no test of the
+/// strategy per key.
+///
+/// [`KeyHasher`]: flash_map_core::KeyHasher
+/// [`HashStrategy::Identity`]: flash_map_core::HashStrategy::Identity
+macro_rules! per_hash {
+    ($hash:expr, $id:ident => $body:expr) => {
+        if $hash.strategy == flash_map_core::HashStrategy::Identity {
+            const $id: bool = true;
+            $body
+        } else {
+            const $id: bool = false;
+            $body
+        }
+    };
+}
+pub(crate) use per_hash;
+
+/// `hash` with its strategy the constant [`Identity`](HashStrategy::Identity) in a pass
+/// compiled for it (`ID`), else unchanged.
+///
+/// # Panics
+/// If `ID` and the strategy is another.
+#[inline(always)]
+pub(crate) fn with_strategy<const ID: bool>(hash: KeyHasher) -> KeyHasher {
+    if ID {
+        assert!(hash.strategy == HashStrategy::Identity, "a pass compiled for another hash strategy");
+        KeyHasher::new(HashStrategy::Identity, hash.seed)
+    } else {
+        hash
+    }
+}
 
 /// `raw` with its key size the constant `KS` (0: unchanged). The passes are compiled once
 /// per common key size, and a constant key size turns every hash and key comparison of the
