@@ -9,7 +9,8 @@
 //! parallel pass while rayon's threads still spin), `build` (a fresh table built
 //! and filled), `fill` (the same, the build untimed) and `floor` (see [`Floor`]: its build,
 //! split into allocation and fill, hit and miss); prints the minimum and median of
-//! REPS runs of each and the ratio of the medians. `ONLY_FLASH=1` skips hashbrown (for
+//! REPS runs of each and the ratio of the medians. `OPCOST_LOAD=0.875` builds FlashMap's
+//! tables for that maximum load factor instead of the default 0.5. `ONLY_FLASH=1` skips hashbrown (for
 //! instruction counts under callgrind: the difference between two REPS values, divided by
 //! the keys, is the instructions per key).
 use flash_map::{Backend, FlashMap};
@@ -26,6 +27,16 @@ fn backend() -> Backend {
     }
 }
 
+/// A FlashMap for `n` pairs on [`backend`], at the maximum load factor `OPCOST_LOAD` when
+/// set (else the default, 0.5): how much of a gap is the table's size.
+fn map<K: Gen, V: Gen>(n: usize) -> FlashMap<K, V> {
+    let mut b = FlashMap::<K, V>::builder(n).backend(backend());
+    if let Some(lf) = std::env::var("OPCOST_LOAD").ok().and_then(|v| v.parse().ok()) {
+        b = b.max_load_factor(lf);
+    }
+    b.build().unwrap()
+}
+
 fn t<T>(f: impl FnOnce() -> T) -> (f64, T) {
     let s = Instant::now();
     let r = f();
@@ -36,7 +47,7 @@ fn go<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize, op: &str) {
     let n = d.pairs.len();
     let mut fl = vec![];
     let mut hb = vec![];
-    let mut m = FlashMap::<K, V>::builder(n).backend(backend()).build().unwrap();
+    let mut m = map::<K, V>(n);
     m.bulk_insert(&d.pairs).unwrap();
     let mut h = hashbrown::HashMap::<K, V, H>::with_capacity_and_hasher(n, H::default());
     for (k, v) in &d.pairs {
@@ -55,22 +66,22 @@ fn go<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize, op: &str) {
             }),
             "insert" => t(|| m.bulk_insert(&d.pairs).unwrap()),
             "fill" => {
-                let mut m = FlashMap::<K, V>::builder(n).backend(backend()).build().unwrap();
+                let mut m = map::<K, V>(n);
                 t(|| m.bulk_insert(&d.pairs).unwrap())
             }
             "remove" => {
-                let mut m = FlashMap::<K, V>::builder(n).backend(backend()).build().unwrap();
+                let mut m = map::<K, V>(n);
                 m.bulk_insert(&d.pairs).unwrap();
                 t(|| m.bulk_remove(&d.keys).unwrap())
             }
             "remove_after_get" => {
-                let mut m = FlashMap::<K, V>::builder(n).backend(backend()).build().unwrap();
+                let mut m = map::<K, V>(n);
                 m.bulk_insert(&d.pairs).unwrap();
                 m.bulk_get_into(&d.keys, &mut out).unwrap();
                 t(|| m.bulk_remove(&d.keys).unwrap())
             }
             _ => t(|| {
-                let mut m = FlashMap::<K, V>::builder(n).backend(backend()).build().unwrap();
+                let mut m = map::<K, V>(n);
                 m.bulk_insert(&d.pairs).unwrap()
             }),
         };

@@ -422,23 +422,8 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
             unsafe fn put(&self, i: usize, v: Option<*const u8>) {
                 // SAFETY: `i < n <= capacity` (called once per batch position); a `Some`
                 // pointer holds `size_of::<V>()` bytes of a stored `V` (any bit pattern is a
-                // valid Pod value), in the table, which the result vector does not overlap.
-                unsafe {
-                    let dst = self.0.add(i);
-                    match v {
-                        // A value larger than two registers: `Some(read)` went through a copy
-                        // on the stack, as the optimizer kept the table's bytes apart from
-                        // the result's. Writing `Some` of zeros and then the bytes over them
-                        // stores the zeros needlessly, but moves the value once.
-                        Some(p) if size_of::<V>() > 16 => {
-                            dst.write(Some(V::zeroed()));
-                            if let Some(x) = &mut *dst {
-                                std::ptr::copy_nonoverlapping(p, x as *mut V as *mut u8, size_of::<V>());
-                            }
-                        }
-                        _ => dst.write(v.map(|p| std::ptr::read_unaligned(p as *const V))),
-                    }
-                }
+                // valid Pod value).
+                unsafe { self.0.add(i).write(v.map(|p| std::ptr::read_unaligned(p as *const V))) };
             }
         }
         let sink = Sink(out.as_mut_ptr());
