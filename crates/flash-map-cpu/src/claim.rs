@@ -234,13 +234,20 @@ impl CpuTable {
     /// shares the key's record.
     fn claim_in_order(&self, b: &Batch<'_>, budget: Budget, rec: &Recorder) {
         let fetch = self.claim_fetch();
-        per_hash!(self.hash, ID => per_key_size!(self.layout.key_size, KS => {
+        per_hash!(self.hash, ID => self.claim_in_order_h::<ID>(b, budget, rec, fetch))
+    }
+
+    /// [`claim_in_order`](Self::claim_in_order) hashing with the Identity strategy when
+    /// `ID`: a function of its own, so that an unoptimized build's frame holds the stack
+    /// slots of half the copies of the pass (see `lookup_h`).
+    fn claim_in_order_h<const ID: bool>(&self, b: &Batch<'_>, budget: Budget, rec: &Recorder, fetch: Fetch) {
+        per_key_size!(self.layout.key_size, KS => {
             per_plan!(plan_of(&self.raw(), fetch), P => match self.exec {
                 Exec::Serial => self.claim_serial_ks::<ID, KS, P>(b, budget, rec, fetch),
                 #[cfg(feature = "rayon")]
                 Exec::Rayon => self.claim_parallel_ks::<ID, KS, P>(b, budget, rec, fetch),
             }; 0, ON | KEYS, ON | KEYS | VALUES)
-        }))
+        })
     }
 
     /// [`claim_in_order`](Self::claim_in_order) on one thread, for keys of `KS` bytes (0: the

@@ -62,13 +62,24 @@ impl CpuTable {
     pub(crate) fn insert_direct(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
         assert!(self.direct_insert_applies(b.len()), "a direct insert where it does not apply");
         let fetch = self.claim_fetch();
-        per_hash!(self.hash, ID => per_key_size!(self.layout.key_size, KS => {
-            per_key_size!(@arms self.layout.value_size, VS => {
-                // The plans of a claim: nothing (a cached table), or the home key line, and
-                // the value's first line unless it shares the key's record.
-                per_plan!(plan_of(&self.raw(), fetch), P => self.insert_direct_kv::<ID, KS, VS, P>(b, fetch); 0, ON | KEYS, ON | KEYS | VALUES)
-            }; 4, 8, 16)
-        }))
+        per_hash!(self.hash, ID => per_key_size!(self.layout.key_size, KS => self.insert_direct_k::<ID, KS>(b, fetch)))
+    }
+
+    /// [`insert_direct`](Self::insert_direct) for keys of `KS` bytes, hashing with the
+    /// Identity strategy when `ID`. A function of its own, not inlined by force: every arm of
+    /// these matches is a copy of the pass, and an unoptimized build gives each its own stack
+    /// slots in the frame of the function that holds the match (all of them at once
+    /// overflowed a 2 MiB thread stack).
+    fn insert_direct_k<const ID: bool, const KS: usize>(
+        &mut self,
+        b: &Batch<'_>,
+        fetch: Fetch,
+    ) -> Result<usize, CpuError> {
+        per_key_size!(@arms self.layout.value_size, VS => {
+            // The plans of a claim: nothing (a cached table), or the home key line, and the
+            // value's first line unless it shares the key's record.
+            per_plan!(plan_of(&self.raw(), fetch), P => self.insert_direct_kv::<ID, KS, VS, P>(b, fetch); 0, ON | KEYS, ON | KEYS | VALUES)
+        }; 4, 8, 16)
     }
 
     /// [`insert_direct`](Self::insert_direct) for keys of `KS` and values of `VS` bytes (0:

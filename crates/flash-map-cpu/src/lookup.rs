@@ -135,9 +135,22 @@ impl CpuTable {
     /// Looks up every key of `b` in batch order (on rayon, in chunks), with `fetch`'s
     /// prefetch, and calls `f(i, slot, raw)` with key `i`'s slot if it is present.
     fn lookup(&self, b: &Batch<'_>, fetch: Fetch, f: impl Fn(usize, Option<usize>, &RawTable) + Copy + Sync + Send) {
-        per_hash!(self.hash, ID => per_key_size!(self.layout.key_size, KS => {
+        per_hash!(self.hash, ID => self.lookup_h::<ID>(b, fetch, f))
+    }
+
+    /// [`lookup`](Self::lookup) hashing with the Identity strategy when `ID`. A function of
+    /// its own, not inlined by force: every arm of these matches is a copy of the pass, and
+    /// an unoptimized build gives each its own stack slots in the frame of the function that
+    /// holds the match (all of them at once overflowed a 2 MiB thread stack).
+    fn lookup_h<const ID: bool>(
+        &self,
+        b: &Batch<'_>,
+        fetch: Fetch,
+        f: impl Fn(usize, Option<usize>, &RawTable) + Copy + Sync + Send,
+    ) {
+        per_key_size!(self.layout.key_size, KS => {
             per_plan!(plan_of(&self.raw(), fetch), P => self.lookup_ks::<ID, KS, P>(b, fetch, f))
-        }))
+        })
     }
 
     /// [`lookup`](Self::lookup) for keys of `KS` bytes (0: the table's size), fetching per
