@@ -83,6 +83,29 @@ pub unsafe trait Slots {
         }
         g
     }
+
+    /// The [`Group::matching`] mask alone of the group at `slot`: for a lookup, which needs
+    /// the empty slots only when no matching slot holds its key. The default takes it from
+    /// [`group`](Self::group).
+    ///
+    /// # Safety
+    /// As [`group`](Self::group).
+    #[inline(always)]
+    unsafe fn matching(&self, slot: usize, full: u32) -> u32 {
+        // SAFETY: forwarded contract.
+        unsafe { self.group(slot, full) }.matching
+    }
+
+    /// Whether the group at `slot` holds an empty slot. The default takes it from
+    /// [`group`](Self::group).
+    ///
+    /// # Safety
+    /// As [`group`](Self::group).
+    #[inline(always)]
+    unsafe fn any_empty(&self, slot: usize) -> bool {
+        // SAFETY: forwarded contract.
+        unsafe { self.group(slot, EMPTY) }.empty != 0
+    }
 }
 
 /// Slots a group probe checks at once.
@@ -235,6 +258,38 @@ unsafe impl Slots for RawSlots {
             Group { matching: both & 0xff, empty: both >> 8, tombstone: tomb }
         }
     }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn matching(&self, slot: usize, full: u32) -> u32 {
+        // SAFETY: as in `group`.
+        unsafe { eq_mask(self.states.add(slot), full) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn any_empty(&self, slot: usize) -> bool {
+        // SAFETY: as in `group`.
+        unsafe { eq_mask(self.states.add(slot), EMPTY) != 0 }
+    }
+}
+
+/// The mask of the eight state words at `p` that are `w` (bit `j` for word `j`).
+///
+/// # Safety
+/// `p` is valid for reading eight `u32`s.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn eq_mask(p: *const u32, w: u32) -> u32 {
+    use core::arch::x86_64::*;
+    // SAFETY: two 16-byte loads inside the eight words (the contract); SSE2 is part of the
+    // x86_64 baseline.
+    unsafe {
+        let v = _mm_set1_epi32(w as i32);
+        let a = _mm_cmpeq_epi32(_mm_loadu_si128(p as *const __m128i), v);
+        let b = _mm_cmpeq_epi32(_mm_loadu_si128(p.add(4) as *const __m128i), v);
+        _mm_movemask_ps(_mm_castsi128_ps(a)) as u32 | (_mm_movemask_ps(_mm_castsi128_ps(b)) as u32) << 4
+    }
 }
 
 /// The outcome of [`claim`].
@@ -309,8 +364,7 @@ pub unsafe fn find<S: Slots>(s: &S, hash: u64, key: *const u8) -> Option<usize> 
         // the compare there would only find it absent, and leaving such slots out cost more
         // instructions per key than their rare compares.
         // SAFETY: the group lies inside the table.
-        let g = unsafe { s.group(h, full_word(tag_of(hash))) };
-        let mut cand = g.matching;
+        let mut cand = unsafe { s.matching(h, full_word(tag_of(hash))) };
         while cand != 0 {
             let slot = h + cand.trailing_zeros() as usize;
             // SAFETY: slot in range; key valid by contract.
@@ -319,7 +373,9 @@ pub unsafe fn find<S: Slots>(s: &S, hash: u64, key: *const u8) -> Option<usize> 
             }
             cand &= cand - 1;
         }
-        if g.empty != 0 {
+        // The empty slots only now: a key found above never needed them.
+        // SAFETY: as above.
+        if unsafe { s.any_empty(h) } {
             return None;
         }
         // SAFETY: the rest of the sequence, from the slot after the group.

@@ -645,8 +645,8 @@ fn byte_helpers_compare_and_copy_at_any_alignment() {
     }
 }
 
-/// `RawSlots::group` (a vector compare on x86_64) against the state words read one by one:
-/// every mix of empty, tombstone, matching, busy and other full words.
+/// `RawSlots::group`, `matching` and `any_empty` (vector compares on x86_64) against the
+/// state words read one by one: every mix of empty, tombstone, matching, busy and other full words.
 #[test]
 fn raw_group_masks_match_the_words() {
     use crate::probe::{RawSlots, GROUP};
@@ -672,6 +672,10 @@ fn raw_group_masks_match_the_words() {
                 (mask(full), mask(EMPTY), mask(TOMBSTONE)),
                 "{states:?} at {at}"
             );
+            // The masks a lookup takes one at a time (their own vector compares).
+            // SAFETY: as above.
+            let (m, e) = unsafe { (s.matching(at, full), s.any_empty(at)) };
+            assert_eq!((m, e), (mask(full), mask(EMPTY) != 0), "{states:?} at {at}, alone");
         }
     }
 }
