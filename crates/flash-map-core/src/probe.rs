@@ -29,7 +29,10 @@ use crate::slot::{busy_word, full_word, is_free, is_full, tag_of, EMPTY, PENDING
 /// # Safety
 /// Implementations must make `state`/`cas_state`/`publish` act on the state word of slot
 /// `slot`, with acquire loads and release publishes where threads share the table, and
-/// `key_ptr` return a pointer valid for `key_size()` bytes of slot `slot`'s key.
+/// `key_ptr` return a pointer valid for `key_size()` bytes of slot `slot`'s key. Overrides
+/// of `group`, `matching` and `any_empty` must report the state words of the [`GROUP`] slots
+/// from `slot` as they are, with no bit at or above `GROUP` set: [`find`] and [`claim`]
+/// turn each set bit into a slot they read.
 pub unsafe trait Slots {
     /// `slots - 1`.
     fn mask(&self) -> usize;
