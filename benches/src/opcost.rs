@@ -9,7 +9,9 @@
 //! parallel pass while rayon's threads still spin), `build` (a fresh table built
 //! and filled), `fill` (the same, the build untimed) and `floor` (see [`Floor`]: its build,
 //! split into allocation and fill, hit and miss); prints the minimum and median of
-//! REPS runs of each and the ratio of the medians. `OPCOST_LOAD=0.875` builds FlashMap's
+//! REPS runs of each and the ratio of the medians. FlashMap's lookups write into one kept
+//! vector (`bulk_get_into`); with `OPCOST_FRESH=1` each returns a fresh one (`bulk_get`),
+//! as hashbrown's collect does. `OPCOST_LOAD=0.875` builds FlashMap's
 //! tables for that maximum load factor instead of the default 0.5. `ONLY_FLASH=1` skips hashbrown (for
 //! instruction counts under callgrind: the difference between two REPS values, divided by
 //! the keys, is the instructions per key).
@@ -54,16 +56,20 @@ fn go<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize, op: &str) {
         h.insert(*k, *v);
     }
     let mut out = Vec::new();
+    let fresh = std::env::var_os("OPCOST_FRESH").is_some();
     for _ in 0..reps {
         let (a, _) = match op {
-            "hit" => t(|| {
-                m.bulk_get_into(&d.keys, &mut out).unwrap();
-                out.len()
-            }),
-            "miss" => t(|| {
-                m.bulk_get_into(&d.absent, &mut out).unwrap();
-                out.len()
-            }),
+            "hit" | "miss" => {
+                let keys = if op == "hit" { &d.keys } else { &d.absent };
+                if fresh {
+                    t(|| std::hint::black_box(m.bulk_get(keys).unwrap()).len())
+                } else {
+                    t(|| {
+                        m.bulk_get_into(keys, &mut out).unwrap();
+                        out.len()
+                    })
+                }
+            }
             "insert" => t(|| m.bulk_insert(&d.pairs).unwrap()),
             "fill" => {
                 let mut m = map::<K, V>(n);

@@ -89,8 +89,10 @@ pub struct Tuning {
     /// again (one per block, per window, per chunk of input) pays for the pages once.
     pub spare_bytes: usize,
     /// A lookup's fresh result vector of at most this many bytes gets huge pages advised
-    /// (from `huge_page_min_bytes`); a larger one is left in 4 KiB pages and faulted in by
-    /// one call before the lookup writes it (`flash_map_cpu::commit_for_writes`). Measured on a
+    /// (from `huge_page_min_bytes`); a larger one, and a smaller one from
+    /// `commit_min_bytes` on, is left in 4 KiB pages and faulted in by one call before the
+    /// lookup writes it (`flash_map_cpu::commit_for_writes`), unless the allocator handed
+    /// out memory the process had already faulted in. Measured on a
     /// virtual machine whose host takes freed memory back (BENCHMARKS.md, issue 13):
     /// results of 13 MB faulted in faster in huge pages, every run; results of 128–129 MB
     /// in huge pages made most serial lookups four to five times slower (the host giving

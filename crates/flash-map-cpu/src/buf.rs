@@ -179,21 +179,7 @@ impl AlignedBuf {
         let err = CpuError::Alloc { bytes: len };
         let align = if huge { HUGE_PAGE } else { page_size() };
         let total = len.checked_add(align).ok_or(err.clone())?;
-        // SAFETY: an anonymous private mapping with no address hint; checked below.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                total,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(err);
-        }
-        let base = base as *mut u8;
+        let base = anonymous_mapping(total).ok_or(err.clone())?;
         let offset = (align - (base as usize % align)) % align;
         // SAFETY: `offset < align`, so `offset + len <= total` lies inside the mapping.
         let start = unsafe { base.add(offset) };
@@ -317,7 +303,8 @@ unsafe fn commit(start: *mut u8, len: usize, huge: bool) -> std::io::Result<()> 
 #[cfg(target_os = "linux")]
 unsafe fn commit_on(start: *mut u8, len: usize, huge: bool, parallel: bool) -> std::io::Result<()> {
     #[cfg(feature = "rayon")]
-    if parallel {
+    // (A range of one part is committed on the calling thread: no hand-off to the pool.)
+    if parallel && len > HUGE_PAGE {
         use rayon::prelude::*;
         let threads = rayon::current_num_threads().max(1);
         let part = len.div_ceil(threads).next_multiple_of(HUGE_PAGE);
@@ -439,19 +426,21 @@ pub fn advise_huge<T>(ptr: *mut T, len: usize) {
 }
 
 /// Faults in now, in 4 KiB pages, the whole pages of `[ptr, ptr + len)`: a fresh allocation
-/// of the caller's that is about to be written in full (a large lookup's results), when `len`
-/// is at least `TUNING.huge_page_min_bytes`. One call faults them all in order, on all of
+/// of the caller's that is about to be written in full (a lookup's results), when `len`
+/// is at least `TUNING.commit_min_bytes`. One call faults them all in order, on all of
 /// rayon's threads for `parallel`, which costs less than taking each fault as the writes
 /// reach its page. Linux 5.14+; elsewhere, and where the system cannot commit the memory
 /// now, a no-op (the writes then fault the pages in as they would have). Changes no
 /// contents.
 pub fn commit_for_writes<T>(ptr: *mut T, len: usize, parallel: bool) {
     #[cfg(target_os = "linux")]
-    if len >= HUGE_MIN {
+    if len >= COMMIT_MIN {
         let page = page_size();
         let start = (ptr as usize).next_multiple_of(page);
         let end = (ptr as usize).saturating_add(len) / page * page;
-        if end > start {
+        // Memory the allocator reused (freed by the process and handed out again) is
+        // resident already, and the call would only walk its pages: its last page tells.
+        if end > start && !page_resident(end - page) {
             // SAFETY: sound for any range: in 4 KiB pages `commit` only populates, which
             // faults pages in without changing any byte, and fails with an error (logged
             // below) where the range is not mapped writable. The caller passes its own
@@ -463,6 +452,36 @@ pub fn commit_for_writes<T>(ptr: *mut T, len: usize, parallel: bool) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (ptr, len, parallel);
+}
+
+/// A fresh anonymous private mapping of `len` bytes (zero, not yet faulted in), or `None`
+/// where the system refuses it.
+#[cfg(target_os = "linux")]
+fn anonymous_mapping(len: usize) -> Option<*mut u8> {
+    // SAFETY: an anonymous private mapping with no address hint: it takes no memory of the
+    // process's; failure is checked below.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    (p != libc::MAP_FAILED).then_some(p as *mut u8)
+}
+
+/// Whether the page at `addr` (page-aligned) is resident (`mincore`); false where the call
+/// fails (the address is not mapped).
+#[cfg(target_os = "linux")]
+fn page_resident(addr: usize) -> bool {
+    let mut v = 0u8;
+    // SAFETY: `mincore` reads no memory of the range, and writes one byte, for the one page
+    // asked about, into `v`; it fails with an error for an address that is not mapped.
+    let r = unsafe { libc::mincore(addr as *mut libc::c_void, 1, &mut v) };
+    r == 0 && v & 1 == 1
 }
 
 impl Drop for AlignedBuf {
@@ -574,6 +593,22 @@ mod tests {
             super::commit_for_writes(v.as_mut_ptr(), len, parallel);
             assert!(resident_pages(v.as_ptr(), len).iter().all(|&r| r), "parallel {parallel}: not committed");
             assert!(v.iter().enumerate().all(|(i, &b)| b == i as u8), "commit changed the contents");
+        }
+    }
+
+    /// A fresh mapping smaller than a huge page (a small lookup's results) is committed too,
+    /// from `TUNING.commit_min_bytes` on; below that, it is left to fault in as written.
+    #[test]
+    #[cfg_attr(miri, ignore = "maps memory and asks mincore")]
+    fn small_results_are_committed_from_the_commit_minimum() {
+        for (len, committed) in [(super::COMMIT_MIN + 5000, true), (super::COMMIT_MIN - 8192, false)] {
+            let p = super::anonymous_mapping(len).expect("a small mapping");
+            assert!(resident_pages(p, len).iter().all(|&r| !r), "fresh memory already resident");
+            super::commit_for_writes(p, len, false);
+            let res = resident_pages(p, len);
+            assert!(res.iter().all(|&r| r == committed), "{len} bytes: resident {res:?}");
+            // SAFETY: the mapping made above, not used after.
+            unsafe { libc::munmap(p as *mut libc::c_void, len) };
         }
     }
 
