@@ -266,10 +266,37 @@ impl AlignedBuf {
 /// contents, but must not reach memory that others manage.
 #[cfg(target_os = "linux")]
 unsafe fn commit(start: *mut u8, len: usize, huge: bool) -> std::io::Result<()> {
+    // SAFETY: forwarded contract; one worker takes every step.
+    unsafe { commit_steps(start, len, huge, &Steps::default()) }
+}
+
+/// The steps of one commit that its workers share: the next step to take, and whether any
+/// step has committed yet.
+#[cfg(target_os = "linux")]
+#[derive(Default)]
+struct Steps {
+    next: std::sync::atomic::AtomicUsize,
+    committed: std::sync::atomic::AtomicBool,
+}
+
+/// One worker of a [`commit`]: takes the next step of `steps` until none is left, pacing its
+/// own steps (a [`Pace`] of its own). Several workers on one range share it by speed: a
+/// worker whose steps are slow (its huge pages coming back from the host) takes fewer of
+/// them, where equal parts would leave the fast worker idle while the slow one finishes.
+///
+/// # Safety
+/// As [`commit`].
+#[cfg(target_os = "linux")]
+unsafe fn commit_steps(start: *mut u8, len: usize, huge: bool, steps: &Steps) -> std::io::Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let size = flash_map_core::tuning::TUNING.commit_step_bytes;
     let mut pace = Pace::new(huge);
-    let mut off = 0;
-    while off < len {
-        let step = flash_map_core::tuning::TUNING.commit_step_bytes.min(len - off);
+    loop {
+        let off = steps.next.fetch_add(1, Relaxed).saturating_mul(size);
+        if off >= len {
+            return Ok(());
+        }
+        let step = size.min(len - off);
         let in_huge = pace.next_in_huge();
         if huge && !in_huge {
             // SAFETY: `[start + off, start + off + step)` lies inside the caller's range (the
@@ -281,8 +308,14 @@ unsafe fn commit(start: *mut u8, len: usize, huge: bool) -> std::io::Result<()> 
         let r = unsafe { libc::madvise(start.add(off) as *mut libc::c_void, step, libc::MADV_POPULATE_WRITE) };
         if r != 0 {
             let e = std::io::Error::last_os_error();
-            return if e.raw_os_error() == Some(libc::EINVAL) && off == 0 { Ok(()) } else { Err(e) };
+            // A kernel without `MADV_POPULATE_WRITE` refuses the first steps: the range
+            // stays lazy. A refusal after a step has committed is an error.
+            let unsupported = e.raw_os_error() == Some(libc::EINVAL) && !steps.committed.load(Relaxed);
+            // No worker takes another step.
+            steps.next.store(usize::MAX, Relaxed);
+            return if unsupported { Ok(()) } else { Err(e) };
         }
+        steps.committed.store(true, Relaxed);
         if in_huge {
             if let Some(small) = pace.after_huge(step, t.elapsed().as_secs_f64()) {
                 log::debug!(
@@ -290,31 +323,29 @@ unsafe fn commit(start: *mut u8, len: usize, huge: bool) -> std::io::Result<()> 
                 );
             }
         }
-        off += step;
     }
-    Ok(())
 }
 
-/// [`commit`] of the `len` bytes at `start`, for `parallel` (with the `rayon` feature) as
-/// one contiguous part per rayon thread, each with its own huge-page decision.
+/// [`commit`] of the `len` bytes at `start`, for `parallel` (with the `rayon` feature) by
+/// one worker per rayon thread ([`commit_steps`]).
 ///
 /// # Safety
 /// As [`commit`].
 #[cfg(target_os = "linux")]
 unsafe fn commit_on(start: *mut u8, len: usize, huge: bool, parallel: bool) -> std::io::Result<()> {
     #[cfg(feature = "rayon")]
-    // (A range of one part is committed on the calling thread: no hand-off to the pool.)
-    if parallel && len > HUGE_PAGE {
-        use rayon::prelude::*;
-        let threads = rayon::current_num_threads().max(1);
-        let part = len.div_ceil(threads).next_multiple_of(HUGE_PAGE);
-        let base = start as usize;
-        return (0..len.div_ceil(part)).into_par_iter().try_for_each(|k| {
-            let off = k * part;
-            // SAFETY: `off < len` (`k < len.div_ceil(part)`), so the part lies inside the
-            // caller's range (the contract); the parts are disjoint.
-            unsafe { commit((base + off) as *mut u8, part.min(len - off), huge) }
-        });
+    {
+        let steps = len.div_ceil(flash_map_core::tuning::TUNING.commit_step_bytes);
+        let workers = rayon::current_num_threads().min(steps);
+        // (A range of one step is committed on the calling thread: no hand-off to the pool.)
+        if parallel && workers > 1 {
+            use rayon::prelude::*;
+            let (base, shared) = (start as usize, Steps::default());
+            // SAFETY: forwarded contract; the workers share the steps, each taken once.
+            return (0..workers)
+                .into_par_iter()
+                .try_for_each(|_| unsafe { commit_steps(base as *mut u8, len, huge, &shared) });
+        }
     }
     let _ = parallel;
     // SAFETY: forwarded contract.
