@@ -311,8 +311,10 @@ unsafe fn commit_steps(start: *mut u8, len: usize, huge: bool, steps: &Steps) ->
             // A kernel without `MADV_POPULATE_WRITE` refuses the first steps: the range
             // stays lazy. A refusal after a step has committed is an error.
             let unsupported = e.raw_os_error() == Some(libc::EINVAL) && !steps.committed.load(Relaxed);
-            // No worker takes another step.
-            steps.next.store(usize::MAX, Relaxed);
+            // No worker takes another step: every step number from here on lies past the
+            // range (halfway to the counter's end, so that the workers' further increments
+            // cannot wrap it around to step 0).
+            steps.next.store(usize::MAX / 2, Relaxed);
             return if unsupported { Ok(()) } else { Err(e) };
         }
         steps.committed.store(true, Relaxed);
@@ -638,6 +640,32 @@ mod tests {
             super::commit_for_writes(p, len, false);
             let res = resident_pages(p, len);
             assert!(res.iter().all(|&r| r == committed), "{len} bytes: resident {res:?}");
+            // SAFETY: the mapping made above, not used after.
+            unsafe { libc::munmap(p as *mut libc::c_void, len) };
+        }
+    }
+
+    /// A commit that meets a page it may not write after its first steps is an error, on
+    /// one thread and on rayon's (where the failing step is one that no worker takes before
+    /// it has committed a step), and the steps before it were committed.
+    #[test]
+    #[cfg_attr(miri, ignore = "maps memory and asks mincore")]
+    fn a_commit_that_fails_partway_is_an_error() {
+        let step = flash_map_core::tuning::TUNING.commit_step_bytes;
+        for parallel in [false, true] {
+            #[cfg(feature = "rayon")]
+            let workers = if parallel { rayon::current_num_threads() } else { 1 };
+            #[cfg(not(feature = "rayon"))]
+            let workers = 1;
+            let len = (workers + 2) * step;
+            let p = super::anonymous_mapping(len).expect("a mapping");
+            // SAFETY: one page inside the mapping made above.
+            let r = unsafe { libc::mprotect(p.add(workers * step + 4096) as *mut libc::c_void, 4096, libc::PROT_READ) };
+            assert_eq!(r, 0);
+            // SAFETY: whole pages of the mapping made above, which nothing else uses.
+            let r = unsafe { super::commit_on(p, len, false, parallel) };
+            assert!(r.is_err(), "parallel {parallel}: a failed commit reported {r:?}");
+            assert!(resident_pages(p, step).iter().all(|&r| r), "parallel {parallel}: step 0 was not committed");
             // SAFETY: the mapping made above, not used after.
             unsafe { libc::munmap(p as *mut libc::c_void, len) };
         }
