@@ -54,25 +54,14 @@ fn table<K: Gen, V: Gen>(n: usize, backend: Backend) {
     );
 }
 
-/// A fresh anonymous private mapping of `len` bytes, never unmapped (the process ends).
+/// A fresh anonymous private mapping of `len` bytes (`flash_map_cpu`'s, as a table's arrays
+/// are mapped), never unmapped (the process ends).
 ///
 /// # Panics
 /// If the system refuses it.
 #[cfg(target_os = "linux")]
 fn map_anonymous(len: usize) -> *mut u8 {
-    // SAFETY: an anonymous private mapping with no address hint; checked below.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    assert!(p != libc::MAP_FAILED, "mmap of {len} bytes failed");
-    p as *mut u8
+    flash_map_cpu::anonymous_mapping(len).unwrap_or_else(|| panic!("mmap of {len} bytes failed"))
 }
 
 #[cfg(target_os = "linux")]

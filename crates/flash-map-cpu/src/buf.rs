@@ -488,9 +488,10 @@ pub fn commit_for_writes<T>(ptr: *mut T, len: usize, parallel: bool) {
 }
 
 /// A fresh anonymous private mapping of `len` bytes (zero, not yet faulted in), or `None`
-/// where the system refuses it.
+/// where the system refuses it. Public, hidden, only so that the benches map memory as a
+/// table's arrays are mapped.
 #[cfg(target_os = "linux")]
-fn anonymous_mapping(len: usize) -> Option<*mut u8> {
+pub fn anonymous_mapping(len: usize) -> Option<*mut u8> {
     // SAFETY: an anonymous private mapping with no address hint: it takes no memory of the
     // process's; failure is checked below.
     let p = unsafe {

@@ -26,6 +26,9 @@ mod slots;
 mod table;
 mod write;
 
+#[cfg(target_os = "linux")]
+#[doc(hidden)]
+pub use buf::anonymous_mapping;
 #[doc(hidden)]
 pub use buf::{advise_huge, commit_for_writes, release_spare_memory, AlignedBuf};
 pub use exec::Exec;
