@@ -45,7 +45,7 @@ fn table<K: Gen, V: Gen>(n: usize, backend: Backend) {
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok())
         .map_or(0, |kb| kb << 10);
     let s = m.stats();
-    let bytes = s.slots * (4 + size_of::<K>() + size_of::<V>());
+    let bytes = s.slots * (1 + size_of::<K>() + size_of::<V>());
     println!(
         "build_ms {build:.1} insert_ms {insert:.1} table_mb {:.1} resident_growth_mb {:.1} huge_pages_mb {:.1}",
         bytes as f64 / 1e6,

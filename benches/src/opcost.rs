@@ -17,6 +17,7 @@
 //! the keys, is the instructions per key).
 use flash_map::{Backend, FlashMap};
 use flash_map_benches::{data, Data, Gen, H};
+use flash_map_core::slot::{full_word, state_byte, tag_of, BYTE_TAG_MASK};
 use std::mem::{align_of, size_of};
 use std::time::Instant;
 
@@ -154,14 +155,14 @@ fn go<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize, op: &str) {
 /// by side in records or in two arrays, as the engine lays out a table of these sizes:
 /// `flash_map_cpu::records`) of the same slot count, allocated by the engine's own allocator,
 /// touched in the same order by a loop with none of the engine's bookkeeping (no
-/// per-position records, no budget, no batch view): the Identity hash, the eight state words
+/// per-position records, no budget, no batch view): the Identity hash, the eight state bytes
 /// at the home slot compared at once (the engine's group compare), then the key and value,
 /// with the engine's prefetch of the home lines 16 keys ahead (lookups only in tables beyond
 /// 1 MiB). `build` allocates the arrays and inserts into them; `hit` and `miss` collect
 /// `Vec<Option<V>>`. Keys whose group of eight holds no empty slot fall back to a scalar
 /// probe (rare at the default load).
 struct Floor<K, V> {
-    states: Fresh<u32>,
+    states: Fresh<u8>,
     /// The keys, or the records.
     keys: Fresh<u8>,
     /// The values (empty for records).
@@ -173,20 +174,17 @@ struct Floor<K, V> {
 }
 
 /// `n` `T`s in a table array as the engine allocates it ([`flash_map_cpu::AlignedBuf`]):
-/// zeroed state words, and key and value bytes that may be a dropped array's
+/// zeroed state bytes, and key and value bytes that may be a dropped array's
 /// ([`flash_map_cpu::AlignedBuf::for_slots`]).
 struct Fresh<T> {
     buf: flash_map_cpu::AlignedBuf,
     _t: std::marker::PhantomData<T>,
 }
 
-impl Fresh<u32> {
-    fn states(n: usize) -> Self {
-        Fresh::made(flash_map_cpu::AlignedBuf::zeroed(n * 4))
-    }
-}
-
 impl Fresh<u8> {
+    fn states(n: usize) -> Self {
+        Fresh::made(flash_map_cpu::AlignedBuf::zeroed(n))
+    }
     fn bytes(n: usize) -> Self {
         Fresh::made(flash_map_cpu::AlignedBuf::for_slots(n))
     }
@@ -203,9 +201,8 @@ impl<T: Copy> Fresh<T> {
 impl<T> std::ops::Deref for Fresh<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        // SAFETY: the buffer holds `len / size_of::<T>()` aligned `T`s (`u32` or `u8`), its
-        // bytes initialised (zeroed, written since, or a former array's) and any bytes a
-        // valid value of either.
+        // SAFETY: the buffer holds `len / size_of::<T>()` `T`s (bytes), initialised
+        // (zeroed, written since, or a former array's).
         unsafe { std::slice::from_raw_parts(self.buf.as_ptr() as *const T, self.buf.len() / size_of::<T>()) }
     }
 }
@@ -221,7 +218,7 @@ impl<T> std::ops::DerefMut for Fresh<T> {
 /// Where a floor's home lines lie, copied out so that the prefetch does not borrow the table.
 #[derive(Clone, Copy)]
 struct Lines {
-    states: *const u32,
+    states: *const u8,
     keys: *const u8,
     values: *const u8,
     key_stride: usize,
@@ -289,7 +286,7 @@ impl<K: Gen, V: Gen> Floor<K, V> {
         Floor { states: Fresh::states(l.slots), keys, values, mask: l.slots - 1, record, _kv: std::marker::PhantomData }
     }
     fn bytes(&self) -> usize {
-        (self.mask + 1) * (4 + size_of::<K>() + size_of::<V>())
+        (self.mask + 1) * (1 + size_of::<K>() + size_of::<V>())
     }
     fn lines(&self) -> Lines {
         let (keys, record) = (self.keys.as_ptr(), self.record);
@@ -320,23 +317,25 @@ impl<K: Gen, V: Gen> Floor<K, V> {
         // SAFETY: as in `key`.
         unsafe { std::ptr::read_unaligned(l.values.add(s * l.value_stride) as *const V) }
     }
-    /// The state words at `at..at + 8` (wrapping) that are `w`, and those that are empty.
+    /// The state bytes at `at..at + 8` (wrapping) that hold the word `w`, and those that are
+    /// empty.
     #[inline(always)]
     fn group(&self, l: Lines, at: usize, w: u32) -> (u32, u32) {
         use flash_map_core::Slots;
         if at + 8 > self.mask + 1 {
-            let m = |x: u32| (0..8).fold(0u32, |a, j| a | ((self.states[(at + j) & self.mask] == x) as u32) << j);
-            return (m(w), m(0));
+            let m = |x: u8| (0..8).fold(0u32, |a, j| a | ((self.states[(at + j) & self.mask] == x) as u32) << j);
+            return (m(state_byte(w)), m(0));
         }
         // SAFETY: the arrays hold `mask + 1` slots of keys `key_stride` bytes apart, read
-        // only here; `at + 8 <= slots`.
+        // only here (no claims, so the hasher is never asked); `at + 8 <= slots`.
         let g = unsafe {
-            flash_map_core::probe::RawSlots::strided(
-                self.states.as_ptr() as *mut u32,
+            flash_map_core::probe::ByteSlots::strided(
+                self.states.as_ptr() as *mut u8,
                 l.keys as *mut u8,
                 self.mask,
                 size_of::<K>(),
                 l.key_stride,
+                flash_map_core::KeyHasher::plain(flash_map_core::HashStrategy::Identity),
             )
             .group(at, w)
         };
@@ -351,7 +350,7 @@ impl<K: Gen, V: Gen> Floor<K, V> {
             pf,
             |i, h| {
                 let (k, v) = &pairs[i];
-                let w = flash_map_core::slot::full_word(flash_map_core::slot::tag_of(h));
+                let w = full_word(tag_of(h) & BYTE_TAG_MASK);
                 let at = h as usize & self.mask;
                 let (_, empty) = self.group(l, at, w);
                 let mut s = if empty != 0 { at + empty.trailing_zeros() as usize } else { at + 8 };
@@ -359,7 +358,7 @@ impl<K: Gen, V: Gen> Floor<K, V> {
                     s += 1;
                 }
                 let s = s & self.mask;
-                self.states[s] = w;
+                self.states[s] = state_byte(w);
                 // SAFETY: `s <= mask`: inside the arrays, written by this thread alone.
                 unsafe {
                     std::ptr::write_unaligned(l.keys.add(s * l.key_stride) as *mut K, *k);
@@ -378,7 +377,7 @@ impl<K: Gen, V: Gen> Floor<K, V> {
             pf,
             |i, h| {
                 let k = &keys[i];
-                let w = flash_map_core::slot::full_word(flash_map_core::slot::tag_of(h));
+                let w = full_word(tag_of(h) & BYTE_TAG_MASK);
                 let at = h as usize & self.mask;
                 let (mut m, empty) = self.group(l, at, w);
                 if empty != 0 {
@@ -396,7 +395,7 @@ impl<K: Gen, V: Gen> Floor<K, V> {
                 if r.is_none() && empty == 0 {
                     let mut s = at + 8;
                     while self.states[s & self.mask] != 0 {
-                        if self.states[s & self.mask] == w && self.key(l, s & self.mask) == *k {
+                        if self.states[s & self.mask] == state_byte(w) && self.key(l, s & self.mask) == *k {
                             r = Some(self.value(l, s & self.mask));
                             break;
                         }

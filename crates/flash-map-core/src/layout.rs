@@ -1,7 +1,9 @@
 //! The structure-of-arrays layout and its capacity arithmetic.
 //!
 //! A table of `slots` slots (a power of two) is three arrays:
-//! `states: [u32; slots]`, `keys: [u8; slots * key_size]`, `values: [u8; slots * value_size]`.
+//! `states: [u32; slots]`, `keys: [u8; slots * key_size]`, `values: [u8; slots * value_size]`
+//! ([`TableLayout::state_bytes`] counts the GPU's state words; the CPU engines keep a byte
+//! per slot instead, [`crate::slot::state_byte`]).
 //! Slot `i`'s key is at byte `i * key_size` of `keys`, its value at `i * value_size`. Where
 //! key and value fit a small record ([`TableLayout::record_bytes`]), an engine may keep the
 //! keys and values as one array of records instead, each a slot's key and then its value;

@@ -22,7 +22,10 @@
 //! exactly one slot, whichever thread gets there first.
 
 use crate::bytes::bytes_eq;
-use crate::slot::{busy_word, full_word, is_free, is_full, tag_of, EMPTY, PENDING, TOMBSTONE};
+use crate::slot::{
+    busy_word, full_word, is_free, is_full, state_byte, tag_of, word_of_byte, BYTE_BUSY_TAG_MASK, BYTE_TAG_MASK, EMPTY,
+    PENDING, TOMBSTONE,
+};
 
 /// Access to a table's slots. Implemented by each engine for its kind of memory.
 ///
@@ -32,7 +35,9 @@ use crate::slot::{busy_word, full_word, is_free, is_full, tag_of, EMPTY, PENDING
 /// `key_ptr` return a pointer valid for `key_size()` bytes of slot `slot`'s key. Overrides
 /// of `group`, `matching` and `any_empty` must report the state words of the [`GROUP`] slots
 /// from `slot` as they are, with no bit at or above `GROUP` set: [`find`] and [`claim`]
-/// turn each set bit into a slot they read.
+/// turn each set bit into a slot they read. An implementation that keeps a word in fewer
+/// bits ([`ByteSlots`]) narrows [`tag`](Self::tag) and [`busy_tag`](Self::busy_tag) so that
+/// every word the algorithms write reads back unchanged.
 pub unsafe trait Slots {
     /// `slots - 1`.
     fn mask(&self) -> usize;
@@ -58,6 +63,35 @@ pub unsafe trait Slots {
     /// # Safety
     /// `slot <= mask()`.
     unsafe fn key_ptr(&self, slot: usize) -> *mut u8;
+
+    /// The fingerprint this table stores for `hash`: [`tag_of`], or (in a table of state
+    /// bytes) its low bits. Every algorithm takes a key's full and busy words from it.
+    #[inline(always)]
+    fn tag(&self, hash: u64) -> u32 {
+        tag_of(hash)
+    }
+
+    /// The fingerprint of a busy word for a key whose fingerprint is `tag` ([`Slots::tag`]):
+    /// `tag` itself, or (in a table of state bytes) fewer of its bits. A claim that meets a
+    /// busy slot of its busy word waits for it to be published, then compares its full word.
+    #[inline(always)]
+    fn busy_tag(&self, tag: u32) -> u32 {
+        tag
+    }
+
+    /// Whether the key in full slot `slot`, whose fingerprint agreed with a claim's for
+    /// `hash` and whose bytes differ from its key, has that hash too: a claim counts only
+    /// such keys towards [`COLLISION_LIMIT`]. The default, for tables of 30-bit
+    /// fingerprints, says yes without looking (keys of other hashes share one by chance
+    /// once in 2^30); a table of shorter ones hashes the key.
+    ///
+    /// # Safety
+    /// `slot <= mask()`, and the slot full with its key published.
+    #[inline(always)]
+    unsafe fn shares_hash(&self, slot: usize, hash: u64) -> bool {
+        let _ = (slot, hash);
+        true
+    }
 
     /// Whether the algorithms start a probe with [`group`](Self::group), checking the
     /// first [`GROUP`] slots at once. Only for access that no other thread writes during
@@ -144,8 +178,8 @@ impl Group {
 }
 
 /// Plain (non-atomic) access to a table's raw state and key arrays: for a table that one
-/// thread owns, or for lookups while nobody writes. The serial engine runs on it, and so do
-/// the lookup kernels.
+/// thread owns, or for lookups while nobody writes. The lookup kernels run on it; the CPU
+/// engines, whose state words are bytes, on [`ByteSlots`].
 #[derive(Clone, Copy, Debug)]
 pub struct RawSlots {
     states: *mut u32,
@@ -277,6 +311,152 @@ unsafe impl Slots for RawSlots {
     }
 }
 
+/// Plain access, as [`RawSlots`], to a table whose state words are kept as bytes
+/// ([`state_byte`]): the CPU engines' tables. Fingerprints are seven bits ([`BYTE_TAG_MASK`]),
+/// so a claim hashes a key whose fingerprint agrees and whose bytes differ before it counts
+/// it towards [`COLLISION_LIMIT`] ([`Slots::shares_hash`]), with the `hasher` that made the
+/// claim's hash.
+#[derive(Clone, Copy, Debug)]
+pub struct ByteSlots {
+    states: *mut u8,
+    keys: *mut u8,
+    mask: usize,
+    key_size: usize,
+    key_stride: usize,
+    hasher: crate::KeyHasher,
+}
+
+impl ByteSlots {
+    /// A view of `mask + 1` state bytes at `states` and as many keys of `key_size` bytes,
+    /// `key_stride` bytes apart, at `keys`, whose claims hash with `hasher`.
+    ///
+    /// # Safety
+    /// As [`RawSlots::strided`], for an array of `mask + 1` state bytes; the hashes handed
+    /// to [`claim`] and its variants through this view are `hasher`'s.
+    pub const unsafe fn strided(
+        states: *mut u8,
+        keys: *mut u8,
+        mask: usize,
+        key_size: usize,
+        key_stride: usize,
+        hasher: crate::KeyHasher,
+    ) -> Self {
+        ByteSlots { states, keys, mask, key_size, key_stride, hasher }
+    }
+}
+
+// SAFETY: as `RawSlots`: a view of arrays whose owner outlives its use, shared between
+// threads only by lookups, which do not write.
+unsafe impl Send for ByteSlots {}
+// SAFETY: as above.
+unsafe impl Sync for ByteSlots {}
+
+// SAFETY: indices are `<= mask` by the `Slots` contract, inside the arrays by construction;
+// plain accesses are sound under the single-writer / read-only use of `RawSlots`. Every word
+// written has a tag that its byte holds (`tag`, `busy_tag`), so `state` reads back the word
+// written; the group masks have bits 0..8 only.
+unsafe impl Slots for ByteSlots {
+    #[inline(always)]
+    fn mask(&self) -> usize {
+        self.mask
+    }
+    #[inline(always)]
+    fn key_size(&self) -> usize {
+        self.key_size
+    }
+    #[inline(always)]
+    fn tag(&self, hash: u64) -> u32 {
+        tag_of(hash) & BYTE_TAG_MASK
+    }
+    #[inline(always)]
+    fn busy_tag(&self, tag: u32) -> u32 {
+        tag & BYTE_BUSY_TAG_MASK
+    }
+    #[inline(always)]
+    unsafe fn shares_hash(&self, slot: usize, hash: u64) -> bool {
+        // SAFETY: `slot <= mask` (the contract), so its key lies inside the key array, and
+        // it is published.
+        unsafe { self.hasher.hash(self.key_ptr(slot), self.key_size) == hash }
+    }
+    #[inline(always)]
+    unsafe fn state(&self, slot: usize) -> u32 {
+        // SAFETY: slot in range.
+        word_of_byte(unsafe { *self.states.add(slot) })
+    }
+    #[inline(always)]
+    unsafe fn cas_state(&self, slot: usize, current: u32, new: u32) -> bool {
+        // SAFETY: slot in range; one writer.
+        unsafe {
+            let p = self.states.add(slot);
+            if *p == state_byte(current) {
+                *p = state_byte(new);
+                true
+            } else {
+                false
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn publish(&self, slot: usize, state: u32) {
+        // SAFETY: slot in range.
+        unsafe { *self.states.add(slot) = state_byte(state) }
+    }
+    #[inline(always)]
+    unsafe fn key_ptr(&self, slot: usize) -> *mut u8 {
+        // SAFETY: slot in range.
+        unsafe { self.keys.add(slot.wrapping_mul(self.key_stride)) }
+    }
+
+    const GROUPED: bool = cfg!(target_arch = "x86_64");
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn group(&self, slot: usize, full: u32) -> Group {
+        use core::arch::x86_64::*;
+        // SAFETY: `slot + 8 <= mask + 1`: one 8-byte load inside the state array; SSE2 is
+        // part of the x86_64 baseline.
+        unsafe {
+            // The load zeroes the register's upper eight bytes: only the empty mask, whose
+            // byte is zero, needs them cut off.
+            let a = _mm_loadl_epi64(self.states.add(slot) as *const __m128i);
+            let eq = |w: u32| _mm_movemask_epi8(_mm_cmpeq_epi8(a, _mm_set1_epi8(state_byte(w) as i8))) as u32;
+            // Three independent masks; a pass that reads no tombstones leaves the third to
+            // the optimizer.
+            Group { matching: eq(full) & 0xff, empty: eq(EMPTY) & 0xff, tombstone: eq(TOMBSTONE) & 0xff }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn matching(&self, slot: usize, full: u32) -> u32 {
+        // SAFETY: as in `group`.
+        unsafe { byte_eq_mask(self.states.add(slot), full) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn any_empty(&self, slot: usize) -> bool {
+        // SAFETY: as in `group`.
+        unsafe { byte_eq_mask(self.states.add(slot), EMPTY) != 0 }
+    }
+}
+
+/// The mask of the eight state bytes at `p` that hold the word `w` (bit `j` for byte `j`).
+///
+/// # Safety
+/// `p` is valid for reading eight bytes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn byte_eq_mask(p: *const u8, w: u32) -> u32 {
+    use core::arch::x86_64::*;
+    // SAFETY: one 8-byte load inside the eight bytes (the contract); SSE2 is part of the
+    // x86_64 baseline.
+    unsafe {
+        let a = _mm_loadl_epi64(p as *const __m128i);
+        _mm_movemask_epi8(_mm_cmpeq_epi8(a, _mm_set1_epi8(state_byte(w) as i8))) as u32 & 0xff
+    }
+}
+
 /// The mask of the eight state words at `p` that are `w` (bit `j` for word `j`).
 ///
 /// # Safety
@@ -318,9 +498,10 @@ pub enum Claim {
 /// passes before it gives up with [`Claim::Collisions`].
 ///
 /// Fingerprints are 30 bits, so keys of different hashes share one by chance once in 2^30
-/// comparisons; 17 such chance matches on one probe sequence do not happen. Past the limit
-/// the keys share their hash, and every further key of that hash would cost a pass over
-/// all the others.
+/// comparisons; 17 such chance matches on one probe sequence do not happen. Tables of
+/// 7-bit fingerprints ([`ByteSlots`]) count only keys of the same hash
+/// ([`Slots::shares_hash`]). Past the limit the keys share their hash, and every further
+/// key of that hash would cost a pass over all the others.
 pub const COLLISION_LIMIT: u32 = 16;
 
 /// The home slot of a hash: its low bits.
@@ -361,24 +542,27 @@ pub unsafe fn find<S: Slots>(s: &S, hash: u64, key: *const u8) -> Option<usize> 
     let mask = s.mask();
     let h = home(hash, mask);
     if S::GROUPED && h + GROUP <= mask.wrapping_add(1) {
-        // The first slots at once: only those whose fingerprint matches have their key
-        // compared, with no branch per slot to mispredict. A full slot past the group's first
-        // empty one cannot hold the key (a key lies where its probe met no empty slot), but
-        // the compare there would only find it absent, and leaving such slots out cost more
-        // instructions per key than their rare compares.
+        // The first slots at once: only those whose fingerprint matches, before the
+        // group's first empty slot (a key lies where its probe met no empty slot), have
+        // their key compared, with no branch per slot to mispredict. With 7-bit
+        // fingerprints ([`ByteSlots`]) a full slot matches by chance once in 128, and a
+        // compare past the first empty slot would read a key line for nothing: a lookup of
+        // a missing key in a table the caches do not hold then waits for memory.
         // SAFETY: the group lies inside the table.
-        let mut cand = unsafe { s.matching(h, full_word(tag_of(hash))) };
-        while cand != 0 {
-            let slot = h + cand.trailing_zeros() as usize;
-            // SAFETY: slot in range; key valid by contract.
-            if unsafe { bytes_eq(s.key_ptr(slot), key, s.key_size()) } {
-                return Some(slot);
+        let g = unsafe { s.group(h, full_word(s.tag(hash))) };
+        // Most absent keys match no slot: their test is the matching mask alone.
+        if g.matching != 0 {
+            let mut cand = g.candidates();
+            while cand != 0 {
+                let slot = h + cand.trailing_zeros() as usize;
+                // SAFETY: slot in range; key valid by contract.
+                if unsafe { bytes_eq(s.key_ptr(slot), key, s.key_size()) } {
+                    return Some(slot);
+                }
+                cand &= cand - 1;
             }
-            cand &= cand - 1;
         }
-        // The empty slots only now: a key found above never needed them.
-        // SAFETY: as above.
-        if unsafe { s.any_empty(h) } {
+        if g.empty != 0 {
             return None;
         }
         // SAFETY: the rest of the sequence, from the slot after the group.
@@ -397,7 +581,7 @@ pub unsafe fn find<S: Slots>(s: &S, hash: u64, key: *const u8) -> Option<usize> 
 #[inline(always)]
 pub unsafe fn find_from<S: Slots>(s: &S, hash: u64, key: *const u8, mut slot: usize, mut left: usize) -> Option<usize> {
     let mask = s.mask();
-    let full = full_word(tag_of(hash));
+    let full = full_word(s.tag(hash));
     let ks = s.key_size();
     while left != 0 {
         // SAFETY: `slot <= mask`.
@@ -423,7 +607,7 @@ pub unsafe fn find_from<S: Slots>(s: &S, hash: u64, key: *const u8, mut slot: us
 /// As [`find`].
 pub unsafe fn probe_length<S: Slots>(s: &S, hash: u64, key: *const u8) -> usize {
     let mask = s.mask();
-    let full = full_word(tag_of(hash));
+    let full = full_word(s.tag(hash));
     let mut slot = home(hash, mask);
     let mut visited = 0;
     while visited <= mask {
@@ -499,9 +683,9 @@ pub unsafe fn claim_bounded<S: Slots>(s: &S, hash: u64, key: *const u8, limit: u
 #[inline(always)]
 unsafe fn claim_grouped<S: Slots, const TOMBS: bool>(s: &S, hash: u64, key: *const u8, limit: u32) -> Claim {
     let mask = s.mask();
-    let tag = tag_of(hash);
+    let tag = s.tag(hash);
     let full = full_word(tag);
-    let busy = busy_word(tag);
+    let busy = busy_word(s.busy_tag(tag));
     let ks = s.key_size();
     let mut slot = home(hash, mask);
     if S::GROUPED && slot + GROUP <= mask.wrapping_add(1) && limit >= GROUP as u32 {
@@ -534,9 +718,12 @@ unsafe fn claim_grouped<S: Slots, const TOMBS: bool>(s: &S, hash: u64, key: *con
             if unsafe { bytes_eq(s.key_ptr(slot), key, ks) } {
                 return Claim::Existing(slot);
             }
-            same = same.wrapping_add(1);
-            if same > limit {
-                return Claim::Collisions;
+            // SAFETY: as above.
+            if unsafe { s.shares_hash(slot, hash) } {
+                same = same.wrapping_add(1);
+                if same > limit {
+                    return Claim::Collisions;
+                }
             }
         }
         slot = next(slot, mask);
@@ -547,7 +734,7 @@ unsafe fn claim_grouped<S: Slots, const TOMBS: bool>(s: &S, hash: u64, key: *con
     }
     // Phase 2: claim the first free slot from `first_free` on.
     // SAFETY: forwarded contract; `first_free <= mask`.
-    unsafe { claim_from(s, first_free, full, busy, key, limit) }
+    unsafe { claim_from(s, hash, first_free, full, busy, key, limit) }
 }
 
 /// Phase 2 of [`claim_bounded`]: claims the first free slot from `slot` on. A concurrent
@@ -556,7 +743,15 @@ unsafe fn claim_grouped<S: Slots, const TOMBS: bool>(s: &S, hash: u64, key: *con
 /// # Safety
 /// As [`claim`]; `slot <= mask`.
 #[inline(always)]
-unsafe fn claim_from<S: Slots>(s: &S, mut slot: usize, full: u32, busy: u32, key: *const u8, limit: u32) -> Claim {
+unsafe fn claim_from<S: Slots>(
+    s: &S,
+    hash: u64,
+    mut slot: usize,
+    full: u32,
+    busy: u32,
+    key: *const u8,
+    limit: u32,
+) -> Claim {
     let (mask, ks) = (s.mask(), s.key_size());
     let mut left = mask.wrapping_add(1);
     // Phase 1 counted the keys up to the first empty slot; this phase passes again only
@@ -584,9 +779,12 @@ unsafe fn claim_from<S: Slots>(s: &S, mut slot: usize, full: u32, busy: u32, key
             if unsafe { bytes_eq(s.key_ptr(slot), key, ks) } {
                 return Claim::Existing(slot);
             }
-            same = same.wrapping_add(1);
-            if same > limit {
-                return Claim::Collisions;
+            // SAFETY: as above.
+            if unsafe { s.shares_hash(slot, hash) } {
+                same = same.wrapping_add(1);
+                if same > limit {
+                    return Claim::Collisions;
+                }
             }
         }
         slot = next(slot, mask);
@@ -650,7 +848,7 @@ pub unsafe fn remove<S: Slots>(s: &S, hash: u64, key: *const u8) -> bool {
     // SAFETY: forwarded contract.
     match unsafe { find(s, hash, key) } {
         // SAFETY: slot in range.
-        Some(slot) => unsafe { s.cas_state(slot, full_word(tag_of(hash)), TOMBSTONE) },
+        Some(slot) => unsafe { s.cas_state(slot, full_word(s.tag(hash)), TOMBSTONE) },
         None => false,
     }
 }
@@ -712,7 +910,7 @@ pub unsafe fn rehash_in_place_strided<S: Slots>(
                     t = next(t, mask);
                     st = s.state(t);
                 }
-                let full = full_word(tag_of(h));
+                let full = full_word(s.tag(h));
                 if t == i {
                     s.publish(i, full);
                 } else {

@@ -10,6 +10,14 @@
 //!
 //! The 30-bit fingerprint `tag` comes from the hash, so a probe compares keys only when the
 //! tags agree: misses and collisions almost never read the key array.
+//!
+//! The CPU engines keep each word in one byte ([`state_byte`]): a full slot as `0x80` and a
+//! 7-bit fingerprint ([`BYTE_TAG_MASK`]), a busy one as `0x40` and six bits of it. A table's
+//! state array is then a quarter of the size, and stays in the caches where the words would
+//! not; a probe compares a key whose fingerprint agrees by chance once in 128 full slots
+//! instead of almost never. Every word an algorithm writes into such a table has a tag that
+//! fits ([`crate::Slots::tag`], [`crate::Slots::busy_tag`]), so the byte gives the word back
+//! exactly ([`word_of_byte`]).
 
 /// A slot that has never held a key (since the last clear or rebuild).
 pub const EMPTY: u32 = 0;
@@ -55,4 +63,31 @@ pub const fn is_full(state: u32) -> bool {
 #[inline(always)]
 pub const fn is_free(state: u32) -> bool {
     state <= TOMBSTONE
+}
+
+/// Mask of the fingerprint bits a state byte keeps for a full slot ([`state_byte`]).
+pub const BYTE_TAG_MASK: u32 = 0x7F;
+/// Mask of the fingerprint bits a state byte keeps for a busy slot: one fewer, as the byte's
+/// second-highest bit tells busy from empty and tombstone.
+pub const BYTE_BUSY_TAG_MASK: u32 = 0x3F;
+
+/// The state word `word` in one byte: a full word as `0x80 | tag`, a busy word as
+/// `0x40 | tag`, [`EMPTY`] and [`TOMBSTONE`] as themselves. Exact for every word whose tag
+/// fits [`BYTE_TAG_MASK`] (full) or [`BYTE_BUSY_TAG_MASK`] (busy, and [`PENDING`]).
+#[inline(always)]
+pub const fn state_byte(word: u32) -> u8 {
+    // The tag mask: 0x7F for a full word (bit 31 shifted to bit 6 widens it), else 0x3F.
+    let tag = word & (BYTE_BUSY_TAG_MASK | ((word >> 25) & 0x40));
+    (((word >> 24) & 0xC0) | tag) as u8
+}
+
+/// The state word of a state byte ([`state_byte`]'s inverse).
+#[inline(always)]
+pub const fn word_of_byte(byte: u8) -> u32 {
+    let b = byte as u32;
+    if b & 0x80 != 0 {
+        FULL_BIT | (b & BYTE_TAG_MASK)
+    } else {
+        ((b & 0x40) << 24) | (b & BYTE_BUSY_TAG_MASK)
+    }
 }

@@ -490,7 +490,7 @@ fn ledger_settles_and_keeps_the_headroom_rule() {
 /// `claim_without_tombstones`.
 #[test]
 fn grouped_probes_match_the_scalar_algorithm() {
-    use crate::probe::{claim_bounded, claim_without_tombstones, RawSlots, COLLISION_LIMIT, GROUP};
+    use crate::probe::{RawSlots, GROUP};
     const _: () = assert!(!<Arr as Slots>::GROUPED, "the reference probes slot by slot");
     let mut x = 0x0dd_ba11_u64;
     let mut rnd = move || {
@@ -507,47 +507,8 @@ fn grouped_probes_match_the_scalar_algorithm() {
         let mut keys = std::vec![0u8; slots * ks];
         // SAFETY: `slots` words and keys, used by this thread alone.
         let fast = unsafe { RawSlots::new(states.as_mut_ptr(), keys.as_mut_ptr(), slots - 1, ks) };
-        // A small pool: repeats, removals of present keys, and (16-byte keys) keys that share
-        // their first 8 bytes and so their hash.
-        let pool = slots as u64 * 2;
-        let key = |id: u64| -> Vec<u8> {
-            let mut k = std::vec![0u8; ks];
-            let first = if ks == 16 { id / 4 } else { id };
-            k[..8].copy_from_slice(&first.to_le_bytes());
-            if ks == 16 {
-                k[8..].copy_from_slice(&id.to_le_bytes());
-            }
-            k
-        };
-        // Rounds without removals, so without tombstones.
-        let fills = round % 3 == 2;
-        for op in 0..slots * 3 {
-            let k = key(rnd() % pool);
-            let h = hs.hash_bytes(&k);
-            let ctx = std::format!("round {round} ({slots} slots, {ks}-byte keys) op {op}");
-            // SAFETY: `k` holds `ks` bytes; one thread; in the rounds of `fills`, nothing
-            // removes a key, so no slot is a tombstone.
-            unsafe {
-                match rnd() % 3 {
-                    0 if fills => {
-                        let a = claim_bounded(&reference, h, k.as_ptr(), COLLISION_LIMIT);
-                        let b = claim_without_tombstones(&fast, h, k.as_ptr());
-                        assert_eq!(a, b, "{ctx}: claim without tombstones");
-                    }
-                    0 => {
-                        let limit = [COLLISION_LIMIT, u32::MAX][op % 2];
-                        let a = claim_bounded(&reference, h, k.as_ptr(), limit);
-                        let b = claim_bounded(&fast, h, k.as_ptr(), limit);
-                        assert_eq!(a, b, "{ctx}: claim");
-                    }
-                    1 if !fills => {
-                        assert_eq!(remove(&reference, h, k.as_ptr()), remove(&fast, h, k.as_ptr()), "{ctx}: remove")
-                    }
-                    _ => assert_eq!(find(&reference, h, k.as_ptr()), find(&fast, h, k.as_ptr()), "{ctx}: find"),
-                }
-                assert!(reference.states.iter().map(Cell::get).eq(states.iter().copied()), "{ctx}: states");
-            }
-        }
+        let reference_words = || reference.states.iter().map(Cell::get).collect();
+        same_ops(&reference, &fast, (slots, ks, hs), round, &mut rnd, reference_words, || states.clone());
         // The keys stored agree too, slot for slot.
         for slot in 0..slots {
             if is_full(states[slot]) {
@@ -557,6 +518,62 @@ fn grouped_probes_match_the_scalar_algorithm() {
             }
         }
         assert!(slots >= GROUP);
+    }
+}
+
+/// `slots * 3` random claims, removals and finds of keys from a small pool, run on
+/// `reference` (slot by slot) and on `fast` alike, with the same results and the same state
+/// words (`reference_words`, `words`) after every call. The pool brings repeats, removals of
+/// present keys, and (16-byte keys) keys that share their first 8 bytes and so their hash
+/// under Identity. In a third of the rounds nothing is removed, and `fast` claims with
+/// `claim_without_tombstones`.
+fn same_ops<R: Slots, F: Slots>(
+    reference: &R,
+    fast: &F,
+    (slots, ks, hs): (usize, usize, KeyHasher),
+    round: usize,
+    rnd: &mut impl FnMut() -> u64,
+    reference_words: impl Fn() -> Vec<u32>,
+    words: impl Fn() -> Vec<u32>,
+) {
+    use crate::probe::{claim_bounded, claim_without_tombstones, COLLISION_LIMIT};
+    let pool = slots as u64 * 2;
+    let key = |id: u64| -> Vec<u8> {
+        let mut k = std::vec![0u8; ks];
+        let first = if ks == 16 { id / 4 } else { id };
+        k[..8].copy_from_slice(&first.to_le_bytes());
+        if ks == 16 {
+            k[8..].copy_from_slice(&id.to_le_bytes());
+        }
+        k
+    };
+    let fills = round % 3 == 2;
+    for op in 0..slots * 3 {
+        let k = key(rnd() % pool);
+        let h = hs.hash_bytes(&k);
+        let ctx = std::format!("round {round} ({slots} slots, {ks}-byte keys) op {op}");
+        // SAFETY: `k` holds `ks` bytes; one thread; in the rounds of `fills`, nothing
+        // removes a key, so no slot is a tombstone.
+        unsafe {
+            match rnd() % 3 {
+                0 if fills => {
+                    let a = claim_bounded(reference, h, k.as_ptr(), COLLISION_LIMIT);
+                    let b = claim_without_tombstones(fast, h, k.as_ptr());
+                    assert_eq!(a, b, "{ctx}: claim without tombstones");
+                }
+                0 => {
+                    let limit = [COLLISION_LIMIT, u32::MAX][op % 2];
+                    let a = claim_bounded(reference, h, k.as_ptr(), limit);
+                    let b = claim_bounded(fast, h, k.as_ptr(), limit);
+                    assert_eq!(a, b, "{ctx}: claim");
+                }
+                1 if !fills => {
+                    assert_eq!(remove(reference, h, k.as_ptr()), remove(fast, h, k.as_ptr()), "{ctx}: remove")
+                }
+                _ => assert_eq!(find(reference, h, k.as_ptr()), find(fast, h, k.as_ptr()), "{ctx}: find"),
+            }
+        }
+        assert_eq!(reference_words(), words(), "{ctx}: states");
     }
 }
 
@@ -676,6 +693,167 @@ fn raw_group_masks_match_the_words() {
             // SAFETY: as above.
             let (m, e) = unsafe { (s.matching(at, full), s.any_empty(at)) };
             assert_eq!((m, e), (mask(full), mask(EMPTY) != 0), "{states:?} at {at}, alone");
+        }
+    }
+}
+
+/// Every word a table of state bytes holds comes back from its byte, and no two share one.
+#[test]
+fn state_bytes_give_back_every_word_they_hold() {
+    let mut words = std::vec![EMPTY, TOMBSTONE, PENDING];
+    words.extend((0..=BYTE_TAG_MASK).map(full_word));
+    words.extend((0..=BYTE_BUSY_TAG_MASK).map(busy_word));
+    let mut seen = std::collections::BTreeMap::new();
+    for &w in &words {
+        let b = state_byte(w);
+        assert_eq!(word_of_byte(b), w, "{w:#x}");
+        assert_eq!(is_full(word_of_byte(b)), is_full(w));
+        assert_eq!(is_free(word_of_byte(b)), is_free(w));
+        if let Some(other) = seen.insert(b, w) {
+            assert_eq!(other, w, "{w:#x} and {other:#x} share byte {b:#x}");
+        }
+    }
+    assert_eq!(seen.len(), 2 + 128 + 64);
+}
+
+/// The scalar reference for [`crate::probe::ByteSlots`]: [`Arr`] with the fingerprints of a
+/// table of state bytes and its test of a shared hash.
+struct ByteArr {
+    arr: Arr,
+    hasher: KeyHasher,
+}
+
+// SAFETY: forwards to `Arr`; `shares_hash` reads a key of a slot `<= mask`.
+unsafe impl Slots for ByteArr {
+    fn mask(&self) -> usize {
+        self.arr.mask()
+    }
+    fn key_size(&self) -> usize {
+        self.arr.key_size
+    }
+    fn tag(&self, hash: u64) -> u32 {
+        tag_of(hash) & BYTE_TAG_MASK
+    }
+    fn busy_tag(&self, tag: u32) -> u32 {
+        tag & BYTE_BUSY_TAG_MASK
+    }
+    unsafe fn shares_hash(&self, slot: usize, hash: u64) -> bool {
+        // SAFETY: `slot <= mask`.
+        unsafe { self.hasher.hash(self.key_ptr(slot), self.arr.key_size) == hash }
+    }
+    unsafe fn state(&self, slot: usize) -> u32 {
+        // SAFETY: forwarded.
+        unsafe { self.arr.state(slot) }
+    }
+    unsafe fn cas_state(&self, slot: usize, current: u32, new: u32) -> bool {
+        // SAFETY: forwarded.
+        unsafe { self.arr.cas_state(slot, current, new) }
+    }
+    unsafe fn publish(&self, slot: usize, state: u32) {
+        // SAFETY: forwarded.
+        unsafe { self.arr.publish(slot, state) }
+    }
+    unsafe fn key_ptr(&self, slot: usize) -> *mut u8 {
+        // SAFETY: forwarded.
+        unsafe { self.arr.key_ptr(slot) }
+    }
+}
+
+/// A table of state bytes ([`crate::probe::ByteSlots`], grouped where the target allows)
+/// claims, finds, removes and rehashes exactly as the slot-by-slot algorithm does with the
+/// same 7-bit fingerprints: the same results and the same words after every call, on random
+/// tables whose keys often share a fingerprint, sometimes their hash (16-byte keys of one
+/// first half), with tombstones, full tables and wrap-around runs.
+#[test]
+fn byte_slots_probe_as_the_scalar_algorithm_does() {
+    use crate::probe::{rehash_in_place, ByteSlots};
+    let mut x = 0x5eed_u64;
+    let mut rnd = move || {
+        x = fmix64(x.wrapping_add(0x9E37_79B9_7F4A_7C15));
+        x
+    };
+    let rounds = if cfg!(miri) { 6 } else { 200 };
+    for round in 0..rounds {
+        let slots = 1usize << (3 + round % 6);
+        let ks = [8, 16][round % 2];
+        let hs = KeyHasher::plain([HashStrategy::Identity, HashStrategy::Murmur3][round % 4 / 2]);
+        let reference = ByteArr { arr: Arr::new(slots, ks), hasher: hs };
+        let mut states = std::vec![0u8; slots];
+        let mut keys = std::vec![0u8; slots * ks];
+        // SAFETY: `slots` state bytes and keys, used by this thread alone; hashes are `hs`'s.
+        let fast = unsafe { ByteSlots::strided(states.as_mut_ptr(), keys.as_mut_ptr(), slots - 1, ks, ks, hs) };
+        let words = || states.iter().map(|&b| word_of_byte(b)).collect();
+        let reference_words = || reference.arr.states.iter().map(Cell::get).collect();
+        same_ops(&reference, &fast, (slots, ks, hs), round, &mut rnd, reference_words, words);
+        // A rehash in place leaves the same table in both, every key findable.
+        let mut values = std::vec![0u8; slots];
+        // SAFETY: one thread; values of no bytes.
+        unsafe {
+            rehash_in_place(&reference, values.as_mut_ptr(), 0, &hs);
+            rehash_in_place(&fast, values.as_mut_ptr(), 0, &hs);
+        }
+        assert!(reference.arr.states.iter().map(Cell::get).eq(states.iter().map(|&b| word_of_byte(b))));
+        for slot in 0..slots {
+            if is_full(word_of_byte(states[slot])) {
+                let k = keys[slot * ks..][..ks].to_vec();
+                // SAFETY: `slot < slots`; `k` holds `ks` bytes.
+                unsafe {
+                    assert_eq!(core::slice::from_raw_parts(reference.key_ptr(slot), ks), &k[..]);
+                    assert_eq!(find(&fast, hs.hash_bytes(&k), k.as_ptr()), Some(slot), "round {round}");
+                }
+            }
+        }
+    }
+}
+
+/// In a table of 7-bit fingerprints, keys of different hashes that share a fingerprint never
+/// count as collisions, however many a claim passes; keys of one hash still do.
+#[test]
+#[cfg_attr(miri, ignore)] // hashes a few hundred thousand candidate keys
+fn byte_slots_count_only_keys_of_one_hash() {
+    use crate::probe::{ByteSlots, COLLISION_LIMIT};
+    let hs = KeyHasher::plain(HashStrategy::Identity);
+    let (slots, ks) = (64usize, 32usize);
+    let table = || (std::vec![0u8; slots], std::vec![0u8; slots * ks]);
+    let ((mut states, mut keys), (mut states2, mut keys2)) = (table(), table());
+    // SAFETY: `slots` state bytes and keys each, this thread alone; hashes are `hs`'s.
+    let (t, t2) = unsafe {
+        (
+            ByteSlots::strided(states.as_mut_ptr(), keys.as_mut_ptr(), slots - 1, ks, ks, hs),
+            ByteSlots::strided(states2.as_mut_ptr(), keys2.as_mut_ptr(), slots - 1, ks, ks, hs),
+        )
+    };
+    // 40 keys of one home slot and one fingerprint but distinct hashes: one run, in which
+    // the last claim passes 39 keys of its fingerprint.
+    let key = |i: u64| {
+        let mut k = [0u8; 32];
+        k[..8].copy_from_slice(&i.to_le_bytes());
+        k
+    };
+    let h0 = hs.hash_bytes(&key(0));
+    let run: Vec<[u8; 32]> = (0u64..)
+        .map(key)
+        .filter(|k| {
+            let h = hs.hash_bytes(k);
+            home(h, slots - 1) == home(h0, slots - 1) && t.tag(h) == t.tag(h0)
+        })
+        .take(40)
+        .collect();
+    for (i, k) in run.iter().enumerate() {
+        // SAFETY: `k` holds 32 bytes; one thread.
+        let c = unsafe { claim(&t, hs.hash_bytes(k), k.as_ptr()) };
+        assert!(matches!(c, Claim::New { .. }), "key {i}: {c:?}");
+    }
+    // Keys of one hash (one first 8 bytes under Identity) stop after the limit.
+    let one_hash: Vec<[u8; 32]> = (0..40).map(shared_prefix_key).collect();
+    let limit = COLLISION_LIMIT as usize;
+    for (i, k) in one_hash.iter().enumerate() {
+        // SAFETY: as above.
+        let c = unsafe { claim(&t2, hs.hash_bytes(k), k.as_ptr()) };
+        if i <= limit {
+            assert!(matches!(c, Claim::New { .. }), "key {i}: {c:?}");
+        } else {
+            assert_eq!(c, Claim::Collisions, "key {i}");
         }
     }
 }

@@ -41,9 +41,9 @@ pub struct Tuning {
     /// a quarter of that size: `flash_map_cpu`'s `cached_bytes`). This is a quarter of a
     /// 1 MiB L2 cache.
     pub cached_table_bytes: usize,
-    /// Lookups of mostly absent keys that read at most this many bytes of state words run
-    /// without software prefetch, where the system does not tell the L1 data cache's size
-    /// (where it does, that size).
+    /// Lookups of mostly absent keys that read at most a quarter of this many bytes of state
+    /// bytes run without software prefetch, where the system does not tell the L1 data
+    /// cache's size (where it does, a quarter of that size).
     pub cached_state_bytes: usize,
     /// Host tables (all arrays together) of at most this many bytes whose key and value fit
     /// one line together keep each slot's key and value side by side in one record
@@ -54,7 +54,7 @@ pub struct Tuning {
     /// larger, that cache's size (tables it holds are never partitioned).
     pub record_max_table_bytes: usize,
     /// Slots a sweep (the prefetch of passes in partition order) fetches at a time: one
-    /// line of state words.
+    /// line of 4-byte state words, for which it was measured.
     pub sweep_slots: usize,
     /// A lookup's prefetch fetches at most this many bytes of a value (a 128-byte value spans
     /// two lines, and the second would otherwise miss on its own when the value is read).

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use flash_map_core::abi::{
     ClaimMode, KIND_COLLISIONS, KIND_EXISTING, KIND_NEW_FROM_EMPTY, KIND_NEW_FROM_TOMBSTONE, KIND_NO_ROOM,
 };
-use flash_map_core::probe::{claim, Claim, RawSlots};
+use flash_map_core::probe::{claim, ByteSlots, Claim};
 use flash_map_core::slot::TOMBSTONE;
 use flash_map_core::{Batch, ClaimCounts};
 
@@ -99,7 +99,7 @@ impl Recorder {
 /// The claims of a batch on one thread, key by key: stops claiming (and records the rest
 /// as skipped) once the batch has certainly failed.
 struct SerialClaims<'a, 'b> {
-    s: RawSlots,
+    s: ByteSlots,
     budget: Budget,
     rec: &'a Recorder,
     b: &'a Batch<'b>,
@@ -342,7 +342,7 @@ impl CpuTable {
     /// Gives the slots claimed new by the last claim pass of `n` keys their former state
     /// (and clears their scratch words).
     pub(crate) fn undo_claims(&mut self, n: usize) {
-        let states = self.states.as_mut_ptr() as *mut u32;
+        let states = self.states.as_mut_ptr();
         let aux_used = self.aux.len() == self.layout.slots * 4;
         for i in 0..n {
             let prev = match self.kind[i] {
@@ -352,7 +352,7 @@ impl CpuTable {
             };
             let slot = self.pos[i] as usize;
             // SAFETY: `slot` came from a claim on this table.
-            unsafe { *states.add(slot) = prev };
+            unsafe { *states.add(slot) = flash_map_core::slot::state_byte(prev) };
             if aux_used {
                 self.aux_at(slot).store(0, Ordering::Relaxed);
             }

@@ -229,7 +229,7 @@ impl CpuTable {
             // SAFETY: as above; this thread alone uses the table (`&mut self`).
             match unsafe { find(&s, h, key) } {
                 // SAFETY: `slot <= mask`, from the lookup on this table.
-                Some(slot) => unsafe { *raw.states.add(slot) = EMPTY },
+                Some(slot) => unsafe { *raw.states.add(slot) = flash_map_core::slot::state_byte(EMPTY) },
                 None => debug_assert!(false, "a key claimed by this batch is in the table"),
             }
         }

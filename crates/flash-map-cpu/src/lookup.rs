@@ -184,8 +184,8 @@ impl CpuTable {
     }
 
     /// What a lookup of `b` in batch order fetches ahead: when a sample of a large batch
-    /// shows its keys mostly absent, the home state words alone (their key and value lines
-    /// are never read), or nothing when the L1 cache holds the state words; else nothing in a
+    /// shows its keys mostly absent, the home state bytes alone (their key and value lines
+    /// are never read), or nothing when the L1 cache holds them easily; else nothing in a
     /// cached table, and in a larger one also the key line and up to `value_bytes` of the
     /// value: of the home slot when they fit in a line, else of the slot whose fingerprint
     /// matches ([`Fetch::Found`]).
@@ -193,7 +193,7 @@ impl CpuTable {
         const SAMPLE: usize = flash_map_core::tuning::TUNING.absent_sample;
         let values = value_bytes.min(flash_map_core::tuning::TUNING.value_prefetch_bytes);
         if b.len() >= 4 * SAMPLE && self.mostly_absent(b) {
-            let states = self.layout.state_bytes().unwrap_or(usize::MAX);
+            let states = self.layout.slots;
             return fetch_for_states(states);
         }
         let home = if self.layout.key_size + values > 64 {
@@ -206,9 +206,10 @@ impl CpuTable {
 
     /// Whether a serial lookup of `b` runs partitioned: `Some(shift)` of its regions.
     ///
-    /// A lookup whose keys are mostly absent reads state words alone (a missing key rarely
-    /// matches a fingerprint), so its regions count only those: half a region's bytes of
-    /// state words. Measured on 8M absent `u64` keys (16M slots), regions of 128 / 256 /
+    /// A lookup whose keys are mostly absent reads state bytes alone (a missing key rarely
+    /// matches a fingerprint), so its regions count only those: an eighth of a region's
+    /// bytes, as many slots as half a region of the 4-byte state words they were measured
+    /// with. Measured on 8M absent `u64` keys (16M slots), regions of 128 / 256 /
     /// 512 KiB of state words took 104 / 102 / 108 ms, and regions sized for whole 20-byte
     /// slots 107 ms; with 1 key in 16 / 32 / 64 present, 163 / 138 / 121 ms against 173–186
     /// / 143 / 128–130 ms (1 in 8: 193 ms either way). Which case applies is estimated from
@@ -221,10 +222,10 @@ impl CpuTable {
     fn lookup_shift(&self, b: &Batch<'_>) -> Option<u32> {
         let whole = self.partition_shift(b.len())?;
         if self.mostly_absent(b) {
-            if self.layout.state_bytes().is_some_and(|s| s <= self.partition_min_bytes) {
+            if self.layout.slots <= self.partition_min_bytes {
                 return None;
             }
-            partition::plan(self.layout.slots, 4, b.len(), self.region_bytes / 2)
+            partition::plan(self.layout.slots, 1, b.len(), self.region_bytes / 8)
         } else {
             Some(whole)
         }

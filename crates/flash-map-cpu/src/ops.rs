@@ -92,7 +92,7 @@ impl CpuTable {
             return None;
         }
         let l = &self.layout;
-        partition::plan(l.slots, 4 + l.key_size + l.value_size, n, self.region_bytes)
+        partition::plan(l.slots, 1 + l.key_size + l.value_size, n, self.region_bytes)
     }
 
     /// Whether a mutation of `n` keys runs on the calling thread with the serial engine's

@@ -88,11 +88,13 @@ pub(crate) fn fetch_for(bytes: usize, home: Fetch) -> Fetch {
     }
 }
 
-/// What a lookup of mostly absent keys, which reads `bytes` of state words and nothing else,
-/// fetches ahead: nothing when they fit the L1 cache ([`cached_state_bytes`]), else the
-/// home state words.
+/// What a lookup of mostly absent keys, which reads `bytes` of state bytes and nothing else,
+/// fetches ahead: nothing when they fit a quarter of the L1 cache ([`cached_state_bytes`]),
+/// else the home state bytes. The results the lookup writes pass through the L1 cache too,
+/// and evict state bytes that would fill it (BENCHMARKS.md, issue 13, "one state byte per
+/// slot").
 pub(crate) fn fetch_for_states(bytes: usize) -> Fetch {
-    if bytes <= cached_state_bytes() {
+    if bytes <= cached_state_bytes() / 4 {
         Fetch::Nothing
     } else {
         Fetch::Home { keys: false, values: 0 }
@@ -113,8 +115,9 @@ pub(crate) fn cached_bytes() -> usize {
     *BYTES.get_or_init(|| cache_bytes(2).map_or(TUNING.cached_table_bytes, |l2| l2 / 4))
 }
 
-/// Bytes of state words a lookup of mostly absent keys may read and need no prefetch: the
-/// L1 data cache's size as Linux reports it, else [`TUNING`]`.cached_state_bytes`. Such a
+/// Bytes of state bytes a lookup of mostly absent keys may read and need no prefetch, times
+/// four ([`fetch_for_states`]): the L1 data cache's size as Linux reports it, else
+/// [`TUNING`]`.cached_state_bytes`. Such a
 /// lookup does little besides loading state words, so even state words that the L2 cache
 /// holds gained from being fetched ahead (from 64 KiB of them on, in the same measurement).
 pub(crate) fn cached_state_bytes() -> usize {
@@ -124,13 +127,18 @@ pub(crate) fn cached_state_bytes() -> usize {
 
 /// Bytes of table that the last-level cache holds, so that passes over a batch in its own
 /// order, with the per-key prefetch, find the lines they fetch there, and a partition (a
-/// copy of the batch, and a merge of lookup results) costs more than it saves: the size of
-/// the largest data (or unified) cache of CPU 0 as Linux reports it, 0 where it does not
-/// say (then [`TUNING`]`.min_regions` alone decides). See
-/// [`CpuTable::partition_shift`](crate::CpuTable).
+/// copy of the batch, and a merge of lookup results) costs more than it saves: half the
+/// size of the largest data (or unified) cache of CPU 0 as Linux reports it, as the batch
+/// and its results pass through that cache too; 0 where it does not say (then
+/// [`TUNING`]`.min_regions` alone decides). See [`CpuTable::partition_shift`](crate::CpuTable).
+///
+/// Measured at 8M `u64` pairs (16M slots) on a machine whose largest cache reads 300 MiB:
+/// the table of state bytes (272 MB) run in batch order took 0.75 times hashbrown's time for
+/// hits where the partitioned passes took 0.57 (BENCHMARKS.md, issue 13, "one state byte
+/// per slot").
 pub(crate) fn last_level_cache_bytes() -> usize {
     static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *BYTES.get_or_init(|| (2..=4).filter_map(cache_bytes).max().unwrap_or(0))
+    *BYTES.get_or_init(|| (2..=4).filter_map(cache_bytes).max().unwrap_or(0) / 2)
 }
 
 /// The size of the level-`level` data (or unified) cache of CPU 0, from sysfs; `None` where
@@ -404,16 +412,17 @@ unsafe fn ahead(raw: &RawTable, hs: KeyHasher, b: &Batch<'_>, i: usize, ks: usiz
 /// `raw` views a table nobody writes meanwhile.
 #[inline(always)]
 unsafe fn fetch_match(raw: &RawTable, h: u64, values: usize) {
-    use flash_map_core::slot::{full_word, tag_of};
+    use flash_map_core::slot::full_word;
     use flash_map_core::Slots;
     let slot = home(h, raw.mask);
-    if !<flash_map_core::probe::RawSlots as Slots>::GROUPED || slot + 8 > raw.mask + 1 {
+    if !<flash_map_core::probe::ByteSlots as Slots>::GROUPED || slot + 8 > raw.mask + 1 {
         return;
     }
     // The first matching slot, even past an empty one (where the key cannot lie): a fetch
     // that is rarely needless, for fewer instructions than the test.
+    let s = raw.plain();
     // SAFETY: the group lies inside the table (checked), which nobody writes (the contract).
-    let cand = unsafe { raw.plain().matching(slot, full_word(tag_of(h))) };
+    let cand = unsafe { s.matching(slot, full_word(s.tag(h))) };
     if cand != 0 {
         let t = slot + cand.trailing_zeros() as usize;
         prefetch_read(raw.keys.wrapping_add(t * raw.key_stride));
@@ -444,7 +453,8 @@ unsafe fn plain(
     }
 }
 
-/// Slots a sweep fetches per step: one line of state words.
+/// Slots a sweep fetches per step: the slots of one line of 4-byte state words, for which it
+/// was measured (their state bytes are a quarter of a line).
 const SWEEP: usize = TUNING.sweep_slots;
 
 /// The prefetch of the one-stage loops that run a batch in partition order
@@ -453,7 +463,7 @@ const SWEEP: usize = TUNING.sweep_slots;
 /// Within a region the keys' home slots are random, so, unaided, the first key to touch
 /// each line of a region waits for memory. But the regions come in order: while the keys
 /// of region `r` run, the sweep fetches region `r + 1`'s lines front to back, one group of
-/// 16 slots (a line of state words, and the key and value bytes of those slots) every
+/// 16 slots (their state bytes, and the key and value bytes of those slots) every
 /// [`every`](Self::every) keys, the pace at which the batch itself moves through the
 /// table. The lines a key needs are thus fetched about one region before it runs, and no
 /// per-key prefetch is needed.

@@ -1,10 +1,12 @@
 //! The CPU's table view, and [`AtomicSlots`], the [`Slots`] implementation for many threads
-//! (one thread uses the core's [`RawSlots`]).
+//! (one thread uses the core's [`ByteSlots`]).
 
 #[cfg(feature = "rayon")]
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
-use flash_map_core::probe::RawSlots;
+use flash_map_core::probe::ByteSlots;
+#[cfg(feature = "rayon")]
+use flash_map_core::slot::{state_byte, tag_of, word_of_byte, BYTE_BUSY_TAG_MASK, BYTE_TAG_MASK};
 #[cfg(feature = "rayon")]
 use flash_map_core::Slots;
 use flash_map_core::{HashStrategy, KeyHasher};
@@ -14,8 +16,8 @@ use flash_map_core::{HashStrategy, KeyHasher};
 /// slots; it is used only while that table is borrowed.
 #[derive(Clone, Copy)]
 pub(crate) struct RawTable {
-    /// State words.
-    pub states: *mut u32,
+    /// State bytes ([`flash_map_core::slot::state_byte`]).
+    pub states: *mut u8,
     /// Key bytes.
     pub keys: *mut u8,
     /// Value bytes.
@@ -34,6 +36,8 @@ pub(crate) struct RawTable {
     pub key_stride: usize,
     /// Bytes from one slot's value to the next's (the record, or the value size).
     pub value_stride: usize,
+    /// The table's hasher: the claims' hashes are its own.
+    pub hasher: KeyHasher,
 }
 
 // SAFETY: a pass hands the same `RawTable` to its threads only with atomic slot claims
@@ -131,11 +135,12 @@ pub(crate) fn with_sizes<const KS: usize, const VS: usize>(mut raw: RawTable) ->
 impl RawTable {
     /// Plain, single-threaded (or read-only) access to the states and keys.
     #[inline(always)]
-    pub(crate) fn plain(&self) -> RawSlots {
+    pub(crate) fn plain(&self) -> ByteSlots {
         // SAFETY: a `RawTable` views the live arrays of a `CpuTable` of `mask + 1` slots;
         // its users (the passes of one call) follow the view's rules: writes on one thread
-        // with the table borrowed mutably, shared reads under `&self`.
-        unsafe { RawSlots::strided(self.states, self.keys, self.mask, self.key_size, self.key_stride) }
+        // with the table borrowed mutably, shared reads under `&self`; they hash keys with
+        // the table's hasher.
+        unsafe { ByteSlots::strided(self.states, self.keys, self.mask, self.key_size, self.key_stride, self.hasher) }
     }
 
     /// Pointer to slot `slot`'s key.
@@ -160,10 +165,10 @@ impl RawTable {
 
     #[cfg(feature = "rayon")]
     #[inline(always)]
-    unsafe fn atomic(&self, slot: usize) -> &AtomicU32 {
-        // SAFETY: `states` is 16-byte aligned, `slot <= mask`; all concurrent access to the
-        // word goes through atomics during a parallel pass.
-        unsafe { AtomicU32::from_ptr(self.states.add(slot)) }
+    unsafe fn atomic(&self, slot: usize) -> &AtomicU8 {
+        // SAFETY: `slot <= mask`, inside the state array (a byte needs no alignment); all
+        // concurrent access to the byte goes through atomics during a parallel pass.
+        unsafe { AtomicU8::from_ptr(self.states.add(slot)) }
     }
 }
 
@@ -174,7 +179,8 @@ impl RawTable {
 pub(crate) struct AtomicSlots(pub RawTable);
 
 // SAFETY: all state accesses are atomic; keys are written only by the thread holding the
-// slot busy and read only after an acquire load of the published full word.
+// slot busy and read only after an acquire load of the published full word. Every word
+// written has a tag that its byte holds (`tag`, `busy_tag`), so the byte gives it back.
 #[cfg(feature = "rayon")]
 unsafe impl Slots for AtomicSlots {
     #[inline(always)]
@@ -186,19 +192,33 @@ unsafe impl Slots for AtomicSlots {
         self.0.key_size
     }
     #[inline(always)]
+    fn tag(&self, hash: u64) -> u32 {
+        tag_of(hash) & BYTE_TAG_MASK
+    }
+    #[inline(always)]
+    fn busy_tag(&self, tag: u32) -> u32 {
+        tag & BYTE_BUSY_TAG_MASK
+    }
+    #[inline(always)]
+    unsafe fn shares_hash(&self, slot: usize, hash: u64) -> bool {
+        // SAFETY: `slot <= mask` (the contract) and its key published: nobody writes it.
+        unsafe { self.0.hasher.hash(self.0.key_ptr(slot), self.0.key_size) == hash }
+    }
+    #[inline(always)]
     unsafe fn state(&self, slot: usize) -> u32 {
         // SAFETY: slot in range.
-        unsafe { self.0.atomic(slot) }.load(Ordering::Acquire)
+        word_of_byte(unsafe { self.0.atomic(slot) }.load(Ordering::Acquire))
     }
     #[inline(always)]
     unsafe fn cas_state(&self, slot: usize, current: u32, new: u32) -> bool {
+        let (current, new) = (state_byte(current), state_byte(new));
         // SAFETY: slot in range.
         unsafe { self.0.atomic(slot) }.compare_exchange(current, new, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
     #[inline(always)]
     unsafe fn publish(&self, slot: usize, state: u32) {
         // SAFETY: slot in range.
-        unsafe { self.0.atomic(slot) }.store(state, Ordering::Release)
+        unsafe { self.0.atomic(slot) }.store(state_byte(state), Ordering::Release)
     }
     #[inline(always)]
     unsafe fn key_ptr(&self, slot: usize) -> *mut u8 {

@@ -1,7 +1,7 @@
 //! [`CpuTable`]: the SoA arrays of one table and their bookkeeping.
 
 use flash_map_core::probe::{claim_bounded, Claim};
-use flash_map_core::slot::{is_full, EMPTY};
+use flash_map_core::slot::{is_full, word_of_byte, EMPTY};
 use flash_map_core::tuning::TUNING;
 use flash_map_core::{HashStrategy, KeyHasher, Ledger, TableLayout};
 
@@ -9,7 +9,7 @@ use crate::buf::AlignedBuf;
 use crate::slots::RawTable;
 use crate::{CpuError, Exec};
 
-/// A hash table in host memory: an array of state words, and either a key array and a value
+/// A hash table in host memory: an array of state bytes, and either a key array and a value
 /// array or, for small records, one array of records that each hold a slot's key and then
 /// its value ([`records`]).
 pub struct CpuTable {
@@ -116,7 +116,7 @@ impl CpuTable {
         // The rayon engine never partitions a pass, so its tables keep records at every
         // size: hits and claims then touch one line fewer (BENCHMARKS.md, issue 13).
         let record = if exec.is_parallel() { layout.record_bytes(64) } else { records(&layout) };
-        let states = alloc(layout.state_bytes(), exec, false)?;
+        let states = alloc(Some(layout.slots), exec, false)?;
         let (keys, values) = if record != 0 {
             (alloc(layout.slots.checked_mul(record), exec, true)?, AlignedBuf::zeroed(0)?)
         } else {
@@ -246,13 +246,13 @@ impl CpuTable {
     /// Bytes of the state, key and value arrays.
     pub(crate) fn table_bytes(&self) -> usize {
         let l = &self.layout;
-        l.slots.saturating_mul(4 + l.key_size + l.value_size)
+        l.slots.saturating_mul(1 + l.key_size + l.value_size)
     }
 
     pub(crate) fn raw(&self) -> RawTable {
         let keys = self.keys.as_ptr() as *mut u8;
         RawTable {
-            states: self.states.as_ptr() as *mut u32,
+            states: self.states.as_ptr() as *mut u8,
             keys,
             // A record's value follows its key (inside the record array, `wrapping_add` as
             // it is never dereferenced past it).
@@ -267,6 +267,7 @@ impl CpuTable {
             record: self.record,
             key_stride: if self.record != 0 { self.record } else { self.layout.key_size },
             value_stride: if self.record != 0 { self.record } else { self.layout.value_size },
+            hasher: self.hash,
         }
     }
 
@@ -278,7 +279,7 @@ impl CpuTable {
 
     /// Calls `f(key, value)` for every live entry, in slot order.
     pub(crate) fn for_each_entry(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
-        let (states, raw) = (self.state_words().iter().copied(), self.raw());
+        let (states, raw) = (self.state_bytes().iter().map(|&b| word_of_byte(b)), self.raw());
         // A record's value follows its key in the same array.
         let values =
             if self.record != 0 { &self.keys.as_slice()[self.layout.key_size..] } else { self.values.as_slice() };
@@ -286,9 +287,8 @@ impl CpuTable {
         self.layout.for_each_entry_strided(states, keys, (values, raw.value_stride), f);
     }
 
-    fn state_words(&self) -> &[u32] {
-        // SAFETY: `states` holds `slots` aligned, initialised u32 words.
-        unsafe { std::slice::from_raw_parts(self.states.as_ptr() as *const u32, self.layout.slots) }
+    fn state_bytes(&self) -> &[u8] {
+        self.states.as_slice()
     }
 
     /// Moves every entry into arrays of `layout` (same or larger): drops tombstones, and
@@ -354,7 +354,7 @@ impl CpuTable {
             // new table has room for every entry (capacity >= len), so each claim is new and
             // in range, and its value slot is written by this thread alone.
             unsafe {
-                if is_full(*src.states.add(slot)) {
+                if is_full(word_of_byte(*src.states.add(slot))) {
                     let k = src.key_ptr(slot);
                     if let Claim::New { slot: to, .. } = s(hs.hash(k, ks), k) {
                         std::ptr::copy_nonoverlapping(src.value_ptr(slot), dst.value_ptr(to), vs);
@@ -415,11 +415,11 @@ impl CpuTable {
 
     /// Number of live entries counted from the state array (for tests and checks).
     pub fn count_full(&self) -> usize {
-        self.state_words().iter().filter(|&&s| is_full(s)).count()
+        self.state_bytes().iter().filter(|&&s| is_full(word_of_byte(s))).count()
     }
 
     /// Number of empty slots (for tests and checks).
     pub fn count_empty(&self) -> usize {
-        self.state_words().iter().filter(|&&s| s == EMPTY).count()
+        self.state_bytes().iter().filter(|&&s| word_of_byte(s) == EMPTY).count()
     }
 }
