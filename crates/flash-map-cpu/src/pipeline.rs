@@ -132,10 +132,9 @@ pub(crate) fn cached_state_bytes() -> usize {
 /// and its results pass through that cache too; 0 where it does not say (then
 /// [`TUNING`]`.min_regions` alone decides). See [`CpuTable::partition_shift`](crate::CpuTable).
 ///
-/// Measured at 8M `u64` pairs (16M slots) on a machine whose largest cache reads 300 MiB:
-/// the table of state bytes (272 MB) run in batch order took 0.75 times hashbrown's time for
-/// hits where the partitioned passes took 0.57 (BENCHMARKS.md, issue 13, "one state byte
-/// per slot").
+/// A table of 8M `u64` pairs (285 MB) on a machine whose largest cache reads 300 MiB ran
+/// its hits slower in batch order than partitioned (BENCHMARKS.md, issue 13, "one state
+/// byte per slot").
 pub(crate) fn last_level_cache_bytes() -> usize {
     static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *BYTES.get_or_init(|| (2..=4).filter_map(cache_bytes).max().unwrap_or(0) / 2)
