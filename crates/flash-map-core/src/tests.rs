@@ -394,11 +394,7 @@ fn claims_give_up_on_keys_of_one_hash() {
 #[cfg_attr(miri, ignore)]
 fn rehash_in_place_keeps_every_key_and_drops_tombstones() {
     use crate::probe::{claim_bounded, rehash_in_place};
-    let mut x = 0x1234_5678_9abc_def0u64;
-    let mut rnd = move || {
-        x = fmix64(x.wrapping_add(0x9E37_79B9_7F4A_7C15));
-        x
-    };
+    let mut rnd = stream(0x1234_5678_9abc_def0);
     let hashers = [
         KeyHasher::plain(HashStrategy::Identity),
         KeyHasher::plain(HashStrategy::Murmur3),
@@ -492,15 +488,7 @@ fn ledger_settles_and_keeps_the_headroom_rule() {
 fn grouped_probes_match_the_scalar_algorithm() {
     use crate::probe::{RawSlots, GROUP};
     const _: () = assert!(!<Arr as Slots>::GROUPED, "the reference probes slot by slot");
-    let mut x = 0x0dd_ba11_u64;
-    let mut rnd = move || {
-        x = fmix64(x.wrapping_add(0x9E37_79B9_7F4A_7C15));
-        x
-    };
-    let rounds = if cfg!(miri) { 6 } else { 200 };
-    for round in 0..rounds {
-        let slots = 1usize << (3 + round % 6);
-        let ks = [8, 16][round % 2];
+    table_rounds(0x0dd_ba11, |round, slots, ks, rnd| {
         let hs = KeyHasher::plain(HashStrategy::Identity);
         let reference = Arr::new(slots, ks);
         let mut states = std::vec![EMPTY; slots];
@@ -508,7 +496,7 @@ fn grouped_probes_match_the_scalar_algorithm() {
         // SAFETY: `slots` words and keys, used by this thread alone.
         let fast = unsafe { RawSlots::new(states.as_mut_ptr(), keys.as_mut_ptr(), slots - 1, ks) };
         let reference_words = || reference.states.iter().map(Cell::get).collect();
-        same_ops(&reference, &fast, (slots, ks, hs), round, &mut rnd, reference_words, || states.clone());
+        same_ops(&reference, &fast, (slots, ks, hs), round, rnd, reference_words, || states.clone());
         // The keys stored agree too, slot for slot.
         for slot in 0..slots {
             if is_full(states[slot]) {
@@ -518,6 +506,25 @@ fn grouped_probes_match_the_scalar_algorithm() {
             }
         }
         assert!(slots >= GROUP);
+    });
+}
+
+/// A stream of 64-bit values from `seed` (fmix64 of a Weyl sequence): the tests' random
+/// numbers, the same on every run.
+fn stream(mut x: u64) -> impl FnMut() -> u64 {
+    move || {
+        x = fmix64(x.wrapping_add(0x9E37_79B9_7F4A_7C15));
+        x
+    }
+}
+
+/// Calls `round(round, slots, key_size, rnd)` for the rounds of a differential test (6 under
+/// Miri, else 200): tables of 8 to 256 slots and keys of 8 or 16 bytes, in turn, with
+/// random numbers from one `seed`.
+fn table_rounds(seed: u64, mut round: impl FnMut(usize, usize, usize, &mut dyn FnMut() -> u64)) {
+    let mut rnd = stream(seed);
+    for r in 0..if cfg!(miri) { 6 } else { 200 } {
+        round(r, 1usize << (3 + r % 6), [8, 16][r % 2], &mut rnd);
     }
 }
 
@@ -532,7 +539,7 @@ fn same_ops<R: Slots, F: Slots>(
     fast: &F,
     (slots, ks, hs): (usize, usize, KeyHasher),
     round: usize,
-    rnd: &mut impl FnMut() -> u64,
+    rnd: &mut dyn FnMut() -> u64,
     reference_words: impl Fn() -> Vec<u32>,
     words: impl Fn() -> Vec<u32>,
 ) {
@@ -671,12 +678,11 @@ fn raw_group_masks_match_the_words() {
     let words = [EMPTY, TOMBSTONE, full, busy_word(tag_of(0xDEAD_BEEF)), full_word(tag_of(7))];
     let mut states = [0u32; 16];
     let mut keys = [0u8; 16 * 8];
-    let mut seed = 1u64;
+    let mut rnd = stream(1);
     // Fewer mixes under Miri, which interprets every vector instruction.
     for _ in 0..if cfg!(miri) { 40 } else { 2000 } {
         for s in states.iter_mut() {
-            seed = fmix64(seed.wrapping_add(0x9E37_79B9_7F4A_7C15));
-            *s = words[(seed % words.len() as u64) as usize];
+            *s = words[(rnd() % words.len() as u64) as usize];
         }
         // SAFETY: 16 state words and 16 keys of 8 bytes, read only.
         let s = unsafe { RawSlots::new(states.as_mut_ptr(), keys.as_mut_ptr(), 15, 8) };
@@ -767,15 +773,7 @@ unsafe impl Slots for ByteArr {
 #[test]
 fn byte_slots_probe_as_the_scalar_algorithm_does() {
     use crate::probe::{rehash_in_place, ByteSlots};
-    let mut x = 0x5eed_u64;
-    let mut rnd = move || {
-        x = fmix64(x.wrapping_add(0x9E37_79B9_7F4A_7C15));
-        x
-    };
-    let rounds = if cfg!(miri) { 6 } else { 200 };
-    for round in 0..rounds {
-        let slots = 1usize << (3 + round % 6);
-        let ks = [8, 16][round % 2];
+    table_rounds(0x5eed, |round, slots, ks, rnd| {
         let hs = KeyHasher::plain([HashStrategy::Identity, HashStrategy::Murmur3][round % 4 / 2]);
         let reference = ByteArr { arr: Arr::new(slots, ks), hasher: hs };
         let mut states = std::vec![0u8; slots];
@@ -784,7 +782,7 @@ fn byte_slots_probe_as_the_scalar_algorithm_does() {
         let fast = unsafe { ByteSlots::strided(states.as_mut_ptr(), keys.as_mut_ptr(), slots - 1, ks, ks, hs) };
         let words = || states.iter().map(|&b| word_of_byte(b)).collect();
         let reference_words = || reference.arr.states.iter().map(Cell::get).collect();
-        same_ops(&reference, &fast, (slots, ks, hs), round, &mut rnd, reference_words, words);
+        same_ops(&reference, &fast, (slots, ks, hs), round, rnd, reference_words, words);
         // A rehash in place leaves the same table in both, every key findable.
         let mut values = std::vec![0u8; slots];
         // SAFETY: one thread; values of no bytes.
@@ -803,7 +801,7 @@ fn byte_slots_probe_as_the_scalar_algorithm_does() {
                 }
             }
         }
-    }
+    });
 }
 
 /// In a table of 7-bit fingerprints, keys of different hashes that share a fingerprint never

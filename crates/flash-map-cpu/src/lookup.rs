@@ -193,8 +193,7 @@ impl CpuTable {
         const SAMPLE: usize = flash_map_core::tuning::TUNING.absent_sample;
         let values = value_bytes.min(flash_map_core::tuning::TUNING.value_prefetch_bytes);
         if b.len() >= 4 * SAMPLE && self.mostly_absent(b) {
-            let states = self.layout.slots;
-            return fetch_for_states(states);
+            return fetch_for_states(self.states.len());
         }
         let home = if self.layout.key_size + values > 64 {
             Fetch::Found { values }
@@ -217,12 +216,12 @@ impl CpuTable {
     /// of large slots stay unpartitioned even then: absent 32-byte keys, 1M of them in a
     /// table of 164-byte slots, took 62 ms partitioned against 41 ms in batch order, as
     /// the copy of their keys costs more than the 8 MB of state words it keeps in cache.)
-    /// State words that the last-level cache holds are read in batch order, as a table that
+    /// State bytes that the last-level cache holds are read in batch order, as a table that
     /// it holds is ([`partition_shift`](Self::partition_shift)).
     fn lookup_shift(&self, b: &Batch<'_>) -> Option<u32> {
         let whole = self.partition_shift(b.len())?;
         if self.mostly_absent(b) {
-            if self.layout.slots <= self.partition_min_bytes {
+            if self.states.len() <= self.partition_min_bytes {
                 return None;
             }
             partition::plan(self.layout.slots, 1, b.len(), self.region_bytes / 8)
