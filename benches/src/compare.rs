@@ -2,7 +2,7 @@
 //! one process, on the same data (issue #4's table, swept over sizes for issue 13).
 //!
 //! `cargo run --release -p flash-map-benches --bin compare [-- --w1 N] [--w2 N] [--reps R]
-//! [--warm] [--threads]` (`-- --churn` instead measures issue #5's churn criterion;
+//! [--warm] [--no-floor] [--threads]` (`-- --churn` instead measures issue #5's churn criterion;
 //! `-- --patterns` the key-pattern sweep of issue 10 at `--small N` (default 65536) and
 //! `--w2 N` keys, see `sweep.rs`).
 //!
@@ -19,10 +19,15 @@
 //! and run at their best for bulk work: hashbrown a per-key loop on one thread collecting
 //! `Vec<Option<V>>`, papaya rayon `par_iter` with one pinned guard per rayon job
 //! (`for_each_init` / `map_init`), DashMap rayon `par_iter`. Every result is checked. Prints the median of R runs (default 5), the
-//! ratios FlashMap / peer, and the worst run's ratio.
+//! ratios FlashMap / peer, and the worst run's ratio. Beside them runs the floor of the
+//! serial engine's layout ([`Floor`]: the same arrays touched in the same order by a loop
+//! with none of the engine's bookkeeping), with its ratio to hashbrown (where that is above
+//! the serial goal, the layout itself misses it) and the serial engine's ratio to it;
+//! `--no-floor` leaves it out.
 //!
-//! Memory is cold by default, as a user's fresh process has it; `--warm` touches 1 GiB
-//! before each engine (issue #4's setting, see [`warm_memory`]). `--threads` instead
+//! Memory is cold by default, as a user's fresh process has it: before each engine runs,
+//! the memory earlier runs freed goes back to the system ([`cold_start`]). `--warm` instead
+//! touches 1 GiB before each engine (issue #4's setting, see [`warm_memory`]). `--threads` instead
 //! sweeps rayon thread counts 1..=N (FlashMap Rayon, papaya, DashMap, each in a pool of
 //! that size) at `--w2 N` pairs (default 800K). `COMPARE_ONLY=Serial` (a substring of an
 //! engine's name) runs just that engine, for profiling.
@@ -32,6 +37,7 @@ use std::time::Instant;
 mod sweep;
 
 use flash_map::{Backend, FlashMap};
+use flash_map_benches::floor::Floor;
 use flash_map_benches::{data, splitmix, Data, Gen, H};
 use rayon::prelude::*;
 
@@ -51,6 +57,22 @@ fn warm_memory() {
         unsafe { p.add(i).write(1) };
     }
     std::hint::black_box(&v);
+}
+
+/// Gives back to the system the memory that earlier runs freed, so that the engine run next
+/// starts with none, as in a fresh process: the arrays FlashMap keeps from dropped tables
+/// ([`flash_map::release_spare_memory`]) and the allocator's free memory in every arena
+/// (glibc's `malloc_trim`). Without this, each engine ran in the memory that the one before
+/// it freed, and its times depended on that one: the floor's lookups took half as long
+/// right after the serial engine as the serial engine's right after DashMap.
+fn cold_start() {
+    flash_map::release_spare_memory();
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only returns free memory of the allocator to the system; no
+    // allocation is touched.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -88,6 +110,28 @@ fn flash<K: Gen, V: Gen>(backend: Backend, d: &Data<K, V>) -> Times {
     let (c, miss) = timed(|| m.bulk_get(&d.absent).expect("get"));
     assert!(miss.iter().all(Option::is_none));
     let (e, rem) = timed(|| m.bulk_remove(&d.keys).expect("remove"));
+    assert_eq!(rem, n);
+    [a, b, c, e, build]
+}
+
+/// The floor of the serial engine's layout ([`Floor`]), run as the engine is: built and
+/// filled, then looked up into fresh vectors (as `bulk_get` returns), then emptied.
+fn floor_run<K: Gen, V: Gen>(d: &Data<K, V>) -> Times {
+    let n = d.pairs.len();
+    let t = Instant::now();
+    let (build, mut f) = timed(|| Floor::<K, V>::new(n));
+    f.insert_all(&d.pairs);
+    let a = ms_since(t);
+    let get = |f: &Floor<K, V>, keys: &[K], hits: bool| {
+        let mut out = Vec::new();
+        f.get_all(keys, &mut out, hits);
+        out
+    };
+    let (b, got) = timed(|| get(&f, &d.keys, true));
+    check(&got, d.pairs.iter().map(|p| p.1));
+    let (c, miss) = timed(|| get(&f, &d.absent, false));
+    assert!(miss.iter().all(Option::is_none));
+    let (e, rem) = timed(|| f.remove_all(&d.keys));
     assert_eq!(rem, n);
     [a, b, c, e, build]
 }
@@ -152,20 +196,36 @@ fn dashmap_run<K: Gen, V: Gen>(d: &Data<K, V>) -> Times {
 struct Opts {
     reps: usize,
     warm: bool,
+    /// Whether the size sweep runs the floor of the serial engine's layout too.
+    floor: bool,
 }
 
-const NAMES: [&str; 5] = ["FlashMap Serial (Identity)", "FlashMap Rayon (Identity)", "hashbrown", "papaya", "DashMap"];
+const NAMES: [&str; 6] = [
+    "FlashMap Serial (Identity)",
+    "FlashMap Rayon (Identity)",
+    "hashbrown",
+    "papaya",
+    "DashMap",
+    "Floor of the serial engine's layout",
+];
+
+/// The index of the floor in [`NAMES`].
+const FLOOR: usize = 5;
 
 /// Runs the engines `which` (indices into [`NAMES`]) `o.reps` times each, interleaved, each
-/// repetition starting with the next engine: in cold memory, whichever engine runs first
-/// after the others freed theirs pays the most for faults, and that must not always be the
-/// same one.
+/// repetition starting with the next engine, and every other repetition in reverse order:
+/// in cold memory, whichever engine runs first after the others freed theirs pays the most
+/// for faults, and an engine that runs right after one of its own footprint finds the
+/// pages that one gave back ready (the floor's lookups took half as long after the serial
+/// engine as the serial engine's after DashMap), so no engine may always run first or
+/// always follow the same one.
 fn runs<K: Gen, V: Gen>(d: &Data<K, V>, which: &[usize], o: Opts) -> Vec<Vec<Times>> {
     let mut runs: Vec<Vec<Times>> = vec![Vec::new(); NAMES.len()];
     let only = std::env::var("COMPARE_ONLY").ok();
     for rep in 0..o.reps {
         eprintln!("  run {}/{}", rep + 1, o.reps);
         for j in 0..which.len() {
+            let j = if rep % 2 == 1 { which.len() - 1 - j } else { j };
             let i = which[(j + rep) % which.len()];
             if only.as_deref().is_some_and(|o| !NAMES[i].contains(o)) {
                 runs[i].push([0.0; 5]);
@@ -173,13 +233,16 @@ fn runs<K: Gen, V: Gen>(d: &Data<K, V>, which: &[usize], o: Opts) -> Vec<Vec<Tim
             }
             if o.warm {
                 warm_memory();
+            } else {
+                cold_start();
             }
             runs[i].push(match i {
                 0 => flash(Backend::Serial, d),
                 1 => flash(Backend::Rayon, d),
                 2 => hashbrown_run(d),
                 3 => papaya_run(d),
-                _ => dashmap_run(d),
+                4 => dashmap_run(d),
+                _ => floor_run(d),
             });
             if std::env::var_os("COMPARE_VERBOSE").is_some() {
                 eprintln!("  {}: {:?}", NAMES[i], runs[i].last().map(|t| t.map(|x| (x * 10.0).round() / 10.0)));
@@ -216,25 +279,46 @@ fn goal_rows(runs: &[Vec<Times>], goals: &[(&str, usize, usize, f64)]) -> bool {
 fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
     eprintln!("{name}: generating {n} pairs ...");
     let d = data::<K, V>(n);
-    let runs = runs(&d, &[0, 1, 2, 3, 4], o);
-    let med: Vec<Times> =
-        runs.iter().map(|r| std::array::from_fn(|op| median(r.iter().map(|t| t[op]).collect()))).collect();
-    let max_build: Vec<f64> = runs.iter().map(|r| r.iter().map(|t| t[4]).fold(0.0, f64::max)).collect();
+    // The floor next to the serial engine: before it in some repetitions, after it in the
+    // others ([`runs`]).
+    let which: &[usize] = if o.floor { &[FLOOR, 0, 1, 2, 3, 4] } else { &[0, 1, 2, 3, 4] };
+    let runs = runs(&d, which, o);
     let memory = if o.warm { "warm" } else { "cold" };
     println!("\n{name} ({n} pairs, median of {}, ms, {memory} memory; insert includes building the table)", o.reps);
     // The first build in the process is the one in fresh memory: FlashMap keeps a dropped
     // table's arrays for the next table of its shape (its median is then of those).
     println!("| engine | insert (incl. build) | get hit | get miss | remove | build alone: first / median / max |");
     println!("|---|---|---|---|---|---|");
-    for (i, m) in med.iter().enumerate() {
+    for &i in which {
+        let m: Times = std::array::from_fn(|op| median(runs[i].iter().map(|t| t[op]).collect()));
+        let max_build = runs[i].iter().map(|t| t[4]).fold(0.0, f64::max);
         let ops: Vec<String> = m[..4].iter().map(|t| format!("{t:.2}")).collect();
         let first = runs[i].first().map_or(0.0, |t| t[4]);
-        println!("| {} | {} | {first:.2} / {:.2} / {:.2} |", NAMES[i], ops.join(" | "), m[4], max_build[i]);
+        println!("| {} | {} | {first:.2} / {:.2} / {max_build:.2} |", NAMES[i], ops.join(" | "), m[4]);
     }
-    goal_rows(
+    let met = goal_rows(
         &runs,
         &[("Serial / hashbrown", 0, 2, 0.7), ("Rayon / papaya", 1, 3, 0.8), ("Rayon / DashMap", 1, 4, 0.5)],
-    )
+    );
+    if o.floor {
+        floor_rows(&runs);
+    }
+    met
+}
+
+/// The floor's rows: the floor against hashbrown (a median above the serial goal, marked,
+/// puts that goal out of the layout's reach in this run) and the serial engine against
+/// its floor (how close it gets); median and worst run.
+fn floor_rows(runs: &[Vec<Times>]) {
+    let row = |r: [(f64, f64); 4], mark: &dyn Fn(f64) -> &'static str| -> String {
+        r.map(|(m, w)| format!("{m:.2} ({w:.2}){}", mark(m))).join(" | ")
+    };
+    let layout = ratios(&runs[FLOOR], &runs[2]);
+    println!(
+        "| Floor / hashbrown (median, worst run; ▲ above the serial goal 0.7) | {} | |",
+        row(layout, &|m| if m > 0.7 { " ▲" } else { "" })
+    );
+    println!("| Serial / Floor (median, worst run) | {} | |", row(ratios(&runs[0], &runs[FLOOR]), &|_| ""));
 }
 
 /// The rayon engine against papaya and DashMap with 1, 2, ... `max` threads (each run in a
@@ -324,7 +408,7 @@ fn main() {
         println!("\nkey-pattern goal met: {}", small && large);
         return;
     }
-    let o = Opts { reps, warm: args.iter().any(|a| a == "--warm") };
+    let o = Opts { reps, warm: args.iter().any(|a| a == "--warm"), floor: !args.iter().any(|a| a == "--no-floor") };
     let threads = rayon::current_num_threads();
     println!("threads: {threads}");
     if args.iter().any(|a| a == "--threads") {

@@ -1,7 +1,9 @@
 //! What the compare binary and the criterion benches share: the peers' hasher, the key
-//! and value generator, and the data of one workload.
+//! and value generator, the data of one workload, and the floor of the engine's layout.
 
 use std::hash::{BuildHasherDefault, Hasher};
+
+pub mod floor;
 
 use flash_map::Pod;
 

@@ -487,6 +487,21 @@ pub fn commit_for_writes<T>(ptr: *mut T, len: usize, parallel: bool) {
     let _ = (ptr, len, parallel);
 }
 
+/// Prepares `bytes` of fresh result memory at `ptr`, about to be written in full by a
+/// lookup (on all of rayon's threads for `parallel`): in huge pages ([`advise_huge`]) from
+/// `TUNING.huge_page_min_bytes` up to `TUNING.result_huge_max_bytes`, where the system gives
+/// them for at once without stalling (see that field); smaller or larger, in 4 KiB pages
+/// faulted in by one call ([`commit_for_writes`]) rather than one write at a time. Changes
+/// no contents.
+pub fn prepare_results<T>(ptr: *mut T, bytes: usize, parallel: bool) {
+    let t = &flash_map_core::tuning::TUNING;
+    if (t.huge_page_min_bytes..=t.result_huge_max_bytes).contains(&bytes) {
+        advise_huge(ptr, bytes);
+    } else {
+        commit_for_writes(ptr, bytes, parallel);
+    }
+}
+
 /// A fresh anonymous private mapping of `len` bytes (zero, not yet faulted in), or `None`
 /// where the system refuses it. Public, hidden, only so that the benches map memory as a
 /// table's arrays are mapped.

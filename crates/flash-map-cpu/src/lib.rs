@@ -30,9 +30,11 @@ mod write;
 #[doc(hidden)]
 pub use buf::anonymous_mapping;
 #[doc(hidden)]
-pub use buf::{advise_huge, commit_for_writes, release_spare_memory, AlignedBuf};
+pub use buf::{advise_huge, commit_for_writes, prepare_results, release_spare_memory, AlignedBuf};
 pub use exec::Exec;
 pub use ops::set_rayon_serial_mutations;
+#[doc(hidden)]
+pub use pipeline::{cached_bytes, cached_state_bytes};
 #[doc(hidden)]
 pub use table::records;
 pub use table::CpuTable;

@@ -102,7 +102,8 @@ pub(crate) fn fetch_for_states(bytes: usize) -> Fetch {
 }
 
 /// Bytes of table a pass may read and need no prefetch: a quarter of one core's L2 cache
-/// as Linux reports it, else [`TUNING`]`.cached_table_bytes`.
+/// as Linux reports it, else [`TUNING`]`.cached_table_bytes`. Public, hidden, only so that
+/// the benches' floor prefetches where the engine does.
 ///
 /// A batch rarely finds the table where the last one left it: the caller's own work runs
 /// in between. Measured with a hashbrown table's pass between the batches, on a machine with
@@ -110,17 +111,17 @@ pub(crate) fn fetch_for_states(bytes: usize) -> Fetch {
 /// hits in `u64` tables of 0.6 and 1.3 MB gained from the prefetch, and only tables of up to
 /// about 0.3 MB did not (there, slots of 160 bytes made fetching a key's lines cost as much
 /// as it saved).
-pub(crate) fn cached_bytes() -> usize {
+pub fn cached_bytes() -> usize {
     static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *BYTES.get_or_init(|| cache_bytes(2).map_or(TUNING.cached_table_bytes, |l2| l2 / 4))
 }
 
 /// Bytes of state bytes a lookup of mostly absent keys may read and need no prefetch, times
-/// four ([`fetch_for_states`]): the L1 data cache's size as Linux reports it, else
-/// [`TUNING`]`.cached_state_bytes`. Such a
+/// four (`fetch_for_states`): the L1 data cache's size as Linux reports it, else
+/// [`TUNING`]`.cached_state_bytes`. Public and hidden, as [`cached_bytes`]. Such a
 /// lookup does little besides loading state words, so even state words that the L2 cache
 /// holds gained from being fetched ahead (from 64 KiB of them on, in the same measurement).
-pub(crate) fn cached_state_bytes() -> usize {
+pub fn cached_state_bytes() -> usize {
     static BYTES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *BYTES.get_or_init(|| cache_bytes(1).unwrap_or(TUNING.cached_state_bytes))
 }

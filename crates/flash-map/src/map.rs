@@ -401,17 +401,9 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         out.try_reserve_exact(n)
             .map_err(|_| FlashMapError::AllocationFailed { bytes: n.saturating_mul(size_of::<Option<V>>()) })?;
         if out.capacity() != kept {
-            // Fresh memory, all of it written below: in huge pages where the system gives
-            // them, from a huge page up to a size the system gives them for at once without
-            // stalling (see the field); smaller or larger, in 4 KiB pages, faulted in by one
-            // call rather than one write at a time.
+            // Fresh memory, all of it written below.
             let bytes = n * size_of::<Option<V>>();
-            let t = &flash_map_core::tuning::TUNING;
-            if (t.huge_page_min_bytes..=t.result_huge_max_bytes).contains(&bytes) {
-                flash_map_cpu::advise_huge(out.as_mut_ptr(), bytes);
-            } else {
-                flash_map_cpu::commit_for_writes(out.as_mut_ptr(), bytes, self.backend() != Backend::Serial);
-            }
+            flash_map_cpu::prepare_results(out.as_mut_ptr(), bytes, self.backend() != Backend::Serial);
         }
         // Generic, not `dyn`, and holding the pointer itself: the per-key store inlines into
         // the engine's loop with one load of the base pointer.

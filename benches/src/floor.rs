@@ -1,0 +1,377 @@
+//! The floor of the serial engine's layout, shared by `opcost` and `compare`: a loop as
+//! tight as the engine's that touches the same memory in the same order, with none of its
+//! bookkeeping. Where a goal of issue 13 is out of reach, the floor against hashbrown shows
+//! whether the layout itself puts it there, and the engine against the floor how close it
+//! gets.
+
+use std::mem::{align_of, size_of};
+
+use flash_map_core::slot::{full_word, state_byte, tag_of, BYTE_TAG_MASK, TOMBSTONE};
+
+use crate::Gen;
+
+/// The floor of the engine's layout: the same arrays (state words, and keys and values side
+/// by side in records or in two arrays, as the engine lays out a table of these sizes:
+/// `flash_map_cpu::records`) of the same slot count, allocated by the engine's own allocator,
+/// touched in the same order by a loop with none of the engine's bookkeeping (no
+/// per-position records, no budget, no batch view): the Identity hash, the eight state bytes
+/// at the home slot compared at once (the engine's group compare), then the key and value,
+/// with the engine's prefetch of the home lines 16 keys ahead where the engine fetches them
+/// ([`flash_map_cpu::cached_bytes`], [`flash_map_cpu::cached_state_bytes`]). Keys whose group
+/// of eight holds no empty slot fall back to a scalar probe (rare at the default load).
+///
+/// [`new`](Self::new) allocates the arrays and [`insert_all`](Self::insert_all) inserts
+/// into them; [`get_all`](Self::get_all) writes `Vec<Option<V>>`, preparing fresh result
+/// memory as the engine does ([`flash_map_cpu::prepare_results`]);
+/// [`remove_all`](Self::remove_all) makes each found key's slot a tombstone.
+pub struct Floor<K, V> {
+    states: Fresh<u8>,
+    /// The keys, or the records.
+    keys: Fresh<u8>,
+    /// The values (empty for records).
+    values: Fresh<u8>,
+    mask: usize,
+    /// Bytes per record, or 0 (two arrays).
+    record: usize,
+    _kv: std::marker::PhantomData<(K, V)>,
+}
+
+/// `n` `T`s in a table array as the engine allocates it ([`flash_map_cpu::AlignedBuf`]):
+/// zeroed state bytes, and key and value bytes that may be a dropped array's
+/// ([`flash_map_cpu::AlignedBuf::for_slots`]).
+struct Fresh<T> {
+    buf: flash_map_cpu::AlignedBuf,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl Fresh<u8> {
+    fn states(n: usize) -> Self {
+        Fresh::made(flash_map_cpu::AlignedBuf::zeroed(n))
+    }
+    fn bytes(n: usize) -> Self {
+        Fresh::made(flash_map_cpu::AlignedBuf::for_slots(n))
+    }
+}
+
+impl<T: Copy> Fresh<T> {
+    fn made(buf: Result<flash_map_cpu::AlignedBuf, flash_map_cpu::CpuError>) -> Self {
+        let buf = buf.expect("memory for the floor's arrays");
+        assert!(align_of::<T>() <= 16, "the buffer is 16-byte aligned");
+        Fresh { buf, _t: std::marker::PhantomData }
+    }
+}
+
+impl<T> std::ops::Deref for Fresh<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: the buffer holds `len / size_of::<T>()` `T`s (bytes), initialised
+        // (zeroed, written since, or a former array's).
+        unsafe { std::slice::from_raw_parts(self.buf.as_ptr() as *const T, self.buf.len() / size_of::<T>()) }
+    }
+}
+
+impl<T> std::ops::DerefMut for Fresh<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        let n = self.buf.len() / size_of::<T>();
+        // SAFETY: as above, owned exclusively.
+        unsafe { std::slice::from_raw_parts_mut(self.buf.as_mut_ptr() as *mut T, n) }
+    }
+}
+
+/// Where a floor's home lines lie, copied out so that the prefetch does not borrow the table.
+#[derive(Clone, Copy)]
+struct Lines {
+    states: *const u8,
+    keys: *const u8,
+    values: *const u8,
+    key_stride: usize,
+    value_stride: usize,
+    /// Whether a value shares its key's line (records), so that fetching one fetches both.
+    together: bool,
+    mask: usize,
+}
+
+impl Lines {
+    /// Prefetches the home state line of hash `h`, per `keys` its key line, and per `values`
+    /// its value line.
+    #[inline(always)]
+    fn prefetch(self, h: u64, keys: bool, values: bool) {
+        let s = h as usize & self.mask;
+        fetch(self.states.wrapping_add(s));
+        if keys {
+            fetch(self.keys.wrapping_add(s * self.key_stride));
+        }
+        if values && !self.together {
+            fetch(self.values.wrapping_add(s * self.value_stride));
+        }
+    }
+}
+
+/// Fetches the line at `p` into the caches (x86_64; elsewhere nothing).
+#[inline(always)]
+fn fetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Calls `body(i, hash)` for `i` in `0..n` in order, each key hashed once, 16 keys ahead,
+/// when `prefetch` is given, which then also gets the hash. One loop, so that `body` has
+/// one call site and is inlined (with two, it was called once per key).
+#[inline(always)]
+fn hashed_ahead(
+    n: usize,
+    key: impl Fn(usize) -> u64,
+    prefetch: Option<impl Fn(u64)>,
+    mut body: impl FnMut(usize, u64),
+) {
+    const D: usize = 16;
+    let mut ring = [0u64; D];
+    if let Some(pf) = &prefetch {
+        for (i, r) in ring.iter_mut().enumerate().take(n) {
+            *r = key(i);
+            pf(*r);
+        }
+    }
+    for i in 0..n {
+        let h = match &prefetch {
+            Some(pf) => {
+                let h = ring[i % D];
+                if i + D < n {
+                    ring[i % D] = key(i + D);
+                    pf(ring[i % D]);
+                }
+                h
+            }
+            None => key(i),
+        };
+        body(i, h);
+    }
+}
+
+impl<K: Gen, V: Gen> Floor<K, V> {
+    /// Empty arrays for `n` pairs at the default load factor, laid out as the engine lays
+    /// out a table of these sizes, from the engine's allocator.
+    pub fn new(n: usize) -> Self {
+        let l = flash_map_core::TableLayout::for_capacity(n, 0.5, size_of::<K>(), size_of::<V>()).unwrap();
+        let record = flash_map_cpu::records(&l);
+        let (keys, values) = if record != 0 {
+            (Fresh::bytes(l.slots * record), Fresh::bytes(0))
+        } else {
+            (Fresh::bytes(l.slots * size_of::<K>()), Fresh::bytes(l.slots * size_of::<V>()))
+        };
+        Floor { states: Fresh::states(l.slots), keys, values, mask: l.slots - 1, record, _kv: std::marker::PhantomData }
+    }
+    fn bytes(&self) -> usize {
+        (self.mask + 1) * (1 + size_of::<K>() + size_of::<V>())
+    }
+    fn lines(&self) -> Lines {
+        let (keys, record) = (self.keys.as_ptr(), self.record);
+        Lines {
+            states: self.states.as_ptr(),
+            keys,
+            values: if record != 0 { keys.wrapping_add(size_of::<K>()) } else { self.values.as_ptr() },
+            key_stride: if record != 0 { record } else { size_of::<K>() },
+            value_stride: if record != 0 { record } else { size_of::<V>() },
+            together: record != 0,
+            mask: self.mask,
+        }
+    }
+    /// The engine's Identity hash of `k`.
+    #[inline(always)]
+    fn hash(k: &K) -> u64 {
+        flash_map_core::KeyHasher::plain(flash_map_core::HashStrategy::Identity).hash_bytes(bytemuck_bytes(k))
+    }
+    /// Slot `s`'s key (`s <= mask`).
+    #[inline(always)]
+    fn key(&self, l: Lines, s: usize) -> K {
+        // SAFETY: `s <= mask`: inside the key (or record) array; any bytes are a Pod value.
+        unsafe { std::ptr::read_unaligned(l.keys.add(s * l.key_stride) as *const K) }
+    }
+    /// Slot `s`'s value (`s <= mask`).
+    #[inline(always)]
+    fn value(&self, l: Lines, s: usize) -> V {
+        // SAFETY: as in `key`.
+        unsafe { std::ptr::read_unaligned(l.values.add(s * l.value_stride) as *const V) }
+    }
+    /// The state bytes at `at..at + 8` (wrapping) that hold the word `w`, and those that are
+    /// empty.
+    #[inline(always)]
+    fn group(&self, l: Lines, at: usize, w: u32) -> (u32, u32) {
+        use flash_map_core::Slots;
+        if at + 8 > self.mask + 1 {
+            let m = |x: u8| (0..8).fold(0u32, |a, j| a | ((self.states[(at + j) & self.mask] == x) as u32) << j);
+            return (m(state_byte(w)), m(0));
+        }
+        // SAFETY: the arrays hold `mask + 1` slots of keys `key_stride` bytes apart, read
+        // only here (no claims, so the hasher is never asked); `at + 8 <= slots`.
+        let g = unsafe {
+            flash_map_core::probe::ByteSlots::strided(
+                self.states.as_ptr() as *mut u8,
+                l.keys as *mut u8,
+                self.mask,
+                size_of::<K>(),
+                l.key_stride,
+                flash_map_core::KeyHasher::plain(flash_map_core::HashStrategy::Identity),
+            )
+            .group(at, w)
+        };
+        (g.matching, g.empty)
+    }
+    /// Inserts `pairs`, whose keys are distinct and absent (nothing checks it).
+    pub fn insert_all(&mut self, pairs: &[(K, V)]) {
+        let l = self.lines();
+        // Claims into an empty table fetch their home lines at every size, as the engine's.
+        let pf = Some(|h| l.prefetch(h, true, true));
+        hashed_ahead(
+            pairs.len(),
+            |i| Self::hash(&pairs[i].0),
+            pf,
+            |i, h| {
+                let (k, v) = &pairs[i];
+                let w = full_word(tag_of(h) & BYTE_TAG_MASK);
+                let at = h as usize & self.mask;
+                let (_, empty) = self.group(l, at, w);
+                let mut s = if empty != 0 { at + empty.trailing_zeros() as usize } else { at + 8 };
+                while self.states[s & self.mask] != 0 {
+                    s += 1;
+                }
+                let s = s & self.mask;
+                self.states[s] = state_byte(w);
+                // SAFETY: `s <= mask`: inside the arrays, written by this thread alone.
+                unsafe {
+                    std::ptr::write_unaligned(l.keys.add(s * l.key_stride) as *mut K, *k);
+                    std::ptr::write_unaligned(l.values.add(s * l.value_stride) as *mut V, *v);
+                }
+            },
+        );
+    }
+    /// The slot of key `k` of hash `h`, if present: the group of eight state bytes at its
+    /// home slot, then slot by slot past it while no empty slot has ended the probe.
+    #[inline(always)]
+    fn find(&self, l: Lines, h: u64, k: &K) -> Option<usize> {
+        let w = full_word(tag_of(h) & BYTE_TAG_MASK);
+        let at = h as usize & self.mask;
+        let (mut m, empty) = self.group(l, at, w);
+        if empty != 0 {
+            m &= (1 << empty.trailing_zeros()) - 1;
+        }
+        while m != 0 {
+            let s = (at + m.trailing_zeros() as usize) & self.mask;
+            if self.key(l, s) == *k {
+                return Some(s);
+            }
+            m &= m - 1;
+        }
+        if empty != 0 {
+            return None;
+        }
+        let mut s = at + 8;
+        while self.states[s & self.mask] != 0 {
+            if self.states[s & self.mask] == state_byte(w) && self.key(l, s & self.mask) == *k {
+                return Some(s & self.mask);
+            }
+            s += 1;
+        }
+        None
+    }
+
+    /// Looks up `keys` into `out` (cleared first), with the engine's prefetch for keys that
+    /// are mostly present (`hits`: the home state, key and value lines, in a table that the
+    /// L2 cache does not hold easily) or mostly absent (the home state line, where the state
+    /// bytes do not fit a quarter of the L1 cache).
+    pub fn get_all(&self, keys: &[K], out: &mut Vec<Option<V>>, hits: bool) {
+        out.clear();
+        let kept = out.capacity();
+        out.reserve_exact(keys.len());
+        if out.capacity() != kept {
+            // Fresh memory, prepared as the engine prepares its results.
+            flash_map_cpu::prepare_results(out.as_mut_ptr(), keys.len() * size_of::<Option<V>>(), false);
+        }
+        let l = self.lines();
+        let fetch = if hits {
+            self.bytes() > flash_map_cpu::cached_bytes()
+        } else {
+            self.mask + 1 > flash_map_cpu::cached_state_bytes() / 4
+        };
+        let pf = fetch.then_some(|h| l.prefetch(h, hits, hits));
+        let res = out.spare_capacity_mut();
+        hashed_ahead(
+            keys.len(),
+            |i| Self::hash(&keys[i]),
+            pf,
+            |i, h| {
+                res[i].write(self.find(l, h, &keys[i]).map(|s| self.value(l, s)));
+            },
+        );
+        // SAFETY: the loop wrote every one of the `keys.len()` results (reserved above).
+        unsafe { out.set_len(keys.len()) };
+    }
+
+    /// Removes `keys`, each found key's slot becoming a tombstone, with the engine's prefetch
+    /// of the home state and key lines (in a table that the L2 cache does not hold easily);
+    /// returns how many were found.
+    pub fn remove_all(&mut self, keys: &[K]) -> usize {
+        let l = self.lines();
+        let pf = (self.bytes() > flash_map_cpu::cached_bytes()).then_some(|h| l.prefetch(h, true, false));
+        let mut n = 0;
+        hashed_ahead(
+            keys.len(),
+            |i| Self::hash(&keys[i]),
+            pf,
+            |i, h| {
+                if let Some(s) = self.find(l, h, &keys[i]) {
+                    self.states[s] = state_byte(TOMBSTONE);
+                    n += 1;
+                }
+            },
+        );
+        n
+    }
+}
+
+fn bytemuck_bytes<K: Gen>(k: &K) -> &[u8] {
+    // SAFETY: a Pod key is plain bytes.
+    unsafe { std::slice::from_raw_parts(k as *const K as *const u8, size_of::<K>()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Floor;
+    use crate::{data, Gen};
+
+    /// The floor against `std::collections::HashMap`: every key found with its value, no
+    /// absent key found, every key removed once and then gone; for a table whose groups wrap
+    /// at its end (a few slots) and a larger one, for `u64` pairs (records) and W1's pairs
+    /// (two arrays).
+    fn model<K: Gen, V: Gen>(n: usize) {
+        let d = data::<K, V>(n);
+        let want: std::collections::HashMap<K, V> = d.pairs.iter().copied().collect();
+        let mut f = Floor::<K, V>::new(n);
+        f.insert_all(&d.pairs);
+        let mut out = Vec::new();
+        f.get_all(&d.keys, &mut out, true);
+        assert!(d.keys.iter().zip(&out).all(|(k, v)| want.get(k) == v.as_ref()), "a hit went wrong");
+        f.get_all(&d.absent, &mut out, false);
+        assert!(out.iter().all(Option::is_none), "an absent key was found");
+        assert_eq!(f.remove_all(&d.keys[..n / 2]), n / 2);
+        assert_eq!(f.remove_all(&d.keys[..n / 2]), 0, "removed keys were found again");
+        f.get_all(&d.keys, &mut out, true);
+        for (i, (k, v)) in d.keys.iter().zip(&out).enumerate() {
+            let expect = if i < n / 2 { None } else { want.get(k) };
+            assert!(expect == v.as_ref(), "key {i} after the removals");
+        }
+    }
+
+    #[test]
+    fn the_floor_keeps_what_a_map_keeps() {
+        model::<u64, u64>(3);
+        model::<u64, u64>(5000);
+        model::<[u8; 32], [u8; 128]>(7);
+        model::<[u8; 32], [u8; 128]>(2000);
+    }
+}
