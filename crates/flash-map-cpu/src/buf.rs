@@ -338,9 +338,11 @@ unsafe fn commit_on(start: *mut u8, len: usize, huge: bool, parallel: bool) -> s
     #[cfg(feature = "rayon")]
     {
         let steps = len.div_ceil(flash_map_core::tuning::TUNING.commit_step_bytes);
-        let workers = rayon::current_num_threads().min(steps);
+        // Asked only for a parallel commit: the question starts rayon's global pool, threads
+        // that a serial table never uses.
+        let workers = if parallel { rayon::current_num_threads().min(steps) } else { 1 };
         // (A range of one step is committed on the calling thread: no hand-off to the pool.)
-        if parallel && workers > 1 {
+        if workers > 1 {
             use rayon::prelude::*;
             let (base, shared) = (start as usize, Steps::default());
             // SAFETY: forwarded contract; the workers share the steps, each taken once.

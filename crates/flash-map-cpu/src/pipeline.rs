@@ -144,17 +144,34 @@ pub(crate) fn last_level_cache_bytes() -> usize {
 /// The size of the level-`level` data (or unified) cache of CPU 0, from sysfs; `None` where
 /// the system does not say (and under Miri, which does not let a program read the host's
 /// files).
-fn cache_bytes(level: u32) -> Option<usize> {
-    if cfg!(miri) {
-        return None;
-    }
-    let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
-    std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
-        let read = |f: &str| std::fs::read_to_string(e.path().join(f)).ok();
-        if read("level")?.trim().parse::<u32>().ok()? != level || read("type")?.trim() == "Instruction" {
-            return None;
+pub(crate) fn cache_bytes(level: u32) -> Option<usize> {
+    cache_sizes().get(level as usize).copied().flatten()
+}
+
+/// The sizes of CPU 0's data (or unified) caches by level (1 to 4; index 0 unused), read
+/// from sysfs in one scan, the first time a table is made: each scan is dozens of system
+/// calls, and the first table's build paid for five of them.
+fn cache_sizes() -> &'static [Option<usize>; 5] {
+    static SIZES: std::sync::OnceLock<[Option<usize>; 5]> = std::sync::OnceLock::new();
+    SIZES.get_or_init(|| {
+        let mut sizes = [None; 5];
+        if cfg!(miri) {
+            return sizes;
         }
-        parse_cache_size(&read("size")?)
+        let Ok(dir) = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache") else { return sizes };
+        for e in dir.flatten() {
+            let read = |f: &str| std::fs::read_to_string(e.path().join(f)).ok();
+            let Some(level) = read("level").and_then(|l| l.trim().parse::<usize>().ok()) else { continue };
+            if level >= sizes.len() || sizes[level].is_some() {
+                continue;
+            }
+            match read("type") {
+                Some(t) if t.trim() != "Instruction" => {}
+                _ => continue,
+            }
+            sizes[level] = read("size").and_then(|s| parse_cache_size(&s));
+        }
+        sizes
     })
 }
 

@@ -662,3 +662,24 @@ fn cache_sizes_parse_as_sysfs_writes_them() {
     assert!(crate::pipeline::cached_bytes() > 0);
     assert!(crate::pipeline::cached_state_bytes() > 0);
 }
+
+/// The one scan of sysfs gives, for every level, what a scan for that level alone finds:
+/// the first data or unified cache of that level, as the engines read it before.
+#[test]
+#[cfg_attr(miri, ignore = "Miri does not let a program read the host's files")]
+fn one_scan_finds_every_level_as_a_scan_per_level() {
+    use crate::pipeline::{cache_bytes, parse_cache_size};
+    let scan_for = |level: u32| -> Option<usize> {
+        let dir = std::path::Path::new("/sys/devices/system/cpu/cpu0/cache");
+        std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+            let read = |f: &str| std::fs::read_to_string(e.path().join(f)).ok();
+            if read("level")?.trim().parse::<u32>().ok()? != level || read("type")?.trim() == "Instruction" {
+                return None;
+            }
+            parse_cache_size(&read("size")?)
+        })
+    };
+    for level in 0..=5 {
+        assert_eq!(cache_bytes(level), scan_for(level), "level {level}");
+    }
+}
