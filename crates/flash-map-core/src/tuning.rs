@@ -62,6 +62,11 @@ pub struct Tuning {
     /// Batch positions per rayon task: large enough to amortise scheduling, small enough to
     /// balance.
     pub rayon_min_len: usize,
+    /// The rayon engine runs a lookup (get, contains) of at most this many keys on the
+    /// calling thread: the threads of rayon's pool sleep between batches, and a small
+    /// lookup is done about as soon as the threads woken for it would have shared it
+    /// (BENCHMARKS.md, issue 13, "lookups on the calling thread").
+    pub rayon_lookup_serial_len: usize,
     /// The rayon engine runs a mutation (insert, insert_new, add, remove) on the calling
     /// thread, with the serial engine's passes, when its pool has at most this many threads
     /// and the table is at most `rayon_serial_table_bytes` ... Its parallel claims are
@@ -144,6 +149,7 @@ pub const TUNING: Tuning = Tuning {
     sweep_slots: 16,
     value_prefetch_bytes: 256,
     rayon_min_len: 4096,
+    rayon_lookup_serial_len: 16384,
     rayon_serial_max_threads: 2,
     rayon_serial_table_bytes: 16 << 20,
     update_log_bytes: 16 << 20,

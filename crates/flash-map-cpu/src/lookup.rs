@@ -163,8 +163,10 @@ impl CpuTable {
         f: impl Fn(usize, Option<usize>, &RawTable) + Copy + Sync + Send,
     ) {
         let (raw, hs) = (self.raw(), self.hash);
-        // Lookups never race with writers (`&self`), so plain loads serve both engines.
-        self.exec.for_chunks(b.len(), |range| {
+        // Lookups never race with writers (`&self`), so plain loads serve both engines, and
+        // a small batch may run on the calling thread whatever the engine.
+        let exec = if self.looks_up_serially(b.len()) { crate::Exec::Serial } else { self.exec };
+        exec.for_chunks(b.len(), |range| {
             // Locals, not captures: the stores of `f` could alias captured fields, which the
             // loop would then reload for every key. `f` itself is copied too (it holds only
             // references), so that the sink it points to is one load away, not three.
@@ -181,6 +183,14 @@ impl CpuTable {
                 f(i, slot, &raw);
             }
         });
+    }
+
+    /// Whether a lookup of `n` keys runs on the calling thread although the table is run
+    /// by rayon: at most [`TUNING`](flash_map_core::tuning::TUNING)`.rayon_lookup_serial_len`
+    /// keys, unless the process asked for parallel passes always
+    /// ([`crate::set_rayon_serial_mutations`]).
+    fn looks_up_serially(&self, n: usize) -> bool {
+        self.serial_mutations && n <= flash_map_core::tuning::TUNING.rayon_lookup_serial_len
     }
 
     /// What a lookup of `b` in batch order fetches ahead: when a sample of a large batch

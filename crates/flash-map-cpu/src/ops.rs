@@ -28,14 +28,15 @@ use flash_map_core::Batch;
 use crate::partition::{self, Order};
 use crate::{CpuError, CpuTable, Exec};
 
-/// Whether rayon tables made from now on may run a mutation serially
-/// ([`CpuTable::mutates_serially`]).
+/// Whether rayon tables made from now on may run a mutation, or a small lookup, serially
+/// ([`CpuTable::mutates_serially`], `CpuTable::looks_up_serially`).
 static SERIAL_MUTATIONS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
-/// Lets rayon tables made from now on run their mutations serially where that is faster
-/// (`true`, the default), or makes them run them in parallel always (`false`): for tests of
-/// the parallel passes on machines whose pool is small enough to run them serially. Results
-/// are the same either way. Process-wide.
+/// Lets rayon tables made from now on run their mutations, and their small lookups, serially
+/// where that is faster (`true`, the default), or makes them run them in parallel always
+/// (`false`): for tests of the parallel passes on machines whose pool is small enough to run
+/// them serially, and with batches small enough to run on the calling thread. Results are
+/// the same either way. Process-wide.
 #[doc(hidden)]
 pub fn set_rayon_serial_mutations(on: bool) {
     SERIAL_MUTATIONS.store(on, Ordering::Relaxed);

@@ -50,7 +50,8 @@ pub struct CpuTable {
     pub(crate) partition_min_bytes: usize,
     /// How many passes ran partitioned (for tests).
     pub(crate) partitioned_passes: std::sync::atomic::AtomicUsize,
-    /// Whether a rayon table may run a mutation serially ([`CpuTable::mutates_serially`]).
+    /// Whether a rayon table may run a mutation, or a small lookup, serially
+    /// ([`CpuTable::mutates_serially`], `CpuTable::looks_up_serially`).
     pub(crate) serial_mutations: bool,
 }
 

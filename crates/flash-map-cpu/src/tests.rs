@@ -683,3 +683,47 @@ fn one_scan_finds_every_level_as_a_scan_per_level() {
         assert_eq!(cache_bytes(level), scan_for(level), "level {level}");
     }
 }
+
+/// A rayon table looks up a small batch of several tasks on the calling thread (no pool
+/// thread is woken for it) and a large one on the pool, with the same results; asked for
+/// parallel passes always, it looks up the small batch on the pool too.
+#[test]
+#[cfg(feature = "rayon")]
+#[cfg_attr(miri, ignore = "tens of thousands of keys")]
+fn small_rayon_lookups_run_on_the_calling_thread() {
+    use flash_map_core::tuning::TUNING;
+    struct Threads(std::sync::Mutex<(Vec<Option<u64>>, std::collections::HashSet<std::thread::ThreadId>)>);
+    impl flash_map_core::GetSink for Threads {
+        unsafe fn put(&self, i: usize, v: Option<*const u8>) {
+            let mut g = self.0.lock().unwrap();
+            // SAFETY: a `Some` pointer holds a stored 8-byte value.
+            g.0[i] = v.map(|p| unsafe { std::ptr::read_unaligned(p as *const u64) });
+            g.1.insert(std::thread::current().id());
+        }
+    }
+    let large = TUNING.rayon_lookup_serial_len + 1;
+    let layout = TableLayout::for_capacity(large, 0.5, 8, 8).unwrap();
+    let p: Vec<(u64, u64)> = (0..large as u64).map(|i| (i * 7 + 1, i)).collect();
+    let mut serial = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), Exec::Serial).unwrap();
+    serial.insert(&pairs_batch(&p)).unwrap();
+    let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), Exec::Rayon).unwrap();
+    t.insert(&pairs_batch(&p)).unwrap();
+    let me = std::thread::current().id();
+    // More keys than one rayon task takes (a batch of one task runs on the caller anyway).
+    let small = 2 * TUNING.rayon_min_len;
+    assert!(small <= TUNING.rayon_lookup_serial_len);
+    for (serial_passes, n, on_caller) in [(true, small, true), (true, large, false), (false, small, false)] {
+        t.serial_mutations = serial_passes;
+        // Every other key absent.
+        let keys: Vec<(u64, u64)> = (0..n as u64).map(|i| (i * 7 + 1 + (i % 2), 0)).collect();
+        let sink = Threads(std::sync::Mutex::new((vec![None; n], Default::default())));
+        t.get(&pairs_batch(&keys), &sink);
+        let (got, threads) = sink.0.into_inner().unwrap();
+        assert_eq!(got, get_all(&serial, &keys), "{n} keys");
+        assert_eq!(
+            threads == [me].into_iter().collect(),
+            on_caller,
+            "{n} keys ran on {threads:?}, the caller is {me:?}"
+        );
+    }
+}
