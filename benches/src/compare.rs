@@ -285,8 +285,9 @@ fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
     let runs = runs(&d, which, o);
     let memory = if o.warm { "warm" } else { "cold" };
     println!("\n{name} ({n} pairs, median of {}, ms, {memory} memory; insert includes building the table)", o.reps);
-    // The first build in the process is the one in fresh memory: FlashMap keeps a dropped
-    // table's arrays for the next table of its shape (its median is then of those).
+    // In cold memory every build is in fresh memory ([`cold_start`]); with `--warm`, only
+    // the first: FlashMap keeps a dropped table's arrays for the next table of its shape
+    // (the median is then of those).
     println!("| engine | insert (incl. build) | get hit | get miss | remove | build alone: first / median / max |");
     println!("|---|---|---|---|---|---|");
     for &i in which {
