@@ -63,9 +63,10 @@ pub struct Tuning {
     /// balance.
     pub rayon_min_len: usize,
     /// The rayon engine runs a lookup (get, contains) of at most this many keys on the
-    /// calling thread: the threads of rayon's pool sleep between batches, and a small
-    /// lookup is done about as soon as the threads woken for it would have shared it
-    /// (BENCHMARKS.md, issue 13, "lookups on the calling thread").
+    /// calling thread, in a table whose values fill a cache line or more: the threads of
+    /// rayon's pool sleep between batches, and such a lookup is done about as soon as the
+    /// threads woken for it would have shared it, whose results would then cross to the
+    /// caller (BENCHMARKS.md, issue 13, "cold memory for every engine").
     pub rayon_lookup_serial_len: usize,
     /// The rayon engine runs a mutation (insert, insert_new, add, remove) on the calling
     /// thread, with the serial engine's passes, when its pool has at most this many threads

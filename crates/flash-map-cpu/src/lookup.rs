@@ -187,10 +187,13 @@ impl CpuTable {
 
     /// Whether a lookup of `n` keys runs on the calling thread although the table is run
     /// by rayon: at most [`TUNING`](flash_map_core::tuning::TUNING)`.rayon_lookup_serial_len`
-    /// keys, unless the process asked for parallel passes always
+    /// keys, in a table whose values fill a cache line or more (results that large,
+    /// written by the pool's threads, must all cross to the caller; small ones were faster
+    /// written in parallel), unless the process asked for parallel passes always
     /// ([`crate::set_rayon_serial_mutations`]).
     fn looks_up_serially(&self, n: usize) -> bool {
-        self.serial_mutations && n <= flash_map_core::tuning::TUNING.rayon_lookup_serial_len
+        let t = &flash_map_core::tuning::TUNING;
+        self.serial_mutations && n <= t.rayon_lookup_serial_len && self.layout.value_size >= 64
     }
 
     /// What a lookup of `b` in batch order fetches ahead: when a sample of a large batch

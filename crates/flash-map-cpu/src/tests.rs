@@ -684,46 +684,56 @@ fn one_scan_finds_every_level_as_a_scan_per_level() {
     }
 }
 
-/// A rayon table looks up a small batch of several tasks on the calling thread (no pool
-/// thread is woken for it) and a large one on the pool, with the same results; asked for
-/// parallel passes always, it looks up the small batch on the pool too.
+/// A rayon table whose values fill a cache line looks up a small batch of several tasks on
+/// the calling thread (no pool thread is woken for it) and a large one on the pool, with
+/// the serial engine's results; asked for parallel passes always, or with smaller values,
+/// it looks up the small batch on the pool too.
 #[test]
 #[cfg(feature = "rayon")]
 #[cfg_attr(miri, ignore = "tens of thousands of keys")]
-fn small_rayon_lookups_run_on_the_calling_thread() {
+fn small_rayon_lookups_of_large_values_run_on_the_calling_thread() {
+    lookup_threads::<64>(true);
+    lookup_threads::<8>(false);
+}
+
+/// The checks of [`small_rayon_lookups_of_large_values_run_on_the_calling_thread`] for
+/// values of `VS` bytes, whose small batch runs on the caller per `small_on_caller`.
+#[cfg(feature = "rayon")]
+fn lookup_threads<const VS: usize>(small_on_caller: bool) {
     use flash_map_core::tuning::TUNING;
-    struct Threads(std::sync::Mutex<(Vec<Option<u64>>, std::collections::HashSet<std::thread::ThreadId>)>);
-    impl flash_map_core::GetSink for Threads {
+    type Seen<const VS: usize> = (Vec<Option<[u8; VS]>>, std::collections::HashSet<std::thread::ThreadId>);
+    struct Threads<const VS: usize>(std::sync::Mutex<Seen<VS>>);
+    impl<const VS: usize> flash_map_core::GetSink for Threads<VS> {
         unsafe fn put(&self, i: usize, v: Option<*const u8>) {
             let mut g = self.0.lock().unwrap();
-            // SAFETY: a `Some` pointer holds a stored 8-byte value.
-            g.0[i] = v.map(|p| unsafe { std::ptr::read_unaligned(p as *const u64) });
+            // SAFETY: a `Some` pointer holds a stored value of `VS` bytes.
+            g.0[i] = v.map(|p| unsafe { std::ptr::read_unaligned(p as *const [u8; VS]) });
             g.1.insert(std::thread::current().id());
         }
     }
     let large = TUNING.rayon_lookup_serial_len + 1;
-    let layout = TableLayout::for_capacity(large, 0.5, 8, 8).unwrap();
-    let p: Vec<(u64, u64)> = (0..large as u64).map(|i| (i * 7 + 1, i)).collect();
+    let layout = TableLayout::for_capacity(large, 0.5, 8, VS).unwrap();
+    let p: Vec<(u64, [u8; VS])> = (0..large as u64).map(|i| (i * 7 + 1, [i as u8; VS])).collect();
     let mut serial = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), Exec::Serial).unwrap();
-    serial.insert(&pairs_batch(&p)).unwrap();
+    serial.insert(&Batch::pairs(&p)).unwrap();
     let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), Exec::Rayon).unwrap();
-    t.insert(&pairs_batch(&p)).unwrap();
+    t.insert(&Batch::pairs(&p)).unwrap();
     let me = std::thread::current().id();
     // More keys than one rayon task takes (a batch of one task runs on the caller anyway).
     let small = 2 * TUNING.rayon_min_len;
     assert!(small <= TUNING.rayon_lookup_serial_len);
-    for (serial_passes, n, on_caller) in [(true, small, true), (true, large, false), (false, small, false)] {
+    for (serial_passes, n, on_caller) in [(true, small, small_on_caller), (true, large, false), (false, small, false)] {
         t.serial_mutations = serial_passes;
         // Every other key absent.
-        let keys: Vec<(u64, u64)> = (0..n as u64).map(|i| (i * 7 + 1 + (i % 2), 0)).collect();
-        let sink = Threads(std::sync::Mutex::new((vec![None; n], Default::default())));
-        t.get(&pairs_batch(&keys), &sink);
+        let keys: Vec<(u64, [u8; VS])> = (0..n as u64).map(|i| (i * 7 + 1 + (i % 2), [0; VS])).collect();
+        let sink = Threads::<VS>(std::sync::Mutex::new((vec![None; n], Default::default())));
+        t.get(&Batch::pairs(&keys), &sink);
         let (got, threads) = sink.0.into_inner().unwrap();
-        assert_eq!(got, get_all(&serial, &keys), "{n} keys");
+        assert!(got == values_of::<[u8; VS]>(&serial, &Batch::pairs(&keys)), "{VS}-byte values, {n} keys");
         assert_eq!(
             threads == [me].into_iter().collect(),
             on_caller,
-            "{n} keys ran on {threads:?}, the caller is {me:?}"
+            "{VS}-byte values, {n} keys ran on {threads:?}, the caller is {me:?}"
         );
     }
 }
