@@ -4,7 +4,7 @@
 //! whether the layout itself puts it there, and the engine against the floor how close it
 //! gets.
 
-use std::mem::{align_of, size_of};
+use std::mem::size_of;
 
 use flash_map_core::slot::{full_word, state_byte, tag_of, BYTE_TAG_MASK, TOMBSTONE};
 
@@ -25,56 +25,45 @@ use crate::Gen;
 /// memory as the engine does ([`flash_map_cpu::prepare_results`]);
 /// [`remove_all`](Self::remove_all) makes each found key's slot a tombstone.
 pub struct Floor<K, V> {
-    states: Fresh<u8>,
+    states: Fresh,
     /// The keys, or the records.
-    keys: Fresh<u8>,
+    keys: Fresh,
     /// The values (empty for records).
-    values: Fresh<u8>,
+    values: Fresh,
     mask: usize,
     /// Bytes per record, or 0 (two arrays).
     record: usize,
     _kv: std::marker::PhantomData<(K, V)>,
 }
 
-/// `n` `T`s in a table array as the engine allocates it ([`flash_map_cpu::AlignedBuf`]):
+/// `n` bytes of a table array as the engine allocates it ([`flash_map_cpu::AlignedBuf`]):
 /// zeroed state bytes, and key and value bytes that may be a dropped array's
 /// ([`flash_map_cpu::AlignedBuf::for_slots`]).
-struct Fresh<T> {
-    buf: flash_map_cpu::AlignedBuf,
-    _t: std::marker::PhantomData<T>,
-}
+struct Fresh(flash_map_cpu::AlignedBuf);
 
-impl Fresh<u8> {
+impl Fresh {
     fn states(n: usize) -> Self {
-        Fresh::made(flash_map_cpu::AlignedBuf::zeroed(n))
+        Fresh(flash_map_cpu::AlignedBuf::zeroed(n).expect("memory for the floor's state bytes"))
     }
     fn bytes(n: usize) -> Self {
-        Fresh::made(flash_map_cpu::AlignedBuf::for_slots(n))
+        Fresh(flash_map_cpu::AlignedBuf::for_slots(n).expect("memory for the floor's keys and values"))
     }
 }
 
-impl<T: Copy> Fresh<T> {
-    fn made(buf: Result<flash_map_cpu::AlignedBuf, flash_map_cpu::CpuError>) -> Self {
-        let buf = buf.expect("memory for the floor's arrays");
-        assert!(align_of::<T>() <= 16, "the buffer is 16-byte aligned");
-        Fresh { buf, _t: std::marker::PhantomData }
+impl std::ops::Deref for Fresh {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the buffer owns `len` bytes, initialised: zeroed, written since, or a
+        // dropped array's bytes (`for_slots`), which are plain bytes whatever they hold.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), self.0.len()) }
     }
 }
 
-impl<T> std::ops::Deref for Fresh<T> {
-    type Target = [T];
-    fn deref(&self) -> &[T] {
-        // SAFETY: the buffer holds `len / size_of::<T>()` `T`s (bytes), initialised
-        // (zeroed, written since, or a former array's).
-        unsafe { std::slice::from_raw_parts(self.buf.as_ptr() as *const T, self.buf.len() / size_of::<T>()) }
-    }
-}
-
-impl<T> std::ops::DerefMut for Fresh<T> {
-    fn deref_mut(&mut self) -> &mut [T] {
-        let n = self.buf.len() / size_of::<T>();
-        // SAFETY: as above, owned exclusively.
-        unsafe { std::slice::from_raw_parts_mut(self.buf.as_mut_ptr() as *mut T, n) }
+impl std::ops::DerefMut for Fresh {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        let n = self.0.len();
+        // SAFETY: as in `deref`; `&mut self` makes this the only view of the bytes.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr(), n) }
     }
 }
 

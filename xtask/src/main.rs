@@ -351,7 +351,10 @@ fn ci() -> Res {
     run(c().args(["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"]))?;
     // The README's test command: every backend's model tests, docs and examples.
     run(c().args(["test", "--workspace", "--all-features"]))?;
-    for feats in ["", "rayon", "tokio", "rayon,tokio", "cuda"] {
+    // The other engines' configurations: serial only, rayon without the umbrella's other
+    // features, the async wrapper on the serial engine, and CUDA falling back to serial.
+    // Rayon with tokio is the line above less CUDA, which falls back without a GPU.
+    for feats in ["", "rayon", "tokio", "cuda"] {
         run(c().args(["test", "-p", "flash-map", "-p", "flash-map-cpu", "--features"]).arg(prefix(feats)))?;
     }
     // Shards on the serial engine only (no rayon pools per worker).

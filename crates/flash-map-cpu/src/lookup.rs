@@ -193,7 +193,7 @@ impl CpuTable {
     /// ([`crate::set_rayon_serial_mutations`]).
     fn looks_up_serially(&self, n: usize) -> bool {
         let t = &flash_map_core::tuning::TUNING;
-        self.serial_mutations && n <= t.rayon_lookup_serial_len && self.layout.value_size >= 64
+        self.serial_passes && n <= t.rayon_lookup_serial_len && self.layout.value_size >= 64
     }
 
     /// What a lookup of `b` in batch order fetches ahead: when a sample of a large batch

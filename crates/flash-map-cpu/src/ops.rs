@@ -30,7 +30,7 @@ use crate::{CpuError, CpuTable, Exec};
 
 /// Whether rayon tables made from now on may run a mutation, or a small lookup, serially
 /// ([`CpuTable::mutates_serially`], `CpuTable::looks_up_serially`).
-static SERIAL_MUTATIONS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+static SERIAL_PASSES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
 /// Lets rayon tables made from now on run their mutations, and their small lookups, serially
 /// where that is faster (`true`, the default), or makes them run them in parallel always
@@ -39,7 +39,7 @@ static SERIAL_MUTATIONS: std::sync::atomic::AtomicBool = std::sync::atomic::Atom
 /// the same either way. Process-wide.
 #[doc(hidden)]
 pub fn set_rayon_serial_mutations(on: bool) {
-    SERIAL_MUTATIONS.store(on, Ordering::Relaxed);
+    SERIAL_PASSES.store(on, Ordering::Relaxed);
 }
 
 /// Whether a rayon mutation of `n` keys, in a pool of `threads` threads, on a table of
@@ -53,8 +53,8 @@ pub(crate) fn serial_rule(n: usize, threads: usize, table_bytes: usize) -> bool 
 }
 
 /// Whether a table made now may run its rayon mutations serially.
-pub(crate) fn serial_mutations() -> bool {
-    SERIAL_MUTATIONS.load(Ordering::Relaxed)
+pub(crate) fn serial_passes() -> bool {
+    SERIAL_PASSES.load(Ordering::Relaxed)
 }
 
 /// A batch running in partition order: the regions' size and the order to merge per-position
@@ -105,7 +105,7 @@ impl CpuTable {
     /// the speed changes.
     pub(crate) fn mutates_serially(&self, n: usize) -> bool {
         #[cfg(feature = "rayon")]
-        if self.exec == Exec::Rayon && self.serial_mutations {
+        if self.exec == Exec::Rayon && self.serial_passes {
             return serial_rule(n, rayon::current_num_threads(), self.table_bytes());
         }
         let _ = n;

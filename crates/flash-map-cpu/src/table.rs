@@ -52,7 +52,7 @@ pub struct CpuTable {
     pub(crate) partitioned_passes: std::sync::atomic::AtomicUsize,
     /// Whether a rayon table may run a mutation, or a small lookup, serially
     /// ([`CpuTable::mutates_serially`], `CpuTable::looks_up_serially`).
-    pub(crate) serial_mutations: bool,
+    pub(crate) serial_passes: bool,
 }
 
 impl std::fmt::Debug for CpuTable {
@@ -151,7 +151,7 @@ impl CpuTable {
             region_bytes: crate::partition::REGION_BYTES,
             partition_min_bytes: crate::pipeline::last_level_cache_bytes(),
             partitioned_passes: Default::default(),
-            serial_mutations: crate::ops::serial_mutations(),
+            serial_passes: crate::ops::serial_passes(),
         })
     }
 
@@ -391,7 +391,7 @@ impl CpuTable {
         next.kind = std::mem::take(&mut self.kind);
         next.scratch = std::mem::take(&mut self.scratch);
         next.region_bytes = self.region_bytes;
-        next.serial_mutations = self.serial_mutations;
+        next.serial_passes = self.serial_passes;
         next.partitioned_passes = std::mem::take(&mut self.partitioned_passes);
         *self = next;
         Ok(())

@@ -640,7 +640,7 @@ fn rayon_mutations_run_serially_where_threads_gain_nothing() {
     for (threads, parallel) in [(2, false), (4, true)] {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), Exec::Rayon).unwrap();
-        t.serial_mutations = true;
+        t.serial_passes = true;
         pool.install(|| t.insert(&pairs_batch(&p))).unwrap();
         assert_eq!(t.aux.len() == aux, parallel, "{threads} threads: ran in parallel: {}", t.aux.len() == aux);
         assert_eq!(get_all(&t, &p), get_all(&want, &p), "{threads} threads");
@@ -701,14 +701,14 @@ fn small_rayon_lookups_of_large_values_run_on_the_calling_thread() {
 #[cfg(feature = "rayon")]
 fn lookup_threads<const VS: usize>(small_on_caller: bool) {
     use flash_map_core::tuning::TUNING;
-    type Seen<const VS: usize> = (Vec<Option<[u8; VS]>>, std::collections::HashSet<std::thread::ThreadId>);
-    struct Threads<const VS: usize>(std::sync::Mutex<Seen<VS>>);
-    impl<const VS: usize> flash_map_core::GetSink for Threads<VS> {
+    /// A sink that reads into `Values` and notes the threads that wrote to it.
+    struct Threads<V>(Values<V>, std::sync::Mutex<std::collections::HashSet<std::thread::ThreadId>>);
+    impl<V: bytemuck::Pod + Send> flash_map_core::GetSink for Threads<V> {
         unsafe fn put(&self, i: usize, v: Option<*const u8>) {
-            let mut g = self.0.lock().unwrap();
-            // SAFETY: a `Some` pointer holds a stored value of `VS` bytes.
-            g.0[i] = v.map(|p| unsafe { std::ptr::read_unaligned(p as *const [u8; VS]) });
-            g.1.insert(std::thread::current().id());
+            self.1.lock().unwrap().insert(std::thread::current().id());
+            // SAFETY: `Values::put` has this call's contract (`i` once, a `Some` pointer
+            // valid for the value's bytes), which the engine keeps for this call.
+            unsafe { self.0.put(i, v) }
         }
     }
     let large = TUNING.rayon_lookup_serial_len + 1;
@@ -723,12 +723,12 @@ fn lookup_threads<const VS: usize>(small_on_caller: bool) {
     let small = 2 * TUNING.rayon_min_len;
     assert!(small <= TUNING.rayon_lookup_serial_len);
     for (serial_passes, n, on_caller) in [(true, small, small_on_caller), (true, large, false), (false, small, false)] {
-        t.serial_mutations = serial_passes;
+        t.serial_passes = serial_passes;
         // Every other key absent.
         let keys: Vec<(u64, [u8; VS])> = (0..n as u64).map(|i| (i * 7 + 1 + (i % 2), [0; VS])).collect();
-        let sink = Threads::<VS>(std::sync::Mutex::new((vec![None; n], Default::default())));
+        let sink = Threads::<[u8; VS]>(Values(std::sync::Mutex::new(vec![None; n])), Default::default());
         t.get(&Batch::pairs(&keys), &sink);
-        let (got, threads) = sink.0.into_inner().unwrap();
+        let (got, threads) = (sink.0 .0.into_inner().unwrap(), sink.1.into_inner().unwrap());
         assert!(got == values_of::<[u8; VS]>(&serial, &Batch::pairs(&keys)), "{VS}-byte values, {n} keys");
         assert_eq!(
             threads == [me].into_iter().collect(),
