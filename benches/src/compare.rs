@@ -2,7 +2,7 @@
 //! one process, on the same data (issue #4's table, swept over sizes for issue 13).
 //!
 //! `cargo run --release -p flash-map-benches --bin compare [-- --w1 N] [--w2 N] [--reps R]
-//! [--warm] [--no-floor] [--threads]` (`-- --churn` instead measures issue #5's churn criterion;
+//! [--warm] [--no-floor] [--no-flush] [--threads]` (`-- --churn` instead measures issue #5's churn criterion;
 //! `-- --patterns` the key-pattern sweep of issue 10 at `--small N` (default 65536) and
 //! `--w2 N` keys, see `sweep.rs`).
 //!
@@ -26,7 +26,10 @@
 //! `--no-floor` leaves it out.
 //!
 //! Memory is cold by default, as a user's fresh process has it: before each engine runs,
-//! the memory earlier runs freed goes back to the system ([`cold_start`]). `--warm` instead
+//! the memory earlier runs freed goes back to the system, and fresh memory of twice a
+//! table's size is faulted in and given back, so that every engine starts from pages that
+//! no engine used last and no cache holds ([`cold_start`]; `--no-flush` leaves out the
+//! last step). `--warm` instead
 //! touches 1 GiB before each engine (issue #4's setting, see [`warm_memory`]). `--threads` instead
 //! sweeps rayon thread counts 1..=N (FlashMap Rayon, papaya, DashMap, each in a pool of
 //! that size) at `--w2 N` pairs (default 800K). `COMPARE_ONLY=Serial` (a substring of an
@@ -65,7 +68,14 @@ fn warm_memory() {
 /// (glibc's `malloc_trim`). Without this, each engine ran in the memory that the one before
 /// it freed, and its times depended on that one: the floor's lookups took half as long
 /// right after the serial engine as the serial engine's right after DashMap.
-fn cold_start() {
+///
+/// Then it faults in and unmaps `flush` bytes of fresh memory, so that the pages the system
+/// hands out next are those, whichever engine ran before: pages that were neither the last
+/// engine's nor in the caches. Without this, an engine that ran right after one of its own
+/// footprint found that one's pages at hand, hot in the caches: at W2 80K the serial engine
+/// built its table in 0.4–0.5 ms right after the floor, and the floor in 0.7–1.2 ms right
+/// before it, with the same allocator and arrays.
+fn cold_start(flush: usize) {
     flash_map::release_spare_memory();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` only returns free memory of the allocator to the system; no
@@ -73,10 +83,21 @@ fn cold_start() {
     unsafe {
         libc::malloc_trim(0);
     }
+    #[cfg(target_os = "linux")]
+    if let Some(p) = flash_map_cpu::anonymous_mapping(flush) {
+        flash_map_cpu::commit_for_writes(p, flush, false);
+        // SAFETY: `p` is the start of this function's own mapping of `flush` bytes, which
+        // nothing else refers to.
+        unsafe { libc::munmap(p as *mut libc::c_void, flush) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = flush;
 }
 
+/// The median of `v`; ratios of engines that `COMPARE_ONLY` left out are NaN (0 / 0), and
+/// sort last.
 fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
@@ -198,6 +219,9 @@ struct Opts {
     warm: bool,
     /// Whether the size sweep runs the floor of the serial engine's layout too.
     floor: bool,
+    /// Whether cold memory is also flushed before each engine ([`cold_start`]); off with
+    /// `--no-flush`, the protocol before that step, to show what it changes.
+    flush: bool,
 }
 
 const NAMES: [&str; 6] = [
@@ -213,15 +237,17 @@ const NAMES: [&str; 6] = [
 const FLOOR: usize = 5;
 
 /// Runs the engines `which` (indices into [`NAMES`]) `o.reps` times each, interleaved, each
-/// repetition starting with the next engine, and every other repetition in reverse order:
-/// in cold memory, whichever engine runs first after the others freed theirs pays the most
-/// for faults, and an engine that runs right after one of its own footprint finds the
-/// pages that one gave back ready (the floor's lookups took half as long after the serial
-/// engine as the serial engine's after DashMap), so no engine may always run first or
-/// always follow the same one.
+/// repetition starting with the next engine, and every other repetition in reverse order,
+/// so that no engine always runs first or always follows the same one; in cold memory each
+/// starts after [`cold_start`], whatever ran before it.
 fn runs<K: Gen, V: Gen>(d: &Data<K, V>, which: &[usize], o: Opts) -> Vec<Vec<Times>> {
     let mut runs: Vec<Vec<Times>> = vec![Vec::new(); NAMES.len()];
     let only = std::env::var("COMPARE_ONLY").ok();
+    // Twice a FlashMap table's bytes for the batch (at least 64 MiB): more than any engine
+    // here takes, so that none finds the last one's pages.
+    let slots = flash_map_core::TableLayout::for_capacity(d.pairs.len(), 0.5, size_of::<K>(), size_of::<V>())
+        .map_or(0, |l| l.slots);
+    let flush = if !o.flush { 0 } else { (2 * slots * (1 + size_of::<K>() + size_of::<V>())).max(64 << 20) };
     for rep in 0..o.reps {
         eprintln!("  run {}/{}", rep + 1, o.reps);
         for j in 0..which.len() {
@@ -234,7 +260,7 @@ fn runs<K: Gen, V: Gen>(d: &Data<K, V>, which: &[usize], o: Opts) -> Vec<Vec<Tim
             if o.warm {
                 warm_memory();
             } else {
-                cold_start();
+                cold_start(flush);
             }
             runs[i].push(match i {
                 0 => flash(Backend::Serial, d),
@@ -279,8 +305,7 @@ fn goal_rows(runs: &[Vec<Times>], goals: &[(&str, usize, usize, f64)]) -> bool {
 fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
     eprintln!("{name}: generating {n} pairs ...");
     let d = data::<K, V>(n);
-    // The floor next to the serial engine: before it in some repetitions, after it in the
-    // others ([`runs`]).
+    // The floor next to the serial engine ([`runs`]).
     let which: &[usize] = if o.floor { &[FLOOR, 0, 1, 2, 3, 4] } else { &[0, 1, 2, 3, 4] };
     let runs = runs(&d, which, o);
     let memory = if o.warm { "warm" } else { "cold" };
@@ -409,7 +434,8 @@ fn main() {
         println!("\nkey-pattern goal met: {}", small && large);
         return;
     }
-    let o = Opts { reps, warm: args.iter().any(|a| a == "--warm"), floor: !args.iter().any(|a| a == "--no-floor") };
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let o = Opts { reps, warm: flag("--warm"), floor: !flag("--no-floor"), flush: !flag("--no-flush") };
     let threads = rayon::current_num_threads();
     println!("threads: {threads}");
     if args.iter().any(|a| a == "--threads") {

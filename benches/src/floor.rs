@@ -16,8 +16,9 @@ use crate::Gen;
 /// touched in the same order by a loop with none of the engine's bookkeeping (no
 /// per-position records, no budget, no batch view): the Identity hash, the eight state bytes
 /// at the home slot compared at once (the engine's group compare), then the key and value,
-/// with the engine's prefetch of the home lines 16 keys ahead where the engine fetches them
-/// ([`flash_map_cpu::cached_bytes`], [`flash_map_cpu::cached_state_bytes`]). Keys whose group
+/// with the engine's prefetch plans: the lines the engine fetches, as many keys ahead, where
+/// it fetches them ([`flash_map_cpu::cached_bytes`], [`flash_map_cpu::cached_state_bytes`],
+/// the two stages of a lookup of large keys and values: `Plan::Found`). Keys whose group
 /// of eight holds no empty slot fall back to a scalar probe (rare at the default load).
 ///
 /// [`new`](Self::new) allocates the arrays and [`insert_all`](Self::insert_all) inserts
@@ -75,24 +76,58 @@ struct Lines {
     values: *const u8,
     key_stride: usize,
     value_stride: usize,
-    /// Whether a value shares its key's line (records), so that fetching one fetches both.
-    together: bool,
     mask: usize,
 }
 
 impl Lines {
-    /// Prefetches the home state line of hash `h`, per `keys` its key line, and per `values`
-    /// its value line.
+    /// Prefetches, as the engine's first stage does, the home state bytes of hash `h` (the
+    /// lines of the first and last byte of its group), per `keys` its key line, and the
+    /// lines of the first `values` bytes of its value.
     #[inline(always)]
-    fn prefetch(self, h: u64, keys: bool, values: bool) {
+    fn prefetch(self, h: u64, keys: bool, values: usize) {
         let s = h as usize & self.mask;
         fetch(self.states.wrapping_add(s));
+        fetch(self.states.wrapping_add(s + GROUP - 1));
         if keys {
             fetch(self.keys.wrapping_add(s * self.key_stride));
         }
-        if values && !self.together {
-            fetch(self.values.wrapping_add(s * self.value_stride));
+        if values != 0 {
+            fetch_lines(self.values.wrapping_add(s * self.value_stride), values);
         }
+    }
+}
+
+/// The engine's group: state bytes compared at once at a key's home slot.
+const GROUP: usize = 8;
+
+/// What a lookup fetches ahead, as the engine decides it (`lookup_fetch` and `fetch_for` in
+/// `flash-map-cpu`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Nothing: the table (or, for absent keys, its state bytes) stays cached.
+    Nothing,
+    /// The home lines: state bytes, per `keys` the key line, and the first `values` bytes
+    /// of the value.
+    Home { keys: bool, values: usize },
+    /// The home state bytes, then, [`MATCH_AHEAD`] keys before use, the key line and the
+    /// first `values` bytes of the value of the first slot of the home group whose
+    /// fingerprint matches (for a key and value larger than a line).
+    Found { values: usize },
+}
+
+/// Keys ahead of use at which [`Plan::Found`]'s second stage runs (the engine's
+/// `TUNING.prefetch_match_ahead`).
+const MATCH_AHEAD: usize = flash_map_core::tuning::TUNING.prefetch_match_ahead;
+
+/// Fetches the lines of `[p, p + len)` (the first line always).
+#[inline(always)]
+fn fetch_lines(p: *const u8, len: usize) {
+    let lead = p as usize & 63;
+    let line = p.wrapping_sub(lead);
+    let mut off = 0;
+    while off < lead + len.max(1) {
+        fetch(line.wrapping_add(off));
+        off += 64;
     }
 }
 
@@ -109,30 +144,41 @@ fn fetch(p: *const u8) {
 }
 
 /// Calls `body(i, hash)` for `i` in `0..n` in order, each key hashed once, 16 keys ahead,
-/// when `prefetch` is given, which then also gets the hash. One loop, so that `body` has
-/// one call site and is inlined (with two, it was called once per key).
+/// when `first` is given, which then also gets the hash; `second` (only with `first`) gets
+/// it again [`MATCH_AHEAD`] keys ahead. One loop, so that `body` has one call site and is
+/// inlined (with two, it was called once per key).
 #[inline(always)]
 fn hashed_ahead(
     n: usize,
     key: impl Fn(usize) -> u64,
-    prefetch: Option<impl Fn(u64)>,
+    first: Option<impl Fn(u64)>,
+    second: Option<impl Fn(u64)>,
     mut body: impl FnMut(usize, u64),
 ) {
-    const D: usize = 16;
+    const D: usize = flash_map_core::tuning::TUNING.prefetch_hash_ahead;
+    const { assert!(MATCH_AHEAD < D) };
     let mut ring = [0u64; D];
-    if let Some(pf) = &prefetch {
+    if let Some(pf) = &first {
         for (i, r) in ring.iter_mut().enumerate().take(n) {
             *r = key(i);
             pf(*r);
         }
+        if let Some(pf2) = &second {
+            ring.iter().take(n.min(MATCH_AHEAD)).for_each(|&h| pf2(h));
+        }
     }
     for i in 0..n {
-        let h = match &prefetch {
+        let h = match &first {
             Some(pf) => {
                 let h = ring[i % D];
                 if i + D < n {
                     ring[i % D] = key(i + D);
                     pf(ring[i % D]);
+                }
+                if let Some(pf2) = &second {
+                    if i + MATCH_AHEAD < n {
+                        pf2(ring[(i + MATCH_AHEAD) % D]);
+                    }
                 }
                 h
             }
@@ -148,12 +194,14 @@ impl<K: Gen, V: Gen> Floor<K, V> {
     pub fn new(n: usize) -> Self {
         let l = flash_map_core::TableLayout::for_capacity(n, 0.5, size_of::<K>(), size_of::<V>()).unwrap();
         let record = flash_map_cpu::records(&l);
+        // In the engine's order: state bytes first.
+        let states = Fresh::states(l.slots);
         let (keys, values) = if record != 0 {
             (Fresh::bytes(l.slots * record), Fresh::bytes(0))
         } else {
             (Fresh::bytes(l.slots * size_of::<K>()), Fresh::bytes(l.slots * size_of::<V>()))
         };
-        Floor { states: Fresh::states(l.slots), keys, values, mask: l.slots - 1, record, _kv: std::marker::PhantomData }
+        Floor { states, keys, values, mask: l.slots - 1, record, _kv: std::marker::PhantomData }
     }
     fn bytes(&self) -> usize {
         (self.mask + 1) * (1 + size_of::<K>() + size_of::<V>())
@@ -166,7 +214,6 @@ impl<K: Gen, V: Gen> Floor<K, V> {
             values: if record != 0 { keys.wrapping_add(size_of::<K>()) } else { self.values.as_ptr() },
             key_stride: if record != 0 { record } else { size_of::<K>() },
             value_stride: if record != 0 { record } else { size_of::<V>() },
-            together: record != 0,
             mask: self.mask,
         }
     }
@@ -214,12 +261,14 @@ impl<K: Gen, V: Gen> Floor<K, V> {
     /// Inserts `pairs`, whose keys are distinct and absent (nothing checks it).
     pub fn insert_all(&mut self, pairs: &[(K, V)]) {
         let l = self.lines();
-        // Claims into an empty table fetch their home lines at every size, as the engine's.
-        let pf = Some(|h| l.prefetch(h, true, true));
+        // Claims into an empty table fetch their home lines at every size, as the engine's:
+        // state bytes, key line and the value's first line.
+        let pf = Some(|h| l.prefetch(h, true, 1));
         hashed_ahead(
             pairs.len(),
             |i| Self::hash(&pairs[i].0),
             pf,
+            None::<fn(u64)>,
             |i, h| {
                 let (k, v) = &pairs[i];
                 let w = full_word(tag_of(h) & BYTE_TAG_MASK);
@@ -269,10 +318,48 @@ impl<K: Gen, V: Gen> Floor<K, V> {
         None
     }
 
+    /// What a lookup of keys mostly present (`hits`) or mostly absent fetches ahead, as the
+    /// engine decides: for hits, nothing in a table of at most
+    /// [`flash_map_cpu::cached_bytes`], else the home lines, or [`Plan::Found`] for a key and
+    /// value (up to `TUNING.value_prefetch_bytes`) larger than a line; for absent keys,
+    /// nothing while the state bytes fit a quarter of [`flash_map_cpu::cached_state_bytes`],
+    /// else the home state bytes.
+    fn lookup_plan(&self, hits: bool) -> Plan {
+        if !hits {
+            return if self.mask < flash_map_cpu::cached_state_bytes() / 4 {
+                Plan::Nothing
+            } else {
+                Plan::Home { keys: false, values: 0 }
+            };
+        }
+        if self.bytes() <= flash_map_cpu::cached_bytes() {
+            return Plan::Nothing;
+        }
+        let values = size_of::<V>().min(flash_map_core::tuning::TUNING.value_prefetch_bytes);
+        if size_of::<K>() + values > 64 {
+            Plan::Found { values }
+        } else {
+            Plan::Home { keys: true, values }
+        }
+    }
+    /// [`Plan::Found`]'s second stage for hash `h`: the key line and the first `values`
+    /// bytes of the value of the first slot of its home group whose fingerprint matches
+    /// (none where the group crosses the table's end, or none matches).
+    #[inline(always)]
+    fn fetch_match(&self, l: Lines, h: u64, values: usize) {
+        let at = h as usize & self.mask;
+        if at + GROUP > self.mask + 1 {
+            return;
+        }
+        let (m, _) = self.group(l, at, full_word(tag_of(h) & BYTE_TAG_MASK));
+        if m != 0 {
+            let s = at + m.trailing_zeros() as usize;
+            fetch(l.keys.wrapping_add(s * l.key_stride));
+            fetch_lines(l.values.wrapping_add(s * l.value_stride), values);
+        }
+    }
     /// Looks up `keys` into `out` (cleared first), with the engine's prefetch for keys that
-    /// are mostly present (`hits`: the home state, key and value lines, in a table that the
-    /// L2 cache does not hold easily) or mostly absent (the home state line, where the state
-    /// bytes do not fit a quarter of the L1 cache).
+    /// are mostly present (`hits`) or mostly absent (as the engine decides: see `lookup_plan`).
     pub fn get_all(&self, keys: &[K], out: &mut Vec<Option<V>>, hits: bool) {
         out.clear();
         let kept = out.capacity();
@@ -282,17 +369,23 @@ impl<K: Gen, V: Gen> Floor<K, V> {
             flash_map_cpu::prepare_results(out.as_mut_ptr(), keys.len() * size_of::<Option<V>>(), false);
         }
         let l = self.lines();
-        let fetch = if hits {
-            self.bytes() > flash_map_cpu::cached_bytes()
-        } else {
-            self.mask + 1 > flash_map_cpu::cached_state_bytes() / 4
+        let plan = self.lookup_plan(hits);
+        let first = match plan {
+            Plan::Nothing => None,
+            Plan::Home { keys, values } => Some((keys, values)),
+            Plan::Found { .. } => Some((false, 0)),
+        }
+        .map(|(keys, values)| move |h| l.prefetch(h, keys, values));
+        let second = match plan {
+            Plan::Found { values } => Some(move |h| self.fetch_match(l, h, values)),
+            _ => None,
         };
-        let pf = fetch.then_some(|h| l.prefetch(h, hits, hits));
         let res = out.spare_capacity_mut();
         hashed_ahead(
             keys.len(),
             |i| Self::hash(&keys[i]),
-            pf,
+            first,
+            second,
             |i, h| {
                 res[i].write(self.find(l, h, &keys[i]).map(|s| self.value(l, s)));
             },
@@ -306,12 +399,13 @@ impl<K: Gen, V: Gen> Floor<K, V> {
     /// returns how many were found.
     pub fn remove_all(&mut self, keys: &[K]) -> usize {
         let l = self.lines();
-        let pf = (self.bytes() > flash_map_cpu::cached_bytes()).then_some(|h| l.prefetch(h, true, false));
+        let pf = (self.bytes() > flash_map_cpu::cached_bytes()).then_some(|h| l.prefetch(h, true, 0));
         let mut n = 0;
         hashed_ahead(
             keys.len(),
             |i| Self::hash(&keys[i]),
             pf,
+            None::<fn(u64)>,
             |i, h| {
                 if let Some(s) = self.find(l, h, &keys[i]) {
                     self.states[s] = state_byte(TOMBSTONE);
