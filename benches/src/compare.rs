@@ -2,7 +2,7 @@
 //! one process, on the same data (issue #4's table, swept over sizes for issue 13).
 //!
 //! `cargo run --release -p flash-map-benches --bin compare [-- --w1 N] [--w2 N] [--reps R]
-//! [--warm] [--no-floor] [--no-flush] [--threads]` (`-- --churn` instead measures issue #5's churn criterion;
+//! [--warm] [--no-floor] [--dense] [--no-flush] [--threads]` (`-- --churn` instead measures issue #5's churn criterion;
 //! `-- --patterns` the key-pattern sweep of issue 10 at `--small N` (default 65536) and
 //! `--w2 N` keys, see `sweep.rs`).
 //!
@@ -23,7 +23,9 @@
 //! serial engine's layout ([`Floor`]: the same arrays touched in the same order by a loop
 //! with none of the engine's bookkeeping), with its ratio to hashbrown (where that is above
 //! the serial goal, the layout itself misses it) and the serial engine's ratio to it;
-//! `--no-floor` leaves it out.
+//! `--no-floor` leaves it out. `--dense` adds the floor of a layout the engine does not
+//! have ([`Floor::dense`]: values stored densely behind a `u32` index per slot), to measure
+//! what such a layout would gain.
 //!
 //! Memory is cold by default, as a user's fresh process has it: before each engine runs,
 //! the memory earlier runs freed goes back to the system, and fresh memory of twice a
@@ -137,10 +139,10 @@ fn flash<K: Gen, V: Gen>(backend: Backend, d: &Data<K, V>) -> Times {
 
 /// The floor of the serial engine's layout ([`Floor`]), run as the engine is: built and
 /// filled, then looked up into fresh vectors (as `bulk_get` returns), then emptied.
-fn floor_run<K: Gen, V: Gen>(d: &Data<K, V>) -> Times {
+fn floor_run<K: Gen, V: Gen>(d: &Data<K, V>, new: fn(usize) -> Floor<K, V>) -> Times {
     let n = d.pairs.len();
     let t = Instant::now();
-    let (build, mut f) = timed(|| Floor::<K, V>::new(n));
+    let (build, mut f) = timed(|| new(n));
     f.insert_all(&d.pairs);
     let a = ms_since(t);
     let get = |f: &Floor<K, V>, keys: &[K], hits: bool| {
@@ -219,22 +221,27 @@ struct Opts {
     warm: bool,
     /// Whether the size sweep runs the floor of the serial engine's layout too.
     floor: bool,
+    /// Whether the size sweep runs the floor of a dense-value layout too (`--dense`).
+    dense: bool,
     /// Whether cold memory is also flushed before each engine ([`cold_start`]); off with
     /// `--no-flush`, the protocol before that step, to show what it changes.
     flush: bool,
 }
 
-const NAMES: [&str; 6] = [
+const NAMES: [&str; 7] = [
     "FlashMap Serial (Identity)",
     "FlashMap Rayon (Identity)",
     "hashbrown",
     "papaya",
     "DashMap",
     "Floor of the serial engine's layout",
+    "Floor of a dense-value layout (not the engine's)",
 ];
 
 /// The index of the floor in [`NAMES`].
 const FLOOR: usize = 5;
+/// The index of the floor of a layout with dense values ([`Floor::dense`]) in [`NAMES`].
+const DENSE: usize = 6;
 
 /// Runs the engines `which` (indices into [`NAMES`]) `o.reps` times each, interleaved, each
 /// repetition starting with the next engine, and every other repetition in reverse order,
@@ -268,7 +275,8 @@ fn runs<K: Gen, V: Gen>(d: &Data<K, V>, which: &[usize], o: Opts) -> Vec<Vec<Tim
                 2 => hashbrown_run(d),
                 3 => papaya_run(d),
                 4 => dashmap_run(d),
-                _ => floor_run(d),
+                FLOOR => floor_run(d, Floor::new),
+                _ => floor_run(d, Floor::dense),
             });
             if std::env::var_os("COMPARE_VERBOSE").is_some() {
                 eprintln!("  {}: {:?}", NAMES[i], runs[i].last().map(|t| t.map(|x| (x * 10.0).round() / 10.0)));
@@ -305,8 +313,15 @@ fn goal_rows(runs: &[Vec<Times>], goals: &[(&str, usize, usize, f64)]) -> bool {
 fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
     eprintln!("{name}: generating {n} pairs ...");
     let d = data::<K, V>(n);
-    // The floor next to the serial engine ([`runs`]).
-    let which: &[usize] = if o.floor { &[FLOOR, 0, 1, 2, 3, 4] } else { &[0, 1, 2, 3, 4] };
+    // The floor next to the serial engine ([`runs`]), the dense floor after the others.
+    let mut which = vec![0, 1, 2, 3, 4];
+    if o.floor {
+        which.insert(0, FLOOR);
+    }
+    if o.dense {
+        which.push(DENSE);
+    }
+    let which = &which[..];
     let runs = runs(&d, which, o);
     let memory = if o.warm { "warm" } else { "cold" };
     println!("\n{name} ({n} pairs, median of {}, ms, {memory} memory; insert includes building the table)", o.reps);
@@ -328,6 +343,13 @@ fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
     );
     if o.floor {
         floor_rows(&runs);
+    }
+    if o.dense {
+        let row = |a: usize, b: usize| ratios(&runs[a], &runs[b]).map(|(m, w)| format!("{m:.2} ({w:.2})")).join(" | ");
+        println!("| Dense floor / hashbrown (median, worst run) | {} | |", row(DENSE, 2));
+        if o.floor {
+            println!("| Dense floor / Floor (median, worst run) | {} | |", row(DENSE, FLOOR));
+        }
     }
     met
 }
@@ -435,7 +457,13 @@ fn main() {
         return;
     }
     let flag = |name: &str| args.iter().any(|a| a == name);
-    let o = Opts { reps, warm: flag("--warm"), floor: !flag("--no-floor"), flush: !flag("--no-flush") };
+    let o = Opts {
+        reps,
+        warm: flag("--warm"),
+        floor: !flag("--no-floor"),
+        dense: flag("--dense"),
+        flush: !flag("--no-flush"),
+    };
     let threads = rayon::current_num_threads();
     println!("threads: {threads}");
     if args.iter().any(|a| a == "--threads") {

@@ -34,6 +34,11 @@ pub struct Floor<K, V> {
     mask: usize,
     /// Bytes per record, or 0 (two arrays).
     record: usize,
+    /// For [`dense`](Self::dense): per slot, the `u32` index of its value in `values`,
+    /// which holds the table's capacity of values in the order they came (else empty).
+    index: Fresh,
+    /// Values written to a dense table so far.
+    next: usize,
     _kv: std::marker::PhantomData<(K, V)>,
 }
 
@@ -76,6 +81,8 @@ struct Lines {
     values: *const u8,
     key_stride: usize,
     value_stride: usize,
+    /// The value indices of a dense table, else null.
+    index: *const u8,
     mask: usize,
 }
 
@@ -91,7 +98,12 @@ impl Lines {
         if keys {
             fetch(self.keys.wrapping_add(s * self.key_stride));
         }
-        if values != 0 {
+        if !self.index.is_null() {
+            // A dense table's value lies elsewhere: its index's line instead.
+            if values != 0 {
+                fetch(self.index.wrapping_add(4 * s));
+            }
+        } else if values != 0 {
             fetch_lines(self.values.wrapping_add(s * self.value_stride), values);
         }
     }
@@ -119,6 +131,10 @@ enum Plan {
 /// `TUNING.prefetch_match_ahead`).
 const MATCH_AHEAD: usize = flash_map_core::tuning::TUNING.prefetch_match_ahead;
 
+/// Keys ahead of use at which a [`Floor::dense`] table's lookup fetches the value lines of
+/// the slot whose index the second stage fetched.
+const VALUE_AHEAD: usize = 4;
+
 /// Fetches the lines of `[p, p + len)` (the first line always).
 #[inline(always)]
 fn fetch_lines(p: *const u8, len: usize) {
@@ -145,7 +161,7 @@ fn fetch(p: *const u8) {
 
 /// Calls `body(i, hash)` for `i` in `0..n` in order, each key hashed once, 16 keys ahead,
 /// when `first` is given, which then also gets the hash; `second` (only with `first`) gets
-/// it again [`MATCH_AHEAD`] keys ahead. One loop, so that `body` has one call site and is
+/// it again [`MATCH_AHEAD`] keys ahead, and `third` (likewise) [`VALUE_AHEAD`] keys ahead. One loop, so that `body` has one call site and is
 /// inlined (with two, it was called once per key).
 #[inline(always)]
 fn hashed_ahead(
@@ -153,10 +169,11 @@ fn hashed_ahead(
     key: impl Fn(usize) -> u64,
     first: Option<impl Fn(u64)>,
     second: Option<impl Fn(u64)>,
+    third: Option<impl Fn(u64)>,
     mut body: impl FnMut(usize, u64),
 ) {
     const D: usize = flash_map_core::tuning::TUNING.prefetch_hash_ahead;
-    const { assert!(MATCH_AHEAD < D) };
+    const { assert!(VALUE_AHEAD < MATCH_AHEAD && MATCH_AHEAD < D) };
     let mut ring = [0u64; D];
     if let Some(pf) = &first {
         for (i, r) in ring.iter_mut().enumerate().take(n) {
@@ -165,6 +182,9 @@ fn hashed_ahead(
         }
         if let Some(pf2) = &second {
             ring.iter().take(n.min(MATCH_AHEAD)).for_each(|&h| pf2(h));
+        }
+        if let Some(pf3) = &third {
+            ring.iter().take(n.min(VALUE_AHEAD)).for_each(|&h| pf3(h));
         }
     }
     for i in 0..n {
@@ -180,6 +200,11 @@ fn hashed_ahead(
                         pf2(ring[(i + MATCH_AHEAD) % D]);
                     }
                 }
+                if let Some(pf3) = &third {
+                    if i + VALUE_AHEAD < n {
+                        pf3(ring[(i + VALUE_AHEAD) % D]);
+                    }
+                }
                 h
             }
             None => key(i),
@@ -192,19 +217,37 @@ impl<K: Gen, V: Gen> Floor<K, V> {
     /// Empty arrays for `n` pairs at the default load factor, laid out as the engine lays
     /// out a table of these sizes, from the engine's allocator.
     pub fn new(n: usize) -> Self {
+        Self::made(n, false)
+    }
+    /// A layout the engine does not have, to measure what it would gain: the state bytes
+    /// and keys per slot as in [`new`](Self::new) (in two arrays), and, instead of a value per
+    /// slot, a `u32` index per slot into an array of the table's capacity of values, written
+    /// in the order they come (half the value bytes at the default load factor, for four
+    /// bytes per slot). A hit reads the index, then the value: lookups fetch the matching
+    /// slot's key and index lines, and a few keys later its value's lines.
+    pub fn dense(n: usize) -> Self {
+        Self::made(n, true)
+    }
+    fn made(n: usize, dense: bool) -> Self {
         let l = flash_map_core::TableLayout::for_capacity(n, 0.5, size_of::<K>(), size_of::<V>()).unwrap();
-        let record = flash_map_cpu::records(&l);
+        let record = if dense { 0 } else { flash_map_cpu::records(&l) };
         // In the engine's order: state bytes first.
         let states = Fresh::states(l.slots);
         let (keys, values) = if record != 0 {
             (Fresh::bytes(l.slots * record), Fresh::bytes(0))
+        } else if dense {
+            (Fresh::bytes(l.slots * size_of::<K>()), Fresh::bytes(l.capacity * size_of::<V>()))
         } else {
             (Fresh::bytes(l.slots * size_of::<K>()), Fresh::bytes(l.slots * size_of::<V>()))
         };
-        Floor { states, keys, values, mask: l.slots - 1, record, _kv: std::marker::PhantomData }
+        let index = Fresh::bytes(if dense { 4 * l.slots } else { 0 });
+        Floor { states, keys, values, mask: l.slots - 1, record, index, next: 0, _kv: std::marker::PhantomData }
+    }
+    fn is_dense(&self) -> bool {
+        !self.index.is_empty()
     }
     fn bytes(&self) -> usize {
-        (self.mask + 1) * (1 + size_of::<K>() + size_of::<V>())
+        self.states.len() + self.keys.len() + self.values.len() + self.index.len()
     }
     fn lines(&self) -> Lines {
         let (keys, record) = (self.keys.as_ptr(), self.record);
@@ -214,6 +257,7 @@ impl<K: Gen, V: Gen> Floor<K, V> {
             values: if record != 0 { keys.wrapping_add(size_of::<K>()) } else { self.values.as_ptr() },
             key_stride: if record != 0 { record } else { size_of::<K>() },
             value_stride: if record != 0 { record } else { size_of::<V>() },
+            index: if self.is_dense() { self.index.as_ptr() } else { std::ptr::null() },
             mask: self.mask,
         }
     }
@@ -231,8 +275,13 @@ impl<K: Gen, V: Gen> Floor<K, V> {
     /// Slot `s`'s value (`s <= mask`).
     #[inline(always)]
     fn value(&self, l: Lines, s: usize) -> V {
-        // SAFETY: as in `key`.
-        unsafe { std::ptr::read_unaligned(l.values.add(s * l.value_stride) as *const V) }
+        // SAFETY: as in `key`; a dense table's full slot holds the index of a value written
+        // (below `next`, at most the capacity that `values` holds).
+        unsafe {
+            let at =
+                if l.index.is_null() { s } else { std::ptr::read_unaligned(l.index.add(4 * s) as *const u32) as usize };
+            std::ptr::read_unaligned(l.values.add(at * l.value_stride) as *const V)
+        }
     }
     /// The state bytes at `at..at + 8` (wrapping) that hold the word `w`, and those that are
     /// empty.
@@ -269,6 +318,7 @@ impl<K: Gen, V: Gen> Floor<K, V> {
             |i| Self::hash(&pairs[i].0),
             pf,
             None::<fn(u64)>,
+            None::<fn(u64)>,
             |i, h| {
                 let (k, v) = &pairs[i];
                 let w = full_word(tag_of(h) & BYTE_TAG_MASK);
@@ -280,10 +330,20 @@ impl<K: Gen, V: Gen> Floor<K, V> {
                 }
                 let s = s & self.mask;
                 self.states[s] = state_byte(w);
-                // SAFETY: `s <= mask`: inside the arrays, written by this thread alone.
+                let at = if l.index.is_null() {
+                    s
+                } else {
+                    assert!(self.next < self.values.len() / size_of::<V>(), "more pairs than the capacity");
+                    self.next += 1;
+                    // SAFETY: `s <= mask`: inside the index array (4 bytes per slot).
+                    unsafe { std::ptr::write_unaligned(l.index.add(4 * s) as *mut u32, (self.next - 1) as u32) };
+                    self.next - 1
+                };
+                // SAFETY: `s <= mask`, and `at` is `s` or below the values' capacity
+                // (checked): inside the arrays, written by this thread alone.
                 unsafe {
                     std::ptr::write_unaligned(l.keys.add(s * l.key_stride) as *mut K, *k);
-                    std::ptr::write_unaligned(l.values.add(s * l.value_stride) as *mut V, *v);
+                    std::ptr::write_unaligned(l.values.add(at * l.value_stride) as *mut V, *v);
                 }
             },
         );
@@ -336,26 +396,46 @@ impl<K: Gen, V: Gen> Floor<K, V> {
             return Plan::Nothing;
         }
         let values = size_of::<V>().min(flash_map_core::tuning::TUNING.value_prefetch_bytes);
-        if size_of::<K>() + values > 64 {
+        if size_of::<K>() + values > 64 || self.is_dense() {
             Plan::Found { values }
         } else {
             Plan::Home { keys: true, values }
         }
     }
-    /// [`Plan::Found`]'s second stage for hash `h`: the key line and the first `values`
-    /// bytes of the value of the first slot of its home group whose fingerprint matches
-    /// (none where the group crosses the table's end, or none matches).
+    /// The first slot of the home group of hash `h` whose fingerprint matches, where the
+    /// group does not cross the table's end (the slot a lookup's later stages fetch for).
     #[inline(always)]
-    fn fetch_match(&self, l: Lines, h: u64, values: usize) {
+    fn matching_slot(&self, l: Lines, h: u64) -> Option<usize> {
         let at = h as usize & self.mask;
         if at + GROUP > self.mask + 1 {
-            return;
+            return None;
         }
         let (m, _) = self.group(l, at, full_word(tag_of(h) & BYTE_TAG_MASK));
-        if m != 0 {
-            let s = at + m.trailing_zeros() as usize;
+        (m != 0).then(|| at + m.trailing_zeros() as usize)
+    }
+    /// [`Plan::Found`]'s second stage for hash `h`: the key line of the [`matching_slot`](Self::matching_slot),
+    /// and the first `values` bytes of its value (the line of its index, in a dense table).
+    #[inline(always)]
+    fn fetch_match(&self, l: Lines, h: u64, values: usize) {
+        if let Some(s) = self.matching_slot(l, h) {
             fetch(l.keys.wrapping_add(s * l.key_stride));
-            fetch_lines(l.values.wrapping_add(s * l.value_stride), values);
+            if l.index.is_null() {
+                fetch_lines(l.values.wrapping_add(s * l.value_stride), values);
+            } else {
+                fetch(l.index.wrapping_add(4 * s));
+            }
+        }
+    }
+    /// A dense table's third stage for hash `h`, [`VALUE_AHEAD`] keys before use: the lines
+    /// of the first `values` bytes of the value of the [`matching_slot`](Self::matching_slot),
+    /// whose index the second stage fetched.
+    #[inline(always)]
+    fn fetch_value(&self, l: Lines, h: u64, values: usize) {
+        if let Some(s) = self.matching_slot(l, h) {
+            // SAFETY: `s <= mask`: inside the index array; the index of a slot not yet
+            // written is whatever the array holds, and a prefetch never faults.
+            let i = unsafe { std::ptr::read_unaligned(l.index.add(4 * s) as *const u32) } as usize;
+            fetch_lines(l.values.wrapping_add(i * l.value_stride), values);
         }
     }
     /// Looks up `keys` into `out` (cleared first), with the engine's prefetch for keys that
@@ -380,12 +460,17 @@ impl<K: Gen, V: Gen> Floor<K, V> {
             Plan::Found { values } => Some(move |h| self.fetch_match(l, h, values)),
             _ => None,
         };
+        let third = match plan {
+            Plan::Found { values } if self.is_dense() => Some(move |h| self.fetch_value(l, h, values)),
+            _ => None,
+        };
         let res = out.spare_capacity_mut();
         hashed_ahead(
             keys.len(),
             |i| Self::hash(&keys[i]),
             first,
             second,
+            third,
             |i, h| {
                 res[i].write(self.find(l, h, &keys[i]).map(|s| self.value(l, s)));
             },
@@ -405,6 +490,7 @@ impl<K: Gen, V: Gen> Floor<K, V> {
             keys.len(),
             |i| Self::hash(&keys[i]),
             pf,
+            None::<fn(u64)>,
             None::<fn(u64)>,
             |i, h| {
                 if let Some(s) = self.find(l, h, &keys[i]) {
@@ -430,11 +516,17 @@ mod tests {
     /// The floor against `std::collections::HashMap`: every key found with its value, no
     /// absent key found, every key removed once and then gone; for a table whose groups wrap
     /// at its end (a few slots) and a larger one, for `u64` pairs (records) and W1's pairs
-    /// (two arrays).
+    /// (two arrays), in the engine's layout and the dense one ([`Floor::dense`]).
     fn model<K: Gen, V: Gen>(n: usize) {
         let d = data::<K, V>(n);
         let want: std::collections::HashMap<K, V> = d.pairs.iter().copied().collect();
-        let mut f = Floor::<K, V>::new(n);
+        for dense in [false, true] {
+            model_of::<K, V>(n, &d, &want, dense);
+        }
+    }
+
+    fn model_of<K: Gen, V: Gen>(n: usize, d: &crate::Data<K, V>, want: &std::collections::HashMap<K, V>, dense: bool) {
+        let mut f = if dense { Floor::<K, V>::dense(n) } else { Floor::<K, V>::new(n) };
         f.insert_all(&d.pairs);
         let mut out = Vec::new();
         f.get_all(&d.keys, &mut out, true);
