@@ -2,9 +2,9 @@
 //! one process, on the same data (issue #4's table, swept over sizes for issue 13).
 //!
 //! `cargo run --release -p flash-map-benches --bin compare [-- --w1 N] [--w2 N] [--reps R]
-//! [--warm] [--no-floor] [--dense] [--no-flush] [--threads]` (`-- --churn` instead measures issue #5's churn criterion;
-//! `-- --patterns` the key-pattern sweep of issue 10 at `--small N` (default 65536) and
-//! `--w2 N` keys, see `sweep.rs`).
+//! [--warm] [--no-floor] [--dense] [--no-flush] [--threads]` (`-- --churn` instead measures
+//! issue #5's churn criterion; `-- --patterns` the key-pattern sweep of issue 10 at
+//! `--small N` (default 65536) and `--w2 N` keys, see `sweep.rs`).
 //!
 //! FlashMap runs with its default hash strategy, Identity: like the peers' hasher, the
 //! first 8 key bytes through fmix64.
@@ -18,10 +18,11 @@
 //! cheapest sound hasher for random keys: the first 8 key bytes through murmur3's fmix64,
 //! and run at their best for bulk work: hashbrown a per-key loop on one thread collecting
 //! `Vec<Option<V>>`, papaya rayon `par_iter` with one pinned guard per rayon job
-//! (`for_each_init` / `map_init`), DashMap rayon `par_iter`. Every result is checked. Prints the median of R runs (default 5), the
-//! ratios FlashMap / peer, and the worst run's ratio. Beside them runs the floor of the
-//! serial engine's layout ([`Floor`]: the same arrays touched in the same order by a loop
-//! with none of the engine's bookkeeping), with its ratio to hashbrown (where that is above
+//! (`for_each_init` / `map_init`), DashMap rayon `par_iter`. Every result is checked.
+//! Prints the median of R runs (default 5), the ratios FlashMap / peer, and the worst run's
+//! ratio. Beside them runs the floor of the serial engine's layout ([`Floor`]: the same
+//! arrays touched in the same order by a loop with the engine's prefetch and none of its
+//! bookkeeping), with its ratio to hashbrown (where that is above
 //! the serial goal, the layout itself misses it) and the serial engine's ratio to it;
 //! `--no-floor` leaves it out. `--dense` adds the floor of a layout the engine does not
 //! have ([`Floor::dense`]: values stored densely behind a `u32` index per slot), to measure
@@ -31,11 +32,11 @@
 //! the memory earlier runs freed goes back to the system, and fresh memory of twice a
 //! table's size is faulted in and given back, so that every engine starts from pages that
 //! no engine used last and no cache holds ([`cold_start`]; `--no-flush` leaves out the
-//! last step). `--warm` instead
-//! touches 1 GiB before each engine (issue #4's setting, see [`warm_memory`]). `--threads` instead
-//! sweeps rayon thread counts 1..=N (FlashMap Rayon, papaya, DashMap, each in a pool of
-//! that size) at `--w2 N` pairs (default 800K). `COMPARE_ONLY=Serial` (a substring of an
-//! engine's name) runs just that engine, for profiling.
+//! last step). `--warm` instead touches 1 GiB before each engine (issue #4's setting, see
+//! [`warm_memory`]). `--threads` instead sweeps rayon thread counts 1..=N (FlashMap Rayon,
+//! papaya, DashMap, each in a pool of that size) at `--w2 N` pairs (default 800K).
+//! `COMPARE_ONLY=Serial` (a substring of an engine's name) runs just that engine, for
+//! profiling.
 
 use std::time::Instant;
 
@@ -71,12 +72,12 @@ fn warm_memory() {
 /// it freed, and its times depended on that one: the floor's lookups took half as long
 /// right after the serial engine as the serial engine's right after DashMap.
 ///
-/// Then it faults in and unmaps `flush` bytes of fresh memory, so that the pages the system
-/// hands out next are those, whichever engine ran before: pages that were neither the last
-/// engine's nor in the caches. Without this, an engine that ran right after one of its own
-/// footprint found that one's pages at hand, hot in the caches: at W2 80K the serial engine
-/// built its table in 0.4–0.5 ms right after the floor, and the floor in 0.7–1.2 ms right
-/// before it, with the same allocator and arrays.
+/// Then, for `flush` > 0, it faults in and unmaps `flush` bytes of fresh memory, so that the
+/// pages the system hands out next are those, whichever engine ran before: pages that were
+/// neither the last engine's nor in the caches. Without this, an engine that ran right
+/// after one of its own footprint found that one's pages at hand, hot in the caches, and
+/// built its table in about half the time of the engine before it (BENCHMARKS.md, issue 13,
+/// "every engine from the same cold memory").
 fn cold_start(flush: usize) {
     flash_map::release_spare_memory();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -86,7 +87,7 @@ fn cold_start(flush: usize) {
         libc::malloc_trim(0);
     }
     #[cfg(target_os = "linux")]
-    if let Some(p) = flash_map_cpu::anonymous_mapping(flush) {
+    if let Some(p) = (flush > 0).then(|| flash_map_cpu::anonymous_mapping(flush)).flatten() {
         flash_map_cpu::commit_for_writes(p, flush, false);
         // SAFETY: `p` is the start of this function's own mapping of `flush` bytes, which
         // nothing else refers to.

@@ -161,8 +161,9 @@ fn fetch(p: *const u8) {
 
 /// Calls `body(i, hash)` for `i` in `0..n` in order, each key hashed once, 16 keys ahead,
 /// when `first` is given, which then also gets the hash; `second` (only with `first`) gets
-/// it again [`MATCH_AHEAD`] keys ahead, and `third` (likewise) [`VALUE_AHEAD`] keys ahead. One loop, so that `body` has one call site and is
-/// inlined (with two, it was called once per key).
+/// it again [`MATCH_AHEAD`] keys ahead, and `third` (likewise) [`VALUE_AHEAD`] keys ahead.
+/// One loop, so that `body` has one call site and is inlined (with two, it was called once
+/// per key).
 #[inline(always)]
 fn hashed_ahead(
     n: usize,
@@ -413,8 +414,9 @@ impl<K: Gen, V: Gen> Floor<K, V> {
         let (m, _) = self.group(l, at, full_word(tag_of(h) & BYTE_TAG_MASK));
         (m != 0).then(|| at + m.trailing_zeros() as usize)
     }
-    /// [`Plan::Found`]'s second stage for hash `h`: the key line of the [`matching_slot`](Self::matching_slot),
-    /// and the first `values` bytes of its value (the line of its index, in a dense table).
+    /// [`Plan::Found`]'s second stage for hash `h`: the key line of the
+    /// [`matching_slot`](Self::matching_slot), and the first `values` bytes of its value (the
+    /// line of its index, in a dense table).
     #[inline(always)]
     fn fetch_match(&self, l: Lines, h: u64, values: usize) {
         if let Some(s) = self.matching_slot(l, h) {
