@@ -353,7 +353,8 @@ fn ci() -> Res {
     run(c().args(["test", "--workspace", "--all-features"]))?;
     // The other engines' configurations: serial only, rayon without the umbrella's other
     // features, the async wrapper on the serial engine, and CUDA falling back to serial.
-    // Rayon with tokio is the line above less CUDA, which falls back without a GPU.
+    // Rayon with tokio is the line above less CUDA, which falls back to rayon where no GPU
+    // is found, as on CI's machines.
     for feats in ["", "rayon", "tokio", "cuda"] {
         run(c().args(["test", "-p", "flash-map", "-p", "flash-map-cpu", "--features"]).arg(prefix(feats)))?;
     }

@@ -52,7 +52,7 @@ pub(crate) fn serial_rule(n: usize, threads: usize, table_bytes: usize) -> bool 
     n <= t.rayon_min_len || threads <= t.rayon_serial_max_threads && table_bytes <= t.rayon_serial_table_bytes
 }
 
-/// Whether a table made now may run its rayon mutations serially.
+/// Whether a table made now may run its rayon mutations, and its small lookups, serially.
 pub(crate) fn serial_passes() -> bool {
     SERIAL_PASSES.load(Ordering::Relaxed)
 }
