@@ -342,32 +342,38 @@ fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
         &runs,
         &[("Serial / hashbrown", 0, 2, 0.7), ("Rayon / papaya", 1, 3, 0.8), ("Rayon / DashMap", 1, 4, 0.5)],
     );
-    if o.floor {
-        floor_rows(&runs);
-    }
-    if o.dense {
-        let row = |a: usize, b: usize| ratios(&runs[a], &runs[b]).map(|(m, w)| format!("{m:.2} ({w:.2})")).join(" | ");
-        println!("| Dense floor / hashbrown (median, worst run) | {} | |", row(DENSE, 2));
-        if o.floor {
-            println!("| Dense floor / Floor (median, worst run) | {} | |", row(DENSE, FLOOR));
-        }
-    }
+    floor_rows(&runs, o);
     met
 }
 
-/// The floor's rows: the floor against hashbrown (a median above the serial goal, marked,
-/// puts that goal out of the layout's reach in this run) and the serial engine against
-/// its floor (how close it gets); median and worst run.
-fn floor_rows(runs: &[Vec<Times>]) {
+/// The floors' rows, for those that ran (`o.floor`, `o.dense`); median and worst run. The
+/// floor against hashbrown (a median above the serial goal, marked, puts that goal out of
+/// the layout's reach in this run) and the serial engine against its floor (how close it
+/// gets); the dense floor against hashbrown and against the floor.
+fn floor_rows(runs: &[Vec<Times>], o: Opts) {
     let row = |r: [(f64, f64); 4], mark: &dyn Fn(f64) -> &'static str| -> String {
         r.map(|(m, w)| format!("{m:.2} ({w:.2}){}", mark(m))).join(" | ")
     };
-    let layout = ratios(&runs[FLOOR], &runs[2]);
-    println!(
-        "| Floor / hashbrown (median, worst run; ▲ above the serial goal 0.7) | {} | |",
-        row(layout, &|m| if m > 0.7 { " ▲" } else { "" })
-    );
-    println!("| Serial / Floor (median, worst run) | {} | |", row(ratios(&runs[0], &runs[FLOOR]), &|_| ""));
+    if o.floor {
+        let layout = ratios(&runs[FLOOR], &runs[2]);
+        println!(
+            "| Floor / hashbrown (median, worst run; ▲ above the serial goal 0.7) | {} | |",
+            row(layout, &|m| if m > 0.7 { " ▲" } else { "" })
+        );
+        println!("| Serial / Floor (median, worst run) | {} | |", row(ratios(&runs[0], &runs[FLOOR]), &|_| ""));
+    }
+    if o.dense {
+        println!(
+            "| Dense floor / hashbrown (median, worst run) | {} | |",
+            row(ratios(&runs[DENSE], &runs[2]), &|_| "")
+        );
+        if o.floor {
+            println!(
+                "| Dense floor / Floor (median, worst run) | {} | |",
+                row(ratios(&runs[DENSE], &runs[FLOOR]), &|_| "")
+            );
+        }
+    }
 }
 
 /// The rayon engine against papaya and DashMap with 1, 2, ... `max` threads (each run in a

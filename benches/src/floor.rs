@@ -8,6 +8,8 @@ use std::mem::size_of;
 
 use flash_map_core::slot::{full_word, state_byte, tag_of, BYTE_TAG_MASK, TOMBSTONE};
 
+use flash_map_cpu::prefetch_lines as fetch_lines;
+
 use crate::Gen;
 
 /// The floor of the engine's layout: the same arrays (state words, and keys and values side
@@ -135,28 +137,10 @@ const MATCH_AHEAD: usize = flash_map_core::tuning::TUNING.prefetch_match_ahead;
 /// the slot whose index the second stage fetched.
 const VALUE_AHEAD: usize = 4;
 
-/// Fetches the lines of `[p, p + len)` (the first line always).
-#[inline(always)]
-fn fetch_lines(p: *const u8, len: usize) {
-    let lead = p as usize & 63;
-    let line = p.wrapping_sub(lead);
-    let mut off = 0;
-    while off < lead + len.max(1) {
-        fetch(line.wrapping_add(off));
-        off += 64;
-    }
-}
-
-/// Fetches the line at `p` into the caches (x86_64; elsewhere nothing).
+/// Fetches the line at `p` into the caches, as the engine fetches one.
 #[inline(always)]
 fn fetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
+    fetch_lines(p, 1);
 }
 
 /// Calls `body(i, hash)` for `i` in `0..n` in order, each key hashed once, 16 keys ahead,

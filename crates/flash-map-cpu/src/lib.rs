@@ -34,7 +34,7 @@ pub use buf::{advise_huge, commit_for_writes, prepare_results, release_spare_mem
 pub use exec::Exec;
 pub use ops::set_rayon_serial_mutations;
 #[doc(hidden)]
-pub use pipeline::{cached_bytes, cached_state_bytes};
+pub use pipeline::{cached_bytes, cached_state_bytes, prefetch_lines};
 #[doc(hidden)]
 pub use table::records;
 pub use table::CpuTable;
