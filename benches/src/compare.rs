@@ -2,7 +2,7 @@
 //! one process, on the same data (issue #4's table, swept over sizes for issue 13).
 //!
 //! `cargo run --release -p flash-map-benches --bin compare [-- --w1 N] [--w2 N] [--reps R]
-//! [--warm] [--no-floor] [--dense] [--no-flush] [--threads]` (`-- --churn` instead measures
+//! [--warm] [--no-floor] [--other-layout] [--no-flush] [--threads]` (`-- --churn` instead measures
 //! issue #5's churn criterion; `-- --patterns` the key-pattern sweep of issue 10 at
 //! `--small N` (default 65536) and `--w2 N` keys, see `sweep.rs`).
 //!
@@ -24,9 +24,9 @@
 //! arrays touched in the same order by a loop with the engine's prefetch and none of its
 //! bookkeeping), with its ratio to hashbrown (where that is above
 //! the serial goal, the layout itself misses it) and the serial engine's ratio to it;
-//! `--no-floor` leaves it out. `--dense` adds the floor of a layout the engine does not
-//! have ([`Floor::dense`]: values stored densely behind a `u32` index per slot), to measure
-//! what such a layout would gain.
+//! `--no-floor` leaves it out. `--other-layout` adds the floor of the value layout the
+//! serial engine does not use at that size ([`Floor::other`]: values stored densely behind
+//! a `u32` index per slot, or one value per slot), to measure what the choice gains.
 //!
 //! Memory is cold by default, as a user's fresh process has it: before each engine runs,
 //! the memory earlier runs freed goes back to the system, and fresh memory of twice a
@@ -222,8 +222,9 @@ struct Opts {
     warm: bool,
     /// Whether the size sweep runs the floor of the serial engine's layout too.
     floor: bool,
-    /// Whether the size sweep runs the floor of a dense-value layout too (`--dense`).
-    dense: bool,
+    /// Whether the size sweep runs the floor of the other value layout too
+    /// (`--other-layout`).
+    other: bool,
     /// Whether cold memory is also flushed before each engine ([`cold_start`]); off with
     /// `--no-flush`, the protocol before that step, to show what it changes.
     flush: bool,
@@ -236,13 +237,13 @@ const NAMES: [&str; 7] = [
     "papaya",
     "DashMap",
     "Floor of the serial engine's layout",
-    "Floor of a dense-value layout (not the engine's)",
+    "Floor of the other value layout (not the serial engine's)",
 ];
 
 /// The index of the floor in [`NAMES`].
 const FLOOR: usize = 5;
-/// The index of the floor of a layout with dense values ([`Floor::dense`]) in [`NAMES`].
-const DENSE: usize = 6;
+/// The index of the floor of the other value layout ([`Floor::other`]) in [`NAMES`].
+const OTHER: usize = 6;
 
 /// Runs the engines `which` (indices into [`NAMES`]) `o.reps` times each, interleaved, each
 /// repetition starting with the next engine, and every other repetition in reverse order,
@@ -277,7 +278,7 @@ fn runs<K: Gen, V: Gen>(d: &Data<K, V>, which: &[usize], o: Opts) -> Vec<Vec<Tim
                 3 => papaya_run(d),
                 4 => dashmap_run(d),
                 FLOOR => floor_run(d, Floor::new),
-                _ => floor_run(d, Floor::dense),
+                _ => floor_run(d, Floor::other),
             });
             if std::env::var_os("COMPARE_VERBOSE").is_some() {
                 eprintln!("  {}: {:?}", NAMES[i], runs[i].last().map(|t| t.map(|x| (x * 10.0).round() / 10.0)));
@@ -314,13 +315,13 @@ fn goal_rows(runs: &[Vec<Times>], goals: &[(&str, usize, usize, f64)]) -> bool {
 fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
     eprintln!("{name}: generating {n} pairs ...");
     let d = data::<K, V>(n);
-    // The floor next to the serial engine ([`runs`]), the dense floor after the others.
+    // The floor next to the serial engine ([`runs`]), the other layout's after the others.
     let mut which = vec![0, 1, 2, 3, 4];
     if o.floor {
         which.insert(0, FLOOR);
     }
-    if o.dense {
-        which.push(DENSE);
+    if o.other {
+        which.push(OTHER);
     }
     let which = &which[..];
     let runs = runs(&d, which, o);
@@ -346,10 +347,10 @@ fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
     met
 }
 
-/// The floors' rows, for those that ran (`o.floor`, `o.dense`); median and worst run. The
+/// The floors' rows, for those that ran (`o.floor`, `o.other`); median and worst run. The
 /// floor against hashbrown (a median above the serial goal, marked, puts that goal out of
 /// the layout's reach in this run) and the serial engine against its floor (how close it
-/// gets); the dense floor against hashbrown and against the floor.
+/// gets); the other layout's floor against hashbrown and against the floor.
 fn floor_rows(runs: &[Vec<Times>], o: Opts) {
     let row = |r: [(f64, f64); 4], mark: &dyn Fn(f64) -> &'static str| -> String {
         r.map(|(m, w)| format!("{m:.2} ({w:.2}){}", mark(m))).join(" | ")
@@ -362,15 +363,15 @@ fn floor_rows(runs: &[Vec<Times>], o: Opts) {
         );
         println!("| Serial / Floor (median, worst run) | {} | |", row(ratios(&runs[0], &runs[FLOOR]), &|_| ""));
     }
-    if o.dense {
+    if o.other {
         println!(
-            "| Dense floor / hashbrown (median, worst run) | {} | |",
-            row(ratios(&runs[DENSE], &runs[2]), &|_| "")
+            "| Other layout's floor / hashbrown (median, worst run) | {} | |",
+            row(ratios(&runs[OTHER], &runs[2]), &|_| "")
         );
         if o.floor {
             println!(
-                "| Dense floor / Floor (median, worst run) | {} | |",
-                row(ratios(&runs[DENSE], &runs[FLOOR]), &|_| "")
+                "| Other layout's floor / Floor (median, worst run) | {} | |",
+                row(ratios(&runs[OTHER], &runs[FLOOR]), &|_| "")
             );
         }
     }
@@ -468,7 +469,7 @@ fn main() {
         reps,
         warm: flag("--warm"),
         floor: !flag("--no-floor"),
-        dense: flag("--dense"),
+        other: flag("--other-layout"),
         flush: !flag("--no-flush"),
     };
     let threads = rayon::current_num_threads();

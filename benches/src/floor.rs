@@ -13,8 +13,9 @@ use flash_map_cpu::prefetch_lines as fetch_lines;
 use crate::Gen;
 
 /// The floor of the engine's layout: the same arrays (state words, and keys and values side
-/// by side in records or in two arrays, as the engine lays out a table of these sizes:
-/// `flash_map_cpu::records`) of the same slot count, allocated by the engine's own allocator,
+/// by side in records, in two arrays, or with dense values behind a per-slot index, as the
+/// engine lays out a table of these sizes: `flash_map_cpu::records`,
+/// `flash_map_cpu::dense_values`) of the same slot count, allocated by the engine's own allocator,
 /// touched in the same order by a loop with none of the engine's bookkeeping (no
 /// per-position records, no budget, no batch view): the Identity hash, the eight state bytes
 /// at the home slot compared at once (the engine's group compare), then the key and value,
@@ -36,7 +37,7 @@ pub struct Floor<K, V> {
     mask: usize,
     /// Bytes per record, or 0 (two arrays).
     record: usize,
-    /// For [`dense`](Self::dense): per slot, the `u32` index of its value in `values`,
+    /// For dense values ([`other`](Self::other)): per slot, the `u32` index of its value in `values`,
     /// which holds the table's capacity of values in the order they came (else empty).
     index: Fresh,
     /// Values written to a dense table so far.
@@ -133,7 +134,7 @@ enum Plan {
 /// `TUNING.prefetch_match_ahead`).
 const MATCH_AHEAD: usize = flash_map_core::tuning::TUNING.prefetch_match_ahead;
 
-/// Keys ahead of use at which a [`Floor::dense`] table's lookup fetches the value lines of
+/// Keys ahead of use at which a dense-value table's lookup fetches the value lines of
 /// the slot whose index the second stage fetched.
 const VALUE_AHEAD: usize = 4;
 
@@ -199,29 +200,39 @@ fn hashed_ahead(
 }
 
 impl<K: Gen, V: Gen> Floor<K, V> {
-    /// Empty arrays for `n` pairs at the default load factor, laid out as the engine lays
-    /// out a table of these sizes, from the engine's allocator.
+    /// Empty arrays for `n` pairs at the default load factor, laid out as the serial engine
+    /// lays out a table of these sizes, from the engine's allocator: records, two arrays,
+    /// or dense values ([`flash_map_cpu::dense_values`]).
     pub fn new(n: usize) -> Self {
-        Self::made(n, false)
+        Self::made(n, Self::engine_dense(n))
     }
-    /// A layout the engine does not have, to measure what it would gain: the state bytes
-    /// and keys per slot as in [`new`](Self::new) (in two arrays), and, instead of a value per
-    /// slot, a `u32` index per slot into an array of the table's capacity of values, written
-    /// in the order they come (half the value bytes at the default load factor, for four
-    /// bytes per slot). A hit reads the index, then the value: lookups fetch the matching
-    /// slot's key and index lines, and a few keys later its value's lines.
-    pub fn dense(n: usize) -> Self {
-        Self::made(n, true)
+    /// The other value layout than the serial engine's at this size, to measure what it
+    /// would gain: dense values where the engine keeps a value per slot, and a value per slot
+    /// where it keeps them densely. Dense values: the state bytes and keys per slot as in two
+    /// arrays, and, instead of a value per slot, a `u32` index per slot into an array of the
+    /// table's capacity of values, written in the order they come (half the value bytes at
+    /// the default load factor, for four bytes per slot). A hit reads the index, then the
+    /// value: lookups fetch the matching slot's key and index lines, and a few keys later
+    /// its value's lines.
+    pub fn other(n: usize) -> Self {
+        Self::made(n, !Self::engine_dense(n))
+    }
+    /// Whether the serial engine keeps `n` pairs' values densely.
+    fn engine_dense(n: usize) -> bool {
+        let l = flash_map_core::TableLayout::for_capacity(n, 0.5, size_of::<K>(), size_of::<V>()).unwrap();
+        flash_map_cpu::dense_values(&l, flash_map_cpu::Exec::Serial).is_some()
     }
     fn made(n: usize, dense: bool) -> Self {
         let l = flash_map_core::TableLayout::for_capacity(n, 0.5, size_of::<K>(), size_of::<V>()).unwrap();
         let record = if dense { 0 } else { flash_map_cpu::records(&l) };
+        // The engine's slack for the holes of rayon's claims, where it keeps dense values.
+        let dense_values = flash_map_cpu::dense_values(&l, flash_map_cpu::Exec::Serial).unwrap_or(l.capacity);
         // In the engine's order: state bytes first.
         let states = Fresh::states(l.slots);
         let (keys, values) = if record != 0 {
             (Fresh::bytes(l.slots * record), Fresh::bytes(0))
         } else if dense {
-            (Fresh::bytes(l.slots * size_of::<K>()), Fresh::bytes(l.capacity * size_of::<V>()))
+            (Fresh::bytes(l.slots * size_of::<K>()), Fresh::bytes(dense_values * size_of::<V>()))
         } else {
             (Fresh::bytes(l.slots * size_of::<K>()), Fresh::bytes(l.slots * size_of::<V>()))
         };
@@ -502,17 +513,18 @@ mod tests {
     /// The floor against `std::collections::HashMap`: every key found with its value, no
     /// absent key found, every key removed once and then gone; for a table whose groups wrap
     /// at its end (a few slots) and a larger one, for `u64` pairs (records) and W1's pairs
-    /// (two arrays), in the engine's layout and the dense one ([`Floor::dense`]).
+    /// (two arrays or dense values), in the engine's layout and the other one
+    /// ([`Floor::other`]).
     fn model<K: Gen, V: Gen>(n: usize) {
         let d = data::<K, V>(n);
         let want: std::collections::HashMap<K, V> = d.pairs.iter().copied().collect();
-        for dense in [false, true] {
-            model_of::<K, V>(n, &d, &want, dense);
+        for other in [false, true] {
+            model_of::<K, V>(n, &d, &want, other);
         }
     }
 
-    fn model_of<K: Gen, V: Gen>(n: usize, d: &crate::Data<K, V>, want: &std::collections::HashMap<K, V>, dense: bool) {
-        let mut f = if dense { Floor::<K, V>::dense(n) } else { Floor::<K, V>::new(n) };
+    fn model_of<K: Gen, V: Gen>(n: usize, d: &crate::Data<K, V>, want: &std::collections::HashMap<K, V>, other: bool) {
+        let mut f = if other { Floor::<K, V>::other(n) } else { Floor::<K, V>::new(n) };
         f.insert_all(&d.pairs);
         let mut out = Vec::new();
         f.get_all(&d.keys, &mut out, true);

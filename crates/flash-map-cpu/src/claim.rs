@@ -2,7 +2,7 @@
 //! (`pos[i]` records the slot, `kind[i]` what the claim did), then the ledger accepts the
 //! claims or they are undone and the call fails with the table as it was.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use flash_map_core::abi::{
     ClaimMode, KIND_COLLISIONS, KIND_EXISTING, KIND_NEW_FROM_EMPTY, KIND_NEW_FROM_TOMBSTONE, KIND_NO_ROOM,
@@ -47,6 +47,60 @@ struct Recorder {
     aux: Option<SyncPtr<u32>>,
     raw: RawTable,
     on_new: ClaimMode,
+    /// In a dense table, the next value index no thread has taken yet.
+    next: AtomicUsize,
+    /// Value indices a thread of a parallel pass takes at a time ([`ValueCursor`]).
+    block: usize,
+}
+
+/// Indices a thread of a parallel claim pass takes from the shared counter at a time
+/// ([`ValueCursor`]): one atomic add per this many new keys rather than per key, whose
+/// line would cross between the cores at every claim.
+pub(crate) const VALUE_BLOCK: usize = 32;
+
+/// Where one thread's new claims in a dense table take their value indices: from a block
+/// taken from the shared counter (`next`), `block` indices at a time on rayon's threads
+/// ([`VALUE_BLOCK`] unless [`CpuTable::make_value_room`] says otherwise), or all of them on
+/// one thread. The unused end of a thread's last block is left as holes, which
+/// [`CpuTable::compact_values`] closes when a batch needs them; the value array's slack
+/// holds them ([`crate::table::value_capacity`]).
+pub(crate) struct ValueCursor<'a> {
+    next: &'a AtomicUsize,
+    block: usize,
+    at: usize,
+    end: usize,
+}
+
+impl<'a> ValueCursor<'a> {
+    /// A cursor of one thread, which takes every index from `next` without atomics.
+    pub(crate) fn serial(next: &'a AtomicUsize) -> Self {
+        let at = next.load(Ordering::Relaxed);
+        ValueCursor { next, block: 0, at, end: usize::MAX }
+    }
+
+    /// A cursor of one of several threads, which takes blocks of `block` indices from
+    /// `next`.
+    pub(crate) fn shared(next: &'a AtomicUsize, block: usize) -> Self {
+        ValueCursor { next, block, at: 0, end: 0 }
+    }
+
+    /// The next value index.
+    #[inline(always)]
+    pub(crate) fn take(&mut self) -> usize {
+        if self.at == self.end {
+            self.at = self.next.fetch_add(self.block, Ordering::Relaxed);
+            self.end = self.at + self.block;
+        }
+        self.at += 1;
+        self.at - 1
+    }
+
+    /// Ends a serial cursor: the counter goes past the indices it took.
+    pub(crate) fn finish(self) {
+        if self.end == usize::MAX {
+            self.next.store(self.at, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Recorder {
@@ -56,7 +110,7 @@ impl Recorder {
     /// `i < b.len()` (the scratch arrays hold `b.len()` entries), each `i` recorded by one
     /// thread once; a new slot is this thread's to write.
     #[inline(always)]
-    unsafe fn record(&self, i: usize, c: Claim, b: &Batch<'_>) {
+    unsafe fn record(&self, i: usize, c: Claim, b: &Batch<'_>, values: &mut ValueCursor<'_>) {
         // SAFETY: by contract.
         unsafe {
             match c {
@@ -68,6 +122,12 @@ impl Recorder {
                     self.pos.write(i, slot as u32);
                     let k = if prev == TOMBSTONE { KIND_NEW_FROM_TOMBSTONE } else { KIND_NEW_FROM_EMPTY };
                     self.kind.write(i, k);
+                    let v = if self.raw.is_dense() { values.take() } else { 0 };
+                    if !self.raw.assign_value(slot, v) {
+                        // Past the dense value array: the batch adds more entries than the
+                        // table may hold, and its claims are refused (`make_value_room`).
+                        return;
+                    }
                     match self.on_new {
                         ClaimMode::Plain => {}
                         ClaimMode::WriteValue => copy_value(&self.raw, b, i, slot),
@@ -100,6 +160,7 @@ impl Recorder {
 /// as skipped) once the batch has certainly failed.
 struct SerialClaims<'a, 'b> {
     s: ByteSlots,
+    values: ValueCursor<'a>,
     budget: Budget,
     rec: &'a Recorder,
     b: &'a Batch<'b>,
@@ -124,7 +185,7 @@ impl SerialClaims<'_, '_> {
         self.new += matches!(c, Claim::New { .. }) as usize;
         self.failed = c == Claim::Collisions;
         // SAFETY: by contract.
-        unsafe { self.rec.record(i, c, self.b) };
+        unsafe { self.rec.record(i, c, self.b, &mut self.values) };
     }
 }
 
@@ -191,6 +252,7 @@ impl CpuTable {
         if self.exec.is_parallel() && matches!(on_new, ClaimMode::MarkAux) {
             self.ensure_aux()?;
         }
+        let block = self.make_value_room(b.len())?;
         let budget = Budget(self.ledger.claim_budget(&self.layout, b.len()));
         let rec = Recorder {
             pos: SyncPtr(self.pos.as_mut_ptr()),
@@ -199,11 +261,15 @@ impl CpuTable {
                 .then(|| SyncPtr(self.aux.as_mut_ptr() as *mut u32)),
             raw: self.raw(),
             on_new,
+            next: AtomicUsize::new(self.vused),
+            block,
         };
         match (self.exec, shift) {
             (Exec::Serial, Some(shift)) => self.claim_in_regions(b, shift, budget, &rec),
             _ => self.claim_in_order(b, budget, &rec),
         }
+        // Past the value array only if the claims are refused, which gives back `vsaved`.
+        self.vused = rec.next.into_inner();
         // Counted afterwards from `kind`: one cheap sequential scan, no shared counters.
         Ok(count_kinds(&self.kind[..b.len()]))
     }
@@ -217,7 +283,8 @@ impl CpuTable {
         let s = raw.plain();
         let (hs, ks, n) = (self.hash, raw.key_size, b.len());
         let mut sweep = Sweep::new(&raw, n, shift);
-        let mut one = SerialClaims { s, budget, rec, b, new: 0, failed: false };
+        let values = ValueCursor::serial(&rec.next);
+        let mut one = SerialClaims { s, values, budget, rec, b, new: 0, failed: false };
         for i in 0..n {
             // SAFETY: `i < n` indexes the batch (keys of `ks` bytes); one thread.
             let h = unsafe { hs.hash(b.key(i), ks) };
@@ -225,6 +292,7 @@ impl CpuTable {
             // SAFETY: `i < n`, visited once, by this thread alone.
             unsafe { one.claim(i, h) };
         }
+        one.values.finish();
     }
 
     /// The claims of a batch in its own order, on one thread or on rayon's, through the
@@ -261,7 +329,8 @@ impl CpuTable {
         fetch: Fetch,
     ) {
         let raw = with_key_size::<KS>(self.raw());
-        let mut one = SerialClaims { s: raw.plain(), budget, rec, b, new: 0, failed: false };
+        let values = ValueCursor::serial(&rec.next);
+        let mut one = SerialClaims { s: raw.plain(), values, budget, rec, b, new: 0, failed: false };
         // SAFETY: `raw` is this table's, written by this thread alone; the range is the
         // batch's; its keys have the table's key size (checked by the operations).
         let mut ahead = unsafe { Ahead::<KS, P>::new(&raw, with_strategy::<ID>(self.hash), b, 0..b.len(), fetch) };
@@ -270,6 +339,7 @@ impl CpuTable {
             // alone.
             unsafe { one.claim(i, ahead.next(i)) };
         }
+        one.values.finish();
     }
 
     /// [`claim_in_order`](Self::claim_in_order) on rayon's threads, with atomic claims, for
@@ -295,6 +365,7 @@ impl CpuTable {
             // atomic claims, and the prefetch reads no table memory; `range` is within the
             // batch, whose keys have the table's key size.
             let mut ahead = unsafe { Ahead::<KS, P>::new(&raw, hs, &b, range.clone(), fetch) };
+            let mut values = ValueCursor::shared(&rec.next, rec.block);
             for i in range {
                 // SAFETY: `i` runs through the range in order.
                 let h = unsafe { ahead.next(i) };
@@ -312,7 +383,7 @@ impl CpuTable {
                     abort.store(true, Ordering::Relaxed);
                 }
                 // SAFETY: `i < b.len()`, visited by one thread once.
-                unsafe { rec.record(i, c, &b) };
+                unsafe { rec.record(i, c, &b, &mut values) };
             }
         });
     }
@@ -342,6 +413,7 @@ impl CpuTable {
     /// Gives the slots claimed new by the last claim pass of `n` keys their former state
     /// (and clears their scratch words).
     pub(crate) fn undo_claims(&mut self, n: usize) {
+        self.vused = self.vsaved;
         let states = self.states.as_mut_ptr();
         let aux_used = self.aux.len() == self.layout.slots * 4;
         for i in 0..n {

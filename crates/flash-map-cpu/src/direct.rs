@@ -91,6 +91,9 @@ impl CpuTable {
         fetch: Fetch,
     ) -> Result<usize, CpuError> {
         let n = b.len();
+        self.make_value_room(n)?;
+        // A dense table's next value index (see `RawTable::assign_value`).
+        let mut next_value = self.vused;
         let raw = with_sizes::<KS, VS>(self.raw());
         let s = raw.plain();
         // (batch position, slot) of each key that met an existing slot, in batch order.
@@ -130,8 +133,15 @@ impl CpuTable {
             // table holds no tombstones (`direct_insert_applies`), and a claim makes none.
             match unsafe { claim_without_tombstones(&s, h, b.key(i)) } {
                 Claim::New { slot, .. } => {
-                    // SAFETY: `i < n`, `slot <= mask`, written by this thread alone.
-                    unsafe { copy_value(&raw, b, i, slot) };
+                    // SAFETY: `slot <= mask`, claimed new by this thread alone. Past a dense
+                    // value array the batch adds more entries than the table may hold: this
+                    // is then the key past the budget, and the batch is refused below.
+                    if unsafe { raw.assign_value(slot, next_value) } {
+                        // SAFETY: `i < n`, `slot <= mask` (with its value index, if dense),
+                        // written by this thread alone.
+                        unsafe { copy_value(&raw, b, i, slot) };
+                    }
+                    next_value += raw.is_dense() as usize;
                     if room == 0 {
                         stop = Some((i, Stop::Budget));
                         break;
@@ -192,6 +202,7 @@ impl CpuTable {
             _ => self.ledger.settle(&self.layout, c).map_err(CpuError::from),
         };
         if settled.is_ok() {
+            self.vused = next_value;
             for (j, &(i, slot)) in later.iter().enumerate().skip(logged) {
                 if let Some(&(_, ahead)) = later.get(j + AHEAD) {
                     // SAFETY: `ahead` is a slot of this table, from its claim in this pass.

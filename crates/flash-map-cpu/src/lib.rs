@@ -3,7 +3,7 @@
 //! - `buf`: 16-byte-aligned, lazily zeroed, fallibly allocated byte buffers.
 //! - `slots`: the two [`flash_map_core::Slots`] implementations (plain and atomic).
 //! - `table`: [`CpuTable`], the table's arrays and its bookkeeping (len, tombstones,
-//!   rebuilds, growth, entries).
+//!   rebuilds, growth, entries, and the dense value array of tables of large values).
 //! - `ops`: the bulk operations, each a pass (or three) over the batch.
 //! - `exec`: [`Exec`], the driver that runs a pass serially or on rayon.
 //! - `pipeline`: the software prefetch every pass runs through.
@@ -35,9 +35,9 @@ pub use exec::Exec;
 pub use ops::set_rayon_serial_mutations;
 #[doc(hidden)]
 pub use pipeline::{cached_bytes, cached_state_bytes, prefetch_lines};
-#[doc(hidden)]
-pub use table::records;
 pub use table::CpuTable;
+#[doc(hidden)]
+pub use table::{dense_values, records};
 
 use flash_map_core::LayoutError;
 

@@ -3,7 +3,8 @@
 //! Every mutating operation runs in passes so that it is atomic and deterministic:
 //!
 //! 1. **claim** ([`crate::claim`]): each key finds its slot or claims a free one, writing
-//!    the key (and, for an upsert, the claimer's value); `pos[i]` records the slot,
+//!    the key (and, for an upsert, the claimer's value; in a table of dense values, giving
+//!    the slot its value index first); `pos[i]` records the slot,
 //!    `kind[i]` what the claim did. A batch that might not fit stops once it has certainly
 //!    failed.
 //! 2. **settle** ([`crate::claim`]): the ledger accepts the claims, or they are rolled back

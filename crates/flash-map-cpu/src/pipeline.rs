@@ -192,6 +192,10 @@ const D: usize = TUNING.prefetch_hash_ahead;
 /// [`Fetch::Found`]'s second stage runs this many keys ahead (by then the first stage's
 /// state line has arrived).
 const D2: usize = TUNING.prefetch_match_ahead;
+/// In a dense table ([`crate::table::dense`]), [`Fetch::Found`]'s third stage runs this
+/// many keys ahead: by then the second stage's line of the matching slot's value index has
+/// arrived, and the stage reads it to fetch the value's lines.
+const D3: usize = D2 / 2;
 /// Hashes in flight: a power of two for a cheap index.
 const RING: usize = D.next_power_of_two();
 // The second stage reads key `i + D2`'s hash from the ring, which holds keys `i..i + D`.
@@ -282,6 +286,9 @@ pub(crate) struct Ahead<'a, const KS: usize, const P: u8 = { plan::DYNAMIC }> {
     /// `None`.
     found: Option<usize>,
     ring: [u64; RING],
+    /// In a dense table, the slot the second stage found for each key in the ring (or
+    /// `u32::MAX`), for the third stage.
+    matched: [u32; RING],
 }
 
 impl<'a, const KS: usize, const P: u8> Ahead<'a, KS, P> {
@@ -349,7 +356,8 @@ impl<'a, const KS: usize, const P: u8> Ahead<'a, KS, P> {
         assert!(P == plan::DYNAMIC || P == plan_of(raw, fetch), "a pass compiled for another fetch plan");
         let (on, keys, values, found) = choices(raw, fetch);
         let (raw, b) = (*raw, *b);
-        let mut a = Ahead { raw, hs, b, end: range.end, keys, values, on, found, ring: [0; RING] };
+        let mut a =
+            Ahead { raw, hs, b, end: range.end, keys, values, on, found, ring: [0; RING], matched: [u32::MAX; RING] };
         if !on {
             return a;
         }
@@ -360,7 +368,13 @@ impl<'a, const KS: usize, const P: u8> Ahead<'a, KS, P> {
         if let Some(v) = found {
             for i in range.start..(range.start + D2).min(range.end) {
                 // SAFETY: nobody writes the table during a `Found` pass (the contract).
-                unsafe { fetch_match(&raw, a.ring[i % RING], v) };
+                a.matched[i % RING] = unsafe { fetch_match(&raw, a.ring[i % RING], v) };
+            }
+            if raw.is_dense() {
+                for i in range.start..(range.start + D3).min(range.end) {
+                    // SAFETY: as above; the slot came from the second stage.
+                    unsafe { fetch_dense_value(&raw, a.matched[i % RING], v) };
+                }
             }
         }
         a
@@ -385,7 +399,12 @@ impl<'a, const KS: usize, const P: u8> Ahead<'a, KS, P> {
         if let Some(v) = self.found() {
             if i + D2 < self.end {
                 // SAFETY: as in `new`; key `i + D2`'s hash is in the ring (`D2 < D`).
-                unsafe { fetch_match(&self.raw, self.ring[(i + D2) % RING], v) };
+                self.matched[(i + D2) % RING] = unsafe { fetch_match(&self.raw, self.ring[(i + D2) % RING], v) };
+            }
+            if self.raw.is_dense() && i + D3 < self.end {
+                // SAFETY: as in `new`; key `i + D3`'s slot was found by the second stage
+                // `D2 - D3` keys ago.
+                unsafe { fetch_dense_value(&self.raw, self.matched[(i + D3) % RING], v) };
             }
         }
         h
@@ -416,24 +435,37 @@ unsafe fn ahead(raw: &RawTable, hs: KeyHasher, b: &Batch<'_>, i: usize, ks: usiz
         prefetch_read(raw.keys.wrapping_add(slot * raw.key_stride));
     }
     if values != 0 {
-        prefetch_lines(raw.values.wrapping_add(slot * raw.value_stride), values);
+        fetch_value(raw, slot, values);
     }
     h
 }
 
+/// Fetches the lines of the first `values` bytes of slot `slot`'s value; in a dense table,
+/// whose value lies where the slot's index says, the index's line instead (a claim writes
+/// it; a lookup reads it first).
+#[inline(always)]
+fn fetch_value(raw: &RawTable, slot: usize, values: usize) {
+    if raw.is_dense() {
+        prefetch_read(raw.index.wrapping_add(slot) as *const u8);
+    } else {
+        prefetch_lines(raw.values.wrapping_add(slot * raw.value_stride), values);
+    }
+}
+
 /// [`Fetch::Found`]'s second stage for a key of hash `h`: fetches the key line and the first
-/// `values` bytes of the value of the first slot of its home group whose fingerprint matches
-/// (none when the group crosses the table's end, or none matches).
+/// `values` bytes of the value (in a dense table, the line of the value index) of the first
+/// slot of its home group whose fingerprint matches (none when the group crosses the
+/// table's end, or none matches). Returns that slot, or `u32::MAX`.
 ///
 /// # Safety
 /// `raw` views a table nobody writes meanwhile.
 #[inline(always)]
-unsafe fn fetch_match(raw: &RawTable, h: u64, values: usize) {
+unsafe fn fetch_match(raw: &RawTable, h: u64, values: usize) -> u32 {
     use flash_map_core::slot::full_word;
     use flash_map_core::Slots;
     let slot = home(h, raw.mask);
     if !<flash_map_core::probe::ByteSlots as Slots>::GROUPED || slot + 8 > raw.mask + 1 {
-        return;
+        return u32::MAX;
     }
     // The first matching slot, even past an empty one (where the key cannot lie): a fetch
     // that is rarely needless, for fewer instructions than the test.
@@ -443,7 +475,25 @@ unsafe fn fetch_match(raw: &RawTable, h: u64, values: usize) {
     if cand != 0 {
         let t = slot + cand.trailing_zeros() as usize;
         prefetch_read(raw.keys.wrapping_add(t * raw.key_stride));
-        prefetch_lines(raw.values.wrapping_add(t * raw.value_stride), values);
+        fetch_value(raw, t, values);
+        // Slot numbers fit a `u32` (`MAX_SLOTS`).
+        return t as u32;
+    }
+    u32::MAX
+}
+
+/// [`Fetch::Found`]'s third stage in a dense table: fetches the first `values` bytes of the
+/// value of `slot` (from the second stage: a full slot, or `u32::MAX` for none), reading
+/// the slot's value index, whose line the second stage fetched.
+///
+/// # Safety
+/// `raw` views a dense table nobody writes meanwhile; `slot` is `u32::MAX` or a full slot.
+#[inline(always)]
+unsafe fn fetch_dense_value(raw: &RawTable, slot: u32, values: usize) {
+    if slot != u32::MAX {
+        // SAFETY: a full slot's value index was given when it was claimed: below `vcap`
+        // (the contract), and nobody writes it meanwhile.
+        prefetch_lines(unsafe { raw.value_ptr(slot as usize) }, values);
     }
 }
 
@@ -539,7 +589,9 @@ impl Sweep {
         if keys {
             prefetch_lines(raw.keys.wrapping_add(slot * raw.key_size), SWEEP * raw.key_size);
         }
-        if values {
+        if values && raw.is_dense() {
+            prefetch_lines(raw.index.wrapping_add(slot) as *const u8, SWEEP * 4);
+        } else if values {
             prefetch_lines(raw.values.wrapping_add(slot * raw.value_size), SWEEP * raw.value_size);
         }
     }

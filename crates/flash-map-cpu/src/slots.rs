@@ -20,8 +20,15 @@ pub(crate) struct RawTable {
     pub states: *mut u8,
     /// Key bytes.
     pub keys: *mut u8,
-    /// Value bytes.
+    /// Value bytes: per slot (`value_stride` apart), or, in a dense table (`index` not
+    /// null), `vcap` values in the order they were first written.
     pub values: *mut u8,
+    /// In a dense table ([`crate::table::dense`]), one `u32` per slot: the index in `values`
+    /// of the value of the entry the slot holds (set when the slot is claimed new); null in
+    /// a table of values per slot.
+    pub index: *mut u32,
+    /// Values the dense array holds (0 in a table of values per slot).
+    pub vcap: usize,
     /// `slots - 1`.
     pub mask: usize,
     /// Bytes per key.
@@ -153,14 +160,52 @@ impl RawTable {
         unsafe { self.keys.add(slot * self.key_stride) }
     }
 
+    /// Whether the values lie in a dense array behind a per-slot index.
+    #[inline(always)]
+    pub(crate) fn is_dense(&self) -> bool {
+        !self.index.is_null()
+    }
+
     /// Pointer to slot `slot`'s value.
     ///
     /// # Safety
-    /// `slot <= mask`.
+    /// `slot <= mask`; in a dense table, the slot holds an entry (or was claimed new in the
+    /// running pass) and its index was given by [`assign_value`](Self::assign_value), so
+    /// that it is below `vcap`.
     #[inline(always)]
     pub(crate) unsafe fn value_ptr(&self, slot: usize) -> *mut u8 {
-        // SAFETY: in range by contract.
-        unsafe { self.values.add(slot * self.value_stride) }
+        // SAFETY: in range by contract: a dense slot's index is below `vcap`, and the value
+        // array holds `vcap` values.
+        unsafe {
+            if self.is_dense() {
+                self.values.add(*self.index.add(slot) as usize * self.value_size)
+            } else {
+                self.values.add(slot * self.value_stride)
+            }
+        }
+    }
+
+    /// In a dense table, gives slot `slot`, just claimed new by this thread, the value index
+    /// `v`; returns whether `v` is inside the value array. A value index past it means the
+    /// batch adds more entries than the table may hold (see `CpuTable::make_value_room`),
+    /// so its claims are refused; the slot's value must then not be written. Always `true`
+    /// in a table of values per slot.
+    ///
+    /// # Safety
+    /// `slot <= mask`, claimed new by this thread in the running pass (no other thread
+    /// reads or writes its index meanwhile).
+    #[inline(always)]
+    pub(crate) unsafe fn assign_value(&self, slot: usize, v: usize) -> bool {
+        if !self.is_dense() {
+            return true;
+        }
+        if v >= self.vcap {
+            return false;
+        }
+        // SAFETY: `slot <= mask` indexes the index array; the slot is this thread's. `v`
+        // fits a `u32`: `vcap` is a table's capacity, at most `MAX_SLOTS`.
+        unsafe { *self.index.add(slot) = v as u32 };
+        true
     }
 
     #[cfg(feature = "rayon")]

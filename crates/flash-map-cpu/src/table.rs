@@ -6,12 +6,14 @@ use flash_map_core::tuning::TUNING;
 use flash_map_core::{HashStrategy, KeyHasher, Ledger, TableLayout};
 
 use crate::buf::AlignedBuf;
+use crate::claim::{ValueCursor, VALUE_BLOCK};
 use crate::slots::RawTable;
 use crate::{CpuError, Exec};
 
 /// A hash table in host memory: an array of state bytes, and either a key array and a value
-/// array or, for small records, one array of records that each hold a slot's key and then
-/// its value ([`records`]).
+/// array, or, for small records, one array of records that each hold a slot's key and then
+/// its value ([`records`]), or, for values of a cache line or more, a key array, a value
+/// index per slot and a dense array of the capacity's values ([`dense_values`]).
 pub struct CpuTable {
     pub(crate) layout: TableLayout,
     pub(crate) hash: KeyHasher,
@@ -19,8 +21,18 @@ pub struct CpuTable {
     pub(crate) states: AlignedBuf,
     /// The keys, or the records (key, then value) when `record != 0`.
     pub(crate) keys: AlignedBuf,
-    /// The values; empty when `record != 0`.
+    /// The values; empty when `record != 0`. In a dense table ([`dense`]), the table's
+    /// capacity of values, each at the index that `index` gives its slot.
     pub(crate) values: AlignedBuf,
+    /// In a dense table, a `u32` per slot: where in `values` its entry's value lies; else
+    /// empty.
+    pub(crate) index: AlignedBuf,
+    /// In a dense table, the value indices given so far: the live entries, and the holes
+    /// that removals left (`vused - len`), which [`make_value_room`](Self::make_value_room)
+    /// closes when a batch might need them. 0 otherwise.
+    pub(crate) vused: usize,
+    /// `vused` before the running mutation's claims, which undoing them restores.
+    pub(crate) vsaved: usize,
     /// Bytes per record ([`records`]), or 0: separate key and value arrays.
     pub(crate) record: usize,
     /// Live entries and tombstones, and the rules about them (shared with the CUDA engine).
@@ -104,6 +116,57 @@ pub fn records(layout: &TableLayout) -> usize {
     }
 }
 
+/// Bytes per value from which a table keeps its values densely ([`dense`]).
+pub(crate) const DENSE_VALUE_MIN_BYTES: usize = 64;
+
+/// Whether a table of `layout` run by `exec` keeps its values in a dense array of its
+/// capacity, reached through a `u32` index per slot, rather than one value per slot: for
+/// values of at least [`DENSE_VALUE_MIN_BYTES`] (a cache line), in a table that is not laid
+/// out in records and that the serial engine would not partition: any rayon table, or one
+/// of at most [`record_max_bytes`] (the last-level cache's half, which a serial pass in
+/// batch order finds its lines in, or `TUNING.record_max_table_bytes` where that is larger
+/// or the size of the cache is unknown).
+///
+/// At the API's load factor of a half a table has twice as many slots as entries, so
+/// per-slot values commit twice the value memory the entries need, and a build commits it
+/// all. A dense array commits the capacity's values; a claim writes them in the order the
+/// keys come, and a hit reads one more line, the slot's index (fetched ahead with its key).
+/// The passes that run partitioned sweep the value lines of each region, which a dense
+/// array does not keep in slot order, so tables large enough to partition keep a value per
+/// slot (BENCHMARKS.md, issue 13, "dense values").
+pub(crate) fn dense(layout: &TableLayout, exec: Exec) -> bool {
+    layout.value_size >= DENSE_VALUE_MIN_BYTES
+        && layout.record_bytes(64) == 0
+        && (exec.is_parallel() || dense_bytes(layout).is_some_and(|b| b <= record_max_bytes()))
+}
+
+/// How many values a table of `layout` run by `exec` keeps in a dense array (`dense`,
+/// `value_capacity`), or `None` where it keeps a value per slot. Public, hidden, only so
+/// that the benches' floor lays out its arrays as the engine does.
+pub fn dense_values(layout: &TableLayout, exec: Exec) -> Option<usize> {
+    let record = if exec.is_parallel() { layout.record_bytes(64) } else { records(layout) };
+    let dense = record == 0 && dense(layout, exec);
+    dense.then(|| value_capacity(layout))
+}
+
+/// The bytes of a dense table of `layout`: a state byte, a key and a `u32` index per slot,
+/// and its values ([`value_capacity`]).
+fn dense_bytes(layout: &TableLayout) -> Option<usize> {
+    let per_slot = layout.slots.checked_mul(1 + layout.key_size + 4)?;
+    per_slot.checked_add(value_capacity(layout).checked_mul(layout.value_size)?)
+}
+
+/// Values a dense table of `layout` holds: its capacity, and a sixty-fourth more (at least
+/// a block, `VALUE_BLOCK`) for the holes that rayon's claims leave. Each thread of a
+/// parallel pass takes value indices in blocks (`claim::ValueCursor`) and leaves its last
+/// block's unused end: at most one block less one per rayon task of
+/// `TUNING.rayon_min_len` keys or slots, for a batch (or a table's slots) of at most twice
+/// the capacity less than the slack (larger ones take their indices one at a time,
+/// [`CpuTable::make_value_room`]). Below `MAX_SLOTS`, so every index fits a `u32`.
+pub(crate) fn value_capacity(layout: &TableLayout) -> usize {
+    layout.capacity + (layout.capacity / 64).max(VALUE_BLOCK)
+}
+
 /// The largest table (all arrays together) that [`records`] lays out in records: the tables
 /// whose serial passes never run partitioned, [`TUNING`]`.record_max_table_bytes` or the
 /// last-level cache's size where that is larger ([`CpuTable::partition_shift`]).
@@ -117,19 +180,30 @@ impl CpuTable {
         // The rayon engine never partitions a pass, so its tables keep records at every
         // size: hits and claims then touch one line fewer (BENCHMARKS.md, issue 13).
         let record = if exec.is_parallel() { layout.record_bytes(64) } else { records(&layout) };
+        let dense = dense_values(&layout, exec);
         let states = alloc(Some(layout.slots), exec, false)?;
-        let (keys, values) = if record != 0 {
-            (alloc(layout.slots.checked_mul(record), exec, true)?, AlignedBuf::zeroed(0)?)
+        let (keys, values, index) = if record != 0 {
+            (alloc(layout.slots.checked_mul(record), exec, true)?, AlignedBuf::zeroed(0)?, AlignedBuf::zeroed(0)?)
+        } else if let Some(values) = dense {
+            let values = alloc(values.checked_mul(layout.value_size), exec, true)?;
+            (alloc(layout.key_bytes(), exec, true)?, values, alloc(layout.slots.checked_mul(4), exec, true)?)
         } else {
-            (alloc(layout.key_bytes(), exec, true)?, alloc(layout.value_bytes(), exec, true)?)
+            (alloc(layout.key_bytes(), exec, true)?, alloc(layout.value_bytes(), exec, true)?, AlignedBuf::zeroed(0)?)
         };
         log::debug!(
-            "cpu table: {} slots, {} + {} + {} bytes{}, {:?}",
+            "cpu table: {} slots, {} + {} + {} + {} bytes{}, {:?}",
             layout.slots,
             states.len(),
             keys.len(),
+            index.len(),
             values.len(),
-            if record != 0 { " (records)" } else { "" },
+            if record != 0 {
+                " (records)"
+            } else if dense.is_some() {
+                " (dense values)"
+            } else {
+                ""
+            },
             exec
         );
         Ok(CpuTable {
@@ -139,6 +213,9 @@ impl CpuTable {
             states,
             keys,
             values,
+            index,
+            vused: 0,
+            vsaved: 0,
             record,
             ledger: Ledger::new(),
             pos: Vec::new(),
@@ -244,10 +321,24 @@ impl CpuTable {
         self.ledger.tombstones()
     }
 
-    /// Bytes of the state, key and value arrays.
+    /// Bytes of the state, key and value arrays (and of the value index).
     pub(crate) fn table_bytes(&self) -> usize {
         let l = &self.layout;
+        if self.is_dense() {
+            return dense_bytes(l).unwrap_or(usize::MAX);
+        }
         l.slots.saturating_mul(1 + l.key_size + l.value_size)
+    }
+
+    /// Whether the values lie in a dense array behind a per-slot index ([`dense`]).
+    pub(crate) fn is_dense(&self) -> bool {
+        !self.index.is_empty()
+    }
+
+    /// Whether this table keeps its values densely ([`dense`]); for tests and benches.
+    #[doc(hidden)]
+    pub fn has_dense_values(&self) -> bool {
+        self.is_dense()
     }
 
     pub(crate) fn raw(&self) -> RawTable {
@@ -262,6 +353,8 @@ impl CpuTable {
             } else {
                 self.values.as_ptr() as *mut u8
             },
+            index: if self.is_dense() { self.index.as_ptr() as *mut u32 } else { std::ptr::null_mut() },
+            vcap: if self.is_dense() { value_capacity(&self.layout) } else { 0 },
             mask: self.layout.mask(),
             key_size: self.layout.key_size,
             value_size: self.layout.value_size,
@@ -276,10 +369,29 @@ impl CpuTable {
     pub(crate) fn clear(&mut self) {
         self.states.fill_zero();
         self.ledger = Ledger::cleared();
+        (self.vused, self.vsaved) = (0, 0);
     }
 
     /// Calls `f(key, value)` for every live entry, in slot order.
     pub(crate) fn for_each_entry(&self, f: &mut dyn FnMut(&[u8], &[u8])) {
+        if self.is_dense() {
+            let raw = self.raw();
+            let (ks, vs) = (raw.key_size, raw.value_size);
+            for (slot, &b) in self.state_bytes().iter().enumerate() {
+                if is_full(word_of_byte(b)) {
+                    // SAFETY: a full slot's key is initialised, and its value index was given
+                    // when it was claimed (below `vcap`); `&self`: nobody writes meanwhile.
+                    let (k, v) = unsafe {
+                        (
+                            std::slice::from_raw_parts(raw.key_ptr(slot), ks),
+                            std::slice::from_raw_parts(raw.value_ptr(slot), vs),
+                        )
+                    };
+                    f(k, v);
+                }
+            }
+            return;
+        }
         let (states, raw) = (self.state_bytes().iter().map(|&b| word_of_byte(b)), self.raw());
         // A record's value follows its key in the same array.
         let values =
@@ -329,16 +441,14 @@ impl CpuTable {
     /// Rehashes the table where it lies with `hash`: no allocation, one thread.
     fn rehash_in_place(&mut self, hash: KeyHasher) {
         let raw = self.raw();
-        // SAFETY: `&mut self`: no other thread uses the table; the values lie a stride
-        // apart, `value_size` bytes each, apart from the keys (in a record, after its key).
+        // A dense table's values stay where they are: each slot's index moves with it.
+        let (values, value_size, value_stride) =
+            if raw.is_dense() { (raw.index as *mut u8, 4, 4) } else { (raw.values, raw.value_size, raw.value_stride) };
+        // SAFETY: `&mut self`: no other thread uses the table; the values (or a dense
+        // table's indices) lie a stride apart, `value_size` bytes each, apart from the keys
+        // (in a record, after its key).
         unsafe {
-            flash_map_core::probe::rehash_in_place_strided(
-                &raw.plain(),
-                raw.values,
-                raw.value_size,
-                raw.value_stride,
-                &hash,
-            )
+            flash_map_core::probe::rehash_in_place_strided(&raw.plain(), values, value_size, value_stride, &hash)
         };
         log::debug!("rehashed {} slots in place, {} tombstones dropped", self.layout.slots, self.ledger.tombstones());
         self.ledger = self.ledger.compacted();
@@ -350,14 +460,27 @@ impl CpuTable {
         let mut next = CpuTable::new(layout, hash, self.exec)?;
         let (src, dst) = (self.raw(), next.raw());
         let (hs, ks, vs) = (hash, layout.key_size, layout.value_size);
-        let move_one = |slot: usize, s: &(dyn Fn(u64, *const u8) -> Claim + Sync)| {
+        // A dense table's value indices, taken in blocks by the threads (one at a time
+        // where the unused ends of the blocks could exhaust the array: tables of many slots
+        // per entry), as in the claims.
+        let given = std::sync::atomic::AtomicUsize::new(0);
+        let tasks = self.layout.slots.div_ceil(flash_map_core::tuning::TUNING.rayon_min_len);
+        let block =
+            if self.ledger.len() + tasks * (VALUE_BLOCK - 1) <= value_capacity(&layout) { VALUE_BLOCK } else { 1 };
+        let move_one = |slot: usize, s: &(dyn Fn(u64, *const u8) -> Claim + Sync), values: &mut ValueCursor<'_>| {
             // SAFETY: `slot` < old slots; a full slot's key and value are initialised; the
             // new table has room for every entry (capacity >= len), so each claim is new and
-            // in range, and its value slot is written by this thread alone.
+            // in range, and its value slot is written by this thread alone. A dense table
+            // gives each entry one of its first `len <= capacity` value indices, so the
+            // assignment always succeeds.
             unsafe {
                 if is_full(word_of_byte(*src.states.add(slot))) {
                     let k = src.key_ptr(slot);
                     if let Claim::New { slot: to, .. } = s(hs.hash(k, ks), k) {
+                        if dst.is_dense() {
+                            let ok = dst.assign_value(to, values.take());
+                            debug_assert!(ok, "a rebuilt table holds every entry's value");
+                        }
                         std::ptr::copy_nonoverlapping(src.value_ptr(slot), dst.value_ptr(to), vs);
                     }
                 }
@@ -369,17 +492,27 @@ impl CpuTable {
                 // SAFETY: key pointers come from the old table's arrays. No collision limit:
                 // every entry must move, however many share its hash.
                 let c = |h, k| unsafe { claim_bounded(&s, h, k, u32::MAX) };
-                (0..self.layout.slots).for_each(|slot| move_one(slot, &c));
+                let mut values = ValueCursor::serial(&given);
+                (0..self.layout.slots).for_each(|slot| move_one(slot, &c, &mut values));
+                values.finish();
             }
             #[cfg(feature = "rayon")]
             Exec::Rayon => {
                 let s = crate::slots::AtomicSlots(dst);
                 // SAFETY: as above; claims are atomic.
                 let c = |h, k| unsafe { claim_bounded(&s, h, k, u32::MAX) };
-                self.exec.for_each(self.layout.slots, |slot| move_one(slot, &c));
+                self.exec.for_chunks(self.layout.slots, |range| {
+                    let mut values = ValueCursor::shared(&given, block);
+                    range.for_each(|slot| move_one(slot, &c, &mut values));
+                });
             }
         }
         next.ledger = self.ledger.compacted();
+        if next.is_dense() {
+            // The entries' indices, and the unused ends of the threads' blocks.
+            next.vused = given.into_inner();
+            next.vsaved = next.vused;
+        }
         log::debug!(
             "rebuilt table: {} -> {} slots, {} entries, {} tombstones dropped",
             self.layout.slots,
@@ -394,6 +527,82 @@ impl CpuTable {
         next.serial_passes = self.serial_passes;
         next.partitioned_passes = std::mem::take(&mut self.partitioned_passes);
         *self = next;
+        Ok(())
+    }
+
+    /// Before a mutation of `n` keys on a dense table ([`dense`]): makes sure the batch
+    /// cannot run out of value indices unless it adds more entries than the table may hold
+    /// (its claims are then refused anyway, [`RawTable::assign_value`]), closing the holes
+    /// of earlier batches ([`compact_values`](Self::compact_values)) if it could. Returns how
+    /// many indices a thread of a parallel pass takes from the shared counter at a time
+    /// ([`crate::claim::ValueCursor`]): [`VALUE_BLOCK`](crate::claim::VALUE_BLOCK), or 1
+    /// where the unused ends of the blocks could exhaust the array (a batch of many more
+    /// keys than the table's capacity). On allocation failure nothing changes.
+    pub(crate) fn make_value_room(&mut self, n: usize) -> Result<usize, CpuError> {
+        use crate::claim::VALUE_BLOCK;
+        if !self.is_dense() {
+            return Ok(VALUE_BLOCK);
+        }
+        let (len, cap, vcap) = (self.ledger.len(), self.layout.capacity, value_capacity(&self.layout));
+        // The value indices the batch may take if it fits: its new keys, and on rayon's
+        // threads the unused ends of one block per task that claims a new key.
+        let new = n.min(cap - len);
+        let tasks =
+            if self.exec.is_parallel() { n.div_ceil(flash_map_core::tuning::TUNING.rayon_min_len).min(new) } else { 0 };
+        let fits = |vused: usize, block: usize| vused + new + tasks * (block - 1) <= vcap;
+        if !fits(self.vused, VALUE_BLOCK) && self.vused > len {
+            self.compact_values()?;
+        }
+        self.vsaved = self.vused;
+        Ok(if fits(self.vused, VALUE_BLOCK) { VALUE_BLOCK } else { 1 })
+    }
+
+    /// Closes the holes that removals (and the unused ends of the rayon claims' blocks of
+    /// value indices) left in a dense table's value array: the live values of the highest
+    /// indices move down into the lowest holes, so that the live entries then use value
+    /// indices `0..len`, and only as many values move as there were holes below `len`. One
+    /// thread; needs a `u32` of working memory per value index given (on allocation failure
+    /// nothing changes).
+    pub(crate) fn compact_values(&mut self) -> Result<(), CpuError> {
+        let (used, len) = (self.vused, self.ledger.len());
+        // Per value index, the slot whose entry it holds, or `u32::MAX`: a hole.
+        let mut owner: Vec<u32> = Vec::new();
+        owner.try_reserve_exact(used).map_err(|_| CpuError::Alloc { bytes: used.saturating_mul(4) })?;
+        owner.resize(used, u32::MAX);
+        let raw = self.raw();
+        for (slot, &b) in self.states.as_slice().iter().enumerate() {
+            if is_full(word_of_byte(b)) {
+                // SAFETY: `slot` is a full slot of this table (`&mut self`, one thread), whose
+                // index a settled claim or a rebuild gave: below `vused`. Slots fit a `u32`.
+                owner[unsafe { *raw.index.add(slot) } as usize] = slot as u32;
+            }
+        }
+        let (mut lo, mut hi, mut moved) = (0usize, used, 0usize);
+        loop {
+            while lo < len && owner[lo] != u32::MAX {
+                lo += 1;
+            }
+            while hi > len && owner[hi - 1] == u32::MAX {
+                hi -= 1;
+            }
+            if lo >= len || hi <= len {
+                break;
+            }
+            // A hole below `len` and a live value at `len` or above: the value moves down.
+            hi -= 1;
+            let slot = owner[hi] as usize;
+            // SAFETY: `lo < len <= hi < used <= vcap`: two distinct values of the array;
+            // `slot` is the full slot that holds index `hi`.
+            unsafe {
+                let vs = raw.value_size;
+                std::ptr::copy_nonoverlapping(raw.values.add(hi * vs), raw.values.add(lo * vs), vs);
+                *raw.index.add(slot) = lo as u32;
+            }
+            owner[lo] = slot as u32;
+            moved += 1;
+        }
+        log::debug!("closed {} holes in the dense values of {len} entries, moving {moved} values", used - len);
+        (self.vused, self.vsaved) = (len, len);
         Ok(())
     }
 

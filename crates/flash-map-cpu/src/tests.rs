@@ -737,3 +737,150 @@ fn lookup_threads<const VS: usize>(small_on_caller: bool) {
         );
     }
 }
+
+/// A 64-byte value of key `k` written in round `r`.
+fn line_value(k: u64, r: u64) -> [u8; 64] {
+    let mut v = [0u8; 64];
+    for (j, c) in v.chunks_exact_mut(8).enumerate() {
+        c.copy_from_slice(&(k ^ r.rotate_left(j as u32 * 8)).wrapping_add(j as u64).to_le_bytes());
+    }
+    v
+}
+
+/// Tables of values of a cache line or more keep them densely behind a per-slot index
+/// (`table::dense`). Against `std::collections::HashMap`, on every engine: inserts with
+/// duplicates and updates, `insert_new`, removals that leave holes in the value array,
+/// batches that need those holes closed, batches refused for want of room (the table
+/// unchanged), rehash in place and growth. After every call the entries are the model's
+/// and the value indices given are at least the entries and at most the capacity.
+fn dense_model(capacity: usize, batch: usize, rounds: u64) {
+    use std::collections::HashMap;
+    for exec in execs() {
+        let layout = TableLayout::for_capacity(capacity, 0.5, 8, 64).unwrap();
+        let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), exec).unwrap();
+        assert!(t.has_dense_values(), "{exec:?}: 64-byte values lie densely");
+        let mut model: HashMap<u64, [u8; 64]> = HashMap::new();
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let (mut refused, mut compactions) = (0, 0);
+        for r in 0..rounds {
+            // Keys from twice the capacity: batches fill the table and some overfill it.
+            let keys: Vec<u64> = (0..batch).map(|_| next() % (2 * t.layout.capacity as u64)).collect();
+            let vals: Vec<[u8; 64]> = keys.iter().map(|&k| line_value(k, r)).collect();
+            let b = Batch::columns(&keys, &vals).unwrap();
+            let holes = t.vused - t.len();
+            match r % 4 {
+                0 | 1 => {
+                    let new = keys.iter().filter(|k| !model.contains_key(k)).collect::<std::collections::HashSet<_>>();
+                    match t.insert(&b) {
+                        Ok(n) => {
+                            assert_eq!(n, new.len(), "{exec:?} round {r}: new keys");
+                            model.extend(keys.iter().copied().zip(vals.iter().copied()));
+                        }
+                        Err(CpuError::Refused(Refusal::Full { .. })) => {
+                            assert!(model.len() + new.len() > t.layout.capacity, "{exec:?} round {r}: refused");
+                            refused += 1;
+                        }
+                        Err(e) => panic!("{exec:?} round {r}: {e}"),
+                    }
+                }
+                2 => {
+                    let mut out = vec![false; keys.len()];
+                    match t.insert_new(&b, &mut out) {
+                        Ok(_) => {
+                            for (i, (&k, v)) in keys.iter().zip(&vals).enumerate() {
+                                let first = !model.contains_key(&k);
+                                assert_eq!(out[i], first, "{exec:?} round {r}: key {i} inserted");
+                                model.entry(k).or_insert(*v);
+                            }
+                        }
+                        Err(CpuError::Refused(Refusal::Full { .. })) => refused += 1,
+                        Err(e) => panic!("{exec:?} round {r}: {e}"),
+                    }
+                }
+                _ => {
+                    let gone = keys.iter().filter(|k| model.remove(k).is_some()).count();
+                    assert_eq!(t.remove(&Batch::keys(&keys)).unwrap(), gone, "{exec:?} round {r}: removed");
+                }
+            }
+            compactions += (t.vused == t.len() && holes > 0 && r % 4 != 3) as usize;
+            if r % 9 == 8 {
+                // Rehash in place (same layout), or grow.
+                let l = if r % 18 == 8 {
+                    t.layout
+                } else {
+                    TableLayout::for_capacity(t.layout.capacity * 2, 0.5, 8, 64).unwrap()
+                };
+                t.rebuild(l).unwrap();
+                assert!(t.has_dense_values(), "{exec:?}: still dense after a rebuild");
+            }
+            let vcap = crate::table::value_capacity(&t.layout);
+            assert!(t.len() <= t.vused && t.vused <= vcap, "{exec:?} round {r}: value indices");
+            let mut seen = HashMap::new();
+            t.for_each_entry(&mut |k, v| {
+                seen.insert(u64::from_le_bytes(k.try_into().unwrap()), <[u8; 64]>::try_from(v).unwrap());
+            });
+            assert!(seen == model, "{exec:?} round {r}: entries differ from the model");
+            let probe: Vec<u64> = (0..batch as u64).map(|_| next() % (2 * t.layout.capacity as u64)).collect();
+            let got = values_of::<[u8; 64]>(&t, &Batch::keys(&probe));
+            assert!(probe.iter().zip(&got).all(|(k, g)| model.get(k) == g.as_ref()), "{exec:?} round {r}: lookups");
+        }
+        assert!(refused > 0 && compactions > 0, "{exec:?}: {refused} refused batches, {compactions} closings of holes");
+    }
+}
+
+#[test]
+fn dense_values_match_the_model_small() {
+    dense_model(64, 24, 24);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "large; the small variant covers the same code under Miri")]
+fn dense_values_match_the_model() {
+    dense_model(12_000, 6_000, 60);
+}
+
+/// A dense table takes exactly its capacity of entries whatever the batch's shape: a batch
+/// of many rayon tasks (whose threads take value indices in blocks and leave the ends of
+/// their last blocks unused) that adds exactly the free capacity is accepted, one key more
+/// is refused with the table unchanged, and after removals the holes are reused.
+#[test]
+#[cfg_attr(miri, ignore = "batches of several rayon tasks: too slow under Miri")]
+fn dense_tables_take_their_whole_capacity() {
+    for exec in execs() {
+        for (want, n) in [(1000, 12_300), (12_000, 24_000), (12_000, 16_384)] {
+            let layout = TableLayout::for_capacity(want, 0.5, 8, 64).unwrap();
+            let cap = layout.capacity as u64;
+            let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), exec).unwrap();
+            assert!(t.has_dense_values());
+            let key = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let keys: Vec<u64> = (0..n as u64).map(|i| key(i % cap)).collect();
+            let vals: Vec<[u8; 64]> = (0..n as u64).map(|i| line_value(key(i % cap), i)).collect();
+            let at = format!("{exec:?}, capacity {cap}, batch {n}");
+            assert_eq!(t.insert(&Batch::columns(&keys, &vals).unwrap()).unwrap(), cap as usize, "{at}");
+            let before = t.vused;
+            let one = [key(cap)];
+            let r = t.insert(&Batch::columns(&one, &[line_value(1, 1)]).unwrap());
+            assert!(matches!(r, Err(CpuError::Refused(Refusal::Full { .. }))), "{at}: one key too many: {r:?}");
+            assert_eq!((t.len(), t.vused), (cap as usize, before), "{at}: the refused batch changed nothing");
+            // The last copy of each key won.
+            let want: std::collections::HashMap<u64, [u8; 64]> =
+                keys.iter().copied().zip(vals.iter().copied()).collect();
+            let got = values_of::<[u8; 64]>(&t, &Batch::keys(&keys[..cap as usize]));
+            assert!(keys[..cap as usize].iter().zip(&got).all(|(k, g)| want.get(k) == g.as_ref()), "{at}: values");
+            // Half removed, then as many new keys in one large batch: the holes are reused.
+            let half: Vec<u64> = (0..cap / 2).map(key).collect();
+            assert_eq!(t.remove(&Batch::keys(&half)).unwrap(), half.len(), "{at}");
+            let fresh: Vec<u64> = (0..n as u64).map(|i| key(cap + i % (cap / 2))).collect();
+            let fv: Vec<[u8; 64]> = fresh.iter().map(|&k| line_value(k, 7)).collect();
+            assert_eq!(t.insert(&Batch::columns(&fresh, &fv).unwrap()).unwrap(), half.len(), "{at}: refilled");
+            let got = values_of::<[u8; 64]>(&t, &Batch::keys(&fresh));
+            assert!(got.iter().zip(&fv).all(|(g, v)| g.as_ref() == Some(v)), "{at}: refilled values");
+        }
+    }
+}
