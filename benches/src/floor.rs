@@ -220,13 +220,13 @@ impl<K: Gen, V: Gen> Floor<K, V> {
     /// Whether the serial engine keeps `n` pairs' values densely.
     fn engine_dense(n: usize) -> bool {
         let l = flash_map_core::TableLayout::for_capacity(n, 0.5, size_of::<K>(), size_of::<V>()).unwrap();
-        flash_map_cpu::dense_values(&l, flash_map_cpu::Exec::Serial).is_some()
+        flash_map_cpu::dense_values(&l).is_some()
     }
     fn made(n: usize, dense: bool) -> Self {
         let l = flash_map_core::TableLayout::for_capacity(n, 0.5, size_of::<K>(), size_of::<V>()).unwrap();
         let record = if dense { 0 } else { flash_map_cpu::records(&l) };
         // The engine's slack for the holes of rayon's claims, where it keeps dense values.
-        let dense_values = flash_map_cpu::dense_values(&l, flash_map_cpu::Exec::Serial).unwrap_or(l.capacity);
+        let dense_values = flash_map_cpu::dense_values(&l).unwrap_or(l.capacity);
         // In the engine's order: state bytes first.
         let states = Fresh::states(l.slots);
         let (keys, values) = if record != 0 {

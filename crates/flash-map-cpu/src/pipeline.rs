@@ -589,9 +589,7 @@ impl Sweep {
         if keys {
             prefetch_lines(raw.keys.wrapping_add(slot * raw.key_size), SWEEP * raw.key_size);
         }
-        if values && raw.is_dense() {
-            prefetch_lines(raw.index.wrapping_add(slot) as *const u8, SWEEP * 4);
-        } else if values {
+        if values {
             prefetch_lines(raw.values.wrapping_add(slot * raw.value_size), SWEEP * raw.value_size);
         }
     }

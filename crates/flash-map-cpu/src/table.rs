@@ -119,34 +119,28 @@ pub fn records(layout: &TableLayout) -> usize {
 /// Bytes per value from which a table keeps its values densely ([`dense`]).
 pub(crate) const DENSE_VALUE_MIN_BYTES: usize = 64;
 
-/// Whether a table of `layout` run by `exec` keeps its values in a dense array of its
-/// capacity, reached through a `u32` index per slot, rather than one value per slot: for
-/// values of at least [`DENSE_VALUE_MIN_BYTES`] (a cache line), in a table that is not laid
-/// out in records and that the serial engine would not partition: any rayon table, or one
-/// of at most [`record_max_bytes`] (the last-level cache's half, which a serial pass in
-/// batch order finds its lines in, or `TUNING.record_max_table_bytes` where that is larger
-/// or the size of the cache is unknown).
+/// Whether a table of `layout` keeps its values in a dense array of its capacity, reached
+/// through a `u32` index per slot, rather than one value per slot: for values of at least
+/// [`DENSE_VALUE_MIN_BYTES`] (a cache line; such a slot is never a small record), on both
+/// engines and at every size.
 ///
 /// At the API's load factor of a half a table has twice as many slots as entries, so
 /// per-slot values commit twice the value memory the entries need, and a build commits it
 /// all. A dense array commits the capacity's values; a claim writes them in the order the
-/// keys come, and a hit reads one more line, the slot's index (fetched ahead with its key).
-/// The passes that run partitioned sweep the value lines of each region, which a dense
-/// array does not keep in slot order, so tables large enough to partition keep a value per
-/// slot (BENCHMARKS.md, issue 13, "dense values").
-pub(crate) fn dense(layout: &TableLayout, exec: Exec) -> bool {
+/// keys come, and a hit reads one more line, the slot's index (fetched ahead with its key,
+/// and the value a few keys later). Such a table never runs partitioned
+/// ([`CpuTable::partition_shift`]): the region sweeps fetch each region's value lines in
+/// slot order, which a dense array does not have, and the per-key prefetch in batch order
+/// beat them (BENCHMARKS.md, issue 13, "dense values").
+pub(crate) fn dense(layout: &TableLayout) -> bool {
     layout.value_size >= DENSE_VALUE_MIN_BYTES
-        && layout.record_bytes(64) == 0
-        && (exec.is_parallel() || dense_bytes(layout).is_some_and(|b| b <= record_max_bytes()))
 }
 
-/// How many values a table of `layout` run by `exec` keeps in a dense array (`dense`,
-/// `value_capacity`), or `None` where it keeps a value per slot. Public, hidden, only so
-/// that the benches' floor lays out its arrays as the engine does.
-pub fn dense_values(layout: &TableLayout, exec: Exec) -> Option<usize> {
-    let record = if exec.is_parallel() { layout.record_bytes(64) } else { records(layout) };
-    let dense = record == 0 && dense(layout, exec);
-    dense.then(|| value_capacity(layout))
+/// How many values a table of `layout` keeps in a dense array (`dense`, `value_capacity`),
+/// or `None` where it keeps a value per slot. Public, hidden, only so that the benches'
+/// floor lays out its arrays as the engine does.
+pub fn dense_values(layout: &TableLayout) -> Option<usize> {
+    dense(layout).then(|| value_capacity(layout))
 }
 
 /// The bytes of a dense table of `layout`: a state byte, a key and a `u32` index per slot,
@@ -180,7 +174,7 @@ impl CpuTable {
         // The rayon engine never partitions a pass, so its tables keep records at every
         // size: hits and claims then touch one line fewer (BENCHMARKS.md, issue 13).
         let record = if exec.is_parallel() { layout.record_bytes(64) } else { records(&layout) };
-        let dense = dense_values(&layout, exec);
+        let dense = dense_values(&layout);
         let states = alloc(Some(layout.slots), exec, false)?;
         let (keys, values, index) = if record != 0 {
             (alloc(layout.slots.checked_mul(record), exec, true)?, AlignedBuf::zeroed(0)?, AlignedBuf::zeroed(0)?)
