@@ -2,9 +2,9 @@
 //! one process, on the same data (issue #4's table, swept over sizes for issue 13).
 //!
 //! `cargo run --release -p flash-map-benches --bin compare [-- --w1 N] [--w2 N] [--reps R]
-//! [--warm] [--no-floor] [--other-layout] [--no-flush] [--threads]` (`-- --churn` instead measures
-//! issue #5's churn criterion; `-- --patterns` the key-pattern sweep of issue 10 at
-//! `--small N` (default 65536) and `--w2 N` keys, see `sweep.rs`).
+//! [--warm] [--no-floor] [--other-layout] [--no-flush] [--threads]` (`-- --churn` instead
+//! measures issue #5's churn criterion; `-- --patterns` the key-pattern sweep of issue 10
+//! at `--small N` (default 65536) and `--w2 N` keys, see `sweep.rs`).
 //!
 //! FlashMap runs with its default hash strategy, Identity: like the peers' hasher, the
 //! first 8 key bytes through fmix64.

@@ -464,16 +464,16 @@ impl CpuTable {
         let move_one = |slot: usize, s: &(dyn Fn(u64, *const u8) -> Claim + Sync), values: &mut ValueCursor<'_>| {
             // SAFETY: `slot` < old slots; a full slot's key and value are initialised; the
             // new table has room for every entry (capacity >= len), so each claim is new and
-            // in range, and its value slot is written by this thread alone. A dense table
-            // gives each entry one of its first `len <= capacity` value indices, so the
-            // assignment always succeeds.
+            // in range, and its value slot is written by this thread alone. A dense table's
+            // indices stay below its value capacity: the entries and the blocks' unused ends
+            // fit it (`block`); the assert keeps an error in that sum from writing past the
+            // array (the old table is untouched until the rebuild ends).
             unsafe {
                 if is_full(word_of_byte(*src.states.add(slot))) {
                     let k = src.key_ptr(slot);
                     if let Claim::New { slot: to, .. } = s(hs.hash(k, ks), k) {
                         if dst.is_dense() {
-                            let ok = dst.assign_value(to, values.take());
-                            debug_assert!(ok, "a rebuilt table holds every entry's value");
+                            assert!(dst.assign_value(to, values.take()), "a rebuilt table holds every value");
                         }
                         std::ptr::copy_nonoverlapping(src.value_ptr(slot), dst.value_ptr(to), vs);
                     }

@@ -752,7 +752,7 @@ fn line_value(k: u64, r: u64) -> [u8; 64] {
 /// duplicates and updates, `insert_new`, removals that leave holes in the value array,
 /// batches that need those holes closed, batches refused for want of room (the table
 /// unchanged), rehash in place and growth. After every call the entries are the model's
-/// and the value indices given are at least the entries and at most the capacity.
+/// and the value indices given are at least the entries and at most the value capacity.
 fn dense_model(capacity: usize, batch: usize, rounds: u64) {
     use std::collections::HashMap;
     for exec in execs() {
