@@ -50,6 +50,7 @@ struct Recorder {
     /// In a dense table, the next value index no thread has taken yet.
     next: AtomicUsize,
     /// Value indices a thread of a parallel pass takes at a time ([`ValueCursor`]).
+    #[cfg(feature = "rayon")]
     block: usize,
 }
 
@@ -80,6 +81,7 @@ impl<'a> ValueCursor<'a> {
 
     /// A cursor of one of several threads, which takes blocks of `block` indices from
     /// `next`.
+    #[cfg(feature = "rayon")]
     pub(crate) fn shared(next: &'a AtomicUsize, block: usize) -> Self {
         ValueCursor { next, block, at: 0, end: 0 }
     }
@@ -262,8 +264,11 @@ impl CpuTable {
             raw: self.raw(),
             on_new,
             next: AtomicUsize::new(self.vused),
+            #[cfg(feature = "rayon")]
             block,
         };
+        #[cfg(not(feature = "rayon"))]
+        let _ = block;
         match (self.exec, shift) {
             (Exec::Serial, Some(shift)) => self.claim_in_regions(b, shift, budget, &rec),
             _ => self.claim_in_order(b, budget, &rec),

@@ -454,20 +454,15 @@ impl CpuTable {
         let mut next = CpuTable::new(layout, hash, self.exec)?;
         let (src, dst) = (self.raw(), next.raw());
         let (hs, ks, vs) = (hash, layout.key_size, layout.value_size);
-        // A dense table's value indices, taken in blocks by the threads (one at a time
-        // where the unused ends of the blocks could exhaust the array: tables of many slots
-        // per entry), as in the claims.
+        // A dense table's value indices, given in the order the entries move.
         let given = std::sync::atomic::AtomicUsize::new(0);
-        let tasks = self.layout.slots.div_ceil(flash_map_core::tuning::TUNING.rayon_min_len);
-        let block =
-            if self.ledger.len() + tasks * (VALUE_BLOCK - 1) <= value_capacity(&layout) { VALUE_BLOCK } else { 1 };
         let move_one = |slot: usize, s: &(dyn Fn(u64, *const u8) -> Claim + Sync), values: &mut ValueCursor<'_>| {
             // SAFETY: `slot` < old slots; a full slot's key and value are initialised; the
             // new table has room for every entry (capacity >= len), so each claim is new and
             // in range, and its value slot is written by this thread alone. A dense table's
             // indices stay below its value capacity: the entries and the blocks' unused ends
-            // fit it (`block`); the assert keeps an error in that sum from writing past the
-            // array (the old table is untouched until the rebuild ends).
+            // fit it (`block`, below); the assert keeps an error in that sum from writing
+            // past the array (the old table is untouched until the rebuild ends).
             unsafe {
                 if is_full(word_of_byte(*src.states.add(slot))) {
                     let k = src.key_ptr(slot);
@@ -495,6 +490,12 @@ impl CpuTable {
                 let s = crate::slots::AtomicSlots(dst);
                 // SAFETY: as above; claims are atomic.
                 let c = |h, k| unsafe { claim_bounded(&s, h, k, u32::MAX) };
+                // The threads take the indices in blocks, as in the claims; one at a time
+                // where the unused ends of the blocks could exhaust the array (tables of
+                // many slots per entry).
+                let tasks = self.layout.slots.div_ceil(flash_map_core::tuning::TUNING.rayon_min_len);
+                let fits = self.ledger.len() + tasks * (VALUE_BLOCK - 1) <= value_capacity(&layout);
+                let block = if fits { VALUE_BLOCK } else { 1 };
                 self.exec.for_chunks(self.layout.slots, |range| {
                     let mut values = ValueCursor::shared(&given, block);
                     range.for_each(|slot| move_one(slot, &c, &mut values));
