@@ -45,12 +45,9 @@ fn table<K: Gen, V: Gen>(n: usize, backend: Backend) {
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok())
         .map_or(0, |kb| kb << 10);
     let s = m.stats();
-    // A value per slot, or the engine's dense values behind a `u32` index per slot.
+    // As the engine lays the table out (a value per slot, or dense values).
     let l = flash_map_core::TableLayout::with_slots(s.slots, 0.5, size_of::<K>(), size_of::<V>()).expect("layout");
-    let bytes = match flash_map_cpu::dense_values(&l) {
-        Some(values) => s.slots * (1 + size_of::<K>() + 4) + values * size_of::<V>(),
-        None => s.slots * (1 + size_of::<K>() + size_of::<V>()),
-    };
+    let bytes = flash_map_cpu::table_bytes(&l);
     println!(
         "build_ms {build:.1} insert_ms {insert:.1} table_mb {:.1} resident_growth_mb {:.1} huge_pages_mb {:.1}",
         bytes as f64 / 1e6,

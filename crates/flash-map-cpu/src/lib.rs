@@ -37,7 +37,7 @@ pub use ops::set_rayon_serial_mutations;
 pub use pipeline::{cached_bytes, cached_state_bytes, prefetch_lines};
 pub use table::CpuTable;
 #[doc(hidden)]
-pub use table::{dense_values, records};
+pub use table::{dense_values, records, table_bytes};
 
 use flash_map_core::LayoutError;
 

@@ -143,11 +143,17 @@ pub fn dense_values(layout: &TableLayout) -> Option<usize> {
     dense(layout).then(|| value_capacity(layout))
 }
 
-/// The bytes of a dense table of `layout`: a state byte, a key and a `u32` index per slot,
-/// and its values ([`value_capacity`]).
-fn dense_bytes(layout: &TableLayout) -> Option<usize> {
-    let per_slot = layout.slots.checked_mul(1 + layout.key_size + 4)?;
-    per_slot.checked_add(value_capacity(layout).checked_mul(layout.value_size)?)
+/// The bytes of a table of `layout`'s arrays (saturating): a state byte, a key and a value
+/// per slot, or, with dense values, a state byte, a key and a `u32` index per slot and the
+/// value array (`value_capacity`). Public, hidden, only so that the benches report a
+/// table's size as the engine lays it out.
+pub fn table_bytes(layout: &TableLayout) -> usize {
+    let l = layout;
+    if dense(l) {
+        l.slots.saturating_mul(1 + l.key_size + 4).saturating_add(value_capacity(l).saturating_mul(l.value_size))
+    } else {
+        l.slots.saturating_mul(1 + l.key_size + l.value_size)
+    }
 }
 
 /// Values a dense table of `layout` holds: its capacity, and a sixty-fourth more (at least
@@ -315,24 +321,14 @@ impl CpuTable {
         self.ledger.tombstones()
     }
 
-    /// Bytes of the state, key and value arrays (and of the value index).
+    /// Bytes of the state, key and value arrays (and of the value index): [`table_bytes`].
     pub(crate) fn table_bytes(&self) -> usize {
-        let l = &self.layout;
-        if self.is_dense() {
-            return dense_bytes(l).unwrap_or(usize::MAX);
-        }
-        l.slots.saturating_mul(1 + l.key_size + l.value_size)
+        table_bytes(&self.layout)
     }
 
     /// Whether the values lie in a dense array behind a per-slot index ([`dense`]).
     pub(crate) fn is_dense(&self) -> bool {
         !self.index.is_empty()
-    }
-
-    /// Whether this table keeps its values densely ([`dense`]); for tests and benches.
-    #[doc(hidden)]
-    pub fn has_dense_values(&self) -> bool {
-        self.is_dense()
     }
 
     pub(crate) fn raw(&self) -> RawTable {

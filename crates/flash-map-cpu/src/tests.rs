@@ -115,6 +115,16 @@ fn get_all(t: &CpuTable, keys: &[(u64, u64)]) -> Vec<Option<u64>> {
     values_of(t, &pairs_batch(keys))
 }
 
+/// A xorshift64 generator from `seed` (not zero): the tests' reproducible keys.
+fn xorshift(mut rng: u64) -> impl FnMut() -> u64 {
+    move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    }
+}
+
 /// The serial engine's partitioned passes (regions shrunk so that a small table has many)
 /// against `std::collections::HashMap`, and against the same engine in batch order: every
 /// operation, with duplicates, updates, absent keys, counters and a failed insert.
@@ -128,13 +138,7 @@ fn partitioned_model(capacity: usize, batch: usize, rounds: u64) {
     counters.set_region_bytes(16);
     let mut model: HashMap<u64, u64> = HashMap::new();
     let mut counts: HashMap<u64, u64> = HashMap::new();
-    let mut rng = 0x1234_5678u64;
-    let mut next = || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next = xorshift(0x1234_5678);
     let universe = capacity as u64 * 3 / 4;
     for round in 0..rounds {
         let p: Vec<(u64, u64)> = (0..batch).map(|_| (next() % universe, next())).collect();
@@ -758,15 +762,9 @@ fn dense_model(capacity: usize, batch: usize, rounds: u64) {
     for exec in execs() {
         let layout = TableLayout::for_capacity(capacity, 0.5, 8, 64).unwrap();
         let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), exec).unwrap();
-        assert!(t.has_dense_values(), "{exec:?}: 64-byte values lie densely");
+        assert!(t.is_dense(), "{exec:?}: 64-byte values lie densely");
         let mut model: HashMap<u64, [u8; 64]> = HashMap::new();
-        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
         let (mut refused, mut compactions) = (0, 0);
         for r in 0..rounds {
             // Keys from twice the capacity: batches fill the table and some overfill it.
@@ -817,7 +815,7 @@ fn dense_model(capacity: usize, batch: usize, rounds: u64) {
                     TableLayout::for_capacity(t.layout.capacity * 2, 0.5, 8, 64).unwrap()
                 };
                 t.rebuild(l).unwrap();
-                assert!(t.has_dense_values(), "{exec:?}: still dense after a rebuild");
+                assert!(t.is_dense(), "{exec:?}: still dense after a rebuild");
             }
             let vcap = crate::table::value_capacity(&t.layout);
             assert!(t.len() <= t.vused && t.vused <= vcap, "{exec:?} round {r}: value indices");
@@ -857,7 +855,7 @@ fn dense_tables_take_their_whole_capacity() {
             let layout = TableLayout::for_capacity(want, 0.5, 8, 64).unwrap();
             let cap = layout.capacity as u64;
             let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), exec).unwrap();
-            assert!(t.has_dense_values());
+            assert!(t.is_dense());
             let key = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
             let keys: Vec<u64> = (0..n as u64).map(|i| key(i % cap)).collect();
             let vals: Vec<[u8; 64]> = (0..n as u64).map(|i| line_value(key(i % cap), i)).collect();
