@@ -106,18 +106,24 @@ pub struct Tuning {
     pub result_huge_max_bytes: usize,
     /// A commit runs in steps of this many bytes ...
     pub commit_step_bytes: usize,
-    /// ... and a step in huge pages slower than this many bytes per second sends the next
-    /// `commit_slow_steps` steps to 4 KiB pages before huge pages are tried again. The rate
-    /// lies below the usual pace of 4 KiB pages and well above that of huge pages which the
-    /// host of a virtual machine must first give back, so a huge-page step slower than it
-    /// would have been faster in 4 KiB pages (see `flash-map-cpu`'s `buf.rs`; the figures are
-    /// in BENCHMARKS.md, issue 13).
+    /// ... and within a step in huge pages, a huge page slower than this many bytes per
+    /// second sends the rest of the step, and the next steps, to 4 KiB pages, until these
+    /// have taken `commit_probe_ratio` times its time; then a huge page is tried again. The
+    /// rate lies below the usual pace of 4 KiB pages and well above that of huge pages which
+    /// the kernel must first make (compacting memory, or taking back memory that a virtual
+    /// machine's host took), so a huge page slower than it would have been faster in 4 KiB
+    /// pages (see `flash-map-cpu`'s `buf.rs`; the figures are in BENCHMARKS.md, issue 13).
     pub commit_min_rate: usize,
-    /// See `commit_min_rate`; each try in huge pages that is slow again doubles the 4 KiB
-    /// steps before the next, up to `commit_small_steps_max`.
-    pub commit_slow_steps: usize,
-    /// See `commit_slow_steps`.
-    pub commit_small_steps_max: usize,
+    /// See `commit_min_rate`; each try in huge pages that is slow again doubles the ratio
+    /// before the next, up to `commit_probe_ratio_max`.
+    pub commit_probe_ratio: usize,
+    /// See `commit_probe_ratio`.
+    pub commit_probe_ratio_max: usize,
+    /// The pace of commits in huge pages (`commit_min_rate`) is one for the whole process,
+    /// so that the arrays of one build, and the threads that commit one array, share what
+    /// each huge page showed; it starts over in huge pages when no commit has used it for
+    /// this many milliseconds.
+    pub commit_pace_forget_ms: usize,
     /// Threads per block of every kernel launch.
     pub gpu_block: usize,
     /// Blocks per streaming multiprocessor at most (grid-stride loops cover the rest).
@@ -160,8 +166,9 @@ pub const TUNING: Tuning = Tuning {
     result_huge_max_bytes: 32 << 20,
     commit_step_bytes: 8 << 20,
     commit_min_rate: 3 << 29,
-    commit_slow_steps: 2,
-    commit_small_steps_max: 32,
+    commit_probe_ratio: 4,
+    commit_probe_ratio_max: 64,
+    commit_pace_forget_ms: 1000,
     gpu_block: 256,
     gpu_blocks_per_sm: 32,
     gpu_stage_chunk: 8 << 20,

@@ -6,11 +6,13 @@
 //! (`MADV_HUGEPAGE`): random probes over a big table then miss the TLB far less often.
 //!
 //! A mapped array is committed when it is made (`MADV_POPULATE_WRITE`, Linux 5.14+): its
-//! pages are faulted in there, in order (in 2 MiB steps where huge pages are available),
+//! pages are faulted in there, in order (in huge pages while the system gives them faster
+//! than 4 KiB pages, see `commit`),
 //! rather than one by one in random order by the first batch's probes, which costs more
 //! (BENCHMARKS.md). Memory the system cannot give is thus an error from the constructor
 //! (`CpuError::Alloc`), not a fault halfway through an insert. Arrays larger than half the
-//! free memory, and all arrays on kernels before 5.14, are mapped lazily. An impossible size
+//! available memory (free memory plus the page cache the kernel can reclaim, `MemAvailable`),
+//! and all arrays on kernels before 5.14, are mapped lazily. An impossible size
 //! is always an error instead of an abort.
 //!
 //! A dropped mapped array of at most `TUNING.spare_bytes` is kept (with the others kept,
@@ -190,11 +192,9 @@ impl AlignedBuf {
         }
         let ptr = NonNull::new(start).ok_or(err.clone())?;
         let buf = AlignedBuf { ptr, len, map: Some((base, total)) };
-        // An array larger than half the free memory stays lazy: committing it could wake the
-        // out-of-memory killer, where lazily it may never be touched in full.
-        // SAFETY: `sysconf` has no preconditions.
-        let free = unsafe { libc::sysconf(libc::_SC_AVPHYS_PAGES).max(0) as usize * page_size() };
-        if len > free / 2 {
+        // An array larger than half the available memory stays lazy: committing it could
+        // wake the out-of-memory killer, where lazily it may never be touched in full.
+        if !commits_at_once(len, free_memory, available_memory) {
             return Ok(buf);
         }
         // SAFETY: `[start, start + len)` lies inside the mapping made above, which `buf` owns.
@@ -247,18 +247,23 @@ impl AlignedBuf {
 }
 
 /// Faults in (`MADV_POPULATE_WRITE`) the `len` bytes at `start`, a range of one mapping, in
-/// steps of `TUNING.commit_step_bytes`. For `huge` (huge pages advised), a step in huge
-/// pages slower than `TUNING.commit_min_rate` sends the next steps to 4 KiB pages
-/// (`MADV_NOHUGEPAGE` on those steps alone), then huge pages are tried again ([`Pace`]).
+/// steps of `TUNING.commit_step_bytes`. For `huge` (huge pages advised) the steps are paced
+/// ([`Pace`]): in huge pages, 2 MiB at a time, while each 2 MiB commits at
+/// `TUNING.commit_min_rate` or faster; after a slower one, the rest of its step and the next
+/// steps go to 4 KiB pages (`MADV_NOHUGEPAGE` on those steps alone) until they have taken
+/// `TUNING.commit_probe_ratio` times the slow huge page's time; then one huge page is tried
+/// again.
 ///
-/// Why: on a virtual machine, memory the guest has freed is given back to the host (free
-/// page reporting, in 2 MiB blocks), and taking such a block back costs the host far more
-/// per huge page than the guest's own zeroing. Huge pages come from exactly those blocks, so
-/// a commit in huge pages that runs into them slows down several times, while 4 KiB pages,
-/// served from smaller free blocks, keep their usual pace. Such a stretch passes: the same
-/// commit runs at the huge-page pace again a few dozen MB later, so the decision is made
-/// step by step, not once for the rest of the array (BENCHMARKS.md, issue 13). Without
-/// `MADV_POPULATE_WRITE` (Linux before 5.14) the range stays lazy.
+/// Why: a huge page is cheap only where the kernel has a free 2 MiB block at hand. Where it
+/// must make one, it costs several 4 KiB pages' time: on a machine whose page cache holds
+/// nearly all memory, interleaved with pages still in use, the kernel compacts memory for
+/// each huge page (several times slower than committing the same bytes in 4 KiB pages); on a
+/// virtual machine, a block the guest freed and gave back to the host (free page reporting)
+/// costs the host far more per huge page than the guest's own zeroing. Both come in
+/// stretches that pass, so the decision is made again and again during one commit, at a
+/// bounded cost: each try costs one huge page, and the tries take at most a fixed share of
+/// the time spent in 4 KiB pages (BENCHMARKS.md, issue 13). Without `MADV_POPULATE_WRITE`
+/// (Linux before 5.14) the range stays lazy.
 ///
 /// # Safety
 /// `[start, start + len)` is whole pages of memory that the caller owns (a mapping of its
@@ -279,10 +284,12 @@ struct Steps {
     committed: std::sync::atomic::AtomicBool,
 }
 
-/// One worker of a [`commit`]: takes the next step of `steps` until none is left, pacing its
-/// own steps (a [`Pace`] of its own). Several workers on one range share it by speed: a
-/// worker whose steps are slow (its huge pages coming back from the host) takes fewer of
-/// them, where equal parts would leave the fast worker idle while the slow one finishes.
+/// One worker of a [`commit`]: takes the next step of `steps` until none is left. Several
+/// workers on one range share it by speed: a worker whose huge pages come slowly takes fewer
+/// steps, where equal parts would leave the fast worker idle while the slow one finishes.
+/// All of them, and every other commit of the process, follow one [`Pace`] ([`with_pace`]):
+/// what one huge page showed of the system's memory holds for the next array of the same
+/// build too, which would otherwise pay for a slow try of its own.
 ///
 /// # Safety
 /// As [`commit`].
@@ -290,40 +297,67 @@ struct Steps {
 unsafe fn commit_steps(start: *mut u8, len: usize, huge: bool, steps: &Steps) -> std::io::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
     let size = flash_map_core::tuning::TUNING.commit_step_bytes;
-    let mut pace = Pace::new(huge);
+    // Populates `[start + off, start + off + n)`, within the caller's range; the time taken.
+    let populate = |off: usize, n: usize| -> std::io::Result<f64> {
+        let t = std::time::Instant::now();
+        // SAFETY: `[start + off, start + off + n)` lies inside the caller's range (the
+        // contract); populating writes nothing the range's zero contents could show.
+        let r = unsafe { libc::madvise(start.add(off) as *mut libc::c_void, n, libc::MADV_POPULATE_WRITE) };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        steps.committed.store(true, Relaxed);
+        Ok(t.elapsed().as_secs_f64())
+    };
     loop {
         let off = steps.next.fetch_add(1, Relaxed).saturating_mul(size);
         if off >= len {
             return Ok(());
         }
-        let step = size.min(len - off);
-        let in_huge = pace.next_in_huge();
-        if huge && !in_huge {
-            // SAFETY: `[start + off, start + off + step)` lies inside the caller's range (the
-            // contract); the advice changes no contents.
-            unsafe { libc::madvise(start.add(off) as *mut libc::c_void, step, libc::MADV_NOHUGEPAGE) };
-        }
-        let t = std::time::Instant::now();
-        // SAFETY: as above; populating writes nothing the range's zero contents could show.
-        let r = unsafe { libc::madvise(start.add(off) as *mut libc::c_void, step, libc::MADV_POPULATE_WRITE) };
-        if r != 0 {
-            let e = std::io::Error::last_os_error();
-            // A kernel without `MADV_POPULATE_WRITE` refuses the first steps: the range
-            // stays lazy. A refusal after a step has committed is an error.
-            let unsupported = e.raw_os_error() == Some(libc::EINVAL) && !steps.committed.load(Relaxed);
-            // No worker takes another step: every step number from here on lies past the
-            // range (halfway to the counter's end, so that the workers' further increments
-            // cannot wrap it around to step 0).
-            steps.next.store(usize::MAX / 2, Relaxed);
-            return if unsupported { Ok(()) } else { Err(e) };
-        }
-        steps.committed.store(true, Relaxed);
-        if in_huge {
-            if let Some(small) = pace.after_huge(step, t.elapsed().as_secs_f64()) {
-                log::debug!(
-                    "huge pages committed slowly at byte {off} of {len}: the next {small} steps in 4 KiB pages"
-                );
+        let end = off + size.min(len - off);
+        let mut at = off;
+        // In huge pages, one at a time while they come fast.
+        while at < end && huge && with_pace(Pace::next_in_huge) {
+            let n = HUGE_PAGE.min(end - at);
+            let done = populate(at, n);
+            with_pace(|p| p.after_huge(n, done.as_ref().ok().copied()));
+            match done {
+                Ok(secs) => {
+                    if secs * flash_map_core::tuning::TUNING.commit_min_rate as f64 > n as f64 {
+                        log::debug!("a huge page took {:.2} ms at byte {at} of {len} (slow)", secs * 1e3);
+                    }
+                }
+                Err(e) => return refused(e, steps),
             }
+            at += n;
+        }
+        // The rest of the step in 4 KiB pages.
+        if at < end {
+            if huge {
+                // SAFETY: `[start + at, start + end)` lies inside the caller's range (the
+                // contract); the advice changes no contents.
+                unsafe { libc::madvise(start.add(at) as *mut libc::c_void, end - at, libc::MADV_NOHUGEPAGE) };
+            }
+            match populate(at, end - at) {
+                Ok(secs) if huge => with_pace(|p| p.after_small(end - at, secs)),
+                Ok(_) => {}
+                Err(e) => return refused(e, steps),
+            }
+        }
+    }
+
+    /// What a refused population means: a kernel without `MADV_POPULATE_WRITE` refuses the
+    /// first steps (`EINVAL`), and the range stays lazy; a refusal after a step has committed
+    /// is an error. No worker takes another step: every step number from here on lies past
+    /// the range (halfway to the counter's end, so that the workers' further increments
+    /// cannot wrap it around to step 0).
+    fn refused(e: std::io::Error, steps: &Steps) -> std::io::Result<()> {
+        let unsupported = e.raw_os_error() == Some(libc::EINVAL) && !steps.committed.load(Relaxed);
+        steps.next.store(usize::MAX / 2, Relaxed);
+        if unsupported {
+            Ok(())
+        } else {
+            Err(e)
         }
     }
 }
@@ -356,53 +390,133 @@ unsafe fn commit_on(start: *mut u8, len: usize, huge: bool, parallel: bool) -> s
     unsafe { commit(start, len, huge) }
 }
 
-/// The page size of each step of one [`commit`]: huge pages while they commit at
-/// `TUNING.commit_min_rate` or faster; after a slower step, `TUNING.commit_slow_steps`
-/// steps in 4 KiB pages, then one more try in huge pages. Each try that is slow again
-/// doubles the 4 KiB steps before the next (up to `TUNING.commit_small_steps_max`), so that a
-/// long slow stretch costs few slow tries; a fast try goes back to huge pages, and a later
-/// slow step starts over at `TUNING.commit_slow_steps`.
+/// The page size of each part of the commits in huge pages: huge pages while each commits at
+/// `TUNING.commit_min_rate` or faster. After a slower one, a stretch of 4 KiB pages that
+/// lasts `TUNING.commit_probe_ratio` times that huge page's time. At its end, where the
+/// stretch's 4 KiB pages were faster per byte than the slow huge page, one more huge page
+/// is tried (one try at a time: the other workers stay in 4 KiB pages meanwhile); each try
+/// that is slow again starts another stretch and doubles the ratio (up to
+/// `TUNING.commit_probe_ratio_max`), so that a long slow stretch costs few tries. Where they
+/// were no faster (a virtual machine's host backing memory again costs both alike), huge
+/// pages are kept, slow ones too, for `commit_probe_ratio` times the stretch's time; then a
+/// slow huge page starts a stretch again. A fast huge page starts over. The tries thus cost
+/// a bounded share of the time spent in the page size that is faster.
 #[cfg(target_os = "linux")]
 #[derive(Debug)]
 struct Pace {
-    /// The range is advised huge pages (else every step is in 4 KiB pages).
-    huge: bool,
-    /// Steps still to commit in 4 KiB pages before the next try in huge pages.
-    small_left: usize,
-    /// 4 KiB steps after the next slow step in huge pages.
-    backoff: usize,
+    /// In a stretch of 4 KiB pages (a huge page was slow, and none since was fast).
+    slow: bool,
+    /// Seconds of 4 KiB commits still to go in the stretch.
+    small_left: f64,
+    /// Seconds and bytes of the stretch's 4 KiB commits so far.
+    small_secs: f64,
+    small_bytes: f64,
+    /// Seconds per byte of the slow huge page that started the stretch.
+    huge_cost: f64,
+    /// Seconds of huge-page commits still to go during which a slow huge page stays in huge
+    /// pages (the last stretch's 4 KiB pages were no faster).
+    huge_left: f64,
+    /// A try in huge pages is under way.
+    trying: bool,
+    /// The ratio that the next slow huge page's time is multiplied by.
+    ratio: f64,
 }
 
 #[cfg(target_os = "linux")]
 impl Pace {
-    fn new(huge: bool) -> Self {
-        Pace { huge, small_left: 0, backoff: flash_map_core::tuning::TUNING.commit_slow_steps }
+    const fn new() -> Self {
+        Pace {
+            slow: false,
+            small_left: 0.0,
+            small_secs: 0.0,
+            small_bytes: 0.0,
+            huge_cost: 0.0,
+            huge_left: 0.0,
+            trying: false,
+            ratio: flash_map_core::tuning::TUNING.commit_probe_ratio as f64,
+        }
     }
 
-    /// Whether the next step commits in huge pages.
+    /// Whether the next part commits in huge pages (for a try, the caller then owes
+    /// [`after_huge`](Self::after_huge)).
     fn next_in_huge(&mut self) -> bool {
-        if !self.huge {
+        if !self.slow {
+            return true;
+        }
+        if self.small_left > 0.0 || self.trying {
             return false;
         }
-        if self.small_left > 0 {
-            self.small_left -= 1;
-            return false;
+        if self.small_secs >= self.huge_cost * self.small_bytes {
+            // The stretch's 4 KiB pages were no faster: huge pages for a while.
+            self.slow = false;
+            self.huge_left = self.small_secs * flash_map_core::tuning::TUNING.commit_probe_ratio as f64;
+            return true;
         }
+        self.trying = true;
         true
     }
 
-    /// After a step in huge pages that committed `bytes` in `secs`: `Some(steps)` that go
-    /// to 4 KiB pages next when it was slow.
-    fn after_huge(&mut self, bytes: usize, secs: f64) -> Option<usize> {
+    /// After a huge page (or the last part of one) that committed `bytes` in `secs` (`None`:
+    /// it failed).
+    fn after_huge(&mut self, bytes: usize, secs: Option<f64>) {
         use flash_map_core::tuning::TUNING;
+        self.trying = false;
+        let Some(secs) = secs else { return };
         if secs * TUNING.commit_min_rate as f64 <= bytes as f64 {
-            self.backoff = TUNING.commit_slow_steps;
-            return None;
+            *self = Pace::new();
+            return;
         }
-        self.small_left = self.backoff;
-        self.backoff = (self.backoff * 2).min(TUNING.commit_small_steps_max);
-        Some(self.small_left)
+        if self.huge_left > 0.0 {
+            self.huge_left -= secs;
+            return;
+        }
+        if !self.slow || self.small_left <= 0.0 {
+            // A new stretch.
+            (self.small_secs, self.small_bytes) = (0.0, 0.0);
+            self.huge_cost = secs / bytes as f64;
+        }
+        self.slow = true;
+        self.small_left = self.small_left.max(secs * self.ratio);
+        self.ratio = (self.ratio * 2.0).min(TUNING.commit_probe_ratio_max as f64);
     }
+
+    /// After 4 KiB pages that committed `bytes` in `secs`.
+    fn after_small(&mut self, bytes: usize, secs: f64) {
+        self.small_left -= secs;
+        self.small_secs += secs;
+        self.small_bytes += bytes as f64;
+    }
+}
+
+/// The process's [`Pace`], and when a commit last used it.
+#[cfg(target_os = "linux")]
+static PACE: std::sync::Mutex<(Pace, Option<std::time::Instant>)> = std::sync::Mutex::new((Pace::new(), None));
+
+/// Calls `f` on the process's [`Pace`], which starts over (huge pages) when no commit has
+/// used it for `TUNING.commit_pace_forget_ms`: the state of the system's memory that it
+/// reflects passes.
+#[cfg(target_os = "linux")]
+fn with_pace<R>(f: impl FnOnce(&mut Pace) -> R) -> R {
+    let mut g = PACE.lock().unwrap_or_else(|e| e.into_inner());
+    let now = std::time::Instant::now();
+    let (pace, last) = &mut *g;
+    pace_at(pace, last, now, f)
+}
+
+/// [`with_pace`] at the time `now`, on `pace`, last used at `last`.
+#[cfg(target_os = "linux")]
+fn pace_at<R>(
+    pace: &mut Pace,
+    last: &mut Option<std::time::Instant>,
+    now: std::time::Instant,
+    f: impl FnOnce(&mut Pace) -> R,
+) -> R {
+    let forget = std::time::Duration::from_millis(flash_map_core::tuning::TUNING.commit_pace_forget_ms as u64);
+    if last.is_some_and(|t| now.saturating_duration_since(t) > forget) {
+        *pace = Pace::new();
+    }
+    *last = Some(now);
+    f(pace)
 }
 
 /// Gives back to the system the memory of dropped tables that this process keeps for the
@@ -430,6 +544,46 @@ pub fn release_spare_memory() -> usize {
     }
     #[cfg(not(target_os = "linux"))]
     0
+}
+
+/// Whether a fresh mapped array of `len` bytes is committed when it is made: when it takes at
+/// most half the memory available. Available is what `/proc/meminfo` calls `MemAvailable`:
+/// free memory plus the page cache and other memory the kernel can reclaim at once. Free
+/// memory alone (`MemFree`) is not the measure: on a machine that has read files for a
+/// while the page cache holds nearly all of memory, `MemFree` is a few hundred MB, and a
+/// table's larger arrays would stay lazy, losing both the error from `build` for memory the
+/// system cannot give and the commit in order (BENCHMARKS.md, issue 13). `free` (bytes) is
+/// asked first, as a system call with no parsing: when the array fits in half of it, the
+/// available memory, at least as large, is not read. Where `/proc/meminfo` cannot be read
+/// or lacks the field (`available` gives `None`), free memory decides.
+#[cfg(target_os = "linux")]
+fn commits_at_once(len: usize, free: impl FnOnce() -> usize, available: impl FnOnce() -> Option<usize>) -> bool {
+    let free = free();
+    len <= free / 2 || len <= available().unwrap_or(free) / 2
+}
+
+/// Free memory in bytes (`sysinfo`'s, through `sysconf`: `MemFree`).
+#[cfg(target_os = "linux")]
+fn free_memory() -> usize {
+    // SAFETY: `sysconf` has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_AVPHYS_PAGES).max(0) as usize * page_size() }
+}
+
+/// Available memory in bytes, `MemAvailable` of `/proc/meminfo` (Linux 3.14+); `None` where
+/// the file cannot be read or has no such line.
+#[cfg(target_os = "linux")]
+fn available_memory() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    meminfo_bytes(&text, "MemAvailable:")
+}
+
+/// The value of `field` (a line's first word, with its colon) in the text of `/proc/meminfo`,
+/// in bytes (the file gives kB).
+#[cfg(target_os = "linux")]
+fn meminfo_bytes(text: &str, field: &str) -> Option<usize> {
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    let kb: usize = line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
+    kb.checked_mul(1024)
 }
 
 /// The system's page size.
@@ -568,48 +722,58 @@ impl Drop for AlignedBuf {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
-    use super::{AlignedBuf, Pace};
+    use super::{available_memory, commits_at_once, meminfo_bytes, pace_at, AlignedBuf, Pace};
     use flash_map_core::tuning::TUNING;
 
-    /// Steps of `p` in huge pages (`true`) or 4 KiB pages, each huge step taking `factor`
-    /// times the slowest time that still counts as fast, with the next factor of
-    /// `factors`, until they run out.
-    fn steps(p: &mut Pace, factors: &[f64]) -> Vec<bool> {
-        let step = TUNING.commit_step_bytes;
+    /// The parts of a commit paced by `p`, each 2 MiB: `true` for a huge page, taking
+    /// `factor` times a unit of time, with the next factor of `factors` until they run
+    /// out; `false` for 2 MiB in 4 KiB pages, taking `small` units. The unit, 2⁻¹⁰ s (exact
+    /// in floating point), is a fast huge page's time, and 3 units a slow one's.
+    fn parts(p: &mut Pace, factors: &[f64], small: f64) -> Vec<bool> {
+        let (n, fast) = (2 << 20, 1.0 / 1024.0);
+        assert!(
+            fast * TUNING.commit_min_rate as f64 <= n as f64 && 3.0 * fast * TUNING.commit_min_rate as f64 > n as f64
+        );
         let mut f = factors.iter();
         let mut out = vec![];
         loop {
             let huge = p.next_in_huge();
             if huge {
                 let Some(&x) = f.next() else { return out };
-                p.after_huge(step, step as f64 / TUNING.commit_min_rate as f64 * x);
+                p.after_huge(n, Some(fast * x));
+            } else {
+                p.after_small(n, fast * small);
             }
             out.push(huge);
         }
     }
 
     #[test]
-    fn a_slow_step_in_huge_pages_sends_the_next_steps_to_small_pages_then_tries_again() {
-        let (n, max) = (TUNING.commit_slow_steps, TUNING.commit_small_steps_max);
-        assert!(n >= 1 && max >= 4 * n);
+    fn a_slow_huge_page_sends_the_next_parts_to_small_pages_then_tries_again() {
+        let r = TUNING.commit_probe_ratio;
+        assert!(r >= 2 && TUNING.commit_probe_ratio_max >= 8 * r);
         let small = |k: usize| vec![false; k];
-        // Fast steps stay in huge pages.
-        assert_eq!(steps(&mut Pace::new(true), &[0.2, 0.9, 0.5]), vec![true; 3]);
-        // One slow step: `n` small steps, then a try; a fast try stays in huge pages and
-        // resets the backoff.
-        let want = [vec![true, true], small(n), vec![true, true, true], small(n)].concat();
-        assert_eq!(steps(&mut Pace::new(true), &[0.2, 3.0, 0.2, 0.2, 3.0]), want);
-        // Slow tries double the small steps before the next, up to the maximum.
+        // Fast huge pages stay huge.
+        assert_eq!(parts(&mut Pace::new(), &[0.2, 0.9, 0.5], 0.5), vec![true; 3]);
+        // A slow huge page (3 units), with 2 MiB of 4 KiB pages in half a unit: 4 KiB pages for `r` times its time (`6 r` parts), then a try; a fast try
+        // stays in huge pages and resets the ratio.
+        let want = [vec![true, true], small(6 * r), vec![true, true, true], small(6 * r)].concat();
+        assert_eq!(parts(&mut Pace::new(), &[0.2, 3.0, 0.2, 0.2, 3.0], 0.5), want);
+        // Slow tries double the ratio before the next, up to the maximum: the tries cost ever
+        // less of the time in small pages.
         let mut want = vec![true];
-        let mut k = n;
+        let mut k = r;
         for _ in 0..8 {
-            want.extend(small(k));
+            want.extend(small(6 * k));
             want.push(true);
-            k = (k * 2).min(max);
+            k = (k * 2).min(TUNING.commit_probe_ratio_max);
         }
-        want.extend(small(k));
-        assert_eq!(steps(&mut Pace::new(true), &[3.0; 9]), want);
-        assert!(want.iter().filter(|&&h| !h).count() > 8 * n, "the backoff grows");
+        want.extend(small(6 * k));
+        assert_eq!(parts(&mut Pace::new(), &[3.0; 9], 0.5), want);
+        // A slower huge page buys a longer stretch in small pages: the time, not the count
+        // of slow pages, sets it.
+        let want = [vec![true], small(12 * r), vec![true]].concat();
+        assert_eq!(parts(&mut Pace::new(), &[6.0, 0.2], 0.5), want);
     }
 
     /// Whether every whole page inside `buf` is resident (`mincore`).
@@ -818,9 +982,115 @@ mod tests {
         assert!(other.is_ok(), "no memory for an array while a kept one held it");
     }
 
+    /// Where a stretch's 4 KiB pages are no faster per byte than the slow huge page that
+    /// started it, huge pages stay, slow ones too, for the ratio times the stretch's time;
+    /// then a slow huge page starts a stretch again, and where its 4 KiB pages are faster, a
+    /// huge page is tried at its end. One slow 4 KiB part among faster ones decides nothing.
     #[test]
-    fn a_commit_in_small_pages_never_tries_huge_pages() {
-        let mut p = Pace::new(false);
-        assert!((0..4 * TUNING.commit_small_steps_max).all(|_| !p.next_in_huge()));
+    fn huge_pages_stay_where_small_pages_are_no_faster() {
+        let (n, unit, r) = (2 << 20, 1.0 / 1024.0, TUNING.commit_probe_ratio as f64);
+        let mut p = Pace::new();
+        // A stretch of 4 KiB parts that take 4 units each, after a huge page of 3.
+        p.after_huge(n, Some(unit * 3.0));
+        let mut stretch = 0.0;
+        while !p.next_in_huge() {
+            p.after_small(n, unit * 4.0);
+            stretch += unit * 4.0;
+        }
+        assert_eq!(stretch, (3.0 * r / 4.0).ceil() * 4.0 * unit, "the stretch lasts the ratio times 3 units");
+        // No faster: huge pages for the ratio times the stretch, slow ones (4 units) too.
+        let mut slow_huge = 0;
+        while p.next_in_huge() && slow_huge < 1000 {
+            p.after_huge(n, Some(unit * 4.0));
+            slow_huge += 1;
+        }
+        assert_eq!(
+            slow_huge as f64,
+            (stretch * r / (4.0 * unit)).ceil() + 1.0,
+            "then one more slow one starts a stretch"
+        );
+        // This stretch's 4 KiB pages are faster on the whole, one slow part included: a try
+        // at its end.
+        p.after_small(n, unit * 6.0);
+        let mut parts = 1;
+        while !p.next_in_huge() {
+            p.after_small(n, unit * 0.5);
+            parts += 1;
+        }
+        assert!(parts > 2 && p.trying, "a try after {parts} parts");
+    }
+
+    /// Workers sharing the pace: all in huge pages while they are fast; in a slow stretch,
+    /// one try at a time, the others in 4 KiB pages until it reports; a failed try ends the
+    /// try without a verdict.
+    #[test]
+    fn workers_share_the_pace_and_try_one_at_a_time() {
+        let (n, unit) = (2 << 20, 1.0 / 1024.0);
+        let mut p = Pace::new();
+        assert!(p.next_in_huge() && p.next_in_huge(), "both workers in huge pages");
+        p.after_huge(n, Some(unit * 3.0));
+        assert!(!p.next_in_huge(), "after a slow huge page, 4 KiB pages");
+        let mut k = 0;
+        while !p.next_in_huge() {
+            p.after_small(n, unit * 0.5);
+            k += 1;
+        }
+        assert_eq!(
+            k,
+            6 * TUNING.commit_probe_ratio,
+            "4 KiB pages for the ratio times 3 units; then the first worker tries"
+        );
+        assert!(!p.next_in_huge(), "the second does not while the try is under way");
+        p.after_huge(n, None);
+        assert!(p.next_in_huge(), "a failed try gives the next worker its turn");
+        p.after_huge(n, Some(unit * 0.5));
+        assert!(p.next_in_huge() && p.next_in_huge(), "a fast try: everyone in huge pages");
+    }
+
+    /// The process's pace forgets a slow stretch once no commit has used it for
+    /// `commit_pace_forget_ms`, and keeps it while commits come closer together.
+    #[test]
+    fn the_process_pace_forgets_a_slow_stretch_after_a_pause() {
+        use std::time::{Duration, Instant};
+        let forget = Duration::from_millis(TUNING.commit_pace_forget_ms as u64);
+        let (mut pace, mut last, t0) = (Pace::new(), None, Instant::now());
+        pace_at(&mut pace, &mut last, t0, |p| p.after_huge(2 << 20, Some(1.0)));
+        let t1 = t0 + forget / 2;
+        assert!(!pace_at(&mut pace, &mut last, t1, Pace::next_in_huge), "still slow");
+        assert!(!pace_at(&mut pace, &mut last, t1 + forget, Pace::next_in_huge), "used within the pause");
+        assert!(pace_at(&mut pace, &mut last, t1 + forget * 2 + Duration::from_millis(1), Pace::next_in_huge));
+        assert!(!pace.slow, "started over");
+    }
+
+    /// The machine of a server that has read files for a while: a few hundred MB free, the
+    /// rest page cache that the kernel reclaims when asked. A table's 136 MB value array is
+    /// committed there, as with free memory; only an array larger than half of what is
+    /// available stays lazy.
+    #[test]
+    fn arrays_are_committed_against_available_memory_not_free_memory() {
+        const MB: usize = 1 << 20;
+        let (free, available) = (|| 300 * MB, || Some(23_600 * MB));
+        assert!(commits_at_once(136 * MB, free, available), "page cache counts as available");
+        assert!(commits_at_once(11_000 * MB, free, available));
+        assert!(!commits_at_once(12_000 * MB, free, available), "over half of what is available");
+        assert!(!commits_at_once(136 * MB, || 200 * MB, || Some(250 * MB)));
+        // Without `/proc/meminfo`, free memory decides.
+        assert!(commits_at_once(100 * MB, || 200 * MB, || None));
+        assert!(!commits_at_once(136 * MB, || 200 * MB, || None));
+        // An array that fits in half the free memory never reads the file.
+        assert!(commits_at_once(136 * MB, || 1_000 * MB, || unreachable!("read /proc/meminfo")));
+    }
+
+    #[test]
+    fn available_memory_is_read_from_meminfo() {
+        let text = "MemTotal:       24683520 kB\nMemFree:          312264 kB\nMemAvailable:   24165248 kB\n";
+        assert_eq!(meminfo_bytes(text, "MemAvailable:"), Some(24_165_248 * 1024));
+        assert_eq!(meminfo_bytes(text, "MemFree:"), Some(312_264 * 1024));
+        assert_eq!(meminfo_bytes(text, "Cached:"), None);
+        assert_eq!(meminfo_bytes("MemAvailable: lots kB\n", "MemAvailable:"), None);
+        // This machine's: present (Linux 3.14+), and no more than all of memory.
+        let total = meminfo_bytes(&std::fs::read_to_string("/proc/meminfo").unwrap(), "MemTotal:").unwrap();
+        let available = available_memory().expect("MemAvailable in /proc/meminfo");
+        assert!(available > 0 && available <= total, "{available} of {total}");
     }
 }
