@@ -120,9 +120,11 @@ pub struct Tuning {
     /// See `commit_probe_ratio`.
     pub commit_probe_ratio_max: usize,
     /// The pace of commits in huge pages (`commit_min_rate`) is one for the whole process,
-    /// so that the arrays of one build, and the threads that commit one array, share what
-    /// each huge page showed; it starts over in huge pages when no commit has used it for
-    /// this many milliseconds.
+    /// so that the arrays of one build, committed one right after another, and the threads
+    /// that commit one array, share what each huge page showed; it starts over in huge pages
+    /// when no commit has used it for this many milliseconds, so that a slow stretch of one
+    /// build does not send the next build's arrays, after the batches between, to 4 KiB
+    /// pages (where a small table's few huge pages would have been fast).
     pub commit_pace_forget_ms: usize,
     /// Threads per block of every kernel launch.
     pub gpu_block: usize,
@@ -168,7 +170,7 @@ pub const TUNING: Tuning = Tuning {
     commit_min_rate: 3 << 29,
     commit_probe_ratio: 4,
     commit_probe_ratio_max: 64,
-    commit_pace_forget_ms: 1000,
+    commit_pace_forget_ms: 10,
     gpu_block: 256,
     gpu_blocks_per_sm: 32,
     gpu_stage_chunk: 8 << 20,
