@@ -108,7 +108,8 @@ pub struct Tuning {
     pub commit_step_bytes: usize,
     /// ... and within a step in huge pages, a huge page slower than this many bytes per
     /// second sends the rest of the step, and the next steps, to 4 KiB pages, until these
-    /// have taken `commit_probe_ratio` times its time; then a huge page is tried again. The
+    /// have taken `commit_probe_ratio` times its time; then a huge page is tried again (where
+    /// 4 KiB pages were faster per byte; else huge pages stay for a while). The
     /// rate lies below the usual pace of 4 KiB pages and well above that of huge pages which
     /// the kernel must first make (compacting memory, or taking back memory that a virtual
     /// machine's host took), so a huge page slower than it would have been faster in 4 KiB

@@ -251,8 +251,9 @@ impl AlignedBuf {
 /// ([`Pace`]): in huge pages, 2 MiB at a time, while each 2 MiB commits at
 /// `TUNING.commit_min_rate` or faster; after a slower one, the rest of its step and the next
 /// steps go to 4 KiB pages (`MADV_NOHUGEPAGE` on those steps alone) until they have taken
-/// `TUNING.commit_probe_ratio` times the slow huge page's time; then one huge page is tried
-/// again.
+/// `TUNING.commit_probe_ratio` times the slow huge page's time; then, where they were faster
+/// per byte, one huge page is tried again, and where they were not, huge pages are kept for
+/// a while.
 ///
 /// Why: a huge page is cheap only where the kernel has a free 2 MiB block at hand. Where it
 /// must make one, it costs several 4 KiB pages' time: on a machine whose page cache holds
