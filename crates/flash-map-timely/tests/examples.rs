@@ -15,8 +15,14 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
+/// The two tests run one at a time: each picks ports that are free when it starts and lets
+/// go of them for its processes to bind, and a test running beside it could take one of them
+/// meanwhile (as `processes.rs` once saw in CI).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `name` as 2 processes of 2 workers with a hostfile of free localhost ports.
 fn two_by_two(name: &str, args: &[&str]) -> Vec<String> {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let ports: Vec<TcpListener> = (0..2).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
     let hosts: String = ports.iter().map(|l| format!("{}\n", l.local_addr().unwrap())).collect();
     drop(ports);

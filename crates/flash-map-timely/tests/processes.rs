@@ -6,6 +6,7 @@ mod common;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::{assert_outcome, model_job};
@@ -13,6 +14,18 @@ use flash_map_timely::{Cluster, Error, ShardBuilder};
 
 /// How long any child process may run before the test fails.
 const CHILD_LIMIT: Duration = Duration::from_secs(120);
+
+/// The tests of this file run one at a time. Each picks ports that are free when it starts
+/// ([`addresses`]) and lets go of them for its processes to bind; a test running beside it
+/// could take one of them meanwhile (for a listener, or as an outgoing connection's local
+/// port), or connect to one, and a process of the other test would then fail or answer for
+/// it. Seen once in CI: a peer that never listened, "Connection refused" for 5 s.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Holds this file's tests to one at a time (a failed test leaves the lock usable).
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Two localhost addresses on ports free right now.
 fn addresses() -> Vec<String> {
@@ -89,6 +102,7 @@ fn child() {
 
 #[test]
 fn two_processes_of_two_workers_match_the_model() {
+    let _one = one_at_a_time();
     let addrs = addresses();
     let children: Vec<Child> = (0..2).map(|p| spawn("model", p, &addrs)).collect();
     let outs: Vec<Output> = children.into_iter().map(wait).collect();
@@ -105,6 +119,7 @@ fn two_processes_of_two_workers_match_the_model() {
 
 #[test]
 fn a_peer_of_other_types_is_refused_on_both_sides() {
+    let _one = one_at_a_time();
     let addrs = addresses();
     let start = Instant::now();
     let children: Vec<Child> = (0..2).map(|p| spawn("mismatch", p, &addrs)).collect();
@@ -117,6 +132,7 @@ fn a_peer_of_other_types_is_refused_on_both_sides() {
 
 #[test]
 fn an_unreachable_peer_is_an_error_at_the_deadline() {
+    let _one = one_at_a_time();
     // Process 1 of 2, and nobody listens at process 0's address.
     let addrs = addresses();
     let start = Instant::now();
@@ -140,6 +156,7 @@ fn an_unreachable_peer_is_an_error_at_the_deadline() {
 
 #[test]
 fn a_peer_started_for_another_job_shape_is_refused() {
+    let _one = one_at_a_time();
     // Process 1 believes the job has 3 processes; process 0 that it has 2.
     let addrs = addresses();
     let mut three = addrs.clone();
@@ -150,7 +167,8 @@ fn a_peer_started_for_another_job_shape_is_refused() {
     });
     std::thread::sleep(Duration::from_millis(200));
     let one = Cluster::hosts(three, 1, 1).unwrap().connect_timeout(Duration::from_secs(5)).run(|_, _| Ok(()));
+    let zero = zero.join().unwrap();
     let msg = one.unwrap_err().to_string();
-    assert!(msg.contains("-n 2") && msg.contains("-n 3"), "{msg}");
-    assert!(zero.join().unwrap().is_err());
+    assert!(msg.contains("-n 2") && msg.contains("-n 3"), "{msg}\nprocess 0: {zero:?}");
+    assert!(zero.is_err());
 }
