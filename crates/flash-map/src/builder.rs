@@ -163,12 +163,12 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMapBui
     /// gives them quickly; the rayon backend on all its threads), so that memory the system
     /// cannot give is an error from `build` rather than a fault during the first batch, and
     /// that batch does not pay for the faults. An array larger than half the available memory
-    /// (free memory plus the page cache the kernel can reclaim) is mapped lazily instead. A dropped table's arrays are kept (32 MiB at most, in all) for
-    /// the next table of the same shape, which then only zeroes their state words (the keys
-    /// and values of empty slots are never read): rebuilding a table of one size again and
-    /// again pays for its pages once. A build that needs that memory
-    /// gets it back; [`release_spare_memory`](crate::release_spare_memory) gives it back at
-    /// once.
+    /// (free memory plus the page cache the kernel can reclaim) is mapped lazily instead. A
+    /// dropped table's arrays are kept (32 MiB at most, in all) for the next table of the
+    /// same shape, which then only zeroes their state words (the keys and values of empty
+    /// slots are never read): rebuilding a table of one size again and again pays for its
+    /// pages once. A build that needs that memory gets it back;
+    /// [`release_spare_memory`](crate::release_spare_memory) gives it back at once.
     pub fn build(self) -> Result<FlashMap<K, V>> {
         let layout = self.layout()?;
         let backend = self.choose_backend()?;
