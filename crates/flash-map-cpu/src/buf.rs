@@ -321,13 +321,12 @@ unsafe fn commit_steps(start: *mut u8, len: usize, huge: bool, steps: &Steps) ->
         while at < end && huge && with_pace(Pace::next_in_huge) {
             let n = HUGE_PAGE.min(end - at);
             let done = populate(at, n);
-            with_pace(|p| p.after_huge(n, done.as_ref().ok().copied()));
+            let slow = with_pace(|p| p.after_huge(n, done.as_ref().ok().copied()));
             match done {
-                Ok(secs) => {
-                    if secs * flash_map_core::tuning::TUNING.commit_min_rate as f64 > n as f64 {
-                        log::debug!("a huge page took {:.2} ms at byte {at} of {len} (slow)", secs * 1e3);
-                    }
+                Ok(secs) if slow => {
+                    log::debug!("a huge page took {:.2} ms at byte {at} of {len} (slow)", secs * 1e3);
                 }
+                Ok(_) => {}
                 Err(e) => return refused(e, steps),
             }
             at += n;
@@ -458,18 +457,18 @@ impl Pace {
     }
 
     /// After a huge page (or the last part of one) that committed `bytes` in `secs` (`None`:
-    /// it failed).
-    fn after_huge(&mut self, bytes: usize, secs: Option<f64>) {
+    /// it failed); whether it was slow.
+    fn after_huge(&mut self, bytes: usize, secs: Option<f64>) -> bool {
         use flash_map_core::tuning::TUNING;
         self.trying = false;
-        let Some(secs) = secs else { return };
+        let Some(secs) = secs else { return false };
         if secs * TUNING.commit_min_rate as f64 <= bytes as f64 {
             *self = Pace::new();
-            return;
+            return false;
         }
         if self.huge_left > 0.0 {
             self.huge_left -= secs;
-            return;
+            return true;
         }
         if !self.slow || self.small_left <= 0.0 {
             // A new stretch.
@@ -479,6 +478,7 @@ impl Pace {
         self.slow = true;
         self.small_left = self.small_left.max(secs * self.ratio);
         self.ratio = (self.ratio * 2.0).min(TUNING.commit_probe_ratio_max as f64);
+        true
     }
 
     /// After 4 KiB pages that committed `bytes` in `secs`.
