@@ -109,6 +109,46 @@ fn trace(len: usize, step: usize, huge: bool) {
     println!("total_ms {total:.1} steps_ms {}", steps.iter().map(|s| format!("{s:.1}")).collect::<Vec<_>>().join(" "));
 }
 
+/// `build_time results MIB REPS [PAUSE_MS]`: what a lookup's fresh results of MIB MiB cost to
+/// fault in and write, the two ways in turns, REPS times each, each after a pause of
+/// PAUSE_MS (default 0; a virtual machine gives free memory back to its host after a
+/// while) and after 64 MiB were faulted in and unmapped (as the compare binary's cold start
+/// does): `advised` (huge pages advised, the
+/// writes fault them in: how results were prepared before) and `prepared`
+/// (`flash_map_cpu::prepare_results`, which commits them at the process's pace). Prints the
+/// median and maximum milliseconds of each.
+#[cfg(target_os = "linux")]
+fn results(len: usize, reps: usize, pause_ms: u64) {
+    let flush = 64 << 20;
+    let mut times = [Vec::new(), Vec::new()];
+    for r in 0..2 * reps {
+        std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+        let p = map_anonymous(flush);
+        flash_map_cpu::commit_for_writes(p, flush, false);
+        // SAFETY: `p` is this function's own mapping of `flush` bytes, used no more.
+        unsafe { libc::munmap(p as *mut libc::c_void, flush) };
+        let t = Instant::now();
+        let mut v: Vec<u8> = Vec::with_capacity(len);
+        if r % 2 == 0 {
+            flash_map_cpu::advise_huge(v.as_mut_ptr(), len);
+        } else {
+            flash_map_cpu::prepare_results(v.as_mut_ptr(), len, false);
+        }
+        v.resize(len, 1);
+        times[r % 2].push(t.elapsed().as_secs_f64() * 1e3);
+        std::hint::black_box(&v);
+    }
+    for (name, mut t) in ["advised", "prepared"].into_iter().zip(times) {
+        t.sort_by(f64::total_cmp);
+        println!("{name}: median {:.2} max {:.2} ms", t[t.len() / 2], t[t.len() - 1]);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn results(_: usize, _: usize, _: u64) {
+    println!("results: Linux only");
+}
+
 #[cfg(not(target_os = "linux"))]
 fn trace(_: usize, _: usize, _: bool) {
     println!("trace: Linux only");
@@ -133,6 +173,7 @@ fn main() {
         }
         "fragment" => fragment(n(1)),
         "trace" => trace(n(1) << 20, n(2) << 20, a(3) == "huge"),
-        _ => eprintln!("usage: build_time table w1|w2 PAIRS [serial|rayon] | build_time fragment PERCENT"),
+        "results" => results(n(1) << 20, n(2), a(3).parse().unwrap_or(0)),
+        _ => eprintln!("usage: build_time table w1|w2 PAIRS [serial|rayon] | fragment PERCENT | trace MIB STEP_MIB [huge] | results MIB REPS [PAUSE_MS]"),
     }
 }

@@ -87,17 +87,27 @@ pub struct Tuning {
     /// built (their pages faulted in by one call, in order), rather than faulted in one by
     /// one, in random order, by the first batch's probes ...
     pub commit_min_bytes: usize,
-    /// ... and from this size on, 2 MiB-aligned with transparent huge pages advised.
+    /// ... and from this size on, 2 MiB-aligned with transparent huge pages advised ...
     pub huge_page_min_bytes: usize,
+    /// ... over their whole 2 MiB blocks, and over the last, partial block too when it holds
+    /// at least this many bytes: the array's memory then ends with a whole huge page, up to
+    /// as many bytes unused as the block holds used. An array of this size and up to
+    /// `huge_page_min_bytes` is one huge page. Such a block takes its huge page only right
+    /// after a fast one (else 4 KiB pages): where huge pages come slowly, the first shows it.
+    /// Measured (BENCHMARKS.md, issue 13): a huge page commits in the time of 256–512 KiB of
+    /// 4 KiB pages where the system has free 2 MiB blocks, so a tail this large costs several
+    /// times its time in 4 KiB pages, and never more than its own size in memory.
+    pub huge_page_tail_min_bytes: usize,
     /// Mapped arrays that a dropped table leaves are kept, up to this many bytes in all, for
     /// the next array of the same length, which is then zeroed where it lies instead of
     /// mapped and faulted in afresh: a process that builds tables of one size again and
     /// again (one per block, per window, per chunk of input) pays for the pages once.
     pub spare_bytes: usize,
-    /// A lookup's fresh result vector of at most this many bytes gets huge pages advised
-    /// (from `huge_page_min_bytes`); a larger one, and a smaller one from
-    /// `commit_min_bytes` on, is left in 4 KiB pages and faulted in by one call before the
-    /// lookup writes it (`flash_map_cpu::commit_for_writes`), unless the allocator handed
+    /// A lookup's fresh result vector of at most this many bytes (from
+    /// `huge_page_min_bytes`) gets its whole 2 MiB pages committed as huge pages before the
+    /// lookup writes it, at the pace of a table's arrays (`commit_min_rate`); a larger one,
+    /// and a smaller one from `commit_min_bytes` on, is left in 4 KiB pages and faulted in
+    /// by one call (`flash_map_cpu::commit_for_writes`); either unless the allocator handed
     /// out memory the process had already faulted in. Measured on a
     /// virtual machine whose host takes freed memory back (BENCHMARKS.md, issue 13):
     /// results of 13 MB faulted in faster in huge pages, every run; results of 128–129 MB
@@ -165,6 +175,7 @@ pub const TUNING: Tuning = Tuning {
     update_log_bytes: 16 << 20,
     commit_min_bytes: 256 << 10,
     huge_page_min_bytes: 2 << 20,
+    huge_page_tail_min_bytes: 1 << 20,
     spare_bytes: 32 << 20,
     result_huge_max_bytes: 32 << 20,
     commit_step_bytes: 8 << 20,

@@ -3,7 +3,11 @@
 //! The table's arrays come from `alloc_zeroed` (`calloc`), or, on Linux, from
 //! `TUNING.commit_min_bytes` on, straight from `mmap`; large arrays (from
 //! `TUNING.huge_page_min_bytes`) 2 MiB-aligned with transparent huge pages requested
-//! (`MADV_HUGEPAGE`): random probes over a big table then miss the TLB far less often.
+//! (`MADV_HUGEPAGE`): random probes over a big table then miss the TLB far less often, and
+//! the build commits a huge page several times faster than as many bytes of 4 KiB pages
+//! where the system has free 2 MiB blocks. An array's last, partial 2 MiB block is advised
+//! too when it holds at least `TUNING.huge_page_tail_min_bytes` (the mapping then ends with a
+//! whole huge page), and so is an array of that size up to one huge page ([`huge_span`]).
 //!
 //! A mapped array is committed when it is made (`MADV_POPULATE_WRITE`, Linux 5.14+): its
 //! pages are faulted in there, in order (in huge pages while the system gives them faster
@@ -35,9 +39,12 @@ const ALIGN: usize = 16;
 /// Arrays at least this large are mapped directly and committed at once ...
 #[cfg(target_os = "linux")]
 const COMMIT_MIN: usize = flash_map_core::tuning::TUNING.commit_min_bytes;
-/// ... and from this size on 2 MiB-aligned, with huge pages advised.
+/// ... and from this size on 2 MiB-aligned, with huge pages advised ...
 #[cfg(target_os = "linux")]
 const HUGE_MIN: usize = flash_map_core::tuning::TUNING.huge_page_min_bytes;
+/// ... over a last, partial 2 MiB block too when it holds this many bytes.
+#[cfg(target_os = "linux")]
+const HUGE_TAIL_MIN: usize = flash_map_core::tuning::TUNING.huge_page_tail_min_bytes;
 #[cfg(target_os = "linux")]
 const HUGE_PAGE: usize = 2 << 20;
 /// Bytes of dropped mappings kept for reuse, in all.
@@ -124,12 +131,12 @@ impl AlignedBuf {
             if let Some(buf) = Self::spare(len, parallel, zero) {
                 return Ok(buf);
             }
-            return Self::mapped(len, len >= HUGE_MIN, parallel).or_else(|e| {
+            return Self::mapped(len, huge_span(len), parallel).or_else(|e| {
                 // Memory kept for reuse goes back to the system before a build fails.
                 if release_spare_memory() == 0 {
                     return Err(e);
                 }
-                Self::mapped(len, len >= HUGE_MIN, parallel)
+                Self::mapped(len, huge_span(len), parallel)
             });
         }
         let _ = parallel;
@@ -175,20 +182,22 @@ impl AlignedBuf {
     }
 
     /// Maps `len` zero bytes and commits them (on all of rayon's threads for `parallel`); for
-    /// `huge`, 2 MiB-aligned with transparent huge pages advised.
+    /// a `huge` span (a multiple of 2 MiB, [`huge_span`]), 2 MiB-aligned with transparent
+    /// huge pages advised over that span, which may reach past `len` into the mapping.
     #[cfg(target_os = "linux")]
-    fn mapped(len: usize, huge: bool, parallel: bool) -> Result<Self, CpuError> {
+    fn mapped(len: usize, huge: usize, parallel: bool) -> Result<Self, CpuError> {
         let err = CpuError::Alloc { bytes: len };
-        let align = if huge { HUGE_PAGE } else { page_size() };
-        let total = len.checked_add(align).ok_or(err.clone())?;
+        let align = if huge > 0 { HUGE_PAGE } else { page_size() };
+        let total = len.max(huge).checked_add(align).ok_or(err.clone())?;
         let base = anonymous_mapping(total).ok_or(err.clone())?;
         let offset = (align - (base as usize % align)) % align;
-        // SAFETY: `offset < align`, so `offset + len <= total` lies inside the mapping.
+        // SAFETY: `offset < align`, so `offset + len.max(huge) <= total` lies inside the
+        // mapping.
         let start = unsafe { base.add(offset) };
-        if huge {
-            // SAFETY: the range lies inside our mapping; the advice is a hint (if it fails
-            // the buffer simply uses ordinary pages).
-            unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
+        if huge > 0 {
+            // SAFETY: `[start, start + huge)` lies inside our mapping (above); the advice is
+            // a hint (if it fails the buffer simply uses ordinary pages).
+            unsafe { libc::madvise(start as *mut libc::c_void, huge, libc::MADV_HUGEPAGE) };
         }
         let ptr = NonNull::new(start).ok_or(err.clone())?;
         let buf = AlignedBuf { ptr, len, map: Some((base, total)) };
@@ -247,7 +256,8 @@ impl AlignedBuf {
 }
 
 /// Faults in (`MADV_POPULATE_WRITE`) the `len` bytes at `start`, a range of one mapping, in
-/// steps of `TUNING.commit_step_bytes`. For `huge` (huge pages advised) the steps are paced
+/// steps of `TUNING.commit_step_bytes`. Where huge pages are advised (the first `huge` bytes
+/// from `start`, a multiple of 2 MiB, [`huge_span`]; 0 for none) the steps are paced
 /// ([`Pace`]): in huge pages, 2 MiB at a time, while each 2 MiB commits at
 /// `TUNING.commit_min_rate` or faster; after a slower one, the rest of its step and the next
 /// steps go to 4 KiB pages (`MADV_NOHUGEPAGE` on those steps alone) until they have taken
@@ -266,23 +276,63 @@ impl AlignedBuf {
 /// the time spent in 4 KiB pages (BENCHMARKS.md, issue 13). Without `MADV_POPULATE_WRITE`
 /// (Linux before 5.14) the range stays lazy.
 ///
+/// For `parallel` (with the `rayon` feature), one worker per rayon thread takes the steps
+/// ([`commit_steps`]); `steps` are fresh (none taken yet), and say whose pace they follow.
+///
 /// # Safety
 /// `[start, start + len)` is whole pages of memory that the caller owns (a mapping of its
-/// own, or an allocation it may write in full): the advice and the population change no
-/// contents, but must not reach memory that others manage.
+/// own, or an allocation it may write in full), and so is `[start, start + huge)`: the
+/// advice and the population change no contents, but must not reach memory that others
+/// manage.
 #[cfg(target_os = "linux")]
-unsafe fn commit(start: *mut u8, len: usize, huge: bool) -> std::io::Result<()> {
+unsafe fn commit(start: *mut u8, len: usize, huge: usize, parallel: bool, steps: &Steps) -> std::io::Result<()> {
+    #[cfg(feature = "rayon")]
+    {
+        let count = len.div_ceil(flash_map_core::tuning::TUNING.commit_step_bytes);
+        // Asked only for a parallel commit: the question starts rayon's global pool, threads
+        // that a serial table never uses.
+        let workers = if parallel { rayon::current_num_threads().min(count) } else { 1 };
+        // (A range of one step is committed on the calling thread: no hand-off to the pool.)
+        if workers > 1 {
+            use rayon::prelude::*;
+            let base = start as usize;
+            // SAFETY: forwarded contract; the workers share the steps, each taken once.
+            return (0..workers)
+                .into_par_iter()
+                .try_for_each(|_| unsafe { commit_steps(base as *mut u8, len, huge, steps) });
+        }
+    }
+    let _ = parallel;
     // SAFETY: forwarded contract; one worker takes every step.
-    unsafe { commit_steps(start, len, huge, &Steps::default()) }
+    unsafe { commit_steps(start, len, huge, steps) }
 }
 
-/// The steps of one commit that its workers share: the next step to take, and whether any
-/// step has committed yet.
+/// The steps of one commit that its workers share: the next step to take, whether any
+/// step has committed yet, and the commit's own [`Pace`] where it does not follow the
+/// process's.
 #[cfg(target_os = "linux")]
 #[derive(Default)]
 struct Steps {
     next: std::sync::atomic::AtomicUsize,
     committed: std::sync::atomic::AtomicBool,
+    own: Option<std::sync::Mutex<Pace>>,
+}
+
+#[cfg(target_os = "linux")]
+impl Steps {
+    /// The steps of a commit paced on its own, from huge pages, whatever the process's
+    /// pace says.
+    fn own_pace() -> Self {
+        Steps { own: Some(std::sync::Mutex::new(Pace::new())), ..Steps::default() }
+    }
+
+    /// Calls `f` on this commit's pace: its own, else the process's ([`with_pace`]).
+    fn with_pace<R>(&self, f: impl FnOnce(&mut Pace) -> R) -> R {
+        match &self.own {
+            Some(p) => f(&mut p.lock().unwrap_or_else(|e| e.into_inner())),
+            None => with_pace(f),
+        }
+    }
 }
 
 /// One worker of a [`commit`]: takes the next step of `steps` until none is left. Several
@@ -290,12 +340,13 @@ struct Steps {
 /// steps, where equal parts would leave the fast worker idle while the slow one finishes.
 /// All of them, and every other commit of the process, follow one [`Pace`] ([`with_pace`]):
 /// what one huge page showed of the system's memory holds for the next array of the same
-/// build too, which would otherwise pay for a slow try of its own.
+/// build too, which would otherwise pay for a slow try of its own. (A lookup's results
+/// follow a pace of their own, [`commit_huge_for_writes`].)
 ///
 /// # Safety
 /// As [`commit`].
 #[cfg(target_os = "linux")]
-unsafe fn commit_steps(start: *mut u8, len: usize, huge: bool, steps: &Steps) -> std::io::Result<()> {
+unsafe fn commit_steps(start: *mut u8, len: usize, huge: usize, steps: &Steps) -> std::io::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
     let size = flash_map_core::tuning::TUNING.commit_step_bytes;
     // Populates `[start + off, start + off + n)`, within the caller's range; the time taken.
@@ -317,11 +368,15 @@ unsafe fn commit_steps(start: *mut u8, len: usize, huge: bool, steps: &Steps) ->
         }
         let end = off + size.min(len - off);
         let mut at = off;
-        // In huge pages, one at a time while they come fast.
-        while at < end && huge && with_pace(Pace::next_in_huge) {
+        // In huge pages, one at a time while they come fast. (The last one may hold the
+        // range's end: it commits a whole huge page all the same, `huge` reaching past it.)
+        while at < end
+            && at + HUGE_PAGE <= huge
+            && steps.with_pace(if at + HUGE_PAGE <= len { Pace::next_in_huge } else { Pace::next_in_huge_tail })
+        {
             let n = HUGE_PAGE.min(end - at);
             let done = populate(at, n);
-            let slow = with_pace(|p| p.after_huge(n, done.as_ref().ok().copied()));
+            let slow = steps.with_pace(|p| p.after_huge(HUGE_PAGE, done.as_ref().ok().copied()));
             match done {
                 Ok(secs) if slow => {
                     log::debug!("a huge page took {:.2} ms at byte {at} of {len} (slow)", secs * 1e3);
@@ -331,15 +386,16 @@ unsafe fn commit_steps(start: *mut u8, len: usize, huge: bool, steps: &Steps) ->
             }
             at += n;
         }
-        // The rest of the step in 4 KiB pages.
+        // The rest of the step in 4 KiB pages (and the range's end past the last whole
+        // huge page, where no huge page is advised).
         if at < end {
-            if huge {
+            if at < huge {
                 // SAFETY: `[start + at, start + end)` lies inside the caller's range (the
                 // contract); the advice changes no contents.
                 unsafe { libc::madvise(start.add(at) as *mut libc::c_void, end - at, libc::MADV_NOHUGEPAGE) };
             }
             match populate(at, end - at) {
-                Ok(secs) if huge => with_pace(|p| p.after_small(end - at, secs)),
+                Ok(secs) if at < huge => steps.with_pace(|p| p.after_small(end - at, secs)),
                 Ok(_) => {}
                 Err(e) => return refused(e, steps),
             }
@@ -362,32 +418,14 @@ unsafe fn commit_steps(start: *mut u8, len: usize, huge: bool, steps: &Steps) ->
     }
 }
 
-/// [`commit`] of the `len` bytes at `start`, for `parallel` (with the `rayon` feature) by
-/// one worker per rayon thread ([`commit_steps`]).
+/// [`commit`] of the `len` bytes at `start` at the process's pace.
 ///
 /// # Safety
 /// As [`commit`].
 #[cfg(target_os = "linux")]
-unsafe fn commit_on(start: *mut u8, len: usize, huge: bool, parallel: bool) -> std::io::Result<()> {
-    #[cfg(feature = "rayon")]
-    {
-        let steps = len.div_ceil(flash_map_core::tuning::TUNING.commit_step_bytes);
-        // Asked only for a parallel commit: the question starts rayon's global pool, threads
-        // that a serial table never uses.
-        let workers = if parallel { rayon::current_num_threads().min(steps) } else { 1 };
-        // (A range of one step is committed on the calling thread: no hand-off to the pool.)
-        if workers > 1 {
-            use rayon::prelude::*;
-            let (base, shared) = (start as usize, Steps::default());
-            // SAFETY: forwarded contract; the workers share the steps, each taken once.
-            return (0..workers)
-                .into_par_iter()
-                .try_for_each(|_| unsafe { commit_steps(base as *mut u8, len, huge, &shared) });
-        }
-    }
-    let _ = parallel;
+unsafe fn commit_on(start: *mut u8, len: usize, huge: usize, parallel: bool) -> std::io::Result<()> {
     // SAFETY: forwarded contract.
-    unsafe { commit(start, len, huge) }
+    unsafe { commit(start, len, huge, parallel, &Steps::default()) }
 }
 
 /// The page size of each part of the commits in huge pages: huge pages while each commits at
@@ -420,6 +458,9 @@ struct Pace {
     trying: bool,
     /// The ratio that the next slow huge page's time is multiplied by.
     ratio: f64,
+    /// The last huge page committed fast (since the pace last started over): the evidence
+    /// that an array's last, partial block needs before it takes a whole huge page.
+    fast: bool,
 }
 
 #[cfg(target_os = "linux")]
@@ -434,7 +475,18 @@ impl Pace {
             huge_left: 0.0,
             trying: false,
             ratio: flash_map_core::tuning::TUNING.commit_probe_ratio as f64,
+            fast: false,
         }
+    }
+
+    /// Whether the next part, the last, partial block of an array, takes a whole huge page:
+    /// only right after a fast one (and then as [`next_in_huge`](Self::next_in_huge)). Such
+    /// a block costs a whole huge page's time, and the array is served without it, so it is
+    /// not spent on a guess: where the system's free 2 MiB blocks cost the most (on a
+    /// virtual machine, blocks given back to the host, which a new process often meets
+    /// first), the first huge page shows it.
+    fn next_in_huge_tail(&mut self) -> bool {
+        self.fast && self.next_in_huge()
     }
 
     /// Whether the next part commits in huge pages (for a try, the caller then owes
@@ -463,9 +515,10 @@ impl Pace {
         self.trying = false;
         let Some(secs) = secs else { return false };
         if secs * TUNING.commit_min_rate as f64 <= bytes as f64 {
-            *self = Pace::new();
+            *self = Pace { fast: true, ..Pace::new() };
             return false;
         }
+        self.fast = false;
         if self.huge_left > 0.0 {
             self.huge_left -= secs;
             return true;
@@ -598,6 +651,22 @@ fn page_size() -> usize {
     unsafe { libc::sysconf(libc::_SC_PAGESIZE).max(4096) as usize }
 }
 
+/// The bytes from a mapped array's start that are advised huge pages, for an array of `len`
+/// bytes: its whole 2 MiB blocks, and its last, partial block too when that holds at least
+/// `TUNING.huge_page_tail_min_bytes` (the span then reaches past `len`: the mapping ends with
+/// a whole huge page); 0 when that comes to less than `TUNING.huge_page_min_bytes`. A multiple
+/// of 2 MiB.
+#[cfg(target_os = "linux")]
+fn huge_span(len: usize) -> usize {
+    let (whole, tail) = (len / HUGE_PAGE * HUGE_PAGE, len % HUGE_PAGE);
+    let span = if tail >= HUGE_TAIL_MIN { whole + HUGE_PAGE } else { whole };
+    if span >= HUGE_MIN {
+        span
+    } else {
+        0
+    }
+}
+
 /// Advises transparent huge pages for the whole 2 MiB pages inside `[ptr, ptr + len)`, when
 /// `len` is at least `TUNING.huge_page_min_bytes` (Linux; a no-op elsewhere). For result
 /// buffers about to be written in full, up to `TUNING.result_huge_max_bytes`: where the
@@ -639,7 +708,7 @@ pub fn commit_for_writes<T>(ptr: *mut T, len: usize, parallel: bool) {
             // faults pages in without changing any byte, and fails with an error (logged
             // below) where the range is not mapped writable. The caller passes its own
             // allocation, so that only its pages are faulted in.
-            if let Err(e) = unsafe { commit_on(start as *mut u8, end - start, false, parallel) } {
+            if let Err(e) = unsafe { commit_on(start as *mut u8, end - start, 0, parallel) } {
                 log::debug!("committing {len} bytes of results ahead failed ({e}); they fault in as written");
             }
         }
@@ -649,18 +718,58 @@ pub fn commit_for_writes<T>(ptr: *mut T, len: usize, parallel: bool) {
 }
 
 /// Prepares `bytes` of fresh result memory at `ptr`, about to be written in full by a
-/// lookup (on all of rayon's threads for `parallel`): in huge pages ([`advise_huge`]) from
-/// `TUNING.huge_page_min_bytes` up to `TUNING.result_huge_max_bytes`, where the system gives
-/// them for at once without stalling (see that field); smaller or larger, in 4 KiB pages
-/// faulted in by one call ([`commit_for_writes`]) rather than one write at a time. Changes
-/// no contents.
+/// lookup (on all of rayon's threads for `parallel`): from `TUNING.huge_page_min_bytes` up
+/// to `TUNING.result_huge_max_bytes`, its whole 2 MiB pages committed in huge pages, paced
+/// as a table's arrays are (after a slow huge page, 4 KiB pages; the crate's `buf` module);
+/// smaller or larger, in 4 KiB pages faulted in by one call ([`commit_for_writes`]) rather
+/// than one write at a time. Changes no contents.
 pub fn prepare_results<T>(ptr: *mut T, bytes: usize, parallel: bool) {
     let t = &flash_map_core::tuning::TUNING;
     if (t.huge_page_min_bytes..=t.result_huge_max_bytes).contains(&bytes) {
-        advise_huge(ptr, bytes);
+        commit_huge_for_writes(ptr, bytes, parallel);
     } else {
         commit_for_writes(ptr, bytes, parallel);
     }
+}
+
+/// Faults in now the whole 2 MiB pages inside `[ptr, ptr + len)`, a fresh allocation of the
+/// caller's about to be written in full, with huge pages advised, paced as a table's arrays
+/// are (`commit`): after a slow huge page the next parts go to 4 KiB pages. The parts before
+/// and after them go to [`commit_for_writes`], and so does the whole range where it holds no
+/// whole huge page or the allocator reused memory the process had already faulted in.
+/// Advised and left to the writes to fault in, as results were before, one slow huge page
+/// did not keep the next from being slow too: a lookup then paid for every huge page what
+/// the first cost. The pace is the commit's own, starting from huge pages: following the
+/// process's, results committed right after a build that had met one slow huge page went
+/// to 4 KiB pages in full where huge pages came fast again (BENCHMARKS.md, issue 13).
+/// Linux 5.14+;
+/// elsewhere, and where the system cannot commit the memory now, a no-op as
+/// [`commit_for_writes`] is. Changes no contents.
+fn commit_huge_for_writes<T>(ptr: *mut T, len: usize, parallel: bool) {
+    #[cfg(target_os = "linux")]
+    {
+        let (p, end) = (ptr as usize, (ptr as usize).saturating_add(len));
+        let (start, stop) = (p.next_multiple_of(HUGE_PAGE), end / HUGE_PAGE * HUGE_PAGE);
+        if stop <= start || page_resident(stop - page_size()) {
+            return commit_for_writes(ptr, len, parallel);
+        }
+        let huge = stop - start;
+        // SAFETY: sound for any range, as in `commit_for_writes`: the advice and `commit`
+        // (populating, and advising 4 KiB pages for the parts it commits in them) change no
+        // byte, and the population fails with an error (logged below) where the range is
+        // not mapped writable. The caller passes its own allocation, whose whole 2 MiB pages
+        // these are, so that only its memory is touched.
+        unsafe {
+            libc::madvise(start as *mut libc::c_void, huge, libc::MADV_HUGEPAGE);
+            if let Err(e) = commit(start as *mut u8, huge, huge, parallel, &Steps::own_pace()) {
+                log::debug!("committing {huge} bytes of results ahead failed ({e}); they fault in as written");
+            }
+        }
+        commit_for_writes(p as *mut u8, start - p, parallel);
+        commit_for_writes(stop as *mut u8, end - stop, parallel);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, len, parallel);
 }
 
 /// A fresh anonymous private mapping of `len` bytes (zero, not yet faulted in), or `None`
@@ -727,7 +836,7 @@ impl Drop for AlignedBuf {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
-    use super::{available_memory, commits_at_once, meminfo_bytes, pace_at, AlignedBuf, Pace};
+    use super::{available_memory, commits_at_once, huge_span, meminfo_bytes, pace_at, AlignedBuf, Pace};
     use flash_map_core::tuning::TUNING;
 
     /// The parts of a commit paced by `p`, each 2 MiB: `true` for a huge page, taking
@@ -781,6 +890,38 @@ mod tests {
         assert_eq!(parts(&mut Pace::new(), &[6.0, 0.2], 0.5), want);
     }
 
+    #[test]
+    fn a_last_partial_block_of_a_megabyte_or_more_is_advised_a_whole_huge_page() {
+        let (mb, tail) = (1usize << 20, TUNING.huge_page_tail_min_bytes);
+        assert!(tail <= mb && TUNING.huge_page_min_bytes == 2 * mb, "the cases below assume these");
+        // Below the tail minimum: no huge page.
+        assert_eq!(huge_span(tail - 4096), 0);
+        // From it up to 2 MiB: one.
+        assert_eq!(huge_span(tail), 2 * mb);
+        assert_eq!(huge_span(2 * mb), 2 * mb);
+        // Whole blocks, and a partial one only from the tail minimum.
+        assert_eq!(huge_span(2 * mb + tail - 4096), 2 * mb);
+        assert_eq!(huge_span(2 * mb + tail), 4 * mb);
+        assert_eq!(huge_span(9 * mb), 10 * mb);
+        assert_eq!(huge_span(130_000_000), 130_000_000usize.next_multiple_of(2 * mb));
+        assert_eq!(huge_span(8 * mb + 4096), 8 * mb);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "maps memory and asks mincore")]
+    fn an_array_ending_in_a_whole_huge_page_is_mapped_for_it_and_resident() {
+        // 1.5 MiB: advised one huge page, so 2 MiB-aligned, in a mapping that holds the whole
+        // page, committed.
+        let len = 3 << 19;
+        let buf = AlignedBuf::zeroed(len).unwrap();
+        let (base, total) = buf.map.expect("mapped");
+        let start = buf.as_ptr() as usize;
+        assert_eq!(start % (2 << 20), 0);
+        assert!(start + (2 << 20) <= base as usize + total, "the mapping holds the whole huge page");
+        assert!(resident(&buf));
+        assert!(buf.as_slice().iter().all(|&b| b == 0));
+    }
+
     /// Whether every whole page inside `buf` is resident (`mincore`).
     fn resident(buf: &AlignedBuf) -> bool {
         resident_pages(buf.as_ptr(), buf.len()).iter().all(|&r| r)
@@ -799,21 +940,49 @@ mod tests {
         pages.iter().map(|p| p & 1 == 1).collect()
     }
 
-    /// A fresh allocation about to be written is faulted in by one call, on one thread and
-    /// on rayon's, with its contents unchanged.
+    /// A fresh allocation about to be written is faulted in before the writes, on one thread
+    /// and on rayon's, with its contents unchanged: by one call in 4 KiB pages
+    /// (`commit_for_writes`), and, from a huge page up to `TUNING.result_huge_max_bytes`,
+    /// its whole 2 MiB pages as huge pages at the pace and the ends in 4 KiB pages
+    /// (`prepare_results`).
     #[test]
     #[cfg_attr(miri, ignore = "asks mincore")]
     fn results_committed_for_writes_are_resident() {
-        for parallel in [false, true] {
-            let len = (9 << 20) + 123;
-            let mut v: Vec<u8> = Vec::with_capacity(len);
-            // A fresh mapping of the allocator (glibc maps allocations this large).
-            assert!(resident_pages(v.as_ptr(), len).iter().any(|&r| !r), "fresh memory already resident");
-            v.extend((0..4096).map(|i| i as u8));
-            super::commit_for_writes(v.as_mut_ptr(), len, parallel);
-            assert!(resident_pages(v.as_ptr(), len).iter().all(|&r| r), "parallel {parallel}: not committed");
-            assert!(v.iter().enumerate().all(|(i, &b)| b == i as u8), "commit changed the contents");
+        let huge = (11 << 20) + 4567;
+        assert!((TUNING.huge_page_min_bytes..=TUNING.result_huge_max_bytes).contains(&huge));
+        type Commit = fn(*mut u8, usize, bool);
+        let ways: [(usize, Commit); 2] =
+            [((9 << 20) + 123, super::commit_for_writes::<u8>), (huge, super::prepare_results::<u8>)];
+        for (len, commit) in ways {
+            for parallel in [false, true] {
+                let mut v: Vec<u8> = Vec::with_capacity(len);
+                // A fresh mapping of the allocator (glibc maps allocations this large).
+                assert!(resident_pages(v.as_ptr(), len).iter().any(|&r| !r), "fresh memory already resident");
+                v.extend((0..4096).map(|i| i as u8));
+                commit(v.as_mut_ptr(), len, parallel);
+                assert!(resident_pages(v.as_ptr(), len).iter().all(|&r| r), "{len} parallel {parallel}: not committed");
+                assert!(v.iter().enumerate().all(|(i, &b)| b == i as u8), "commit changed the contents");
+            }
         }
+    }
+
+    #[test]
+    fn a_partial_block_takes_a_huge_page_only_right_after_a_fast_one() {
+        let (n, fast) = (2 << 20, 1.0 / 1024.0);
+        // No evidence yet (a fresh pace, or one forgotten): 4 KiB pages.
+        let mut p = Pace::new();
+        assert!(!p.next_in_huge_tail());
+        // After a fast huge page: a huge page.
+        assert!(p.next_in_huge());
+        assert!(!p.after_huge(n, Some(fast)));
+        assert!(p.next_in_huge_tail());
+        // After a slow one, none, also once huge pages are kept despite it.
+        assert!(p.after_huge(n, Some(3.0 * fast)));
+        assert!(!p.next_in_huge_tail());
+        let mut p = Pace { huge_left: 1.0, fast: true, ..Pace::new() };
+        assert!(p.after_huge(n, Some(3.0 * fast)));
+        assert!(p.next_in_huge(), "huge pages kept");
+        assert!(!p.next_in_huge_tail());
     }
 
     /// A fresh mapping smaller than a huge page (a small lookup's results) is committed too,
@@ -850,7 +1019,7 @@ mod tests {
             let r = unsafe { libc::mprotect(p.add(workers * step + 4096) as *mut libc::c_void, 4096, libc::PROT_READ) };
             assert_eq!(r, 0);
             // SAFETY: whole pages of the mapping made above, which nothing else uses.
-            let r = unsafe { super::commit_on(p, len, false, parallel) };
+            let r = unsafe { super::commit_on(p, len, 0, parallel) };
             assert!(r.is_err(), "parallel {parallel}: a failed commit reported {r:?}");
             assert!(resident_pages(p, step).iter().all(|&r| r), "parallel {parallel}: step 0 was not committed");
             // SAFETY: the mapping made above, not used after.
