@@ -113,10 +113,10 @@ fn trace(len: usize, step: usize, huge: bool) {
 /// fault in and write, the two ways in turns, REPS times each, each after a pause of
 /// PAUSE_MS (default 0; a virtual machine gives free memory back to its host after a
 /// while) and after 64 MiB were faulted in and unmapped (as the compare binary's cold start
-/// does): `advised` (huge pages advised, the
-/// writes fault them in: how results were prepared before) and `prepared`
-/// (`flash_map_cpu::prepare_results`, which commits them at the process's pace). Prints the
-/// median and maximum milliseconds of each.
+/// does): `advised` (huge pages advised, the writes fault them in: how results were
+/// prepared before) and `prepared` (`flash_map_cpu::prepare_results`, which commits them
+/// first, paced: after a slow huge page, 4 KiB pages). Prints the median and maximum
+/// milliseconds of each.
 #[cfg(target_os = "linux")]
 fn results(len: usize, reps: usize, pause_ms: u64) {
     let flush = 64 << 20;

@@ -105,7 +105,7 @@ pub struct Tuning {
     pub spare_bytes: usize,
     /// A lookup's fresh result vector of at most this many bytes (from
     /// `huge_page_min_bytes`) gets its whole 2 MiB pages committed as huge pages before the
-    /// lookup writes it, at the pace of a table's arrays (`commit_min_rate`); a larger one,
+    /// lookup writes it, paced as a table's arrays are (`commit_min_rate`); a larger one,
     /// and a smaller one from `commit_min_bytes` on, is left in 4 KiB pages and faulted in
     /// by one call (`flash_map_cpu::commit_for_writes`); either unless the allocator handed
     /// out memory the process had already faulted in. Measured on a

@@ -742,8 +742,7 @@ pub fn prepare_results<T>(ptr: *mut T, bytes: usize, parallel: bool) {
 /// the first cost. The pace is the commit's own, starting from huge pages: following the
 /// process's, results committed right after a build that had met one slow huge page went
 /// to 4 KiB pages in full where huge pages came fast again (BENCHMARKS.md, issue 13).
-/// Linux 5.14+;
-/// elsewhere, and where the system cannot commit the memory now, a no-op as
+/// Linux 5.14+; elsewhere, and where the system cannot commit the memory now, a no-op as
 /// [`commit_for_writes`] is. Changes no contents.
 fn commit_huge_for_writes<T>(ptr: *mut T, len: usize, parallel: bool) {
     #[cfg(target_os = "linux")]

@@ -185,7 +185,7 @@ impl CpuTable {
         let (keys, values, index) = if record != 0 {
             (alloc(layout.slots.checked_mul(record), exec, true)?, AlignedBuf::zeroed(0)?, AlignedBuf::zeroed(0)?)
         } else if let Some(values) = dense {
-            // The value array, the largest, first: a smaller array commits its last,
+            // The value array first, as a rule the largest: an array commits its last,
             // partial 2 MiB block as a huge page only right after a fast one (`crate::buf`).
             let values = alloc(values.checked_mul(layout.value_size), exec, true)?;
             (alloc(layout.key_bytes(), exec, true)?, values, alloc(layout.slots.checked_mul(4), exec, true)?)
