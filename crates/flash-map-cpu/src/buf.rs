@@ -733,7 +733,8 @@ pub fn prepare_results<T>(ptr: *mut T, bytes: usize, parallel: bool) {
 }
 
 /// Faults in now the whole 2 MiB pages inside `[ptr, ptr + len)`, a fresh allocation of the
-/// caller's about to be written in full, with huge pages advised, paced as a table's arrays
+/// caller's about to be written in full (a lookup's results, a partition's scratch), with
+/// huge pages advised, paced as a table's arrays
 /// are (`commit`): after a slow huge page the next parts go to 4 KiB pages. The parts before
 /// and after them go to [`commit_for_writes`], and so does the whole range where it holds no
 /// whole huge page or the allocator reused memory the process had already faulted in.
@@ -744,7 +745,7 @@ pub fn prepare_results<T>(ptr: *mut T, bytes: usize, parallel: bool) {
 /// to 4 KiB pages in full where huge pages came fast again (BENCHMARKS.md, issue 13).
 /// Linux 5.14+; elsewhere, and where the system cannot commit the memory now, a no-op as
 /// [`commit_for_writes`] is. Changes no contents.
-fn commit_huge_for_writes<T>(ptr: *mut T, len: usize, parallel: bool) {
+pub(crate) fn commit_huge_for_writes<T>(ptr: *mut T, len: usize, parallel: bool) {
     #[cfg(target_os = "linux")]
     {
         let (p, end) = (ptr as usize, (ptr as usize).saturating_add(len));

@@ -30,7 +30,7 @@
 use flash_map_core::probe::home;
 use flash_map_core::{Batch, KeyHasher, TableLayout};
 
-use crate::buf::advise_huge;
+use crate::buf::commit_huge_for_writes;
 use crate::mem::copy_small;
 use crate::CpuError;
 
@@ -80,13 +80,18 @@ pub(crate) struct Partitioned<'s> {
     pub(crate) order: &'s mut Order,
 }
 
-/// Grows `v` to at least `n` elements (zeroed), advising huge pages for a large growth.
+/// Grows `v` to at least `n` elements (zeroed), committing fresh memory first: in huge
+/// pages where they come fast, paced as a lookup's results are ([`commit_huge_for_writes`]).
+/// Advised huge pages and left to the zeroing to fault in, as before, a scratch of 128 MB
+/// cost what its first huge page cost 64 times over where that was slow: the partitioned
+/// insert of 8M `u64` pairs then took 2.6 times the time of the same insert in batch order
+/// (BENCHMARKS.md, issue 13).
 fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> Result<(), CpuError> {
     if v.len() < n {
         let bytes = n.saturating_mul(size_of::<T>());
         let mut fresh: Vec<T> = Vec::new();
         fresh.try_reserve_exact(n).map_err(|_| CpuError::Alloc { bytes })?;
-        advise_huge(fresh.as_mut_ptr(), bytes);
+        commit_huge_for_writes(fresh.as_mut_ptr(), bytes, false);
         fresh.resize(n, T::default());
         *v = fresh;
     }
