@@ -696,8 +696,16 @@ pub fn advise_huge<T>(ptr: *mut T, len: usize) {
 /// now, a no-op (the writes then fault the pages in as they would have). Changes no
 /// contents.
 pub fn commit_for_writes<T>(ptr: *mut T, len: usize, parallel: bool) {
+    if len >= flash_map_core::tuning::TUNING.commit_min_bytes {
+        commit_pages(ptr, len, parallel);
+    }
+}
+
+/// [`commit_for_writes`] at any length: for the parts of a larger allocation
+/// ([`commit_huge_for_writes`]).
+fn commit_pages<T>(ptr: *mut T, len: usize, parallel: bool) {
     #[cfg(target_os = "linux")]
-    if len >= COMMIT_MIN {
+    {
         let page = page_size();
         let start = (ptr as usize).next_multiple_of(page);
         let end = (ptr as usize).saturating_add(len) / page * page;
@@ -765,8 +773,9 @@ pub(crate) fn commit_huge_for_writes<T>(ptr: *mut T, len: usize, parallel: bool)
                 log::debug!("committing {huge} bytes of results ahead failed ({e}); they fault in as written");
             }
         }
-        commit_for_writes(p as *mut u8, start - p, parallel);
-        commit_for_writes(stop as *mut u8, end - stop, parallel);
+        // The parts before and after, at any length: they belong to a large allocation.
+        commit_pages(p as *mut u8, start - p, parallel);
+        commit_pages(stop as *mut u8, end - stop, parallel);
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (ptr, len, parallel);
@@ -955,13 +964,23 @@ mod tests {
             [((9 << 20) + 123, super::commit_for_writes::<u8>), (huge, super::prepare_results::<u8>)];
         for (len, commit) in ways {
             for parallel in [false, true] {
-                let mut v: Vec<u8> = Vec::with_capacity(len);
-                // A fresh mapping of the allocator (glibc maps allocations this large).
-                assert!(resident_pages(v.as_ptr(), len).iter().any(|&r| !r), "fresh memory already resident");
-                v.extend((0..4096).map(|i| i as u8));
-                commit(v.as_mut_ptr(), len, parallel);
-                assert!(resident_pages(v.as_ptr(), len).iter().all(|&r| r), "{len} parallel {parallel}: not committed");
-                assert!(v.iter().enumerate().all(|(i, &b)| b == i as u8), "commit changed the contents");
+                // Fresh memory for certain: a mapping of its own, not the allocator's (which
+                // may hand out memory freed by another test, partly faulted in: the commit
+                // then takes it for reused memory, resident already, and leaves it).
+                let map = 2 * len;
+                let base = super::anonymous_mapping(map).expect("mmap");
+                // An allocation that starts mid-page, as the allocator's do.
+                let p = base.wrapping_add(4096 * 3 + 16);
+                // SAFETY: `[p, p + len)` lies inside the mapping, which this test owns.
+                let v = unsafe { std::slice::from_raw_parts_mut(p, len) };
+                assert!(resident_pages(p, len).iter().all(|&r| !r), "fresh memory already resident");
+                v[..4096].iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+                commit(p, len, parallel);
+                assert!(resident_pages(p, len).iter().all(|&r| r), "{len} parallel {parallel}: not committed");
+                assert!(v[..4096].iter().enumerate().all(|(i, &b)| b == i as u8), "commit changed the contents");
+                assert!(v[4096..].iter().all(|&b| b == 0), "commit changed the contents");
+                // SAFETY: the mapping made above, no longer used.
+                unsafe { libc::munmap(base as *mut libc::c_void, map) };
             }
         }
     }
