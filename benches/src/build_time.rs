@@ -18,14 +18,17 @@ use std::time::Instant;
 use flash_map::{Backend, FlashMap};
 use flash_map_benches::{data, Gen};
 
+/// `field` of `/proc/self/status` or `/proc/meminfo`, in bytes (0 where neither says).
+#[cfg(target_os = "linux")]
 fn meminfo(field: &str) -> usize {
     let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default()
         + &std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    text.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<usize>().ok())
-        .map_or(0, |kb| kb << 10)
+    flash_map_cpu::meminfo_bytes(&text, field).unwrap_or(0)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn meminfo(_: &str) -> usize {
+    0
 }
 
 fn table<K: Gen, V: Gen>(n: usize, backend: Backend) {
@@ -109,43 +112,52 @@ fn trace(len: usize, step: usize, huge: bool) {
     println!("total_ms {total:.1} steps_ms {}", steps.iter().map(|s| format!("{s:.1}")).collect::<Vec<_>>().join(" "));
 }
 
-/// `build_time results MIB REPS [PAUSE_MS]`: what a lookup's fresh results of MIB MiB cost to
-/// fault in and write, the two ways in turns, REPS times each, each after a pause of
-/// PAUSE_MS (default 0; a virtual machine gives free memory back to its host after a
-/// while) and after 64 MiB were faulted in and unmapped (as the compare binary's cold start
-/// does): `advised` (huge pages advised, the writes fault them in: how results were
-/// prepared before) and `prepared` (`flash_map_cpu::prepare_results`, which commits them
-/// first, paced: after a slow huge page, 4 KiB pages). Prints the median and maximum
-/// milliseconds of each.
+/// `build_time results MIB REPS [PAUSE_MS] [parallel]`: what a lookup's fresh results of MIB
+/// MiB cost to fault in and write, three ways in turns, REPS times each, each after a pause
+/// of PAUSE_MS (default 0; a virtual machine gives free memory back to its host after a
+/// while) and after the compare binary's cold start ([`flash_map_benches::cold_start`] of
+/// 64 MiB: the allocator's free memory goes back to the system, so that each vector is fresh
+/// memory): `advised` (huge pages advised, the writes fault them in: how results were
+/// prepared before), `prepared` (`flash_map_cpu::prepare_results`, which commits them
+/// first, paced: after a slow huge page, 4 KiB pages) and `lazy` (no advice: the writes
+/// fault in 4 KiB pages, as the peers' collected results are). With `parallel`, rayon's
+/// threads write (as a parallel lookup does) and `prepared` commits on them. Prints the
+/// median and maximum milliseconds of each.
 #[cfg(target_os = "linux")]
-fn results(len: usize, reps: usize, pause_ms: u64) {
+fn results(len: usize, reps: usize, pause_ms: u64, parallel: bool) {
+    use rayon::prelude::*;
     let flush = 64 << 20;
-    let mut times = [Vec::new(), Vec::new()];
-    for r in 0..2 * reps {
+    const WAYS: [&str; 3] = ["advised", "prepared", "lazy"];
+    let mut times = [Vec::new(), Vec::new(), Vec::new()];
+    for r in 0..WAYS.len() * reps {
         std::thread::sleep(std::time::Duration::from_millis(pause_ms));
-        let p = map_anonymous(flush);
-        flash_map_cpu::commit_for_writes(p, flush, false);
-        // SAFETY: `p` is this function's own mapping of `flush` bytes, used no more.
-        unsafe { libc::munmap(p as *mut libc::c_void, flush) };
+        flash_map_benches::cold_start(flush);
+        let way = r % WAYS.len();
         let t = Instant::now();
         let mut v: Vec<u8> = Vec::with_capacity(len);
-        if r % 2 == 0 {
-            flash_map_cpu::advise_huge(v.as_mut_ptr(), len);
-        } else {
-            flash_map_cpu::prepare_results(v.as_mut_ptr(), len, false);
+        match way {
+            0 => flash_map_cpu::advise_huge(v.as_mut_ptr(), len),
+            1 => flash_map_cpu::prepare_results(v.as_mut_ptr(), len, parallel),
+            _ => {}
         }
-        v.resize(len, 1);
-        times[r % 2].push(t.elapsed().as_secs_f64() * 1e3);
+        if parallel {
+            v.spare_capacity_mut().par_chunks_mut(1 << 16).for_each(|c| c.fill(std::mem::MaybeUninit::new(1)));
+            // SAFETY: every byte was written just above.
+            unsafe { v.set_len(len) };
+        } else {
+            v.resize(len, 1);
+        }
+        times[way].push(t.elapsed().as_secs_f64() * 1e3);
         std::hint::black_box(&v);
     }
-    for (name, mut t) in ["advised", "prepared"].into_iter().zip(times) {
+    for (name, mut t) in WAYS.into_iter().zip(times) {
         t.sort_by(f64::total_cmp);
         println!("{name}: median {:.2} max {:.2} ms", t[t.len() / 2], t[t.len() - 1]);
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn results(_: usize, _: usize, _: u64) {
+fn results(_: usize, _: usize, _: u64, _: bool) {
     println!("results: Linux only");
 }
 
@@ -173,7 +185,7 @@ fn main() {
         }
         "fragment" => fragment(n(1)),
         "trace" => trace(n(1) << 20, n(2) << 20, a(3) == "huge"),
-        "results" => results(n(1) << 20, n(2), a(3).parse().unwrap_or(0)),
-        _ => eprintln!("usage: build_time table w1|w2 PAIRS [serial|rayon] | fragment PERCENT | trace MIB STEP_MIB [huge] | results MIB REPS [PAUSE_MS]"),
+        "results" => results(n(1) << 20, n(2), a(3).parse().unwrap_or(0), a(4) == "parallel"),
+        _ => eprintln!("usage: build_time table w1|w2 PAIRS [serial|rayon] | fragment PERCENT | trace MIB STEP_MIB [huge] | results MIB REPS [PAUSE_MS [parallel]]"),
     }
 }

@@ -81,3 +81,35 @@ pub fn data<K: Gen, V: Gen>(n: usize) -> Data<K, V> {
     let absent = (0..n as u64).map(|i| K::gen(i + (1 << 40))).collect();
     Data { pairs, keys, absent }
 }
+
+/// Gives back to the system the memory that earlier runs freed, so that the engine run next
+/// starts with none, as in a fresh process: the arrays FlashMap keeps from dropped tables
+/// ([`flash_map::release_spare_memory`]) and the allocator's free memory in every arena
+/// (glibc's `malloc_trim`). Without this, each engine ran in the memory that the one before
+/// it freed, and its times depended on that one: the floor's lookups took half as long
+/// right after the serial engine as the serial engine's right after DashMap.
+///
+/// Then, for `flush` > 0, it faults in and unmaps `flush` bytes of fresh memory, so that the
+/// pages the system hands out next are those, whichever engine ran before: pages that were
+/// neither the last engine's nor in the caches. Without this, an engine that ran right
+/// after one of its own footprint found that one's pages at hand, hot in the caches, and
+/// built its table in about half the time of the engine before it (BENCHMARKS.md, issue 13,
+/// "every engine from the same cold memory").
+pub fn cold_start(flush: usize) {
+    flash_map::release_spare_memory();
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only returns free memory of the allocator to the system; no
+    // allocation is touched.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+    #[cfg(target_os = "linux")]
+    if let Some(p) = (flush > 0).then(|| flash_map_cpu::anonymous_mapping(flush)).flatten() {
+        flash_map_cpu::commit_for_writes(p, flush, false);
+        // SAFETY: `p` is the start of this function's own mapping of `flush` bytes, which
+        // nothing else refers to.
+        unsafe { libc::munmap(p as *mut libc::c_void, flush) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = flush;
+}

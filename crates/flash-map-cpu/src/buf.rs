@@ -37,7 +37,6 @@ use crate::CpuError;
 const ALIGN: usize = 16;
 
 /// Arrays at least this large are mapped directly and committed at once ...
-#[cfg(target_os = "linux")]
 const COMMIT_MIN: usize = flash_map_core::tuning::TUNING.commit_min_bytes;
 /// ... and from this size on 2 MiB-aligned, with huge pages advised ...
 #[cfg(target_os = "linux")]
@@ -635,10 +634,12 @@ fn available_memory() -> Option<usize> {
     meminfo_bytes(&text, "MemAvailable:")
 }
 
-/// The value of `field` (a line's first word, with its colon) in the text of `/proc/meminfo`,
-/// in bytes (the file gives kB).
+/// The value of `field` (a line's first word, with its colon) in the text of `/proc/meminfo`
+/// (or of `/proc/self/status`, which writes its sizes alike), in bytes (the file gives kB).
+/// Public, hidden, only so that the benches read these files as the crate does.
 #[cfg(target_os = "linux")]
-fn meminfo_bytes(text: &str, field: &str) -> Option<usize> {
+#[doc(hidden)]
+pub fn meminfo_bytes(text: &str, field: &str) -> Option<usize> {
     let line = text.lines().find(|l| l.starts_with(field))?;
     let kb: usize = line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
     kb.checked_mul(1024)
@@ -696,33 +697,40 @@ pub fn advise_huge<T>(ptr: *mut T, len: usize) {
 /// now, a no-op (the writes then fault the pages in as they would have). Changes no
 /// contents.
 pub fn commit_for_writes<T>(ptr: *mut T, len: usize, parallel: bool) {
-    if len >= flash_map_core::tuning::TUNING.commit_min_bytes {
-        commit_pages(ptr, len, parallel);
-    }
-}
-
-/// [`commit_for_writes`] at any length: for the parts of a larger allocation
-/// ([`commit_huge_for_writes`]).
-fn commit_pages<T>(ptr: *mut T, len: usize, parallel: bool) {
     #[cfg(target_os = "linux")]
-    {
-        let page = page_size();
-        let start = (ptr as usize).next_multiple_of(page);
-        let end = (ptr as usize).saturating_add(len) / page * page;
-        // Memory the allocator reused (freed by the process and handed out again) is
-        // resident already, and the call would only walk its pages: its last page tells.
-        if end > start && !page_resident(end - page) {
-            // SAFETY: sound for any range: in 4 KiB pages `commit` only populates, which
-            // faults pages in without changing any byte, and fails with an error (logged
-            // below) where the range is not mapped writable. The caller passes its own
-            // allocation, so that only its pages are faulted in.
-            if let Err(e) = unsafe { commit_on(start as *mut u8, end - start, 0, parallel) } {
-                log::debug!("committing {len} bytes of results ahead failed ({e}); they fault in as written");
-            }
-        }
+    if len >= COMMIT_MIN && !last_page_resident(ptr as usize, len) {
+        commit_pages(ptr as usize, len, parallel);
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = (ptr, len, parallel);
+    let _ = (ptr, len, parallel, COMMIT_MIN);
+}
+
+/// Whether the last whole page inside `[p, p + len)` is resident: memory the allocator
+/// reused (freed by the process and handed out again) is, and committing it would only walk
+/// its pages. False where the range holds no whole page.
+#[cfg(target_os = "linux")]
+fn last_page_resident(p: usize, len: usize) -> bool {
+    let page = page_size();
+    let end = p.saturating_add(len) / page * page;
+    end > p.next_multiple_of(page) && page_resident(end - page)
+}
+
+/// Faults in the whole pages of `[p, p + len)` in 4 KiB pages, at any length, without asking
+/// whether they are resident: for [`commit_for_writes`] and the parts of a larger allocation
+/// ([`commit_huge_for_writes`]), whose callers asked.
+#[cfg(target_os = "linux")]
+fn commit_pages(p: usize, len: usize, parallel: bool) {
+    let page = page_size();
+    let (start, end) = (p.next_multiple_of(page), p.saturating_add(len) / page * page);
+    if end > start {
+        // SAFETY: sound for any range: in 4 KiB pages `commit` only populates, which faults
+        // pages in without changing any byte, and fails with an error (logged below) where
+        // the range is not mapped writable. The caller passes its own allocation, so that
+        // only its pages are faulted in.
+        if let Err(e) = unsafe { commit_on(start as *mut u8, end - start, 0, parallel) } {
+            log::debug!("committing {len} bytes of results ahead failed ({e}); they fault in as written");
+        }
+    }
 }
 
 /// Prepares `bytes` of fresh result memory at `ptr`, about to be written in full by a
@@ -742,10 +750,11 @@ pub fn prepare_results<T>(ptr: *mut T, bytes: usize, parallel: bool) {
 
 /// Faults in now the whole 2 MiB pages inside `[ptr, ptr + len)`, a fresh allocation of the
 /// caller's about to be written in full (a lookup's results, a partition's scratch), with
-/// huge pages advised, paced as a table's arrays
-/// are (`commit`): after a slow huge page the next parts go to 4 KiB pages. The parts before
-/// and after them go to [`commit_for_writes`], and so does the whole range where it holds no
-/// whole huge page or the allocator reused memory the process had already faulted in.
+/// huge pages advised, paced as a table's arrays are (`commit`): after a slow huge page the
+/// next parts go to 4 KiB pages. The parts before and after them are committed in 4 KiB
+/// pages at any length; a range that holds no whole huge page goes to 4 KiB pages as
+/// [`commit_for_writes`] sends it; memory the allocator reused (its last page resident, one
+/// `mincore` for the whole range) is left as it is.
 /// Advised and left to the writes to fault in, as results were before, one slow huge page
 /// did not keep the next from being slow too: a lookup then paid for every huge page what
 /// the first cost. The pace is the commit's own, starting from huge pages: following the
@@ -757,12 +766,21 @@ pub(crate) fn commit_huge_for_writes<T>(ptr: *mut T, len: usize, parallel: bool)
     #[cfg(target_os = "linux")]
     {
         let (p, end) = (ptr as usize, (ptr as usize).saturating_add(len));
+        // One question for the whole range: a resident last page means memory the allocator
+        // reused, as a rule resident throughout (where some of it is not, those pages fault
+        // in as written, as without this call).
+        if last_page_resident(p, len) {
+            return;
+        }
         let (start, stop) = (p.next_multiple_of(HUGE_PAGE), end / HUGE_PAGE * HUGE_PAGE);
-        if stop <= start || page_resident(stop - page_size()) {
-            return commit_for_writes(ptr, len, parallel);
+        if stop <= start {
+            if len >= COMMIT_MIN {
+                commit_pages(p, len, parallel);
+            }
+            return;
         }
         let huge = stop - start;
-        // SAFETY: sound for any range, as in `commit_for_writes`: the advice and `commit`
+        // SAFETY: sound for any range, as in `commit_pages`: the advice and `commit`
         // (populating, and advising 4 KiB pages for the parts it commits in them) change no
         // byte, and the population fails with an error (logged below) where the range is
         // not mapped writable. The caller passes its own allocation, whose whole 2 MiB pages
@@ -774,8 +792,8 @@ pub(crate) fn commit_huge_for_writes<T>(ptr: *mut T, len: usize, parallel: bool)
             }
         }
         // The parts before and after, at any length: they belong to a large allocation.
-        commit_pages(p as *mut u8, start - p, parallel);
-        commit_pages(stop as *mut u8, end - stop, parallel);
+        commit_pages(p, start - p, parallel);
+        commit_pages(stop, end - stop, parallel);
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (ptr, len, parallel);
@@ -982,6 +1000,33 @@ mod tests {
                 // SAFETY: the mapping made above, no longer used.
                 unsafe { libc::munmap(base as *mut libc::c_void, map) };
             }
+        }
+    }
+
+    /// Results whose last page is resident are taken for memory the allocator reused, and
+    /// left as they are, by both ways: one `mincore` decides for the whole range.
+    #[test]
+    #[cfg_attr(miri, ignore = "asks mincore")]
+    fn results_whose_last_page_is_resident_are_left_as_they_are() {
+        type Commit = fn(*mut u8, usize, bool);
+        let ways: [(usize, Commit); 2] =
+            [((9 << 20) + 123, super::commit_for_writes::<u8>), ((11 << 20) + 4567, super::prepare_results::<u8>)];
+        for (len, commit) in ways {
+            let base = super::anonymous_mapping(len + 4096).expect("mmap");
+            let p = base.wrapping_add(16);
+            // SAFETY: `[p, p + len)` lies inside the mapping, which this test owns.
+            let v = unsafe { std::slice::from_raw_parts_mut(p, len) };
+            // A byte in the last whole page.
+            let page = super::page_size();
+            let last = (p as usize + len) / page * page - page - p as usize;
+            v[last] = 7;
+            commit(p, len, false);
+            let res = resident_pages(p, len);
+            assert!(res[res.len() - 1], "the written page");
+            assert!(res[..res.len() - 1].iter().all(|&r| !r), "{len}: reused memory committed again");
+            assert_eq!(v[last], 7);
+            // SAFETY: the mapping made above, no longer used.
+            unsafe { libc::munmap(base as *mut libc::c_void, len + 4096) };
         }
     }
 

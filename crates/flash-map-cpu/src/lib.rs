@@ -26,11 +26,11 @@ mod slots;
 mod table;
 mod write;
 
-#[cfg(target_os = "linux")]
-#[doc(hidden)]
-pub use buf::anonymous_mapping;
 #[doc(hidden)]
 pub use buf::{advise_huge, commit_for_writes, prepare_results, release_spare_memory, AlignedBuf};
+#[cfg(target_os = "linux")]
+#[doc(hidden)]
+pub use buf::{anonymous_mapping, meminfo_bytes};
 pub use exec::Exec;
 pub use ops::set_rayon_serial_mutations;
 #[doc(hidden)]
