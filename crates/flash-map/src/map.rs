@@ -361,7 +361,9 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMap<K,
         Ok(out)
     }
 
-    /// Looks up every key; one result per key, in order.
+    /// Looks up every key; one result per key, in order. Each call returns a fresh vector,
+    /// whose memory the system must fault in; for a stream of batches,
+    /// [`bulk_get_into`](Self::bulk_get_into) fills one you keep.
     ///
     /// ```
     /// # use flash_map::FlashMap;
