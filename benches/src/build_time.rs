@@ -19,16 +19,23 @@ use flash_map::{Backend, FlashMap};
 use flash_map_benches::{data, Gen};
 
 /// `field` of `/proc/self/status` or `/proc/meminfo`, in bytes (0 where neither says).
-#[cfg(target_os = "linux")]
 fn meminfo(field: &str) -> usize {
-    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default()
-        + &std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    flash_map_cpu::meminfo_bytes(&text, field).unwrap_or(0)
+    match proc_field("/proc/self/status", field) {
+        0 => proc_field("/proc/meminfo", field),
+        b => b,
+    }
 }
 
-#[cfg(not(target_os = "linux"))]
-fn meminfo(_: &str) -> usize {
-    0
+/// `field` of the `/proc` file `path`, which gives sizes in kB, in bytes (0 where the file
+/// does not say, or off Linux).
+fn proc_field(path: &str, field: &str) -> usize {
+    #[cfg(target_os = "linux")]
+    return std::fs::read_to_string(path).ok().and_then(|t| flash_map_cpu::meminfo_bytes(&t, field)).unwrap_or(0);
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (path, field);
+        0
+    }
 }
 
 fn table<K: Gen, V: Gen>(n: usize, backend: Backend) {
@@ -41,12 +48,7 @@ fn table<K: Gen, V: Gen>(n: usize, backend: Backend) {
     let t = Instant::now();
     assert_eq!(m.bulk_insert(&d.pairs).expect("insert"), n);
     let insert = t.elapsed().as_secs_f64() * 1e3;
-    let huge = std::fs::read_to_string("/proc/self/smaps_rollup")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("AnonHugePages:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok())
-        .map_or(0, |kb| kb << 10);
+    let huge = proc_field("/proc/self/smaps_rollup", "AnonHugePages:");
     let s = m.stats();
     // As the engine lays the table out (a value per slot, or dense values).
     let l = flash_map_core::TableLayout::with_slots(s.slots, 0.5, size_of::<K>(), size_of::<V>()).expect("layout");
