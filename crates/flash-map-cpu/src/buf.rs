@@ -767,14 +767,14 @@ pub(crate) fn commit_huge_for_writes<T>(ptr: *mut T, len: usize, parallel: bool)
     {
         let (p, end) = (ptr as usize, (ptr as usize).saturating_add(len));
         let (start, stop) = (p.next_multiple_of(HUGE_PAGE), end / HUGE_PAGE * HUGE_PAGE);
+        if stop <= start {
+            return commit_for_writes(ptr, len, parallel);
+        }
         // One question for the whole range: a resident last page means memory the allocator
         // reused, as a rule resident throughout (where some of it is not, those pages fault
         // in as written, as without this call).
-        if (stop <= start && len < COMMIT_MIN) || last_page_resident(p, len) {
+        if last_page_resident(p, len) {
             return;
-        }
-        if stop <= start {
-            return commit_pages(p, len, parallel);
         }
         let huge = stop - start;
         // SAFETY: sound for any range, as in `commit_pages`: the advice and `commit`
