@@ -126,55 +126,71 @@ impl CpuTable {
         // the range is the batch's, whose keys have the table's key size (checked by the
         // operations).
         let mut ahead = unsafe { Ahead::<KS, P>::new(&raw, with_strategy::<ID>(self.hash), b, 0..n, fetch) };
-        for i in 0..n {
-            // SAFETY: `i` runs through the range in order.
-            let h = unsafe { ahead.next(i) };
-            // SAFETY: `i < n`; the key holds the table's key size; one thread writes; the
-            // table holds no tombstones (`direct_insert_applies`), and a claim makes none.
-            match unsafe { claim_without_tombstones(&s, h, b.key(i)) } {
-                Claim::New { slot, .. } => {
-                    // SAFETY: `slot <= mask`, claimed new by this thread alone. Past a dense
-                    // value array the batch adds more entries than the table may hold: this
-                    // is then the key past the budget, and the batch is refused below.
-                    if unsafe { raw.assign_value(slot, next_value) } {
-                        // SAFETY: `i < n`, `slot <= mask` (with its value index, if dense),
-                        // written by this thread alone.
-                        unsafe { copy_value(&raw, b, i, slot) };
-                    }
-                    next_value += raw.is_dense() as usize;
-                    if room == 0 {
-                        stop = Some((i, Stop::Budget));
-                        break;
-                    }
-                    room -= 1;
-                }
-                Claim::Existing(slot) => {
-                    // At most one reservation per batch: room for every key left.
-                    if later.len() == later.capacity() && later.try_reserve(n - i).is_err() {
-                        stop = Some((i, Stop::Alloc((n - i) * std::mem::size_of::<(u32, u32)>())));
-                        break;
-                    }
-                    // `n` fits a `u32` (`direct_insert_applies`), and so do slot numbers (`MAX_SLOTS`).
-                    later.push((i as u32, slot as u32));
-                    if logged < log_room {
-                        // SAFETY: `slot <= mask` holds `vs` value bytes; the log has room for
-                        // `log_room` values, and `logged < log_room`; `i < n`; one thread writes.
-                        unsafe {
-                            copy_small(raw.value_ptr(slot), log_at.add(logged * vs), vs);
-                            copy_value(&raw, b, i, slot);
+        // The batch runs in runs of `room` keys, which cannot hold the key past the budget
+        // (each new key takes one): the loop counts no budget per key. With no room left, a
+        // run of one key tells whether the batch has failed.
+        let mut start = 0;
+        while start < n && stop.is_none() {
+            let end = n.min(start.saturating_add(room.max(1)));
+            let met = later.len();
+            for i in start..end {
+                // SAFETY: `i` runs through the range in order (the runs follow each other).
+                let h = unsafe { ahead.next(i) };
+                // SAFETY: `i < n`; the key holds the table's key size; one thread writes; the
+                // table holds no tombstones (`direct_insert_applies`), and a claim makes none.
+                match unsafe { claim_without_tombstones(&s, h, b.key(i)) } {
+                    Claim::New { slot, .. } => {
+                        // SAFETY: `slot <= mask`, claimed new by this thread alone. Past a
+                        // dense value array the batch adds more entries than the table may
+                        // hold: this is then the key past the budget, and the batch is
+                        // refused below.
+                        if unsafe { raw.assign_value(slot, next_value) } {
+                            // SAFETY: `i < n`, `slot <= mask` (with its value index, if
+                            // dense), written by this thread alone.
+                            unsafe { copy_value(&raw, b, i, slot) };
                         }
-                        logged += 1;
+                        next_value += raw.is_dense() as usize;
                     }
-                }
-                Claim::Collisions => {
-                    stop = Some((i, Stop::Collisions));
-                    break;
-                }
-                Claim::NoRoom => {
-                    stop = Some((i, Stop::NoRoom));
-                    break;
+                    Claim::Existing(slot) => {
+                        // At most one reservation per batch: room for every key left.
+                        if later.len() == later.capacity() && later.try_reserve(n - i).is_err() {
+                            stop = Some((i, Stop::Alloc((n - i) * std::mem::size_of::<(u32, u32)>())));
+                            break;
+                        }
+                        // `n` fits a `u32` (`direct_insert_applies`), and so do slot numbers
+                        // (`MAX_SLOTS`).
+                        later.push((i as u32, slot as u32));
+                        if logged < log_room {
+                            // SAFETY: `slot <= mask` holds `vs` value bytes; the log has room
+                            // for `log_room` values, and `logged < log_room`; `i < n`; one
+                            // thread writes.
+                            unsafe {
+                                copy_small(raw.value_ptr(slot), log_at.add(logged * vs), vs);
+                                copy_value(&raw, b, i, slot);
+                            }
+                            logged += 1;
+                        }
+                    }
+                    Claim::Collisions => {
+                        stop = Some((i, Stop::Collisions));
+                        break;
+                    }
+                    Claim::NoRoom => {
+                        stop = Some((i, Stop::NoRoom));
+                        break;
+                    }
                 }
             }
+            // The run's new keys: its keys whose claims were made, less those that met a slot.
+            let upto = stop.map_or(end, |(i, _)| i);
+            let new_keys = upto - start - (later.len() - met);
+            if room == 0 && new_keys > 0 {
+                // The run's one key is new, past the budget (its slot claimed).
+                stop = Some((start, Stop::Budget));
+            } else {
+                room -= new_keys;
+            }
+            start = end;
         }
         // The counts the general pass would have made: the key that stops the batch, and the
         // keys after it as skipped (the key past the budget has claimed its slot).

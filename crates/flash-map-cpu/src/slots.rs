@@ -122,10 +122,13 @@ pub(crate) fn with_key_size<const KS: usize>(raw: RawTable) -> RawTable {
 }
 
 /// [`with_key_size`], and the value size the constant `VS` (0: unchanged), for passes that
-/// copy values and are compiled per value size too: the copies become single moves.
+/// copy values and are compiled per value size too: the copies become single moves, and for
+/// values too small for a dense array ([`crate::table::dense`]) the index is a null the
+/// compiler sees, so that every [`is_dense`](RawTable::is_dense) test of the pass folds away.
 ///
 /// # Panics
-/// If `KS` or `VS` is neither 0 nor the table's size.
+/// If `KS` or `VS` is neither 0 nor the table's size, or a table of `VS`-byte values has a
+/// dense array where the rule gives none.
 #[inline(always)]
 pub(crate) fn with_sizes<const KS: usize, const VS: usize>(mut raw: RawTable) -> RawTable {
     if KS != 0 {
@@ -135,6 +138,10 @@ pub(crate) fn with_sizes<const KS: usize, const VS: usize>(mut raw: RawTable) ->
     if VS != 0 {
         assert_eq!(raw.value_size, VS, "a pass compiled for another value size");
         raw.value_size = VS;
+        if VS < crate::table::DENSE_VALUE_MIN_BYTES {
+            assert!(raw.index.is_null(), "a dense array of {VS}-byte values");
+            raw.index = std::ptr::null_mut();
+        }
     }
     raw
 }

@@ -38,6 +38,59 @@ fn table_full_leaves_table_unchanged() {
     }
 }
 
+/// A batch whose new keys fill the free capacity exactly, with keys that meet a slot
+/// (earlier entries, and the batch's own duplicates) before, between and after them,
+/// succeeds with the last copy of each key winning; one new key more, where the free
+/// capacity has run out, fails the batch and leaves the table as it was. The serial insert
+/// counts no budget per key (its runs cannot hold the key past it), so both sides of the
+/// boundary are checked, for a table of records and for one of dense values.
+#[test]
+fn a_batch_that_fills_the_capacity_exactly_fits_and_one_key_more_does_not() {
+    fn entries(t: &CpuTable) -> Vec<(u64, u64)> {
+        let mut seen = Vec::new();
+        let at = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().unwrap());
+        t.for_each_entry(&mut |k, v| seen.push((at(k), at(v))));
+        seen.sort_unstable();
+        seen
+    }
+    /// Values of `8 * W` bytes whose first word is the model's value.
+    fn check<const W: usize>(exec: Exec) {
+        let ctx = format!("{exec:?}, {}-byte values", 8 * W);
+        let layout = TableLayout::for_capacity(24, 0.5, 8, 8 * W).unwrap();
+        let wide = |p: &[(u64, u64)]| -> Vec<(u64, [u64; W])> { p.iter().map(|&(k, v)| (k, [v; W])).collect() };
+        let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Identity), exec).unwrap();
+        let first: Vec<(u64, u64)> = (0..4).map(|i| (i, i)).collect();
+        assert_eq!(t.insert(&Batch::pairs(&wide(&first))).unwrap(), 4, "{ctx}");
+        let free = layout.capacity - 4;
+        let mut fill: Vec<(u64, u64)> = (0..4).map(|i| (i, 50 + i)).collect();
+        for j in 0..free as u64 {
+            fill.extend([(100 + j, j), (j % 4, 500 + j), (100 + j, 1000 + j)]);
+        }
+        fill.extend([(0, 7), (100, 9)]);
+        let mut model: std::collections::HashMap<u64, u64> = first.iter().copied().collect();
+        model.extend(fill.iter().copied());
+        let mut want: Vec<(u64, u64)> = model.into_iter().collect();
+        want.sort_unstable();
+        // The new key past the free capacity: right after the last new key that fits, after
+        // the duplicates that follow it, and at the end.
+        for at in [4 + 3 * free - 1, 4 + 3 * free, fill.len()] {
+            let mut over = fill.clone();
+            over.insert(at, (999, 1));
+            over.push((1, 3));
+            let before = entries(&t);
+            let err = t.insert(&Batch::pairs(&wide(&over))).unwrap_err();
+            assert!(matches!(err, CpuError::Refused(Refusal::Full { len: 4, .. })), "{ctx}, at {at}: {err:?}");
+            assert_eq!((t.len(), entries(&t)), (4, before), "{ctx}, at {at}");
+        }
+        assert_eq!(t.insert(&Batch::pairs(&wide(&fill))).unwrap(), free, "{ctx}");
+        assert_eq!((t.len(), entries(&t)), (layout.capacity, want), "{ctx}");
+    }
+    for exec in execs() {
+        check::<1>(exec);
+        check::<8>(exec);
+    }
+}
+
 #[test]
 fn removal_compacts_tombstones() {
     for exec in execs() {
