@@ -110,7 +110,7 @@ fn murmur3_multicollisions_make_murmur3_rebuild_with_siphash13() {
 }
 
 /// Every strategy's map saves and loads into the same table: same strategy, same key,
-/// same probe lengths, same entries.
+/// same mean probe length, same entries.
 #[test]
 fn snapshots_keep_strategy_and_key() {
     let keys: Vec<u64> = (0..5000).map(|i| KeyPattern::Timestamp.key(i)).collect();
@@ -125,17 +125,14 @@ fn snapshots_keep_strategy_and_key() {
         assert_eq!(back.hash_seed(), m.hash_seed());
         let (p, q) = (back.probe_stats(&keys).unwrap(), m.probe_stats(&keys).unwrap());
         // Linear probing's total displacement does not depend on the order the keys went in,
-        // so the mean is the same on every backend. The longest probe does: rayon's threads
-        // (when the tests make it insert in parallel, as `common::backends` does for the whole
-        // process) and the GPU's claim colliding slots in no fixed order. A serial reload
-        // inserts in the saved slot order and must give the same longest probe.
+        // so the mean is the same on every backend, and differs under another hash or key.
+        // The longest probe does depend on it: the load inserts the entries in slot order,
+        // which lays out anew a cluster that wraps past the table's end (on a serial reload,
+        // one of 3,000 SipHash13 keys tried gave another longest probe), and
+        // rayon's threads (the tests make it insert in parallel: `common::backends`) and
+        // the GPU's claim colliding slots in no fixed order. It is only bounded here.
         assert_eq!((p.keys, p.mean), (q.keys, q.mean), "{hash:?}: same layout");
-        let mut serial = FlashMap::<u64, u64>::builder(m.capacity()).backend(Backend::Serial).hash_strategy(hash);
-        if let Some(seed) = m.hash_seed() {
-            serial = serial.hash_seed(seed);
-        }
-        let serial = serial.load(&bytes[..]).unwrap();
-        assert_eq!(serial.probe_stats(&keys).unwrap(), q, "{hash:?}: same layout on a serial reload");
+        assert!(p.max <= 128, "{hash:?}: {p:?}");
         let mut a = m.entries().unwrap();
         let mut b = back.entries().unwrap();
         a.sort_unstable();
