@@ -72,8 +72,8 @@ fn a_batch_that_fills_the_capacity_exactly_fits_and_one_key_more_does_not() {
         let mut want: Vec<(u64, u64)> = model.into_iter().collect();
         want.sort_unstable();
         // The new key past the free capacity: right after the last new key that fits, after
-        // the duplicates that follow it, and at the end.
-        for at in [4 + 3 * free - 1, 4 + 3 * free, fill.len()] {
+        // the two keys that follow it (an earlier entry, and that key again), and at the end.
+        for at in [4 + 3 * free - 2, 4 + 3 * free, fill.len()] {
             let mut over = fill.clone();
             over.insert(at, (999, 1));
             over.push((1, 3));
