@@ -21,6 +21,13 @@ pub struct Tuning {
     /// saves. Where Linux reports a larger last-level cache, tables it holds run in batch
     /// order too (`flash_map_cpu`'s `partition_shift`).
     pub min_regions: usize,
+    /// An empty table's fill runs in batch order while the table is at most this many times
+    /// the size from which serial passes partition (the last-level cache's, see
+    /// `min_regions`): every key claims a fresh slot, so the pass reads no keys back, and the
+    /// lines it writes, still in the last-level cache when a neighbour comes, cost less than
+    /// a partition's copy of the batch and its scratch. Larger tables, whose lines leave the
+    /// cache before a neighbour comes, fill in partition order as any pass does.
+    pub fill_batch_order_factor: usize,
     /// Batches sparser than one key per this many slots run in batch order (too few keys
     /// share a region's lines).
     pub min_slots_per_key: usize,
@@ -158,6 +165,7 @@ pub const TUNING: Tuning = Tuning {
     region_bytes: 1 << 19,
     max_regions: 1 << 11,
     min_regions: 64,
+    fill_batch_order_factor: 4,
     min_slots_per_key: 8,
     max_slot_bytes: 64,
     absent_sample: 256,

@@ -88,10 +88,17 @@ impl CpuTable {
     /// Whether a serial pass over `n` keys runs partitioned: `Some(shift)` of its regions.
     /// Never for a table that the last-level cache holds (`partition_min_bytes`): there the
     /// per-key prefetch of a pass in batch order finds its lines in that cache, and a
-    /// partition only adds its copy of the batch (BENCHMARKS.md, issue 13). Nor for a table
-    /// of dense values ([`crate::table::dense`]), whose values lie in no region's order.
+    /// partition only adds its copy of the batch (BENCHMARKS.md, issue 13); nor, for an empty
+    /// table, one up to [`TUNING`](flash_map_core::tuning::TUNING)`.fill_batch_order_factor`
+    /// times that size, whose fill reads no keys back. Nor for a table of dense values
+    /// ([`crate::table::dense`]), whose values lie in no region's order.
     pub(crate) fn partition_shift(&self, n: usize) -> Option<u32> {
-        if self.exec.is_parallel() || self.is_dense() || self.table_bytes() <= self.partition_min_bytes {
+        let batch_order_bytes = if self.is_empty() {
+            self.partition_min_bytes.saturating_mul(flash_map_core::tuning::TUNING.fill_batch_order_factor)
+        } else {
+            self.partition_min_bytes
+        };
+        if self.exec.is_parallel() || self.is_dense() || self.table_bytes() <= batch_order_bytes {
             return None;
         }
         let l = &self.layout;

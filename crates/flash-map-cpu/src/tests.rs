@@ -284,6 +284,38 @@ fn partitioned_passes_match_the_model() {
     partitioned_model(4096, 1500, 40);
 }
 
+/// An empty table's fill runs in batch order up to `fill_batch_order_factor` times the size
+/// from which passes partition; the same batch into a table that holds entries, and the
+/// lookups after it, run partitioned; a table larger than that fills partitioned too. The
+/// results match the model either way.
+#[test]
+fn an_empty_tables_fill_runs_in_batch_order_below_the_factor() {
+    use flash_map_core::tuning::TUNING;
+    let layout = TableLayout::for_capacity(4096, 0.5, 8, 8).unwrap();
+    let bytes = crate::table::table_bytes(&layout);
+    let mut next = xorshift(0x9E37_79B9);
+    let p: Vec<(u64, u64)> = (0..3000).map(|_| (next(), next())).collect();
+    let model: std::collections::HashMap<u64, u64> = p.iter().copied().collect();
+    let want: Vec<Option<u64>> = p.iter().map(|(k, _)| model.get(k).copied()).collect();
+    // Tables a little over the partition size, and a little over the factor times it.
+    for (min_bytes, fill_partitions) in [(bytes - 1, false), (bytes.div_ceil(TUNING.fill_batch_order_factor) - 1, true)]
+    {
+        let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), Exec::Serial).unwrap();
+        t.region_bytes = 64;
+        t.partition_min_bytes = min_bytes;
+        assert_eq!(t.insert(&pairs_batch(&p)).unwrap(), model.len());
+        assert_eq!(t.partitioned_passes(), fill_partitions as usize, "the fill, min_bytes {min_bytes}");
+        assert_eq!(get_all(&t, &p), want);
+        assert_eq!(t.partitioned_passes(), fill_partitions as usize + 1, "the lookup");
+        // Updates of present keys read them back: partitioned.
+        let upd: Vec<(u64, u64)> = p.iter().map(|&(k, v)| (k, v ^ 1)).collect();
+        assert_eq!(t.insert(&pairs_batch(&upd)).unwrap(), 0);
+        assert_eq!(t.partitioned_passes(), fill_partitions as usize + 2, "the update");
+        assert_eq!(get_all(&t, &p), upd.iter().map(|&(_, v)| Some(v)).collect::<Vec<_>>());
+        assert_eq!(t.len(), model.len());
+    }
+}
+
 /// `Scratch::partition` against a reference stable partition, and `merge` against its
 /// inverse, for several record sizes and region counts.
 #[test]
