@@ -110,9 +110,11 @@ pub struct Tuning {
     /// mapped and faulted in afresh: a process that builds tables of one size again and
     /// again (one per block, per window, per chunk of input) pays for the pages once.
     pub spare_bytes: usize,
-    /// A lookup's fresh result vector of at most this many bytes (from
+    /// A serial lookup's fresh result vector of at most this many bytes (from
     /// `huge_page_min_bytes`) gets its whole 2 MiB pages committed as huge pages before the
-    /// lookup writes it, paced as a table's arrays are (`commit_min_rate`); a larger one,
+    /// lookup writes it (a parallel lookup's, at every size, 4 KiB pages committed on all of
+    /// rayon's threads: with huge pages, the rayon engine's lookups of 13 MB results were
+    /// the slower and the more scattered), paced as a table's arrays are (`commit_min_rate`); a larger one,
     /// and a smaller one from `commit_min_bytes` on, is left in 4 KiB pages and faulted in
     /// by one call (`flash_map_cpu::commit_for_writes`); either unless the allocator handed
     /// out memory the process had already faulted in. Measured on a

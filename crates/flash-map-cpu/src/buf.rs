@@ -734,14 +734,17 @@ fn commit_pages(p: usize, len: usize, parallel: bool) {
 }
 
 /// Prepares `bytes` of fresh result memory at `ptr`, about to be written in full by a
-/// lookup (on all of rayon's threads for `parallel`): from `TUNING.huge_page_min_bytes` up
-/// to `TUNING.result_huge_max_bytes`, its whole 2 MiB pages committed in huge pages, paced
-/// as a table's arrays are (after a slow huge page, 4 KiB pages; the crate's `buf` module);
-/// smaller or larger, in 4 KiB pages faulted in by one call ([`commit_for_writes`]) rather
-/// than one write at a time. Changes no contents.
+/// lookup (on all of rayon's threads for `parallel`). For a serial lookup, from
+/// `TUNING.huge_page_min_bytes` up to `TUNING.result_huge_max_bytes`, its whole 2 MiB pages
+/// are committed in huge pages, paced as a table's arrays are (after a slow huge page, 4 KiB
+/// pages; the crate's `buf` module); otherwise, and for every parallel lookup, in 4 KiB
+/// pages faulted in by one call ([`commit_for_writes`]), on all of rayon's threads for
+/// `parallel`, rather than one write at a time. (Parallel lookups with huge-page results
+/// were the slower, and the more scattered, on a virtual machine whose host takes freed
+/// memory back: BENCHMARKS.md, issue 13.) Changes no contents.
 pub fn prepare_results<T>(ptr: *mut T, bytes: usize, parallel: bool) {
     let t = &flash_map_core::tuning::TUNING;
-    if (t.huge_page_min_bytes..=t.result_huge_max_bytes).contains(&bytes) {
+    if !parallel && (t.huge_page_min_bytes..=t.result_huge_max_bytes).contains(&bytes) {
         commit_huge_for_writes(ptr, bytes, parallel);
     } else {
         commit_for_writes(ptr, bytes, parallel);
@@ -964,11 +967,31 @@ mod tests {
         pages.iter().map(|p| p & 1 == 1).collect()
     }
 
+    /// The `VmFlags` lines of `/proc/self/smaps` for the mappings that overlap
+    /// `[start, start + len)`.
+    fn vm_flags_in(start: usize, len: usize) -> Vec<String> {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
+        let mut inside = false;
+        let mut flags = Vec::new();
+        for line in smaps.lines() {
+            let range = line.split(' ').next().and_then(|r| r.split_once('-'));
+            let bounds =
+                range.and_then(|(a, b)| Some((usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?)));
+            // A mapping's first line starts with its range in hex; its fields follow it.
+            if let Some((a, b)) = bounds {
+                inside = a < start + len && start < b;
+            } else if let (true, Some(f)) = (inside, line.strip_prefix("VmFlags:")) {
+                flags.push(f.trim().to_string());
+            }
+        }
+        flags
+    }
+
     /// A fresh allocation about to be written is faulted in before the writes, on one thread
     /// and on rayon's, with its contents unchanged: by one call in 4 KiB pages
     /// (`commit_for_writes`), and, from a huge page up to `TUNING.result_huge_max_bytes`,
-    /// its whole 2 MiB pages as huge pages at the pace and the ends in 4 KiB pages
-    /// (`prepare_results`).
+    /// on one thread its whole 2 MiB pages as huge pages at the pace and the ends in 4 KiB
+    /// pages, on rayon's in 4 KiB pages (`prepare_results`).
     #[test]
     #[cfg_attr(miri, ignore = "asks mincore")]
     fn results_committed_for_writes_are_resident() {
@@ -992,6 +1015,11 @@ mod tests {
                 v[..4096].iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
                 commit(p, len, parallel);
                 assert!(resident_pages(p, len).iter().all(|&r| r), "{len} parallel {parallel}: not committed");
+                if len == huge && std::path::Path::new("/sys/kernel/mm/transparent_hugepage").exists() {
+                    // Huge pages for a serial lookup's results only.
+                    let advised = vm_flags_in(base as usize, map).iter().any(|f| f.split(' ').any(|w| w == "hg"));
+                    assert_eq!(advised, !parallel, "results advised huge pages, parallel {parallel}");
+                }
                 assert!(v[..4096].iter().enumerate().all(|(i, &b)| b == i as u8), "commit changed the contents");
                 assert!(v[4096..].iter().all(|&b| b == 0), "commit changed the contents");
                 // SAFETY: the mapping made above, no longer used.
