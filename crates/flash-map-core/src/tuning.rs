@@ -23,10 +23,11 @@ pub struct Tuning {
     pub min_regions: usize,
     /// An empty table's fill runs in batch order while the table is at most this many times
     /// the size from which serial passes partition (the last-level cache's, see
-    /// `min_regions`): every key claims a fresh slot, so the pass reads no keys back, and the
-    /// lines it writes, still in the last-level cache when a neighbour comes, cost less than
-    /// a partition's copy of the batch and its scratch. Larger tables, whose lines leave the
-    /// cache before a neighbour comes, fill in partition order as any pass does.
+    /// `min_regions`): its keys claim free slots and read no stored key back, so the
+    /// partition's copy of the batch and its scratch cost more than the misses they save.
+    /// Measured with a 32 MiB last-level cache: batch order the faster for tables of 34 to
+    /// 136 MiB, partition order for a table of 272 MiB (BENCHMARKS.md, issue 13). Larger
+    /// tables fill in partition order, as every pass on a table that holds entries does.
     pub fill_batch_order_factor: usize,
     /// Batches sparser than one key per this many slots run in batch order (too few keys
     /// share a region's lines).
@@ -112,11 +113,11 @@ pub struct Tuning {
     pub spare_bytes: usize,
     /// A serial lookup's fresh result vector of at most this many bytes (from
     /// `huge_page_min_bytes`) gets its whole 2 MiB pages committed as huge pages before the
-    /// lookup writes it (a parallel lookup's, at every size, 4 KiB pages committed on all of
-    /// rayon's threads: with huge pages, the rayon engine's lookups of 13 MB results were
-    /// the slower and the more scattered), paced as a table's arrays are (`commit_min_rate`); a larger one,
+    /// lookup writes it, paced as a table's arrays are (`commit_min_rate`); a larger one,
     /// and a smaller one from `commit_min_bytes` on, is left in 4 KiB pages and faulted in
-    /// by one call (`flash_map_cpu::commit_for_writes`); either unless the allocator handed
+    /// by one call (`flash_map_cpu::commit_for_writes`), as a parallel lookup's is at every
+    /// size, on all of rayon's threads (with huge pages, the rayon engine's lookups of 13 MB
+    /// results were the slower and the more scattered); either unless the allocator handed
     /// out memory the process had already faulted in. Measured on a
     /// virtual machine whose host takes freed memory back (BENCHMARKS.md, issue 13):
     /// results of 13 MB faulted in faster in huge pages, every run; results of 128–129 MB
