@@ -745,15 +745,15 @@ fn commit_pages(p: usize, len: usize, parallel: bool) {
 pub fn prepare_results<T>(ptr: *mut T, bytes: usize, parallel: bool) {
     let t = &flash_map_core::tuning::TUNING;
     if !parallel && (t.huge_page_min_bytes..=t.result_huge_max_bytes).contains(&bytes) {
-        commit_huge_for_writes(ptr, bytes, parallel);
+        commit_huge_for_writes(ptr, bytes);
     } else {
         commit_for_writes(ptr, bytes, parallel);
     }
 }
 
-/// Faults in now the whole 2 MiB pages inside `[ptr, ptr + len)`, a fresh allocation of the
-/// caller's about to be written in full (a lookup's results, a partition's scratch), with
-/// huge pages advised, paced as a table's arrays are (`commit`): after a slow huge page the
+/// Faults in now, on the calling thread, the whole 2 MiB pages inside `[ptr, ptr + len)`, a
+/// fresh allocation of the caller's about to be written in full (a serial lookup's results,
+/// a partition's scratch), with huge pages advised, paced as a table's arrays are (`commit`): after a slow huge page the
 /// next parts go to 4 KiB pages. The parts before and after them are committed in 4 KiB
 /// pages at any length; a range that holds no whole huge page goes to 4 KiB pages as
 /// [`commit_for_writes`] sends it; memory the allocator reused (its last page resident, one
@@ -765,13 +765,13 @@ pub fn prepare_results<T>(ptr: *mut T, bytes: usize, parallel: bool) {
 /// to 4 KiB pages in full where huge pages came fast again (BENCHMARKS.md, issue 13).
 /// Linux 5.14+; elsewhere, and where the system cannot commit the memory now, a no-op as
 /// [`commit_for_writes`] is. Changes no contents.
-pub(crate) fn commit_huge_for_writes<T>(ptr: *mut T, len: usize, parallel: bool) {
+pub(crate) fn commit_huge_for_writes<T>(ptr: *mut T, len: usize) {
     #[cfg(target_os = "linux")]
     {
         let (p, end) = (ptr as usize, (ptr as usize).saturating_add(len));
         let (start, stop) = (p.next_multiple_of(HUGE_PAGE), end / HUGE_PAGE * HUGE_PAGE);
         if stop <= start {
-            return commit_for_writes(ptr, len, parallel);
+            return commit_for_writes(ptr, len, false);
         }
         // One question for the whole range: a resident last page means memory the allocator
         // reused, as a rule resident throughout (where some of it is not, those pages fault
@@ -787,16 +787,16 @@ pub(crate) fn commit_huge_for_writes<T>(ptr: *mut T, len: usize, parallel: bool)
         // these are, so that only its memory is touched.
         unsafe {
             libc::madvise(start as *mut libc::c_void, huge, libc::MADV_HUGEPAGE);
-            if let Err(e) = commit(start as *mut u8, huge, huge, parallel, &Steps::own_pace()) {
+            if let Err(e) = commit(start as *mut u8, huge, huge, false, &Steps::own_pace()) {
                 log::debug!("committing {huge} bytes of results ahead failed ({e}); they fault in as written");
             }
         }
         // The parts before and after, at any length: they belong to a large allocation.
-        commit_pages(p, start - p, parallel);
-        commit_pages(stop, end - stop, parallel);
+        commit_pages(p, start - p, false);
+        commit_pages(stop, end - stop, false);
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = (ptr, len, parallel);
+    let _ = (ptr, len);
 }
 
 /// A fresh anonymous private mapping of `len` bytes (zero, not yet faulted in), or `None`

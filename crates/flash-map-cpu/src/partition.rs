@@ -91,7 +91,7 @@ fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> Result<(), CpuError> {
         let bytes = n.saturating_mul(size_of::<T>());
         let mut fresh: Vec<T> = Vec::new();
         fresh.try_reserve_exact(n).map_err(|_| CpuError::Alloc { bytes })?;
-        commit_huge_for_writes(fresh.as_mut_ptr(), bytes, false);
+        commit_huge_for_writes(fresh.as_mut_ptr(), bytes);
         fresh.resize(n, T::default());
         *v = fresh;
     }
