@@ -8,6 +8,14 @@ fn pairs_batch(p: &[(u64, u64)]) -> Batch<'_> {
     Batch::pairs(p)
 }
 
+/// The table's entries, key and value bytes, sorted.
+fn entries(t: &CpuTable) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut e = Vec::new();
+    t.for_each_entry(&mut |k, v| e.push((k.to_vec(), v.to_vec())));
+    e.sort();
+    e
+}
+
 /// The engines, the rayon one running its mutations in parallel always (on a small machine it
 /// would run them serially, and the parallel passes would go untested).
 fn execs() -> Vec<Exec> {
@@ -46,14 +54,7 @@ fn table_full_leaves_table_unchanged() {
 /// boundary are checked, for a table of records and for one of dense values.
 #[test]
 fn a_batch_that_fills_the_capacity_exactly_fits_and_one_key_more_does_not() {
-    fn entries(t: &CpuTable) -> Vec<(u64, u64)> {
-        let mut seen = Vec::new();
-        let at = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().unwrap());
-        t.for_each_entry(&mut |k, v| seen.push((at(k), at(v))));
-        seen.sort_unstable();
-        seen
-    }
-    /// Values of `8 * W` bytes whose first word is the model's value.
+    /// Values of `8 * W` bytes, every word the model's value.
     fn check<const W: usize>(exec: Exec) {
         let ctx = format!("{exec:?}, {}-byte values", 8 * W);
         let layout = TableLayout::for_capacity(24, 0.5, 8, 8 * W).unwrap();
@@ -69,7 +70,8 @@ fn a_batch_that_fills_the_capacity_exactly_fits_and_one_key_more_does_not() {
         fill.extend([(0, 7), (100, 9)]);
         let mut model: std::collections::HashMap<u64, u64> = first.iter().copied().collect();
         model.extend(fill.iter().copied());
-        let mut want: Vec<(u64, u64)> = model.into_iter().collect();
+        let bytes = |v: u64, words: usize| -> Vec<u8> { (0..words).flat_map(|_| v.to_le_bytes()).collect() };
+        let mut want: Vec<(Vec<u8>, Vec<u8>)> = model.into_iter().map(|(k, v)| (bytes(k, 1), bytes(v, W))).collect();
         want.sort_unstable();
         // The new key past the free capacity: right after the last new key that fits, after
         // the two keys that follow it (an earlier entry, and that key again), and at the end.
@@ -549,12 +551,6 @@ fn direct_inserts_fail_and_succeed_as_the_general_pass() {
     type K = [u64; 2];
     // A 16-byte value of each test value.
     let wide = |v: u64| [v, !v];
-    fn entries(t: &CpuTable) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let mut e = Vec::new();
-        t.for_each_entry(&mut |k, v| e.push((k.to_vec(), v.to_vec())));
-        e.sort();
-        e
-    }
     let batch = |p: &[(K, u64)]| {
         let (k, v): (Vec<K>, Vec<[u64; 2]>) = p.iter().map(|&(k, v)| (k, wide(v))).unzip();
         (k, v)
