@@ -147,6 +147,16 @@ pub struct Tuning {
     /// build does not send the next build's arrays, after the batches between, to 4 KiB
     /// pages (where a small table's few huge pages would have been fast).
     pub commit_pace_forget_ms: usize,
+    /// The commits of a serial lookup's results in huge pages (`result_huge_max_bytes`) and
+    /// of a partitioned pass's scratch follow a pace of their own, apart from the tables'
+    /// (after a table's slow huge page, results then went to 4 KiB pages where huge pages
+    /// came fast again), also one for the whole process: it starts over in huge pages when
+    /// no such commit has used it for this many milliseconds. Started over at every commit,
+    /// as it was, it paid for one slow huge page per lookup (and per scratch) while huge
+    /// pages stayed slow, each costing several times the whole 2 MiB in 4 KiB pages; kept
+    /// across the lookups of a batch sequence, it pays for one per stretch (see
+    /// `commit_probe_ratio`).
+    pub result_pace_forget_ms: usize,
     /// Threads per block of every kernel launch.
     pub gpu_block: usize,
     /// Blocks per streaming multiprocessor at most (grid-stride loops cover the rest).
@@ -194,6 +204,7 @@ pub const TUNING: Tuning = Tuning {
     commit_probe_ratio: 4,
     commit_probe_ratio_max: 64,
     commit_pace_forget_ms: 10,
+    result_pace_forget_ms: 1000,
     gpu_block: 256,
     gpu_blocks_per_sm: 32,
     gpu_stage_chunk: 8 << 20,

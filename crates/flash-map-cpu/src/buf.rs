@@ -307,40 +307,36 @@ unsafe fn commit(start: *mut u8, len: usize, huge: usize, parallel: bool, steps:
 }
 
 /// The steps of one commit that its workers share: the next step to take, whether any
-/// step has committed yet, and the commit's own [`Pace`] where it does not follow the
-/// process's.
+/// step has committed yet, and the [`Pace`] they follow ([`PACE`] for tables' arrays,
+/// [`RESULT_PACE`] for results and scratch).
 #[cfg(target_os = "linux")]
-#[derive(Default)]
 struct Steps {
     next: std::sync::atomic::AtomicUsize,
     committed: std::sync::atomic::AtomicBool,
-    own: Option<std::sync::Mutex<Pace>>,
+    pace: &'static ProcessPace,
 }
 
 #[cfg(target_os = "linux")]
 impl Steps {
-    /// The steps of a commit paced on its own, from huge pages, whatever the process's
-    /// pace says.
-    fn own_pace() -> Self {
-        Steps { own: Some(std::sync::Mutex::new(Pace::new())), ..Steps::default() }
+    /// Fresh steps (none taken yet) following `pace`.
+    fn on(pace: &'static ProcessPace) -> Self {
+        Steps { next: Default::default(), committed: Default::default(), pace }
     }
 
-    /// Calls `f` on this commit's pace: its own, else the process's ([`with_pace`]).
+    /// Calls `f` on the pace these steps follow.
     fn with_pace<R>(&self, f: impl FnOnce(&mut Pace) -> R) -> R {
-        match &self.own {
-            Some(p) => f(&mut p.lock().unwrap_or_else(|e| e.into_inner())),
-            None => with_pace(f),
-        }
+        self.pace.with(f)
     }
 }
 
 /// One worker of a [`commit`]: takes the next step of `steps` until none is left. Several
 /// workers on one range share it by speed: a worker whose huge pages come slowly takes fewer
 /// steps, where equal parts would leave the fast worker idle while the slow one finishes.
-/// All of them, and every other commit of the process, follow one [`Pace`] ([`with_pace`]):
-/// what one huge page showed of the system's memory holds for the next array of the same
-/// build too, which would otherwise pay for a slow try of its own. (A lookup's results
-/// follow a pace of their own, [`commit_huge_for_writes`].)
+/// All of them, and every other commit of tables' arrays in the process, follow one
+/// [`Pace`] ([`PACE`]): what one huge page showed of the system's memory holds for the next
+/// array of the same build too, which would otherwise pay for a slow try of its own.
+/// (Lookups' results and partitions' scratch follow [`RESULT_PACE`],
+/// [`commit_huge_for_writes`].)
 ///
 /// # Safety
 /// As [`commit`].
@@ -424,7 +420,7 @@ unsafe fn commit_steps(start: *mut u8, len: usize, huge: usize, steps: &Steps) -
 #[cfg(target_os = "linux")]
 unsafe fn commit_on(start: *mut u8, len: usize, huge: usize, parallel: bool) -> std::io::Result<()> {
     // SAFETY: forwarded contract.
-    unsafe { commit(start, len, huge, parallel, &Steps::default()) }
+    unsafe { commit(start, len, huge, parallel, &Steps::on(&PACE)) }
 }
 
 /// The page size of each part of the commits in huge pages: huge pages while each commits at
@@ -541,30 +537,49 @@ impl Pace {
     }
 }
 
-/// The process's [`Pace`], and when a commit last used it.
-#[cfg(target_os = "linux")]
-static PACE: std::sync::Mutex<(Pace, Option<std::time::Instant>)> = std::sync::Mutex::new((Pace::new(), None));
-
-/// Calls `f` on the process's [`Pace`], which starts over (huge pages) when no commit has
-/// used it for `TUNING.commit_pace_forget_ms`: the state of the system's memory that it
+/// A [`Pace`] for the whole process, when a commit last used it, and after how long
+/// without one it starts over (huge pages): the state of the system's memory that it
 /// reflects passes.
 #[cfg(target_os = "linux")]
-fn with_pace<R>(f: impl FnOnce(&mut Pace) -> R) -> R {
-    let mut g = PACE.lock().unwrap_or_else(|e| e.into_inner());
-    let now = std::time::Instant::now();
-    let (pace, last) = &mut *g;
-    pace_at(pace, last, now, f)
+struct ProcessPace {
+    state: std::sync::Mutex<(Pace, Option<std::time::Instant>)>,
+    forget_ms: usize,
 }
 
-/// [`with_pace`] at the time `now`, on `pace`, last used at `last`.
+/// The pace of tables' arrays (`TUNING.commit_pace_forget_ms`).
+#[cfg(target_os = "linux")]
+static PACE: ProcessPace = ProcessPace::new(flash_map_core::tuning::TUNING.commit_pace_forget_ms);
+
+/// The pace of serial lookups' results and partitions' scratch
+/// (`TUNING.result_pace_forget_ms`), apart from the tables'.
+#[cfg(target_os = "linux")]
+static RESULT_PACE: ProcessPace = ProcessPace::new(flash_map_core::tuning::TUNING.result_pace_forget_ms);
+
+#[cfg(target_os = "linux")]
+impl ProcessPace {
+    const fn new(forget_ms: usize) -> Self {
+        ProcessPace { state: std::sync::Mutex::new((Pace::new(), None)), forget_ms }
+    }
+
+    /// Calls `f` on the pace, started over first where no commit used it for `forget_ms`.
+    fn with<R>(&self, f: impl FnOnce(&mut Pace) -> R) -> R {
+        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        let (pace, last) = &mut *g;
+        pace_at(pace, last, now, std::time::Duration::from_millis(self.forget_ms as u64), f)
+    }
+}
+
+/// [`ProcessPace::with`] at the time `now`, on `pace`, last used at `last`, forgotten after
+/// `forget`.
 #[cfg(target_os = "linux")]
 fn pace_at<R>(
     pace: &mut Pace,
     last: &mut Option<std::time::Instant>,
     now: std::time::Instant,
+    forget: std::time::Duration,
     f: impl FnOnce(&mut Pace) -> R,
 ) -> R {
-    let forget = std::time::Duration::from_millis(flash_map_core::tuning::TUNING.commit_pace_forget_ms as u64);
     if last.is_some_and(|t| now.saturating_duration_since(t) > forget) {
         *pace = Pace::new();
     }
@@ -760,13 +775,23 @@ pub fn prepare_results<T>(ptr: *mut T, bytes: usize, parallel: bool) {
 /// `mincore` for the whole range) is left as it is.
 /// Advised and left to the writes to fault in, as results were before, one slow huge page
 /// did not keep the next from being slow too: a lookup then paid for every huge page what
-/// the first cost. The pace is the commit's own, starting from huge pages: following the
-/// process's, results committed right after a build that had met one slow huge page went
-/// to 4 KiB pages in full where huge pages came fast again (BENCHMARKS.md, issue 13).
+/// the first cost. The pace is [`RESULT_PACE`], one for the process apart from the
+/// tables': following the tables', results committed right after a build that had met one
+/// slow huge page went to 4 KiB pages in full where huge pages came fast again; starting
+/// from huge pages at every commit, each lookup paid for a slow huge page of its own while
+/// huge pages stayed slow (BENCHMARKS.md, issue 13).
 /// Linux 5.14+; elsewhere, and where the system cannot commit the memory now, a no-op as
 /// [`commit_for_writes`] is. Changes no contents.
 pub(crate) fn commit_huge_for_writes<T>(ptr: *mut T, len: usize) {
     #[cfg(target_os = "linux")]
+    commit_huge_on(ptr, len, &RESULT_PACE);
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, len);
+}
+
+/// [`commit_huge_for_writes`] at the pace `pace` (tests give it one of their own).
+#[cfg(target_os = "linux")]
+fn commit_huge_on<T>(ptr: *mut T, len: usize, pace: &'static ProcessPace) {
     {
         let (p, end) = (ptr as usize, (ptr as usize).saturating_add(len));
         let (start, stop) = (p.next_multiple_of(HUGE_PAGE), end / HUGE_PAGE * HUGE_PAGE);
@@ -787,7 +812,7 @@ pub(crate) fn commit_huge_for_writes<T>(ptr: *mut T, len: usize) {
         // these are, so that only its memory is touched.
         unsafe {
             libc::madvise(start as *mut libc::c_void, huge, libc::MADV_HUGEPAGE);
-            if let Err(e) = commit(start as *mut u8, huge, huge, false, &Steps::own_pace()) {
+            if let Err(e) = commit(start as *mut u8, huge, huge, false, &Steps::on(pace)) {
                 log::debug!("committing {huge} bytes of results ahead failed ({e}); they fault in as written");
             }
         }
@@ -795,8 +820,6 @@ pub(crate) fn commit_huge_for_writes<T>(ptr: *mut T, len: usize) {
         commit_pages(p, start - p, false);
         commit_pages(stop, end - stop, false);
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (ptr, len);
 }
 
 /// A fresh anonymous private mapping of `len` bytes (zero, not yet faulted in), or `None`
@@ -1016,15 +1039,51 @@ mod tests {
                 commit(p, len, parallel);
                 assert!(resident_pages(p, len).iter().all(|&r| r), "{len} parallel {parallel}: not committed");
                 if len == huge && std::path::Path::new("/sys/kernel/mm/transparent_hugepage").exists() {
-                    // Huge pages for a serial lookup's results only.
-                    let advised = vm_flags_in(base as usize, map).iter().any(|f| f.split(' ').any(|w| w == "hg"));
-                    assert_eq!(advised, !parallel, "results advised huge pages, parallel {parallel}");
+                    // Huge pages for a serial lookup's results only: advised, or, where the
+                    // pace sent them to 4 KiB pages after a slow one (in this test or
+                    // another's commit), advised against.
+                    let paced =
+                        vm_flags_in(base as usize, map).iter().any(|f| f.split(' ').any(|w| w == "hg" || w == "nh"));
+                    assert_eq!(paced, !parallel, "results paced in huge pages, parallel {parallel}");
                 }
                 assert!(v[..4096].iter().enumerate().all(|(i, &b)| b == i as u8), "commit changed the contents");
                 assert!(v[4096..].iter().all(|&b| b == 0), "commit changed the contents");
                 // SAFETY: the mapping made above, no longer used.
                 unsafe { libc::munmap(base as *mut libc::c_void, map) };
             }
+        }
+    }
+
+    /// Lookups' results (and partitions' scratch) follow one pace across commits: after a
+    /// slow huge page, a later commit's whole 2 MiB pages go to 4 KiB pages at once, none
+    /// tried in huge pages, where a pace that started over tries the first in a huge page.
+    #[test]
+    #[cfg_attr(miri, ignore = "asks the kernel")]
+    fn results_commits_keep_their_pace_from_one_to_the_next() {
+        use super::{commit_huge_on, ProcessPace, HUGE_PAGE};
+        if !std::path::Path::new("/sys/kernel/mm/transparent_hugepage").exists() {
+            eprintln!("skipped: no transparent huge pages here");
+            return;
+        }
+        // Paces of this test's own, kept for a minute without use, so that no other test's
+        // commit and no pause of this one changes them.
+        static SLOW: ProcessPace = ProcessPace::new(60_000);
+        static FRESH: ProcessPace = ProcessPace::new(60_000);
+        // A huge page that took a second: 4 KiB pages for four seconds of commits.
+        SLOW.with(|p| p.after_huge(HUGE_PAGE, Some(1.0)));
+        let len = 3 * HUGE_PAGE + 4567;
+        for (pace, huge_tried) in [(&SLOW, false), (&FRESH, true)] {
+            let map = len + 2 * HUGE_PAGE;
+            let base = super::anonymous_mapping(map).expect("mmap");
+            let p = base.wrapping_add(4096 * 3 + 16);
+            commit_huge_on(p, len, pace);
+            assert!(resident_pages(p, len).iter().all(|&r| r), "not committed");
+            let flags = vm_flags_in(base as usize, map);
+            let has = |flag: &str| flags.iter().any(|f| f.split(' ').any(|w| w == flag));
+            assert_eq!(has("hg"), huge_tried, "a huge page tried: {flags:?}");
+            assert!(has("nh") || huge_tried, "4 KiB pages advised: {flags:?}");
+            // SAFETY: the mapping made above, no longer used.
+            unsafe { libc::munmap(base as *mut libc::c_void, map) };
         }
     }
 
@@ -1317,14 +1376,22 @@ mod tests {
     #[test]
     fn the_process_pace_forgets_a_slow_stretch_after_a_pause() {
         use std::time::{Duration, Instant};
-        let forget = Duration::from_millis(TUNING.commit_pace_forget_ms as u64);
-        let (mut pace, mut last, t0) = (Pace::new(), None, Instant::now());
-        pace_at(&mut pace, &mut last, t0, |p| p.after_huge(2 << 20, Some(1.0)));
-        let t1 = t0 + forget / 2;
-        assert!(!pace_at(&mut pace, &mut last, t1, Pace::next_in_huge), "still slow");
-        assert!(!pace_at(&mut pace, &mut last, t1 + forget, Pace::next_in_huge), "used within the pause");
-        assert!(pace_at(&mut pace, &mut last, t1 + forget * 2 + Duration::from_millis(1), Pace::next_in_huge));
-        assert!(!pace.slow, "started over");
+        for ms in [TUNING.commit_pace_forget_ms, TUNING.result_pace_forget_ms] {
+            let forget = Duration::from_millis(ms as u64);
+            let (mut pace, mut last, t0) = (Pace::new(), None, Instant::now());
+            pace_at(&mut pace, &mut last, t0, forget, |p| p.after_huge(2 << 20, Some(1.0)));
+            let t1 = t0 + forget / 2;
+            assert!(!pace_at(&mut pace, &mut last, t1, forget, Pace::next_in_huge), "still slow");
+            assert!(!pace_at(&mut pace, &mut last, t1 + forget, forget, Pace::next_in_huge), "used within the pause");
+            assert!(pace_at(
+                &mut pace,
+                &mut last,
+                t1 + forget * 2 + Duration::from_millis(1),
+                forget,
+                Pace::next_in_huge
+            ));
+            assert!(!pace.slow, "started over");
+        }
     }
 
     /// The machine of a server that has read files for a while: a few hundred MB free, the
