@@ -73,7 +73,9 @@ impl CpuTable {
         self.lookup(b, self.lookup_fetch(b, 0), move |i, slot, _| unsafe { outp.write(i, slot.is_some()) });
     }
 
-    /// A partitioned lookup of `b` (when worth it and the scratch is free): results go to
+    /// A partitioned lookup of `b` (when worth it, the scratch is free, and
+    /// [`Scratch::lookup_partitions`](crate::partition::Scratch::lookup_partitions) says so):
+    /// results go to
     /// the order's `found` flags (and, for `values`, the value bytes `res`) in partition
     /// order, and `merge` hands them out, told how many keys were found. Returns whether it
     /// ran.
@@ -82,6 +84,9 @@ impl CpuTable {
         // Another thread's lookup holds the scratch: this one runs in batch order.
         let Ok(mut scratch) = self.scratch.try_lock() else { return false };
         let vs = if values { self.layout.value_size } else { 0 };
+        if !scratch.lookup_partitions(b.len(), self.layout.key_size + vs) {
+            return false;
+        }
         // No memory for the scratch: the lookup runs in batch order.
         let Ok(p) = scratch.partition(b, self.hash, &self.layout, shift, false, vs) else { return false };
         if p.order.flags(b.len()).is_err() {

@@ -55,6 +55,9 @@ pub(crate) struct Scratch {
     rec: Vec<u8>,
     /// Which region each batch position went to, and the per-record flags.
     order: Order,
+    /// Whether a lookup has run in batch order because these buffers lacked room for its
+    /// partition ([`lookup_partitions`](Self::lookup_partitions)); kept when they are freed.
+    declined: bool,
 }
 
 /// The partition order of the last batch, to bring per-position results back, and one flag
@@ -113,6 +116,25 @@ pub(crate) fn plan(slots: usize, slot_bytes: usize, n: usize, region_bytes: usiz
 }
 
 impl Scratch {
+    /// Whether a lookup of `n` keys that a partition would copy into `record` bytes each
+    /// (key and result room) runs partitioned now: at once where these buffers hold that
+    /// much already (a partitioned insert or an earlier lookup left them), else only from the
+    /// second such lookup of the table on. The first runs in batch order, committing no
+    /// scratch: a lookup made once (a batch checked after its insert) then pays no fresh
+    /// memory for it, which cost more than the partition saved where fresh memory came
+    /// slowly, while a table looked up again and again (join probes) pays it once, on its
+    /// second lookup (BENCHMARKS.md, issue 13).
+    pub(crate) fn lookup_partitions(&mut self, n: usize, record: usize) -> bool {
+        let holds = self.order.part.len() >= n && self.rec.len() >= n.saturating_mul(record);
+        holds || std::mem::replace(&mut self.declined, true)
+    }
+
+    /// Frees the buffers (the next partition allocates them again), keeping what
+    /// [`lookup_partitions`](Self::lookup_partitions) learnt.
+    pub(crate) fn release(&mut self) {
+        *self = Scratch { declined: self.declined, ..Scratch::default() };
+    }
+
     /// Copies the records of `b` (key, and value when `values`) into partition order by the
     /// region of each key's home slot, with room for `room` bytes of results per record
     /// after them, and returns them as a batch borrowing this scratch.

@@ -279,7 +279,7 @@ impl CpuTable {
         if let Ok(empty) = AlignedBuf::zeroed(0) {
             self.aux = empty;
         }
-        *self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()) = Default::default();
+        self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()).release();
     }
 
     /// How many operations on this table ran partitioned so far.
