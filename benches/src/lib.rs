@@ -85,7 +85,10 @@ pub fn data<K: Gen, V: Gen>(n: usize) -> Data<K, V> {
 /// Gives back to the system the memory that earlier runs freed, so that the engine run next
 /// starts with none, as in a fresh process: the arrays FlashMap keeps from dropped tables
 /// ([`flash_map::release_spare_memory`]) and the allocator's free memory in every arena
-/// (glibc's `malloc_trim`). Without this, each engine ran in the memory that the one before
+/// (glibc's `malloc_trim`); and makes FlashMap's paces of commits in huge pages start over
+/// ([`flash_map_cpu::forget_commit_paces`]), so that no engine (the floor commits its
+/// results as the engine does) starts from what a slow huge page of the one before it
+/// showed. Without this, each engine ran in the memory that the one before
 /// it freed, and its times depended on that one: the floor's lookups took half as long
 /// right after the serial engine as the serial engine's right after DashMap.
 ///
@@ -97,6 +100,7 @@ pub fn data<K: Gen, V: Gen>(n: usize) -> Data<K, V> {
 /// "every engine from the same cold memory").
 pub fn cold_start(flush: usize) {
     flash_map::release_spare_memory();
+    flash_map_cpu::forget_commit_paces();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` only returns free memory of the allocator to the system; no
     // allocation is touched.

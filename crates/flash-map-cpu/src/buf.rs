@@ -587,6 +587,18 @@ fn pace_at<R>(
     f(pace)
 }
 
+/// Makes the process's paces of commits in huge pages (tables' arrays, and lookups' results
+/// and partitions' scratch) start over, as in a fresh process: for benchmarks that run
+/// several engines in one process, so that none starts from what the one before it met.
+/// Public, hidden, only for them; the paces also start over by themselves after a pause.
+#[doc(hidden)]
+pub fn forget_commit_paces() {
+    #[cfg(target_os = "linux")]
+    for p in [&PACE, &RESULT_PACE] {
+        *p.state.lock().unwrap_or_else(|e| e.into_inner()) = (Pace::new(), None);
+    }
+}
+
 /// Gives back to the system the memory of dropped tables that this process keeps for the
 /// next table of the same size (at most `TUNING.spare_bytes`, see the crate's `buf` module);
 /// returns how many bytes it unmapped. A table build that would otherwise fail for memory
