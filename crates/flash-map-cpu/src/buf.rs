@@ -804,34 +804,32 @@ pub(crate) fn commit_huge_for_writes<T>(ptr: *mut T, len: usize) {
 /// [`commit_huge_for_writes`] at the pace `pace` (tests give it one of their own).
 #[cfg(target_os = "linux")]
 fn commit_huge_on<T>(ptr: *mut T, len: usize, pace: &'static ProcessPace) {
-    {
-        let (p, end) = (ptr as usize, (ptr as usize).saturating_add(len));
-        let (start, stop) = (p.next_multiple_of(HUGE_PAGE), end / HUGE_PAGE * HUGE_PAGE);
-        if stop <= start {
-            return commit_for_writes(ptr, len, false);
-        }
-        // One question for the whole range: a resident last page means memory the allocator
-        // reused, as a rule resident throughout (where some of it is not, those pages fault
-        // in as written, as without this call).
-        if last_page_resident(p, len) {
-            return;
-        }
-        let huge = stop - start;
-        // SAFETY: sound for any range, as in `commit_pages`: the advice and `commit`
-        // (populating, and advising 4 KiB pages for the parts it commits in them) change no
-        // byte, and the population fails with an error (logged below) where the range is
-        // not mapped writable. The caller passes its own allocation, whose whole 2 MiB pages
-        // these are, so that only its memory is touched.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, huge, libc::MADV_HUGEPAGE);
-            if let Err(e) = commit(start as *mut u8, huge, huge, false, &Steps::on(pace)) {
-                log::debug!("committing {huge} bytes of results ahead failed ({e}); they fault in as written");
-            }
-        }
-        // The parts before and after, at any length: they belong to a large allocation.
-        commit_pages(p, start - p, false);
-        commit_pages(stop, end - stop, false);
+    let (p, end) = (ptr as usize, (ptr as usize).saturating_add(len));
+    let (start, stop) = (p.next_multiple_of(HUGE_PAGE), end / HUGE_PAGE * HUGE_PAGE);
+    if stop <= start {
+        return commit_for_writes(ptr, len, false);
     }
+    // One question for the whole range: a resident last page means memory the allocator
+    // reused, as a rule resident throughout (where some of it is not, those pages fault
+    // in as written, as without this call).
+    if last_page_resident(p, len) {
+        return;
+    }
+    let huge = stop - start;
+    // SAFETY: sound for any range, as in `commit_pages`: the advice and `commit`
+    // (populating, and advising 4 KiB pages for the parts it commits in them) change no
+    // byte, and the population fails with an error (logged below) where the range is
+    // not mapped writable. The caller passes its own allocation, whose whole 2 MiB pages
+    // these are, so that only its memory is touched.
+    unsafe {
+        libc::madvise(start as *mut libc::c_void, huge, libc::MADV_HUGEPAGE);
+        if let Err(e) = commit(start as *mut u8, huge, huge, false, &Steps::on(pace)) {
+            log::debug!("committing {huge} bytes of results ahead failed ({e}); they fault in as written");
+        }
+    }
+    // The parts before and after, at any length: they belong to a large allocation.
+    commit_pages(p, start - p, false);
+    commit_pages(stop, end - stop, false);
 }
 
 /// A fresh anonymous private mapping of `len` bytes (zero, not yet faulted in), or `None`

@@ -75,10 +75,9 @@ impl CpuTable {
 
     /// A partitioned lookup of `b` (when worth it, the scratch is free, and
     /// [`Scratch::lookup_partitions`](crate::partition::Scratch::lookup_partitions) says so):
-    /// results go to
-    /// the order's `found` flags (and, for `values`, the value bytes `res`) in partition
-    /// order, and `merge` hands them out, told how many keys were found. Returns whether it
-    /// ran.
+    /// results go to the order's `found` flags (and, for `values`, the value bytes `res`) in
+    /// partition order, and `merge` hands them out, told how many keys were found. Returns
+    /// whether it ran.
     fn lookup_partitioned(&self, b: &Batch<'_>, values: bool, merge: impl FnOnce(&mut Order, &[u8], usize)) -> bool {
         let Some(shift) = self.lookup_shift(b) else { return false };
         // Another thread's lookup holds the scratch: this one runs in batch order.
