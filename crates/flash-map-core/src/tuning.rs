@@ -126,6 +126,13 @@ pub struct Tuning {
     pub result_huge_max_bytes: usize,
     /// A commit runs in steps of this many bytes ...
     pub commit_step_bytes: usize,
+    /// ... except a parallel lookup's results (`flash_map_cpu::prepare_results`), shorter
+    /// than a step per rayon thread: they split into one equal step per thread, each of at
+    /// least this many bytes (results below twice this stay with the calling thread). With
+    /// steps of `commit_step_bytes` alone, 13 MB of results went to one thread's 8 MiB and
+    /// the other's 5, and the lookup waited for the longer; 1.3 MB split in two committed
+    /// slower than on one thread (BENCHMARKS.md, issue 13).
+    pub commit_share_min_bytes: usize,
     /// ... and within a step in huge pages, a huge page slower than this many bytes per
     /// second sends the rest of the step, and the next steps, to 4 KiB pages, until these
     /// have taken `commit_probe_ratio` times its time; then a huge page is tried again (where
@@ -200,6 +207,7 @@ pub const TUNING: Tuning = Tuning {
     spare_bytes: 32 << 20,
     result_huge_max_bytes: 32 << 20,
     commit_step_bytes: 8 << 20,
+    commit_share_min_bytes: 2 << 20,
     commit_min_rate: 3 << 29,
     commit_probe_ratio: 4,
     commit_probe_ratio_max: 64,

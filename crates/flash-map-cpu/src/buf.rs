@@ -255,8 +255,9 @@ impl AlignedBuf {
 }
 
 /// Faults in (`MADV_POPULATE_WRITE`) the `len` bytes at `start`, a range of one mapping, in
-/// steps of `TUNING.commit_step_bytes`. Where huge pages are advised (the first `huge` bytes
-/// from `start`, a multiple of 2 MiB, [`huge_span`]; 0 for none) the steps are paced
+/// the steps of `steps` ([`Steps::on`]: `TUNING.commit_step_bytes`). Where huge pages are
+/// advised (the first `huge` bytes from `start`, a multiple of 2 MiB, [`huge_span`]; 0 for
+/// none) the steps are paced
 /// ([`Pace`]): in huge pages, 2 MiB at a time, while each 2 MiB commits at
 /// `TUNING.commit_min_rate` or faster; after a slower one, the rest of its step and the next
 /// steps go to 4 KiB pages (`MADV_NOHUGEPAGE` on those steps alone) until they have taken
@@ -287,7 +288,7 @@ impl AlignedBuf {
 unsafe fn commit(start: *mut u8, len: usize, huge: usize, parallel: bool, steps: &Steps) -> std::io::Result<()> {
     #[cfg(feature = "rayon")]
     {
-        let count = len.div_ceil(flash_map_core::tuning::TUNING.commit_step_bytes);
+        let count = len.div_ceil(steps.size);
         // Asked only for a parallel commit: the question starts rayon's global pool, threads
         // that a serial table never uses.
         let workers = if parallel { rayon::current_num_threads().min(count) } else { 1 };
@@ -307,20 +308,37 @@ unsafe fn commit(start: *mut u8, len: usize, huge: usize, parallel: bool, steps:
 }
 
 /// The steps of one commit that its workers share: the next step to take, whether any
-/// step has committed yet, and the [`Pace`] they follow ([`PACE`] for tables' arrays,
-/// [`RESULT_PACE`] for results and scratch).
+/// step has committed yet, the [`Pace`] they follow ([`PACE`] for tables' arrays,
+/// [`RESULT_PACE`] for results and scratch), and their length.
 #[cfg(target_os = "linux")]
 struct Steps {
     next: std::sync::atomic::AtomicUsize,
     committed: std::sync::atomic::AtomicBool,
     pace: &'static ProcessPace,
+    /// Bytes per step: `TUNING.commit_step_bytes`, or less for a parallel lookup's results
+    /// ([`Steps::shared`]); a multiple of the page size.
+    size: usize,
 }
 
 #[cfg(target_os = "linux")]
 impl Steps {
-    /// Fresh steps (none taken yet) following `pace`.
+    /// Fresh steps (none taken yet) of `TUNING.commit_step_bytes`, following `pace`.
     fn on(pace: &'static ProcessPace) -> Self {
-        Steps { next: Default::default(), committed: Default::default(), pace }
+        let size = flash_map_core::tuning::TUNING.commit_step_bytes;
+        Steps { next: Default::default(), committed: Default::default(), pace, size }
+    }
+
+    /// Fresh steps of 4 KiB pages (no pace to follow) for `len` bytes that `workers`
+    /// threads commit: equal steps in whole pages, one per worker while each holds at least
+    /// `TUNING.commit_share_min_bytes` (else as many as hold that much, at least one: a
+    /// range below twice the minimum is one step, which the calling thread takes,
+    /// [`commit`]), and none above `TUNING.commit_step_bytes`.
+    fn shared(len: usize, workers: usize) -> Self {
+        let t = &flash_map_core::tuning::TUNING;
+        let page = page_size();
+        let count = (len / t.commit_share_min_bytes).clamp(1, workers.max(1));
+        let size = len.div_ceil(count).next_multiple_of(page).clamp(page, t.commit_step_bytes);
+        Steps { size, ..Steps::on(&PACE) }
     }
 
     /// Calls `f` on the pace these steps follow.
@@ -343,7 +361,7 @@ impl Steps {
 #[cfg(target_os = "linux")]
 unsafe fn commit_steps(start: *mut u8, len: usize, huge: usize, steps: &Steps) -> std::io::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
-    let size = flash_map_core::tuning::TUNING.commit_step_bytes;
+    let size = steps.size;
     // Populates `[start + off, start + off + n)`, within the caller's range; the time taken.
     let populate = |off: usize, n: usize| -> std::io::Result<f64> {
         let t = std::time::Instant::now();
@@ -718,9 +736,9 @@ pub fn advise_huge<T>(ptr: *mut T, len: usize) {
 
 /// Faults in now, in 4 KiB pages, the whole pages of `[ptr, ptr + len)`: a fresh allocation
 /// of the caller's that is about to be written in full (a lookup's results), when `len`
-/// is at least `TUNING.commit_min_bytes`. One call faults them all in order, on all of
-/// rayon's threads for `parallel`, which costs less than taking each fault as the writes
-/// reach its page. Linux 5.14+; elsewhere, and where the system cannot commit the memory
+/// is at least `TUNING.commit_min_bytes`. One call faults them all in order, for
+/// `parallel` on all of rayon's threads in equal shares (`TUNING.commit_share_min_bytes`),
+/// which costs less than taking each fault as the writes reach its page. Linux 5.14+; elsewhere, and where the system cannot commit the memory
 /// now, a no-op (the writes then fault the pages in as they would have). Changes no
 /// contents.
 pub fn commit_for_writes<T>(ptr: *mut T, len: usize, parallel: bool) {
@@ -750,14 +768,25 @@ fn commit_pages(p: usize, len: usize, parallel: bool) {
     let page = page_size();
     let (start, end) = (p.next_multiple_of(page), p.saturating_add(len) / page * page);
     if end > start {
-        // SAFETY: sound for any range: in 4 KiB pages `commit` only populates, which faults
-        // pages in without changing any byte, and fails with an error (logged below) where
-        // the range is not mapped writable. The caller passes its own allocation, so that
-        // only its pages are faulted in.
-        if let Err(e) = unsafe { commit_on(start as *mut u8, end - start, 0, parallel) } {
+        let steps = if parallel { Steps::shared(end - start, pool_threads()) } else { Steps::on(&PACE) };
+        // SAFETY: sound for any range: in 4 KiB pages (no huge span) `commit` only
+        // populates, which faults pages in without changing any byte, and fails with an
+        // error (logged below) where the range is not mapped writable. The caller passes its
+        // own allocation, so that only its pages are faulted in.
+        if let Err(e) = unsafe { commit(start as *mut u8, end - start, 0, parallel, &steps) } {
             log::debug!("committing {len} bytes of results ahead failed ({e}); they fault in as written");
         }
     }
+}
+
+/// The threads of rayon's pool (1 without the `rayon` feature). Asked only for a parallel
+/// commit: the question starts the pool.
+#[cfg(target_os = "linux")]
+fn pool_threads() -> usize {
+    #[cfg(feature = "rayon")]
+    return rayon::current_num_threads();
+    #[cfg(not(feature = "rayon"))]
+    1
 }
 
 /// Prepares `bytes` of fresh result memory at `ptr`, about to be written in full by a
@@ -1159,6 +1188,35 @@ mod tests {
             // SAFETY: the mapping made above, not used after.
             unsafe { libc::munmap(p as *mut libc::c_void, len) };
         }
+    }
+
+    /// A parallel lookup's results split into equal steps in whole pages, one per thread
+    /// where each holds `TUNING.commit_share_min_bytes`, else fewer (one below twice that),
+    /// and none above `TUNING.commit_step_bytes`.
+    #[test]
+    fn results_split_into_equal_shares_between_the_bounds() {
+        let (min, max, page) = (TUNING.commit_share_min_bytes, TUNING.commit_step_bytes, super::page_size());
+        assert!(min % page == 0 && max % page == 0 && 2 * min <= max);
+        let steps = |len: usize, workers| {
+            let size = super::Steps::shared(len, workers).size;
+            assert!(size % page == 0 && size <= max, "{len} bytes on {workers}: steps of {size}");
+            len.div_ceil(size)
+        };
+        // 13 MB on two threads: two steps of half of it, not 8 MiB and 5.
+        let len = 12_900_000;
+        assert_eq!(super::Steps::shared(len, 2).size, (len / 2).next_multiple_of(page));
+        assert_eq!(steps(len, 2), 2);
+        // Below twice the minimum: one step, whatever the threads.
+        for workers in [1, 2, 16] {
+            assert_eq!(steps(2 * min - page, workers), 1);
+            assert_eq!(steps(min / 2, workers), 1);
+        }
+        // Large results keep the usual step, on any number of threads.
+        assert_eq!(super::Steps::shared(129 << 20, 2).size, max);
+        assert_eq!(super::Steps::shared(len, 1).size, max);
+        // Many threads: as many steps as hold the minimum.
+        assert_eq!(steps(5 * min, 16), 5);
+        assert_eq!(steps(64 * min, 16), 16);
     }
 
     /// A commit that meets a page it may not write after its first steps is an error, on
