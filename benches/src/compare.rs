@@ -23,8 +23,12 @@
 //! ratio. Beside them runs the floor of the serial engine's layout ([`Floor`]: the same
 //! arrays touched in the same order by a loop with the engine's prefetch and none of its
 //! bookkeeping), with its ratio to hashbrown (where that is above
-//! the serial goal, the layout itself misses it) and the serial engine's ratio to it;
-//! `--no-floor` leaves it out. `--other-layout` adds the floor of the value layout the
+//! the serial goal, the layout itself misses it) and the serial engine's ratio to it, and
+//! the floor of the rayon engine's lookups ([`Floor::rayon`], [`Floor::get_all_par`]: its
+//! layout, its results prepared as the engine prepares them, the keys in the engine's
+//! tasks on rayon's threads), with its ratios to papaya and DashMap and the rayon engine's
+//! to it (its insert and remove are not measured: shown as —); `--no-floor` leaves both
+//! out. `--other-layout` adds the floor of the value layout the
 //! serial engine does not use at that size ([`Floor::other`]: values stored densely behind
 //! a `u32` index per slot, or one value per slot), to measure what the choice gains.
 //!
@@ -104,6 +108,24 @@ fn flash<K: Gen, V: Gen>(backend: Backend, d: &Data<K, V>) -> Times {
     let (e, rem) = timed(|| m.bulk_remove(&d.keys).expect("remove"));
     assert_eq!(rem, n);
     [a, b, c, e, build]
+}
+
+/// The floor of the rayon engine's lookups ([`Floor::rayon`]): built and filled on one
+/// thread, then looked up on rayon's threads into fresh vectors
+/// ([`Floor::get_all_par`]). Only the lookups are timed: the other times are NaN.
+fn rayon_floor_run<K: Gen, V: Gen>(d: &Data<K, V>) -> Times {
+    let mut f = Floor::<K, V>::rayon(d.pairs.len());
+    f.insert_all(&d.pairs);
+    let get = |keys: &[K], hits: bool| {
+        let mut out = Vec::new();
+        f.get_all_par(keys, &mut out, hits);
+        out
+    };
+    let (b, got) = timed(|| get(&d.keys, true));
+    check(&got, d.pairs.iter().map(|p| p.1));
+    let (c, miss) = timed(|| get(&d.absent, false));
+    assert!(miss.iter().all(Option::is_none));
+    [f64::NAN, b, c, f64::NAN, f64::NAN]
 }
 
 /// The floor of the serial engine's layout ([`Floor`]), run as the engine is: built and
@@ -198,7 +220,7 @@ struct Opts {
     flush: bool,
 }
 
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 8] = [
     "FlashMap Serial (Identity)",
     "FlashMap Rayon (Identity)",
     "hashbrown",
@@ -206,12 +228,15 @@ const NAMES: [&str; 7] = [
     "DashMap",
     "Floor of the serial engine's layout",
     "Floor of the other value layout (not the serial engine's)",
+    "Floor of the rayon engine's lookups (on rayon's threads)",
 ];
 
 /// The index of the floor in [`NAMES`].
 const FLOOR: usize = 5;
 /// The index of the floor of the other value layout ([`Floor::other`]) in [`NAMES`].
 const OTHER: usize = 6;
+/// The index of the floor of the rayon engine's lookups ([`rayon_floor_run`]) in [`NAMES`].
+const RAYON_FLOOR: usize = 7;
 
 /// Runs the engines `which` (indices into [`NAMES`]) `o.reps` times each, interleaved, each
 /// repetition starting with the next engine, and every other repetition in reverse order,
@@ -246,6 +271,7 @@ fn runs<K: Gen, V: Gen>(d: &Data<K, V>, which: &[usize], o: Opts) -> Vec<Vec<Tim
                 3 => papaya_run(d),
                 4 => dashmap_run(d),
                 FLOOR => floor_run(d, Floor::new),
+                RAYON_FLOOR => rayon_floor_run(d),
                 _ => floor_run(d, Floor::other),
             });
             if std::env::var_os("COMPARE_VERBOSE").is_some() {
@@ -254,6 +280,15 @@ fn runs<K: Gen, V: Gen>(d: &Data<K, V>, which: &[usize], o: Opts) -> Vec<Vec<Tim
         }
     }
     runs
+}
+
+/// A median time in ms for the engines' table; — for one not measured (NaN).
+fn cell(t: f64) -> String {
+    if t.is_nan() {
+        "—".to_string()
+    } else {
+        format!("{t:.2}")
+    }
 }
 
 /// Per op, the median over runs of `a`'s time over `b`'s, and the worst run's ratio.
@@ -287,6 +322,7 @@ fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
     let mut which = vec![0, 1, 2, 3, 4];
     if o.floor {
         which.insert(0, FLOOR);
+        which.insert(3, RAYON_FLOOR);
     }
     if o.other {
         which.push(OTHER);
@@ -303,9 +339,11 @@ fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
     for &i in which {
         let m: Times = std::array::from_fn(|op| median(runs[i].iter().map(|t| t[op]).collect()));
         let max_build = runs[i].iter().map(|t| t[4]).fold(0.0, f64::max);
-        let ops: Vec<String> = m[..4].iter().map(|t| format!("{t:.2}")).collect();
+        let ops: Vec<String> = m[..4].iter().map(|&t| cell(t)).collect();
         let first = runs[i].first().map_or(0.0, |t| t[4]);
-        println!("| {} | {} | {first:.2} / {:.2} / {max_build:.2} |", NAMES[i], ops.join(" | "), m[4]);
+        let build =
+            if m[4].is_nan() { "—".to_string() } else { format!("{first:.2} / {:.2} / {max_build:.2}", m[4]) };
+        println!("| {} | {} | {build} |", NAMES[i], ops.join(" | "));
     }
     let met = goal_rows(
         &runs,
@@ -321,7 +359,7 @@ fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
 /// gets); the other layout's floor against hashbrown and against the floor.
 fn floor_rows(runs: &[Vec<Times>], o: Opts) {
     let row = |r: [(f64, f64); 4], mark: &dyn Fn(f64) -> &'static str| -> String {
-        r.map(|(m, w)| format!("{m:.2} ({w:.2}){}", mark(m))).join(" | ")
+        r.map(|(m, w)| if m.is_nan() { "—".to_string() } else { format!("{m:.2} ({w:.2}){}", mark(m)) }).join(" | ")
     };
     if o.floor {
         let layout = ratios(&runs[FLOOR], &runs[2]);
@@ -330,6 +368,17 @@ fn floor_rows(runs: &[Vec<Times>], o: Opts) {
             row(layout, &|m| if m > 0.7 { " ▲" } else { "" })
         );
         println!("| Serial / Floor (median, worst run) | {} | |", row(ratios(&runs[0], &runs[FLOOR]), &|_| ""));
+        for (peer, goal) in [(3, 0.8), (4, 0.5)] {
+            println!(
+                "| Rayon floor / {} (median, worst run; ▲ above the rayon goal {goal}) | {} | |",
+                NAMES[peer],
+                row(ratios(&runs[RAYON_FLOOR], &runs[peer]), &|m| if m > goal { " ▲" } else { "" })
+            );
+        }
+        println!(
+            "| Rayon / Rayon floor (median, worst run) | {} | |",
+            row(ratios(&runs[1], &runs[RAYON_FLOOR]), &|_| "")
+        );
     }
     if o.other {
         println!(

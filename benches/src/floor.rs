@@ -204,7 +204,14 @@ impl<K: Gen, V: Gen> Floor<K, V> {
     /// lays out a table of these sizes, from the engine's allocator: records, two arrays,
     /// or dense values ([`flash_map_cpu::dense_values`]).
     pub fn new(n: usize) -> Self {
-        Self::made(n, Self::engine_dense(n))
+        Self::made(n, Self::engine_dense(n), false)
+    }
+    /// The rayon engine's layout for `n` pairs: as [`new`](Self::new)'s, but with records
+    /// at every size where key and value fit one (the rayon engine keeps them at every size;
+    /// the serial engine only for tables the cache holds). For
+    /// [`get_all_par`](Self::get_all_par), the floor of the rayon engine's lookups.
+    pub fn rayon(n: usize) -> Self {
+        Self::made(n, Self::engine_dense(n), true)
     }
     /// The other value layout than the serial engine's at this size, to measure what it
     /// would gain: dense values where the engine keeps a value per slot, and a value per slot
@@ -215,16 +222,22 @@ impl<K: Gen, V: Gen> Floor<K, V> {
     /// value: lookups fetch the matching slot's key and index lines, and a few keys later
     /// its value's lines.
     pub fn other(n: usize) -> Self {
-        Self::made(n, !Self::engine_dense(n))
+        Self::made(n, !Self::engine_dense(n), false)
     }
     /// Whether the serial engine keeps `n` pairs' values densely.
     fn engine_dense(n: usize) -> bool {
         let l = flash_map_core::TableLayout::for_capacity(n, 0.5, size_of::<K>(), size_of::<V>()).unwrap();
         flash_map_cpu::dense_values(&l).is_some()
     }
-    fn made(n: usize, dense: bool) -> Self {
+    /// Arrays for `n` pairs: dense values, or records where the serial engine (or, for
+    /// `rayon`, the rayon engine) keeps them, else two arrays.
+    fn made(n: usize, dense: bool, rayon: bool) -> Self {
         let l = flash_map_core::TableLayout::for_capacity(n, 0.5, size_of::<K>(), size_of::<V>()).unwrap();
-        let record = if dense { 0 } else { flash_map_cpu::records(&l) };
+        let record = match (dense, rayon) {
+            (true, _) => 0,
+            (false, true) => l.record_bytes(64),
+            (false, false) => flash_map_cpu::records(&l),
+        };
         // The engine's slack for the holes of rayon's claims, where it keeps dense values.
         let dense_values = flash_map_cpu::dense_values(&l).unwrap_or(l.capacity);
         // In the engine's order: state bytes first.
@@ -438,15 +451,43 @@ impl<K: Gen, V: Gen> Floor<K, V> {
     /// Looks up `keys` into `out` (cleared first), with the engine's prefetch for keys that
     /// are mostly present (`hits`) or mostly absent (as the engine decides: see `lookup_plan`).
     pub fn get_all(&self, keys: &[K], out: &mut Vec<Option<V>>, hits: bool) {
+        let plan = self.lookup_plan(hits);
+        let res = Self::results(keys.len(), out, false);
+        self.get_range(keys, res, plan);
+        // SAFETY: `get_range` wrote every one of the `keys.len()` results (reserved).
+        unsafe { out.set_len(keys.len()) };
+    }
+
+    /// [`get_all`](Self::get_all) on rayon's threads, as the rayon engine runs a lookup:
+    /// results prepared on all of them (`flash_map_cpu::prepare_results`), then the keys in
+    /// tasks of `TUNING.rayon_min_len`, each in order with the same prefetch. Always in
+    /// parallel, even for batches that the engine looks up on the calling thread: what two
+    /// threads could do with this layout.
+    pub fn get_all_par(&self, keys: &[K], out: &mut Vec<Option<V>>, hits: bool) {
+        use rayon::prelude::*;
+        const TASK: usize = flash_map_core::tuning::TUNING.rayon_min_len;
+        let plan = self.lookup_plan(hits);
+        let res = Self::results(keys.len(), out, true);
+        res.par_chunks_mut(TASK).zip(keys.par_chunks(TASK)).for_each(|(res, keys)| self.get_range(keys, res, plan));
+        // SAFETY: the tasks wrote every one of the `keys.len()` results (reserved).
+        unsafe { out.set_len(keys.len()) };
+    }
+
+    /// `out` cleared, with room for `n` results (fresh memory prepared as the engine
+    /// prepares its results, on rayon's threads for `parallel`): the room to write.
+    fn results(n: usize, out: &mut Vec<Option<V>>, parallel: bool) -> &mut [std::mem::MaybeUninit<Option<V>>] {
         out.clear();
         let kept = out.capacity();
-        out.reserve_exact(keys.len());
+        out.reserve_exact(n);
         if out.capacity() != kept {
-            // Fresh memory, prepared as the engine prepares its results.
-            flash_map_cpu::prepare_results(out.as_mut_ptr(), keys.len() * size_of::<Option<V>>(), false);
+            flash_map_cpu::prepare_results(out.as_mut_ptr(), n * size_of::<Option<V>>(), parallel);
         }
+        &mut out.spare_capacity_mut()[..n]
+    }
+
+    /// Looks up `keys` in order into `res` (as many), fetching ahead per `plan`.
+    fn get_range(&self, keys: &[K], res: &mut [std::mem::MaybeUninit<Option<V>>], plan: Plan) {
         let l = self.lines();
-        let plan = self.lookup_plan(hits);
         let first = match plan {
             Plan::Nothing => None,
             Plan::Home { keys, values } => Some((keys, values)),
@@ -461,7 +502,6 @@ impl<K: Gen, V: Gen> Floor<K, V> {
             Plan::Found { values } if self.is_dense() => Some(move |h| self.fetch_value(l, h, values)),
             _ => None,
         };
-        let res = out.spare_capacity_mut();
         hashed_ahead(
             keys.len(),
             |i| Self::hash(&keys[i]),
@@ -472,8 +512,6 @@ impl<K: Gen, V: Gen> Floor<K, V> {
                 res[i].write(self.find(l, h, &keys[i]).map(|s| self.value(l, s)));
             },
         );
-        // SAFETY: the loop wrote every one of the `keys.len()` results (reserved above).
-        unsafe { out.set_len(keys.len()) };
     }
 
     /// Removes `keys`, each found key's slot becoming a tombstone, with the engine's prefetch
@@ -513,24 +551,42 @@ mod tests {
     /// The floor against `std::collections::HashMap`: every key found with its value, no
     /// absent key found, every key removed once and then gone; for a table whose groups wrap
     /// at its end (a few slots) and a larger one, for `u64` pairs (records) and W1's pairs
-    /// (two arrays or dense values), in the engine's layout and the other one
-    /// ([`Floor::other`]).
+    /// (two arrays or dense values), in the serial engine's layout, the other one
+    /// ([`Floor::other`]) and the rayon engine's ([`Floor::rayon`]); lookups on one thread
+    /// and on rayon's ([`Floor::get_all_par`]) agree.
     fn model<K: Gen, V: Gen>(n: usize) {
         let d = data::<K, V>(n);
         let want: std::collections::HashMap<K, V> = d.pairs.iter().copied().collect();
         for other in [false, true] {
-            model_of::<K, V>(n, &d, &want, other);
+            model_of::<K, V>(n, &d, &want, Some(other));
         }
+        model_of::<K, V>(n, &d, &want, None);
     }
 
-    fn model_of<K: Gen, V: Gen>(n: usize, d: &crate::Data<K, V>, want: &std::collections::HashMap<K, V>, other: bool) {
-        let mut f = if other { Floor::<K, V>::other(n) } else { Floor::<K, V>::new(n) };
+    /// The model test of one layout: the serial engine's (`Some(false)`), the other one
+    /// (`Some(true)`), or the rayon engine's (`None`).
+    fn model_of<K: Gen, V: Gen>(
+        n: usize,
+        d: &crate::Data<K, V>,
+        want: &std::collections::HashMap<K, V>,
+        other: Option<bool>,
+    ) {
+        let mut f = match other {
+            Some(true) => Floor::<K, V>::other(n),
+            Some(false) => Floor::<K, V>::new(n),
+            None => Floor::<K, V>::rayon(n),
+        };
         f.insert_all(&d.pairs);
         let mut out = Vec::new();
         f.get_all(&d.keys, &mut out, true);
+        let mut par = Vec::new();
+        f.get_all_par(&d.keys, &mut par, true);
+        assert!(par == out, "the parallel lookup disagrees");
         assert!(d.keys.iter().zip(&out).all(|(k, v)| want.get(k) == v.as_ref()), "a hit went wrong");
         f.get_all(&d.absent, &mut out, false);
         assert!(out.iter().all(Option::is_none), "an absent key was found");
+        f.get_all_par(&d.absent, &mut par, false);
+        assert!(par.len() == d.absent.len() && par.iter().all(Option::is_none), "an absent key was found in parallel");
         assert_eq!(f.remove_all(&d.keys[..n / 2]), n / 2);
         assert_eq!(f.remove_all(&d.keys[..n / 2]), 0, "removed keys were found again");
         f.get_all(&d.keys, &mut out, true);
@@ -546,5 +602,7 @@ mod tests {
         model::<u64, u64>(5000);
         model::<[u8; 32], [u8; 128]>(7);
         model::<[u8; 32], [u8; 128]>(2000);
+        // Several tasks of the parallel lookup.
+        model::<[u8; 32], [u8; 128]>(3 * flash_map_core::tuning::TUNING.rayon_min_len + 5);
     }
 }
