@@ -124,6 +124,15 @@ pub struct Tuning {
     /// in huge pages made most serial lookups four to five times slower (the host giving
     /// back more huge pages than the process had just freed), and in 4 KiB pages never.
     pub result_huge_max_bytes: usize,
+    /// The rayon engine commits a fresh table array of at least this many bytes on all of
+    /// its threads, and a smaller one on the calling thread, as the serial engine does.
+    /// Measured on a virtual machine whose host takes freed memory back (BENCHMARKS.md,
+    /// issue 13): builds of tables of 23–136 MB, after a cold start in one process, took
+    /// as long at the median on one thread as on two and spiked far less (two threads
+    /// faulting huge pages at once each found them slow and went to 4 KiB pages); at
+    /// 214–285 MB neither way won every time, and earlier, two threads committed 344 MB
+    /// faster where huge pages came fast.
+    pub parallel_commit_min_bytes: usize,
     /// A commit runs in steps of this many bytes ...
     pub commit_step_bytes: usize,
     /// ... except a parallel lookup's results (`flash_map_cpu::prepare_results`), shorter
@@ -206,6 +215,7 @@ pub const TUNING: Tuning = Tuning {
     huge_page_tail_min_bytes: 1 << 20,
     spare_bytes: 32 << 20,
     result_huge_max_bytes: 32 << 20,
+    parallel_commit_min_bytes: 256 << 20,
     commit_step_bytes: 8 << 20,
     commit_share_min_bytes: 2 << 20,
     commit_min_rate: 3 << 29,

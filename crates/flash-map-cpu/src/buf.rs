@@ -98,8 +98,9 @@ impl AlignedBuf {
     }
 
     /// [`zeroed`](Self::zeroed), committing a mapped array on all of rayon's threads when
-    /// `parallel` (and the `rayon` feature is on): the commit is the kernel zeroing pages,
-    /// which runs as fast on each core as on one.
+    /// `parallel` (and the `rayon` feature is on) and the array is large
+    /// (`TUNING.parallel_commit_min_bytes`): the commit is the kernel zeroing pages, which
+    /// can run on each core at once.
     pub(crate) fn zeroed_by(len: usize, parallel: bool) -> Result<Self, CpuError> {
         Self::made(len, parallel, true)
     }
@@ -180,7 +181,8 @@ impl AlignedBuf {
         Some(buf)
     }
 
-    /// Maps `len` zero bytes and commits them (on all of rayon's threads for `parallel`); for
+    /// Maps `len` zero bytes and commits them (on all of rayon's threads for `parallel`, from
+    /// `TUNING.parallel_commit_min_bytes`); for
     /// a `huge` span (a multiple of 2 MiB, [`huge_span`]), 2 MiB-aligned with transparent
     /// huge pages advised over that span, which may reach past `len` into the mapping.
     #[cfg(target_os = "linux")]
@@ -205,6 +207,9 @@ impl AlignedBuf {
         if !commits_at_once(len, free_memory, available_memory) {
             return Ok(buf);
         }
+        // Smaller arrays commit on the calling thread, as a serial table's do: two threads
+        // faulting huge pages at once each took them slowly, and went to 4 KiB pages.
+        let parallel = parallel && len >= flash_map_core::tuning::TUNING.parallel_commit_min_bytes;
         // SAFETY: `[start, start + len)` lies inside the mapping made above, which `buf` owns.
         match unsafe { commit_on(start, len, huge, parallel) } {
             Ok(()) => Ok(buf),

@@ -79,10 +79,11 @@ impl std::fmt::Debug for CpuTable {
     }
 }
 
-/// An array of `bytes` for a table run by `exec` (the rayon engine commits it on all of its
-/// threads): zeroed for the state words, which say which slots are full; for `slots`, a
-/// key or value array, whose bytes count only in full slots, perhaps the bytes that a
-/// dropped table left in the memory it takes ([`AlignedBuf::for_slots`]).
+/// An array of `bytes` for a table run by `exec` (the rayon engine commits a large one on
+/// all of its threads, `TUNING.parallel_commit_min_bytes`): zeroed for the state words,
+/// which say which slots are full; for `slots`, a key or value array, whose bytes count
+/// only in full slots, perhaps the bytes that a dropped table left in the memory it takes
+/// ([`AlignedBuf::for_slots`]).
 fn alloc(bytes: Option<usize>, exec: Exec, slots: bool) -> Result<AlignedBuf, CpuError> {
     let bytes = bytes.ok_or(CpuError::Alloc { bytes: usize::MAX })?;
     if slots {
