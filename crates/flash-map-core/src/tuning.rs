@@ -127,7 +127,7 @@ pub struct Tuning {
     /// The rayon engine commits a fresh table array of at least this many bytes on all of
     /// its threads, and a smaller one on the calling thread, as the serial engine does.
     /// Measured on a virtual machine whose host takes freed memory back (BENCHMARKS.md,
-    /// issue 13): builds of tables of 23–136 MB, after a cold start in one process, took
+    /// issue 13): builds of tables of 27–143 MB, after a cold start in one process, took
     /// as long at the median on one thread as on two and spiked far less (two threads
     /// faulting huge pages at once each found them slow and went to 4 KiB pages); at
     /// 214–285 MB neither way won every time, and earlier, two threads committed 344 MB
@@ -135,12 +135,13 @@ pub struct Tuning {
     pub parallel_commit_min_bytes: usize,
     /// A commit runs in steps of this many bytes ...
     pub commit_step_bytes: usize,
-    /// ... except a parallel lookup's results (`flash_map_cpu::prepare_results`), shorter
-    /// than a step per rayon thread: they split into one equal step per thread, each of at
-    /// least this many bytes (results below twice this stay with the calling thread). With
-    /// steps of `commit_step_bytes` alone, 13 MB of results went to one thread's 8 MiB and
-    /// the other's 5, and the lookup waited for the longer; 1.3 MB split in two committed
-    /// slower than on one thread (BENCHMARKS.md, issue 13).
+    /// ... except a parallel lookup's results (`flash_map_cpu::prepare_results`): they
+    /// split into equal steps, one per rayon thread while each holds at least this many
+    /// bytes (else fewer: results below twice this stay with the calling thread), and none
+    /// longer than `commit_step_bytes`. In steps of `commit_step_bytes` alone, 12.9 MB of
+    /// results went as 8 MiB to one thread and 4.3 MiB to the other, and the lookup waited
+    /// for the longer; 1.3 MB split in two committed slower than on one thread
+    /// (BENCHMARKS.md, issue 13).
     pub commit_share_min_bytes: usize,
     /// ... and within a step in huge pages, a huge page slower than this many bytes per
     /// second sends the rest of the step, and the next steps, to 4 KiB pages, until these
