@@ -356,7 +356,9 @@ fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
 /// The floors' rows, for those that ran (`o.floor`, `o.other`); median and worst run. The
 /// floor against hashbrown (a median above the serial goal, marked, puts that goal out of
 /// the layout's reach in this run) and the serial engine against its floor (how close it
-/// gets); the other layout's floor against hashbrown and against the floor.
+/// gets); the floor of the rayon engine's lookups against papaya and DashMap (marked above
+/// the rayon goals) and the rayon engine against it; the other layout's floor against
+/// hashbrown and against the floor.
 fn floor_rows(runs: &[Vec<Times>], o: Opts) {
     let row = |r: [(f64, f64); 4], mark: &dyn Fn(f64) -> &'static str| -> String {
         r.map(|(m, w)| if m.is_nan() { "—".to_string() } else { format!("{m:.2} ({w:.2}){}", mark(m)) }).join(" | ")

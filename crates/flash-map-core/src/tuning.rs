@@ -127,11 +127,11 @@ pub struct Tuning {
     /// The rayon engine commits a fresh table array of at least this many bytes on all of
     /// its threads, and a smaller one on the calling thread, as the serial engine does.
     /// Measured on a virtual machine whose host takes freed memory back (BENCHMARKS.md,
-    /// issue 13): builds of tables of 27–143 MB, after a cold start in one process, took
-    /// as long at the median on one thread as on two and spiked far less (two threads
-    /// faulting huge pages at once each found them slow and went to 4 KiB pages); at
-    /// 214–285 MB neither way won every time, and earlier, two threads committed 344 MB
-    /// faster where huge pages came fast.
+    /// issue 13): builds of tables of 27–143 MB, after a cold start in one process, took as
+    /// long at the median on one thread as on two and spiked far less (likely: two threads
+    /// faulting huge pages at once find them slow more often, and go to 4 KiB pages; not
+    /// traced); at 214–285 MB neither way won every time, and earlier, two threads
+    /// committed 344 MB faster where huge pages came fast.
     pub parallel_commit_min_bytes: usize,
     /// A commit runs in steps of this many bytes ...
     pub commit_step_bytes: usize,

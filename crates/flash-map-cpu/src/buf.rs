@@ -207,8 +207,8 @@ impl AlignedBuf {
         if !commits_at_once(len, free_memory, available_memory) {
             return Ok(buf);
         }
-        // Smaller arrays commit on the calling thread, as a serial table's do: two threads
-        // faulting huge pages at once each took them slowly, and went to 4 KiB pages.
+        // Smaller arrays commit on the calling thread, as a serial table's do: on two
+        // threads their builds spiked far more often (see the tuning field).
         let parallel = parallel && len >= flash_map_core::tuning::TUNING.parallel_commit_min_bytes;
         // SAFETY: `[start, start + len)` lies inside the mapping made above, which `buf` owns.
         match unsafe { commit_on(start, len, huge, parallel) } {
@@ -262,13 +262,12 @@ impl AlignedBuf {
 /// Faults in (`MADV_POPULATE_WRITE`) the `len` bytes at `start`, a range of one mapping, in
 /// the steps of `steps` ([`Steps::on`]: `TUNING.commit_step_bytes`). Where huge pages are
 /// advised (the first `huge` bytes from `start`, a multiple of 2 MiB, [`huge_span`]; 0 for
-/// none) the steps are paced
-/// ([`Pace`]): in huge pages, 2 MiB at a time, while each 2 MiB commits at
-/// `TUNING.commit_min_rate` or faster; after a slower one, the rest of its step and the next
-/// steps go to 4 KiB pages (`MADV_NOHUGEPAGE` on those steps alone) until they have taken
-/// `TUNING.commit_probe_ratio` times the slow huge page's time; then, where they were faster
-/// per byte, one huge page is tried again, and where they were not, huge pages are kept for
-/// a while.
+/// none) the steps are paced ([`Pace`]): in huge pages, 2 MiB at a time, while each 2 MiB
+/// commits at `TUNING.commit_min_rate` or faster; after a slower one, the rest of its step
+/// and the next steps go to 4 KiB pages (`MADV_NOHUGEPAGE` on those steps alone) until they
+/// have taken `TUNING.commit_probe_ratio` times the slow huge page's time; then, where they
+/// were faster per byte, one huge page is tried again, and where they were not, huge pages
+/// are kept for a while.
 ///
 /// Why: a huge page is cheap only where the kernel has a free 2 MiB block at hand. Where it
 /// must make one, it costs several 4 KiB pages' time: on a machine whose page cache holds
@@ -333,11 +332,11 @@ impl Steps {
         Steps { next: Default::default(), committed: Default::default(), pace, size }
     }
 
-    /// Fresh steps of 4 KiB pages (no pace to follow) for `len` bytes that `workers`
-    /// threads commit: equal steps in whole pages, one per worker while each holds at least
-    /// `TUNING.commit_share_min_bytes` (else as many as hold that much, at least one: a
-    /// range below twice the minimum is one step, which the calling thread takes,
-    /// [`commit`]), and none above `TUNING.commit_step_bytes`.
+    /// Fresh steps of 4 KiB pages (a commit with no huge span, which never asks the pace)
+    /// for `len` bytes that `workers` threads commit: equal steps in whole pages, one per
+    /// worker while each holds at least `TUNING.commit_share_min_bytes` (else as many as
+    /// hold that much, at least one: a range below twice the minimum is one step, which the
+    /// calling thread takes, [`commit`]), and none above `TUNING.commit_step_bytes`.
     fn shared(len: usize, workers: usize) -> Self {
         let t = &flash_map_core::tuning::TUNING;
         let page = page_size();
@@ -743,9 +742,9 @@ pub fn advise_huge<T>(ptr: *mut T, len: usize) {
 /// of the caller's that is about to be written in full (a lookup's results), when `len`
 /// is at least `TUNING.commit_min_bytes`. One call faults them all in order, for
 /// `parallel` on all of rayon's threads in equal shares (`TUNING.commit_share_min_bytes`),
-/// which costs less than taking each fault as the writes reach its page. Linux 5.14+; elsewhere, and where the system cannot commit the memory
-/// now, a no-op (the writes then fault the pages in as they would have). Changes no
-/// contents.
+/// which costs less than taking each fault as the writes reach its page. Linux 5.14+;
+/// elsewhere, and where the system cannot commit the memory now, a no-op (the writes then
+/// fault the pages in as they would have). Changes no contents.
 pub fn commit_for_writes<T>(ptr: *mut T, len: usize, parallel: bool) {
     #[cfg(target_os = "linux")]
     if len >= COMMIT_MIN && !last_page_resident(ptr as usize, len) {
@@ -1207,7 +1206,7 @@ mod tests {
             assert!(size % page == 0 && size <= max, "{len} bytes on {workers}: steps of {size}");
             len.div_ceil(size)
         };
-        // 13 MB on two threads: two steps of half of it, not 8 MiB and 5.
+        // 12.9 MB on two threads: two steps of half of it, not 8 MiB and 4.3.
         let len = 12_900_000;
         assert_eq!(super::Steps::shared(len, 2).size, (len / 2).next_multiple_of(page));
         assert_eq!(steps(len, 2), 2);
