@@ -110,41 +110,44 @@ fn flash<K: Gen, V: Gen>(backend: Backend, d: &Data<K, V>) -> Times {
     [a, b, c, e, build]
 }
 
+/// A floor's lookup into a vector: [`Floor::get_all`] or [`Floor::get_all_par`].
+type FloorGet<K, V> = fn(&Floor<K, V>, &[K], &mut Vec<Option<V>>, bool);
+
+/// A floor's lookups of `d`'s present and absent keys, each into a fresh vector (as
+/// `bulk_get` returns) by `get` ([`Floor::get_all`] or [`Floor::get_all_par`]), checked:
+/// their times.
+fn floor_gets<K: Gen, V: Gen>(f: &Floor<K, V>, d: &Data<K, V>, get: FloorGet<K, V>) -> (f64, f64) {
+    let lookup = |keys: &[K], hits: bool| {
+        let mut out = Vec::new();
+        get(f, keys, &mut out, hits);
+        out
+    };
+    let (b, got) = timed(|| lookup(&d.keys, true));
+    check(&got, d.pairs.iter().map(|p| p.1));
+    let (c, miss) = timed(|| lookup(&d.absent, false));
+    assert!(miss.iter().all(Option::is_none));
+    (b, c)
+}
+
 /// The floor of the rayon engine's lookups ([`Floor::rayon`]): built and filled on one
-/// thread, then looked up on rayon's threads into fresh vectors
-/// ([`Floor::get_all_par`]). Only the lookups are timed: the other times are NaN.
+/// thread, then looked up on rayon's threads ([`Floor::get_all_par`]). Only the lookups
+/// are timed: the other times are NaN.
 fn rayon_floor_run<K: Gen, V: Gen>(d: &Data<K, V>) -> Times {
     let mut f = Floor::<K, V>::rayon(d.pairs.len());
     f.insert_all(&d.pairs);
-    let get = |keys: &[K], hits: bool| {
-        let mut out = Vec::new();
-        f.get_all_par(keys, &mut out, hits);
-        out
-    };
-    let (b, got) = timed(|| get(&d.keys, true));
-    check(&got, d.pairs.iter().map(|p| p.1));
-    let (c, miss) = timed(|| get(&d.absent, false));
-    assert!(miss.iter().all(Option::is_none));
+    let (b, c) = floor_gets(&f, d, Floor::get_all_par);
     [f64::NAN, b, c, f64::NAN, f64::NAN]
 }
 
 /// The floor of the serial engine's layout ([`Floor`]), run as the engine is: built and
-/// filled, then looked up into fresh vectors (as `bulk_get` returns), then emptied.
+/// filled, then looked up ([`floor_gets`]), then emptied.
 fn floor_run<K: Gen, V: Gen>(d: &Data<K, V>, new: fn(usize) -> Floor<K, V>) -> Times {
     let n = d.pairs.len();
     let t = Instant::now();
     let (build, mut f) = timed(|| new(n));
     f.insert_all(&d.pairs);
     let a = ms_since(t);
-    let get = |f: &Floor<K, V>, keys: &[K], hits: bool| {
-        let mut out = Vec::new();
-        f.get_all(keys, &mut out, hits);
-        out
-    };
-    let (b, got) = timed(|| get(&f, &d.keys, true));
-    check(&got, d.pairs.iter().map(|p| p.1));
-    let (c, miss) = timed(|| get(&f, &d.absent, false));
-    assert!(miss.iter().all(Option::is_none));
+    let (b, c) = floor_gets(&f, d, Floor::get_all);
     let (e, rem) = timed(|| f.remove_all(&d.keys));
     assert_eq!(rem, n);
     [a, b, c, e, build]

@@ -583,9 +583,14 @@ impl ProcessPace {
         ProcessPace { state: std::sync::Mutex::new((Pace::new(), None)), forget_ms }
     }
 
+    /// The pace and when a commit last used it (a panic elsewhere leaves them valid).
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Pace, Option<std::time::Instant>)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Calls `f` on the pace, started over first where no commit used it for `forget_ms`.
     fn with<R>(&self, f: impl FnOnce(&mut Pace) -> R) -> R {
-        let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.lock();
         let now = std::time::Instant::now();
         let (pace, last) = &mut *g;
         pace_at(pace, last, now, std::time::Duration::from_millis(self.forget_ms as u64), f)
@@ -617,7 +622,7 @@ fn pace_at<R>(
 pub fn forget_commit_paces() {
     #[cfg(target_os = "linux")]
     for p in [&PACE, &RESULT_PACE] {
-        *p.state.lock().unwrap_or_else(|e| e.into_inner()) = (Pace::new(), None);
+        *p.lock() = (Pace::new(), None);
     }
 }
 
