@@ -285,12 +285,13 @@ fn runs<K: Gen, V: Gen>(d: &Data<K, V>, which: &[usize], o: Opts) -> Vec<Vec<Tim
     runs
 }
 
-/// A median time in ms for the engines' table; — for one not measured (NaN).
-fn cell(t: f64) -> String {
-    if t.is_nan() {
+/// `text` of a median, or — for one not measured (NaN: an engine that `COMPARE_ONLY` left
+/// out, an op that a floor does not run).
+fn measured(v: f64, text: impl FnOnce() -> String) -> String {
+    if v.is_nan() {
         "—".to_string()
     } else {
-        format!("{t:.2}")
+        text()
     }
 }
 
@@ -342,10 +343,9 @@ fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
     for &i in which {
         let m: Times = std::array::from_fn(|op| median(runs[i].iter().map(|t| t[op]).collect()));
         let max_build = runs[i].iter().map(|t| t[4]).fold(0.0, f64::max);
-        let ops: Vec<String> = m[..4].iter().map(|&t| cell(t)).collect();
+        let ops: Vec<String> = m[..4].iter().map(|&t| measured(t, || format!("{t:.2}"))).collect();
         let first = runs[i].first().map_or(0.0, |t| t[4]);
-        let build =
-            if m[4].is_nan() { "—".to_string() } else { format!("{first:.2} / {:.2} / {max_build:.2}", m[4]) };
+        let build = measured(m[4], || format!("{first:.2} / {:.2} / {max_build:.2}", m[4]));
         println!("| {} | {} | {build} |", NAMES[i], ops.join(" | "));
     }
     let met = goal_rows(
@@ -364,7 +364,7 @@ fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
 /// hashbrown and against the floor.
 fn floor_rows(runs: &[Vec<Times>], o: Opts) {
     let row = |r: [(f64, f64); 4], mark: &dyn Fn(f64) -> &'static str| -> String {
-        r.map(|(m, w)| if m.is_nan() { "—".to_string() } else { format!("{m:.2} ({w:.2}){}", mark(m)) }).join(" | ")
+        r.map(|(m, w)| measured(m, || format!("{m:.2} ({w:.2}){}", mark(m)))).join(" | ")
     };
     if o.floor {
         let layout = ratios(&runs[FLOOR], &runs[2]);
