@@ -7,6 +7,10 @@
 //! the build time, the first insert's time, the table's bytes, the growth of resident
 //! memory during the build, and how much of the process's memory is in huge pages.
 //!
+//! `build_time touch w1|w2 PAIRS`: the floor of that build, in a process of its own: the
+//! same pairs generated, then the table's bytes of fresh memory written once, a byte per
+//! 4 KiB page.
+//!
 //! `build_time fragment PERCENT`: the fragmentation step. Takes PERCENT of the available
 //! memory in 4 KiB pages (huge pages refused), gives back every other page, prints
 //! `fragmented`, and holds the rest until its standard input closes. While it runs, no
@@ -59,6 +63,40 @@ fn table<K: Gen, V: Gen>(n: usize, backend: Backend) {
         grown as f64 / 1e6,
         huge as f64 / 1e6
     );
+}
+
+/// `build_time touch w1|w2 PAIRS`: the floor of `table`'s build. Generates the same pairs
+/// (so that the process has done the same work before), then maps as many bytes as the
+/// table of PAIRS pairs takes and writes one byte to each 4 KiB page in order, without any
+/// advice (with `transparent_hugepage` on `madvise`, in 4 KiB pages): the cost of touching
+/// the table's memory once. Prints the time and the bytes.
+#[cfg(target_os = "linux")]
+fn touch<K: Gen, V: Gen>(n: usize) {
+    const PAGE: usize = 4096;
+    let d = data::<K, V>(n);
+    let l = flash_map_core::TableLayout::for_capacity(
+        n,
+        flash_map_core::layout::DEFAULT_MAX_LOAD_FACTOR,
+        size_of::<K>(),
+        size_of::<V>(),
+    )
+    .expect("layout");
+    let bytes = flash_map_cpu::table_bytes(&l).next_multiple_of(PAGE);
+    let t = Instant::now();
+    let p = map_anonymous(bytes);
+    for i in (0..bytes).step_by(PAGE) {
+        // SAFETY: `i < bytes`, inside the mapping made above; volatile, so that the write
+        // (never read) stays.
+        unsafe { p.add(i).write_volatile(1) };
+    }
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    std::hint::black_box(&d);
+    println!("touch_ms {ms:.1} table_mb {:.1}", bytes as f64 / 1e6);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn touch<K: Gen, V: Gen>(_: usize) {
+    println!("touch: Linux only");
 }
 
 /// A fresh anonymous private mapping of `len` bytes (`flash_map_cpu`'s, as a table's arrays
@@ -185,9 +223,13 @@ fn main() {
                 _ => table::<u64, u64>(n(2), backend),
             }
         }
+        "touch" => match a(1) {
+            "w1" => touch::<[u8; 32], [u8; 128]>(n(2)),
+            _ => touch::<u64, u64>(n(2)),
+        },
         "fragment" => fragment(n(1)),
         "trace" => trace(n(1) << 20, n(2) << 20, a(3) == "huge"),
         "results" => results(n(1) << 20, n(2), a(3).parse().unwrap_or(0), a(4) == "parallel"),
-        _ => eprintln!("usage: build_time table w1|w2 PAIRS [serial|rayon] | fragment PERCENT | trace MIB STEP_MIB [huge] | results MIB REPS [PAUSE_MS [parallel]]"),
+        _ => eprintln!("usage: build_time table w1|w2 PAIRS [serial|rayon] | touch w1|w2 PAIRS | fragment PERCENT | trace MIB STEP_MIB [huge] | results MIB REPS [PAUSE_MS [parallel]]"),
     }
 }
