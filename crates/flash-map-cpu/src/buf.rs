@@ -98,9 +98,9 @@ impl AlignedBuf {
     }
 
     /// [`zeroed`](Self::zeroed), committing a mapped array on all of rayon's threads when
-    /// `parallel` (and the `rayon` feature is on) and the array is large
-    /// (`TUNING.parallel_commit_min_bytes`): the commit is the kernel zeroing pages, which
-    /// can run on each core at once.
+    /// `parallel` (and the `rayon` feature is on), the array is large and the pool is not
+    /// small ([`commits_in_parallel`]): the commit is the kernel zeroing pages, which can
+    /// run on each core at once.
     pub(crate) fn zeroed_by(len: usize, parallel: bool) -> Result<Self, CpuError> {
         Self::made(len, parallel, true)
     }
@@ -181,8 +181,8 @@ impl AlignedBuf {
         Some(buf)
     }
 
-    /// Maps `len` zero bytes and commits them (on all of rayon's threads for `parallel`, from
-    /// `TUNING.parallel_commit_min_bytes`); for
+    /// Maps `len` zero bytes and commits them (on all of rayon's threads for `parallel`, where
+    /// [`commits_in_parallel`]); for
     /// a `huge` span (a multiple of 2 MiB, [`huge_span`]), 2 MiB-aligned with transparent
     /// huge pages advised over that span, which may reach past `len` into the mapping.
     #[cfg(target_os = "linux")]
@@ -207,9 +207,9 @@ impl AlignedBuf {
         if !commits_at_once(len, free_memory, available_memory) {
             return Ok(buf);
         }
-        // Smaller arrays commit on the calling thread, as a serial table's do: on two
-        // threads their builds spiked far more often (see the tuning field).
-        let parallel = parallel && len >= flash_map_core::tuning::TUNING.parallel_commit_min_bytes;
+        // Smaller arrays, and every array of a small pool, commit on the calling thread, as
+        // a serial table's do (see the tuning fields).
+        let parallel = parallel && commits_in_parallel(len, pool_threads());
         // SAFETY: `[start, start + len)` lies inside the mapping made above, which `buf` owns.
         match unsafe { commit_on(start, len, huge, parallel) } {
             Ok(()) => Ok(buf),
@@ -293,9 +293,7 @@ unsafe fn commit(start: *mut u8, len: usize, huge: usize, parallel: bool, steps:
     #[cfg(feature = "rayon")]
     {
         let count = len.div_ceil(steps.size);
-        // Asked only for a parallel commit: the question starts rayon's global pool, threads
-        // that a serial table never uses.
-        let workers = if parallel { rayon::current_num_threads().min(count) } else { 1 };
+        let workers = if parallel { pool_threads().min(count) } else { 1 };
         // (A range of one step is committed on the calling thread: no hand-off to the pool.)
         if workers > 1 {
             use rayon::prelude::*;
@@ -788,8 +786,18 @@ fn commit_pages(p: usize, len: usize, parallel: bool) {
     }
 }
 
-/// The threads of rayon's pool (1 without the `rayon` feature). Asked only for a parallel
-/// commit: the question starts the pool.
+/// Whether the rayon engine commits a fresh array of `len` bytes on all of the pool's
+/// `threads`: from `TUNING.parallel_commit_min_bytes`, on a pool of at least
+/// `TUNING.parallel_commit_min_threads`.
+#[cfg(target_os = "linux")]
+fn commits_in_parallel(len: usize, threads: usize) -> bool {
+    let t = &flash_map_core::tuning::TUNING;
+    len >= t.parallel_commit_min_bytes && threads >= t.parallel_commit_min_threads
+}
+
+/// The threads of rayon's pool (1 without the `rayon` feature): the workers of a parallel
+/// [`commit`] and the shares of [`Steps::shared`]. Asked only for a parallel commit: the
+/// question starts rayon's global pool, threads that a serial table never uses.
 #[cfg(target_os = "linux")]
 fn pool_threads() -> usize {
     #[cfg(feature = "rayon")]
@@ -935,8 +943,26 @@ impl Drop for AlignedBuf {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
-    use super::{available_memory, commits_at_once, huge_span, meminfo_bytes, pace_at, AlignedBuf, Pace};
+    use super::{
+        available_memory, commits_at_once, commits_in_parallel, huge_span, meminfo_bytes, pace_at, AlignedBuf, Pace,
+    };
     use flash_map_core::tuning::TUNING;
+
+    /// A fresh array commits on all of the pool's threads only where both are large: from
+    /// `parallel_commit_min_bytes`, on a pool of `parallel_commit_min_threads` or more (two
+    /// threads commit every array on the calling thread).
+    #[test]
+    fn only_large_arrays_of_large_pools_commit_in_parallel() {
+        let (bytes, threads) = (TUNING.parallel_commit_min_bytes, TUNING.parallel_commit_min_threads);
+        assert!(threads > 2, "a pool of two threads commits on one");
+        for t in [1, 2, threads - 1] {
+            assert!(!commits_in_parallel(bytes, t) && !commits_in_parallel(usize::MAX, t), "{t} threads");
+        }
+        for t in [threads, threads + 1, 16, 256] {
+            assert!(commits_in_parallel(bytes, t) && commits_in_parallel(usize::MAX, t), "{t} threads");
+            assert!(!commits_in_parallel(bytes - 1, t) && !commits_in_parallel(0, t), "{t} threads");
+        }
+    }
 
     /// The parts of a commit paced by `p`, each 2 MiB: `true` for a huge page, taking
     /// `factor` times a unit of time, with the next factor of `factors` until they run

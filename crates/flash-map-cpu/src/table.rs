@@ -80,7 +80,8 @@ impl std::fmt::Debug for CpuTable {
 }
 
 /// An array of `bytes` for a table run by `exec` (the rayon engine commits a large one on
-/// all of its threads, `TUNING.parallel_commit_min_bytes`): zeroed for the state words,
+/// all of its threads where its pool is not small, `TUNING.parallel_commit_min_bytes` and
+/// `parallel_commit_min_threads`): zeroed for the state words,
 /// which say which slots are full; for `slots`, a key or value array, whose bytes count
 /// only in full slots, perhaps the bytes that a dropped table left in the memory it takes
 /// ([`AlignedBuf::for_slots`]).
