@@ -795,9 +795,11 @@ fn commits_in_parallel(len: usize, threads: usize) -> bool {
     len >= t.parallel_commit_min_bytes && threads >= t.parallel_commit_min_threads
 }
 
-/// The threads of rayon's pool (1 without the `rayon` feature): the workers of a parallel
-/// [`commit`] and the shares of [`Steps::shared`]. Asked only for a parallel commit: the
-/// question starts rayon's global pool, threads that a serial table never uses.
+/// The threads of rayon's pool (1 without the `rayon` feature): whether the rayon engine's
+/// arrays commit in parallel ([`commits_in_parallel`]), the workers of a parallel
+/// [`commit`] and the shares of [`Steps::shared`]. Asked only for the rayon engine's
+/// commits: the question starts rayon's global pool, threads that a serial table never
+/// uses.
 #[cfg(target_os = "linux")]
 fn pool_threads() -> usize {
     #[cfg(feature = "rayon")]
