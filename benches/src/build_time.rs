@@ -72,7 +72,6 @@ fn table<K: Gen, V: Gen>(n: usize, backend: Backend) {
 /// the table's memory once. Prints the time and the bytes.
 #[cfg(target_os = "linux")]
 fn touch<K: Gen, V: Gen>(n: usize) {
-    const PAGE: usize = 4096;
     let d = data::<K, V>(n);
     let l = flash_map_core::TableLayout::for_capacity(
         n,
@@ -84,11 +83,8 @@ fn touch<K: Gen, V: Gen>(n: usize) {
     let bytes = flash_map_cpu::table_bytes(&l).next_multiple_of(PAGE);
     let t = Instant::now();
     let p = map_anonymous(bytes);
-    for i in (0..bytes).step_by(PAGE) {
-        // SAFETY: `i < bytes`, inside the mapping made above; volatile, so that the write
-        // (never read) stays.
-        unsafe { p.add(i).write_volatile(1) };
-    }
+    // SAFETY: `p` is a fresh writable mapping of `bytes` bytes, made above.
+    unsafe { write_each_page(p, bytes) };
     let ms = t.elapsed().as_secs_f64() * 1e3;
     std::hint::black_box(&d);
     println!("touch_ms {ms:.1} table_mb {:.1}", bytes as f64 / 1e6);
@@ -97,6 +93,23 @@ fn touch<K: Gen, V: Gen>(n: usize) {
 #[cfg(not(target_os = "linux"))]
 fn touch<K: Gen, V: Gen>(_: usize) {
     println!("touch: Linux only");
+}
+
+/// The base page size this binary's page-by-page loops step by.
+#[cfg(target_os = "linux")]
+const PAGE: usize = 4096;
+
+/// Writes one byte to each [`PAGE`] of `len` bytes from `p`, in order: every page faulted in
+/// once. The writes are volatile, so that they stay although nothing reads them.
+///
+/// # Safety
+/// `p..p + len` must be writable memory that nothing else reads or writes meanwhile.
+#[cfg(target_os = "linux")]
+unsafe fn write_each_page(p: *mut u8, len: usize) {
+    for i in (0..len).step_by(PAGE) {
+        // SAFETY: `i < len`, so `p + i` is inside the range the caller vouches for.
+        unsafe { p.add(i).write_volatile(1) };
+    }
 }
 
 /// A fresh anonymous private mapping of `len` bytes (`flash_map_cpu`'s, as a table's arrays
@@ -111,15 +124,12 @@ fn map_anonymous(len: usize) -> *mut u8 {
 
 #[cfg(target_os = "linux")]
 fn fragment(percent: usize) {
-    const PAGE: usize = 4096;
     let len = meminfo("MemAvailable:") / 100 * percent / PAGE * PAGE;
     let p = map_anonymous(len);
     // SAFETY: the range is the mapping made above.
     unsafe { libc::madvise(p as *mut libc::c_void, len, libc::MADV_NOHUGEPAGE) };
-    for i in (0..len).step_by(PAGE) {
-        // SAFETY: `i < len`, inside the mapping.
-        unsafe { p.add(i).write(1) };
-    }
+    // SAFETY: `p` is a fresh writable mapping of `len` bytes, made above.
+    unsafe { write_each_page(p, len) };
     for i in (0..len).step_by(2 * PAGE) {
         // SAFETY: one page inside the mapping; its contents are not read again.
         unsafe { libc::madvise(p.add(i) as *mut libc::c_void, PAGE, libc::MADV_DONTNEED) };
