@@ -7,6 +7,10 @@
 //! the build time, the first insert's time, the table's bytes, the growth of resident
 //! memory during the build, and how much of the process's memory is in huge pages.
 //!
+//! With `no-thp` after the backend, the process first turns transparent huge pages off
+//! (`prctl(PR_SET_THP_DISABLE)`), so that the table commits in 4 KiB pages. `RUST_LOG=debug`
+//! shows the engine's own account (slow huge pages, the table's arrays).
+//!
 //! `build_time touch w1|w2 PAIRS`: the floor of that build, in a process of its own: the
 //! same pairs generated, then the table's bytes of fresh memory written once, a byte per
 //! 4 KiB page.
@@ -63,6 +67,25 @@ fn table<K: Gen, V: Gen>(n: usize, backend: Backend) {
         grown as f64 / 1e6,
         huge as f64 / 1e6
     );
+}
+
+/// Turns transparent huge pages off for this process (`prctl(PR_SET_THP_DISABLE)`), as a
+/// user can who wants no build to wait on a slow huge page: the engine's huge-page advice
+/// then has no effect, and every array is committed in 4 KiB pages.
+///
+/// # Panics
+/// If the system refuses it.
+#[cfg(target_os = "linux")]
+fn disable_thp() {
+    // SAFETY: `prctl` with PR_SET_THP_DISABLE takes integers only and changes nothing but the
+    // process's huge-page policy.
+    let r = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    assert_eq!(r, 0, "prctl(PR_SET_THP_DISABLE): {}", std::io::Error::last_os_error());
+}
+
+#[cfg(not(target_os = "linux"))]
+fn disable_thp() {
+    println!("no-thp: Linux only");
 }
 
 /// `build_time touch w1|w2 PAIRS`: the floor of `table`'s build. Generates the same pairs
@@ -222,12 +245,17 @@ fn fragment(_: usize) {
 }
 
 fn main() {
+    // The engines' own account of slow huge pages and the like, with RUST_LOG=debug.
+    env_logger::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
     let n = |i: usize| a(i).parse::<usize>().expect("a number");
     match a(0) {
         "table" => {
             let backend = if a(3) == "rayon" { Backend::Rayon } else { Backend::Serial };
+            if a(4) == "no-thp" {
+                disable_thp();
+            }
             match a(1) {
                 "w1" => table::<[u8; 32], [u8; 128]>(n(2), backend),
                 _ => table::<u64, u64>(n(2), backend),
@@ -240,6 +268,6 @@ fn main() {
         "fragment" => fragment(n(1)),
         "trace" => trace(n(1) << 20, n(2) << 20, a(3) == "huge"),
         "results" => results(n(1) << 20, n(2), a(3).parse().unwrap_or(0), a(4) == "parallel"),
-        _ => eprintln!("usage: build_time table w1|w2 PAIRS [serial|rayon] | touch w1|w2 PAIRS | fragment PERCENT | trace MIB STEP_MIB [huge] | results MIB REPS [PAUSE_MS [parallel]]"),
+        _ => eprintln!("usage: build_time table w1|w2 PAIRS [serial|rayon [no-thp]] | touch w1|w2 PAIRS | fragment PERCENT | trace MIB STEP_MIB [huge] | results MIB REPS [PAUSE_MS [parallel]]"),
     }
 }
