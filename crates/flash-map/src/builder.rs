@@ -160,9 +160,14 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMapBui
     ///
     /// On the CPU backends (Linux), every array of the table from 256 KiB on is committed
     /// here: its pages are faulted in now (in huge pages, from 2 MiB on, while the system
-    /// gives them quickly; the rayon backend on all its threads), so that memory the system
-    /// cannot give is an error from `build` rather than a fault during the first batch, and
-    /// that batch does not pay for the faults. An array larger than half the available memory
+    /// gives them quickly; the rayon backend's arrays from 256 MiB on all its threads, in a
+    /// pool of three or more), so that memory the system cannot give is an error from
+    /// `build` rather than a fault during the first batch, and that batch does not pay for
+    /// the faults. A huge page the system gives slowly (a virtual machine's host may take
+    /// tens of milliseconds to supply one) sends the next parts to 4 KiB pages, so that slow
+    /// huge pages cost a bounded share of a build; a process that wants none to wait on
+    /// turns transparent huge pages off (`prctl(PR_SET_THP_DISABLE)` on Linux), and its
+    /// tables then commit in 4 KiB pages. An array larger than half the available memory
     /// (free memory plus the page cache the kernel can reclaim) is mapped lazily instead. A
     /// dropped table's arrays are kept (32 MiB at most, in all) for the next table of the
     /// same shape, which then only zeroes their state words (the keys and values of empty
