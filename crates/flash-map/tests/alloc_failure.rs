@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::backends;
 use flash_map::{Backend, FlashMap, FlashMapError, HashStrategy};
 
@@ -16,33 +14,14 @@ const CHILD: &str = "FLASH_MAP_ALLOC_CHILD";
 /// Runs `under_an_address_space_limit` in a child process and checks that it ran and passed.
 #[test]
 fn calls_succeed_or_change_nothing_when_memory_runs_out() {
-    let exe = std::env::current_exe().expect("test executable");
-    let out = Command::new(exe)
-        .args(["--exact", "under_an_address_space_limit", "--ignored", "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        // One malloc arena: threads touching the allocator after the limit do not each
-        // reserve a fresh 64 MiB arena.
-        .env("MALLOC_ARENA_MAX", "1")
-        .output()
-        .expect("run the child");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "child failed:\n{text}");
-    for b in backends() {
-        if b != Backend::Cuda {
-            assert!(text.contains(&format!("checked {b} under the limit")), "child did not check {b}:\n{text}");
-        }
-    }
+    // One malloc arena: threads touching the allocator after the limit do not each reserve
+    // a fresh 64 MiB arena.
+    common::run_in_child("under_an_address_space_limit", CHILD, &[("MALLOC_ARENA_MAX", "1")], "under the limit");
 }
 
 /// Bytes of address space this process uses (`VmSize`).
 fn address_space() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kb: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmSize:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmSize");
-    kb * 1024
+    common::proc_bytes("/proc/self/status", "VmSize:")
 }
 
 /// Limits the address space to what is in use plus `extra` bytes.
@@ -152,13 +131,7 @@ fn distinct_key(i: u32) -> [u8; 32] {
 
 /// Resident bytes of this process (`VmRSS`).
 fn resident() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<usize>().ok())
-        .expect("VmRSS")
-        << 10
+    common::proc_bytes("/proc/self/status", "VmRSS:")
 }
 
 /// `build` commits a CPU table whatever the huge-page policy chose (issue 13): its memory is

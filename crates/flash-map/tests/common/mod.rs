@@ -25,6 +25,41 @@ pub fn backends() -> Vec<Backend> {
     v
 }
 
+/// Runs the ignored test `name` of this test executable in a child process, with `child`
+/// set to 1 and `env` set too, and checks that it passed and printed `checked {backend}
+/// {what}` for every CPU backend of [`backends`]: for checks that change the whole process
+/// (a memory limit, a huge-page policy). Returns the child's output.
+#[cfg(target_os = "linux")]
+pub fn run_in_child(name: &str, child: &str, env: &[(&str, &str)], what: &str) -> String {
+    let exe = std::env::current_exe().expect("test executable");
+    let out = std::process::Command::new(exe)
+        .args(["--exact", name, "--ignored", "--nocapture", "--test-threads=1"])
+        .env(child, "1")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the child");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "child failed:\n{text}");
+    for b in backends() {
+        if b != Backend::Cuda {
+            assert!(text.contains(&format!("checked {b} {what}")), "child did not check {b}:\n{text}");
+        }
+    }
+    text
+}
+
+/// `field` of a `/proc` file in kB (`VmRSS:` of `/proc/self/status`, `AnonHugePages:` of
+/// `/proc/self/smaps_rollup`), in bytes.
+#[cfg(target_os = "linux")]
+pub fn proc_bytes(path: &str, field: &str) -> usize {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next()?.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("{field} in {path}"))
+        << 10
+}
+
 /// A deterministic Pod value from an id: every byte depends on the id.
 pub fn from_id<T: Pod>(id: u64) -> T {
     let mut t = T::zeroed();
