@@ -22,10 +22,11 @@
 //! Prints the median of R runs (default 5), the ratios FlashMap / peer, and the worst run's
 //! ratio, and whether each cell meets issue 13's goal: the median ratio at most the goal and
 //! no run more than 10 % over it, and each FlashMap engine's slowest build at most twice its
-//! median ("all goals met" at the end sums them up). Beside them runs the floor of the serial engine's layout ([`Floor`]: the same
-//! arrays touched in the same order by a loop with the engine's prefetch and none of its
-//! bookkeeping), with its ratio to hashbrown (where that is above
-//! the serial goal, the layout itself misses it) and the serial engine's ratio to it, and
+//! median ("all goals met" at the end sums them up). Beside them runs the floor of the
+//! serial engine's layout ([`Floor`]: the same arrays touched in the same order by a loop
+//! with the engine's prefetch and none of its bookkeeping), with its ratio to hashbrown
+//! (where that is above the serial goal, the layout itself misses it) and the serial
+//! engine's ratio to it, and
 //! the floor of the rayon engine's lookups ([`Floor::rayon`], [`Floor::get_all_par`]: its
 //! layout, its results prepared as the engine prepares them, the keys in the engine's
 //! tasks on rayon's threads), with its ratios to papaya and DashMap and the rayon engine's
