@@ -31,7 +31,7 @@ fn with_huge_pages_off() {
         if b == Backend::Cuda {
             continue;
         }
-        // 2M slots: arrays of 2 and 16 MiB, which the engine advises huge pages for.
+        // 2M slots: arrays of 2 MiB and more, which the engine advises huge pages for.
         let before = common::proc_bytes("/proc/self/status", "VmRSS:");
         let mut m: FlashMap<u64, u64> = FlashMap::builder(1 << 20).backend(b).build().expect("build");
         let grown = common::proc_bytes("/proc/self/status", "VmRSS:").saturating_sub(before);
