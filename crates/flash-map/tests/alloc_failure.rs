@@ -129,11 +129,6 @@ fn distinct_key(i: u32) -> [u8; 32] {
     k
 }
 
-/// Resident bytes of this process (`VmRSS`).
-fn resident() -> usize {
-    common::proc_bytes("/proc/self/status", "VmRSS:")
-}
-
 /// `build` commits a CPU table whatever the huge-page policy chose (issue 13): its memory is
 /// resident when `build` returns, so that memory the system cannot give fails `build`, not
 /// a later batch. (Tests run in parallel threads; the table is large enough that their
@@ -144,11 +139,6 @@ fn build_leaves_the_table_resident() {
         if !b.is_compiled() {
             continue;
         }
-        let before = resident();
-        let m: FlashMap<u64, u64> = FlashMap::builder(4 << 20).backend(b).build().unwrap();
-        let grown = resident().saturating_sub(before);
-        // One state byte, a key and a value per slot.
-        let table = m.stats().slots * (1 + 8 + 8);
-        assert!(grown >= table * 9 / 10, "{b}: {grown} bytes became resident for a {table}-byte table");
+        common::build_resident(b, 4 << 20);
     }
 }

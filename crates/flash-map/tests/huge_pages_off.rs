@@ -8,7 +8,7 @@
 mod common;
 
 use common::backends;
-use flash_map::{Backend, FlashMap};
+use flash_map::Backend;
 
 const CHILD: &str = "FLASH_MAP_THP_OFF_CHILD";
 
@@ -32,11 +32,7 @@ fn with_huge_pages_off() {
             continue;
         }
         // 2M slots: arrays of 2 MiB and more, which the engine advises huge pages for.
-        let before = common::proc_bytes("/proc/self/status", "VmRSS:");
-        let mut m: FlashMap<u64, u64> = FlashMap::builder(1 << 20).backend(b).build().expect("build");
-        let grown = common::proc_bytes("/proc/self/status", "VmRSS:").saturating_sub(before);
-        let table = m.stats().slots * (1 + 8 + 8);
-        assert!(grown >= table * 9 / 10, "{b}: {grown} bytes became resident for a {table}-byte table");
+        let mut m = common::build_resident(b, 1 << 20);
         let pairs: Vec<(u64, u64)> = (0..300_000u64).map(|i| (common::splitmix(i), i)).collect();
         assert_eq!(m.bulk_insert(&pairs).unwrap(), pairs.len(), "{b}");
         let keys: Vec<u64> = pairs.iter().map(|p| p.0).collect();

@@ -60,6 +60,20 @@ pub fn proc_bytes(path: &str, field: &str) -> usize {
         << 10
 }
 
+/// Builds a `u64 -> u64` map for `capacity` entries on `b` and checks that `build` left its
+/// table resident: resident memory grew by at least nine tenths of its bytes (one state
+/// byte, a key and a value per slot). Returns the map.
+#[cfg(target_os = "linux")]
+pub fn build_resident(b: Backend, capacity: usize) -> FlashMap<u64, u64> {
+    let resident = || proc_bytes("/proc/self/status", "VmRSS:");
+    let before = resident();
+    let m: FlashMap<u64, u64> = FlashMap::builder(capacity).backend(b).build().expect("build");
+    let grown = resident().saturating_sub(before);
+    let table = m.stats().slots * (1 + 8 + 8);
+    assert!(grown >= table * 9 / 10, "{b}: {grown} bytes became resident for a {table}-byte table");
+    m
+}
+
 /// A deterministic Pod value from an id: every byte depends on the id.
 pub fn from_id<T: Pod>(id: u64) -> T {
     let mut t = T::zeroed();
