@@ -55,11 +55,16 @@ pub struct Tuning {
     pub cached_state_bytes: usize,
     /// Host tables (all arrays together) of at most this many bytes whose key and value fit
     /// one line together keep each slot's key and value side by side in one record
-    /// (`flash_map_cpu::records`): a hit or a claim then touches one line fewer. Larger
-    /// tables keep two arrays: there the serial passes run in partition order, whose sweeps
-    /// and removals moved more bytes with records than they saved. The size from which serial
-    /// passes partition (`min_regions` regions), or, where the CPU's last-level cache is
-    /// larger, that cache's size (tables it holds are never partitioned).
+    /// (`flash_map_cpu::records`): a hit or a claim then touches one line fewer. Serial
+    /// passes over such a table run in batch order, never partitioned: in partition order,
+    /// whose sweeps and removals moved more bytes with records than they saved, records lost
+    /// on every op. Larger tables keep two arrays (and partition). Where the CPU's
+    /// last-level cache is larger than this, the size from which serial passes would
+    /// partition (`flash_map_cpu`'s `partition_shift`) takes its place. Twice the 32 MiB
+    /// last-level cache of the machine measured (BENCHMARKS.md, issue 13): a table of 800K
+    /// `u64` pairs (36 MB) filled and was looked up faster in records in batch order than
+    /// in two arrays partitioned, and removals were slower, within their goal; in tables of
+    /// 71 and 143 MB the records' fill was faster again but their hits gained nothing.
     pub record_max_table_bytes: usize,
     /// Slots a sweep (the prefetch of passes in partition order) fetches at a time: one
     /// line of 4-byte state words, for which it was measured.
@@ -209,7 +214,7 @@ pub const TUNING: Tuning = Tuning {
     prefetch_match_ahead: 8,
     cached_table_bytes: 256 << 10,
     cached_state_bytes: 32 << 10,
-    record_max_table_bytes: (1 << 19) * 64,
+    record_max_table_bytes: 64 << 20,
     sweep_slots: 16,
     value_prefetch_bytes: 256,
     rayon_min_len: 4096,

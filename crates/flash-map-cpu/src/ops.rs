@@ -91,14 +91,20 @@ impl CpuTable {
     /// partition only adds its copy of the batch (BENCHMARKS.md, issue 13); nor, for an empty
     /// table, one up to [`TUNING`](flash_map_core::tuning::TUNING)`.fill_batch_order_factor`
     /// times that size, whose fill reads no keys back. Nor for a table of dense values
-    /// ([`crate::table::dense`]), whose values lie in no region's order.
+    /// ([`crate::table::dense`]), whose values lie in no region's order, nor for a table of
+    /// records ([`crate::table::records`]: a serial table keeps them only up to the size
+    /// from which its passes would partition, or
+    /// [`TUNING`](flash_map_core::tuning::TUNING)`.record_max_table_bytes` where that is
+    /// larger), whose region sweeps move twice a removal's bytes, unless a test asked for
+    /// partitions ([`set_region_bytes`](Self::set_region_bytes)).
     pub(crate) fn partition_shift(&self, n: usize) -> Option<u32> {
         let batch_order_bytes = if self.is_empty() {
             self.partition_min_bytes.saturating_mul(flash_map_core::tuning::TUNING.fill_batch_order_factor)
         } else {
             self.partition_min_bytes
         };
-        if self.exec.is_parallel() || self.is_dense() || self.table_bytes() <= batch_order_bytes {
+        let records = self.record != 0 && !self.records_partition;
+        if self.exec.is_parallel() || self.is_dense() || records || self.table_bytes() <= batch_order_bytes {
             return None;
         }
         let l = &self.layout;

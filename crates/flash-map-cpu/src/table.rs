@@ -60,6 +60,9 @@ pub struct CpuTable {
     /// Serial passes that read at most this many bytes of table run in batch order
     /// ([`CpuTable::partition_shift`]): the last-level cache's size.
     pub(crate) partition_min_bytes: usize,
+    /// Whether serial passes over a table of records may run partitioned (only where a test
+    /// asked for partitions: [`CpuTable::set_region_bytes`]).
+    pub(crate) records_partition: bool,
     /// How many passes ran partitioned (for tests).
     pub(crate) partitioned_passes: std::sync::atomic::AtomicUsize,
     /// Whether a rayon table may run a mutation, or a small lookup, serially
@@ -100,13 +103,15 @@ fn alloc(bytes: Option<usize>, exec: Exec, slots: bool) -> Result<AlignedBuf, Cp
 ///
 /// Records ([`TableLayout::record_bytes`]), when key and value together are a power of two
 /// of at most 64 bytes (a `u64` pair is 16) and the table is at most `record_max_bytes()` (the
-/// larger of [`TUNING`]`.record_max_table_bytes` and the last-level cache's size): a
-/// lookup that finds its key then has its value in the same line, one line fewer than with
-/// two arrays, and a claim writes one line instead of two; a removal, which reads only keys,
-/// reads them from twice the memory, and so do the region sweeps of the partitioned passes
-/// of larger tables (BENCHMARKS.md, issue 13). Larger records would cross lines where two arrays do not. The value must also
-/// lie aligned to its own size (up to 8 bytes) inside the record, as the rayon engine adds
-/// counters atomically. A table that grows past the limit gets two arrays when it moves.
+/// larger of [`TUNING`]`.record_max_table_bytes` and the size from which serial passes
+/// would partition): a lookup that finds its key then has its value in the same line, one
+/// line fewer than with two arrays, and a claim writes one line instead of two; a removal,
+/// which reads only keys, reads them from twice the memory. So would the region sweeps of
+/// partitioned passes, and serial passes over records never partition
+/// (`CpuTable::partition_shift`; BENCHMARKS.md, issue 13). Larger records would cross
+/// lines where two arrays do not. The value must also lie aligned to its own size (up to 8
+/// bytes) inside the record, as the rayon engine adds counters atomically. A table that
+/// grows past the limit gets two arrays when it moves.
 ///
 /// Public, hidden, only so that the benches' floor lays its arrays out as the engine does.
 pub fn records(layout: &TableLayout) -> usize {
@@ -169,9 +174,10 @@ pub(crate) fn value_capacity(layout: &TableLayout) -> usize {
     layout.capacity + (layout.capacity / 64).max(VALUE_BLOCK)
 }
 
-/// The largest table (all arrays together) that [`records`] lays out in records: the tables
-/// whose serial passes never run partitioned, [`TUNING`]`.record_max_table_bytes` or the
-/// last-level cache's size where that is larger ([`CpuTable::partition_shift`]).
+/// The largest table (all arrays together) that [`records`] lays out in records:
+/// [`TUNING`]`.record_max_table_bytes`, or the size up to which serial passes run in batch
+/// order because the last-level cache holds the table, where that is larger
+/// ([`CpuTable::partition_shift`]).
 pub(crate) fn record_max_bytes() -> usize {
     TUNING.record_max_table_bytes.max(crate::pipeline::last_level_cache_bytes())
 }
@@ -231,6 +237,7 @@ impl CpuTable {
             scratch: Default::default(),
             region_bytes: crate::partition::REGION_BYTES,
             partition_min_bytes: crate::pipeline::last_level_cache_bytes(),
+            records_partition: false,
             partitioned_passes: Default::default(),
             serial_passes: crate::ops::serial_passes(),
         })
@@ -246,12 +253,13 @@ impl CpuTable {
 
     /// Sets how many bytes of table one region of a partitioned serial pass spans (see
     /// [`crate::partition`]; default [`crate::partition::REGION_BYTES`]), and lets tables
-    /// that the last-level cache holds run partitioned too. Tests shrink it so that small
-    /// tables run the partitioned passes.
+    /// that the last-level cache holds, and tables of records, run partitioned too. Tests
+    /// shrink it so that small tables run the partitioned passes.
     #[doc(hidden)]
     pub fn set_region_bytes(&mut self, bytes: usize) {
         self.region_bytes = bytes.max(1);
         self.partition_min_bytes = 0;
+        self.records_partition = true;
     }
 
     /// Bytes of working memory kept from earlier batches for the next one: per batch
@@ -519,6 +527,7 @@ impl CpuTable {
         next.kind = std::mem::take(&mut self.kind);
         next.scratch = std::mem::take(&mut self.scratch);
         next.region_bytes = self.region_bytes;
+        next.records_partition = self.records_partition;
         next.serial_passes = self.serial_passes;
         next.partitioned_passes = std::mem::take(&mut self.partitioned_passes);
         *self = next;

@@ -308,6 +308,7 @@ fn an_empty_tables_fill_runs_in_batch_order_below_the_factor() {
         let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), Exec::Serial).unwrap();
         t.region_bytes = 64;
         t.partition_min_bytes = min_bytes;
+        t.records_partition = true;
         assert_eq!(t.insert(&pairs_batch(&p)).unwrap(), model.len());
         let fill = fill_partitions as usize;
         assert_eq!(t.partitioned_passes(), fill, "the fill, min_bytes {min_bytes}");
@@ -328,6 +329,39 @@ fn an_empty_tables_fill_runs_in_batch_order_below_the_factor() {
         assert_eq!(t.partitioned_passes(), 2 * fill + 2, "the update");
         assert_eq!(get_all(&t, &p), upd.iter().map(|&(_, v)| Some(v)).collect::<Vec<_>>());
         assert_eq!(t.len(), model.len());
+    }
+}
+
+/// Serial passes over a table of records run in batch order even where its size and the
+/// regions would partition them (the last-level cache's size unknown, regions of 64 bytes),
+/// and partitioned only where a test asks for it; the results match the model either way.
+#[test]
+fn records_run_in_batch_order() {
+    let layout = TableLayout::for_capacity(4096, 0.5, 8, 8).unwrap();
+    assert_eq!(crate::table::records(&layout), 16);
+    let mut next = xorshift(0x5EED_1234);
+    let p: Vec<(u64, u64)> = (0..3000).map(|_| (next(), next())).collect();
+    let model: std::collections::HashMap<u64, u64> = p.iter().copied().collect();
+    // After the update below, which flips each value's lowest bit (the last copy wins).
+    let want: Vec<Option<u64>> = p.iter().map(|(k, _)| model.get(k).map(|v| v ^ 1)).collect();
+    for records_partition in [false, true] {
+        let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), Exec::Serial).unwrap();
+        assert_ne!(t.record, 0);
+        (t.region_bytes, t.partition_min_bytes, t.records_partition) = (64, 0, records_partition);
+        assert_eq!(t.insert(&pairs_batch(&p)).unwrap(), model.len());
+        let upd: Vec<(u64, u64)> = p.iter().map(|&(k, v)| (k, v ^ 1)).collect();
+        assert_eq!(t.insert(&pairs_batch(&upd)).unwrap(), 0);
+        // Twice: a table's first lookup partitions only from its second on.
+        assert_eq!(get_all(&t, &p), want);
+        assert_eq!(get_all(&t, &p), want);
+        assert_eq!(t.remove(&pairs_batch(&p)).unwrap(), model.len());
+        assert_eq!(get_all(&t, &p), vec![None; p.len()]);
+        let passes = t.partitioned_passes();
+        if records_partition {
+            assert!(passes >= 4, "asked for, the passes partition ({passes})");
+        } else {
+            assert_eq!(passes, 0, "a table of records runs in batch order");
+        }
     }
 }
 
