@@ -64,7 +64,8 @@ pub struct Tuning {
     /// last-level cache of the machine measured (BENCHMARKS.md, issue 13): a table of 800K
     /// `u64` pairs (36 MB) filled and was looked up faster in records in batch order than
     /// in two arrays partitioned, and removals were slower, within their goal; in tables of
-    /// 71 and 143 MB the records' fill was faster again but their hits gained nothing.
+    /// 71 and 143 MB the records' fill was faster again, their hits gained nothing and
+    /// their removals lost more.
     pub record_max_table_bytes: usize,
     /// Slots a sweep (the prefetch of passes in partition order) fetches at a time: one
     /// line of 4-byte state words, for which it was measured.

@@ -351,7 +351,7 @@ fn records_run_in_batch_order() {
         assert_eq!(t.insert(&pairs_batch(&p)).unwrap(), model.len());
         let upd: Vec<(u64, u64)> = p.iter().map(|&(k, v)| (k, v ^ 1)).collect();
         assert_eq!(t.insert(&pairs_batch(&upd)).unwrap(), 0);
-        // Twice: a table's first lookup partitions only from its second on.
+        // Twice: a table's lookups partition from its second on (`lookup_partitions`).
         assert_eq!(get_all(&t, &p), want);
         assert_eq!(get_all(&t, &p), want);
         assert_eq!(t.remove(&pairs_batch(&p)).unwrap(), model.len());
