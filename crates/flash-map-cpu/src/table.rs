@@ -58,7 +58,8 @@ pub struct CpuTable {
     /// Table bytes per region of a partitioned pass.
     pub(crate) region_bytes: usize,
     /// Serial passes that read at most this many bytes of table run in batch order
-    /// ([`CpuTable::partition_shift`]): the last-level cache's size.
+    /// ([`CpuTable::partition_shift`]): half the last-level cache's size as Linux reports
+    /// it (`crate::pipeline::last_level_cache_bytes`), 0 where it does not say.
     pub(crate) partition_min_bytes: usize,
     /// Whether serial passes over a table of records may run partitioned (only where a test
     /// asked for partitions: [`CpuTable::set_region_bytes`]).
