@@ -92,11 +92,9 @@ impl CpuTable {
     /// table, one up to [`TUNING`](flash_map_core::tuning::TUNING)`.fill_batch_order_factor`
     /// times that size, whose fill reads no keys back. Nor for a table of dense values
     /// ([`crate::table::dense`]), whose values lie in no region's order, nor for a table of
-    /// records ([`crate::table::records`]: a serial table keeps them only up to the size
-    /// from which its passes would partition, or
-    /// [`TUNING`](flash_map_core::tuning::TUNING)`.record_max_table_bytes` where that is
-    /// larger), whose region sweeps would read keys from twice the memory, unless a test
-    /// asked for partitions ([`set_region_bytes`](Self::set_region_bytes)).
+    /// records ([`crate::table::records`] says up to what size), whose region sweeps would
+    /// read keys from twice the memory, unless a test asked for partitions
+    /// ([`set_region_bytes`](Self::set_region_bytes)).
     pub(crate) fn partition_shift(&self, n: usize) -> Option<u32> {
         let batch_order_bytes = if self.is_empty() {
             self.partition_min_bytes.saturating_mul(flash_map_core::tuning::TUNING.fill_batch_order_factor)

@@ -180,6 +180,15 @@ fn xorshift(mut rng: u64) -> impl FnMut() -> u64 {
     }
 }
 
+/// `n` random `u64` pairs from `seed`, and their model. (The keys are distinct: `xorshift`
+/// repeats no output within its period.)
+fn random_pairs(seed: u64, n: usize) -> (Vec<(u64, u64)>, std::collections::HashMap<u64, u64>) {
+    let mut next = xorshift(seed);
+    let p: Vec<(u64, u64)> = (0..n).map(|_| (next(), next())).collect();
+    let model = p.iter().copied().collect();
+    (p, model)
+}
+
 /// The serial engine's partitioned passes (regions shrunk so that a small table has many)
 /// against `std::collections::HashMap`, and against the same engine in batch order: every
 /// operation, with duplicates, updates, absent keys, counters and a failed insert.
@@ -298,9 +307,7 @@ fn an_empty_tables_fill_runs_in_batch_order_below_the_factor() {
     use flash_map_core::tuning::TUNING;
     let layout = TableLayout::for_capacity(4096, 0.5, 8, 8).unwrap();
     let bytes = crate::table::table_bytes(&layout);
-    let mut next = xorshift(0x9E37_79B9);
-    let p: Vec<(u64, u64)> = (0..3000).map(|_| (next(), next())).collect();
-    let model: std::collections::HashMap<u64, u64> = p.iter().copied().collect();
+    let (p, model) = random_pairs(0x9E37_79B9, 3000);
     let want: Vec<Option<u64>> = p.iter().map(|(k, _)| model.get(k).copied()).collect();
     // Tables a little over the partition size, and a little over the factor times it.
     for (min_bytes, fill_partitions) in [(bytes - 1, false), (bytes.div_ceil(TUNING.fill_batch_order_factor) - 1, true)]
@@ -341,9 +348,7 @@ fn records_run_in_batch_order() {
     let (capacity, keys) = if cfg!(miri) { (256, 200) } else { (4096, 3000) };
     let layout = TableLayout::for_capacity(capacity, 0.5, 8, 8).unwrap();
     assert_eq!(crate::table::records(&layout), 16);
-    let mut next = xorshift(0x5EED_1234);
-    let p: Vec<(u64, u64)> = (0..keys).map(|_| (next(), next())).collect();
-    let model: std::collections::HashMap<u64, u64> = p.iter().copied().collect();
+    let (p, model) = random_pairs(0x5EED_1234, keys);
     // After the update below, which flips each value's lowest bit (the last copy wins).
     let want: Vec<Option<u64>> = p.iter().map(|(k, _)| model.get(k).map(|v| v ^ 1)).collect();
     for records_partition in [false, true] {
