@@ -8,8 +8,11 @@
 //! memory during the build, and how much of the process's memory is in huge pages.
 //!
 //! With `no-thp` after the backend, the process first turns transparent huge pages off
-//! (`prctl(PR_SET_THP_DISABLE)`), so that the table commits in 4 KiB pages. `RUST_LOG=debug`
-//! shows the engine's own account (slow huge pages, the table's arrays).
+//! (`prctl(PR_SET_THP_DISABLE)`), so that the table commits in 4 KiB pages; with `hugetlb`,
+//! it takes the table's large arrays from the system's reserved huge pages
+//! (`flash_map::use_reserved_huge_pages`; `vm.nr_hugepages` must hold enough), and
+//! `reserved_mb` says how much it took (resident memory does not count those pages).
+//! `RUST_LOG=debug` shows the engine's own account (slow huge pages, the table's arrays).
 //!
 //! `build_time touch w1|w2 PAIRS`: the floor of that build, in a process of its own: the
 //! same pairs generated, then the table's bytes of fresh memory written once, a byte per
@@ -53,6 +56,7 @@ fn table<K: Gen, V: Gen>(n: usize, backend: Backend) {
     let mut m = FlashMap::<K, V>::builder(n).backend(backend).build().expect("build");
     let build = t.elapsed().as_secs_f64() * 1e3;
     let grown = meminfo("VmRSS:").saturating_sub(rss);
+    let reserved = proc_field("/proc/self/status", "HugetlbPages:");
     let t = Instant::now();
     assert_eq!(m.bulk_insert(&d.pairs).expect("insert"), n);
     let insert = t.elapsed().as_secs_f64() * 1e3;
@@ -62,10 +66,11 @@ fn table<K: Gen, V: Gen>(n: usize, backend: Backend) {
     let l = flash_map_core::TableLayout::with_slots(s.slots, 0.5, size_of::<K>(), size_of::<V>()).expect("layout");
     let bytes = flash_map_cpu::table_bytes(&l);
     println!(
-        "build_ms {build:.1} insert_ms {insert:.1} table_mb {:.1} resident_growth_mb {:.1} huge_pages_mb {:.1}",
+        "build_ms {build:.1} insert_ms {insert:.1} table_mb {:.1} resident_growth_mb {:.1} huge_pages_mb {:.1} reserved_mb {:.1}",
         bytes as f64 / 1e6,
         grown as f64 / 1e6,
-        huge as f64 / 1e6
+        huge as f64 / 1e6,
+        reserved as f64 / 1e6
     );
 }
 
@@ -253,8 +258,12 @@ fn main() {
     match a(0) {
         "table" => {
             let backend = if a(3) == "rayon" { Backend::Rayon } else { Backend::Serial };
-            if a(4) == "no-thp" {
-                disable_thp();
+            match a(4) {
+                "no-thp" => disable_thp(),
+                "hugetlb" => {
+                    flash_map::use_reserved_huge_pages(true);
+                }
+                _ => {}
             }
             match a(1) {
                 "w1" => table::<[u8; 32], [u8; 128]>(n(2), backend),
@@ -268,6 +277,6 @@ fn main() {
         "fragment" => fragment(n(1)),
         "trace" => trace(n(1) << 20, n(2) << 20, a(3) == "huge"),
         "results" => results(n(1) << 20, n(2), a(3).parse().unwrap_or(0), a(4) == "parallel"),
-        _ => eprintln!("usage: build_time table w1|w2 PAIRS [serial|rayon [no-thp]] | touch w1|w2 PAIRS | fragment PERCENT | trace MIB STEP_MIB [huge] | results MIB REPS [PAUSE_MS [parallel]]"),
+        _ => eprintln!("usage: build_time table w1|w2 PAIRS [serial|rayon [no-thp|hugetlb]] | touch w1|w2 PAIRS | fragment PERCENT | trace MIB STEP_MIB [huge] | results MIB REPS [PAUSE_MS [parallel]]"),
     }
 }

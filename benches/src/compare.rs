@@ -2,7 +2,7 @@
 //! one process, on the same data (issue #4's table, swept over sizes for issue 13).
 //!
 //! `cargo run --release -p flash-map-benches --bin compare [-- --w1 N] [--w2 N] [--reps R]
-//! [--warm] [--no-floor] [--other-layout] [--no-flush] [--threads]` (`-- --churn` instead
+//! [--warm] [--no-floor] [--other-layout] [--no-flush] [--threads] [--hugetlb]` (`-- --churn` instead
 //! measures issue #5's churn criterion; `-- --patterns` the key-pattern sweep of issue 10
 //! at `--small N` (default 65536) and `--w2 N` keys, see `sweep.rs`).
 //!
@@ -43,7 +43,9 @@
 //! [`warm_memory`]). `--threads` instead sweeps rayon thread counts 1..=N (FlashMap Rayon,
 //! papaya, DashMap, each in a pool of that size) at `--w2 N` pairs (default 800K).
 //! `COMPARE_ONLY=Serial` (a substring of an engine's name) runs just that engine, for
-//! profiling.
+//! profiling. `--hugetlb` has FlashMap's tables (and the floors' arrays, made as the
+//! engine's are) take their large arrays from the system's reserved huge pages
+//! (`flash_map::use_reserved_huge_pages`; `vm.nr_hugepages` must hold a table's worth).
 
 use std::time::Instant;
 
@@ -533,6 +535,12 @@ fn main() {
     };
     let threads = rayon::current_num_threads();
     println!("threads: {threads}");
+    if flag("--hugetlb") {
+        flash_map::use_reserved_huge_pages(true);
+        let pool = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let free = pool.lines().find(|l| l.starts_with("HugePages_Free:")).unwrap_or("HugePages_Free: ?");
+        println!("reserved huge pages for FlashMap's tables ({free})");
+    }
     if args.iter().any(|a| a == "--threads") {
         thread_sweep(arg("--w2", 800_000), threads, o);
         return;

@@ -50,6 +50,36 @@ const HUGE_PAGE: usize = 2 << 20;
 #[cfg(target_os = "linux")]
 const SPARE_BYTES: usize = flash_map_core::tuning::TUNING.spare_bytes;
 
+/// Whether mapped arrays with a huge span come from the system's reserved huge pages first
+/// ([`use_reserved_huge_pages`]).
+#[cfg(target_os = "linux")]
+static RESERVED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Has the tables built from now on, in this process, take the arrays that would get
+/// transparent huge pages (from `TUNING.huge_page_min_bytes`) from the huge pages the system
+/// keeps reserved (Linux's `hugetlb` pool, `vm.nr_hugepages`) while the pool has enough of
+/// them, and from the usual mappings where it has not (`on` = false, the default: never).
+/// Returns whether they did before.
+///
+/// Why: the pool's pages are set aside when an administrator reserves them, so a build
+/// takes them without waiting on the kernel (or a virtual machine's host) to make huge
+/// pages, and never meets a slow one; its cost is the kernel zeroing them. The array is
+/// reserved in full when it is mapped (a pool too small for it is a fallback, never a fault
+/// later), and committed at once, as other arrays are, whatever the available memory (the
+/// pool lies outside it). Opt-in, as the pool may be meant for another program (a
+/// database's shared buffers) that would then find fewer pages. Arrays kept from dropped
+/// tables ([`release_spare_memory`]) are handed out again as they are, from the pool or
+/// not. Linux only; elsewhere a no-op that returns false.
+pub fn use_reserved_huge_pages(on: bool) -> bool {
+    #[cfg(target_os = "linux")]
+    return RESERVED.swap(on, std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = on;
+        false
+    }
+}
+
 /// A dropped array's mapping, kept for the next array of the same length.
 #[cfg(target_os = "linux")]
 struct Spare {
@@ -187,6 +217,11 @@ impl AlignedBuf {
     /// huge pages advised over that span, which may reach past `len` into the mapping.
     #[cfg(target_os = "linux")]
     fn mapped(len: usize, huge: usize, parallel: bool) -> Result<Self, CpuError> {
+        if huge > 0 && RESERVED.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Some(buf) = Self::reserved(len, parallel) {
+                return Ok(buf);
+            }
+        }
         let err = CpuError::Alloc { bytes: len };
         let align = if huge > 0 { HUGE_PAGE } else { page_size() };
         let total = len.max(huge).checked_add(align).ok_or(err.clone())?;
@@ -217,6 +252,46 @@ impl AlignedBuf {
                 // Out of memory (or a signal): report it now; `buf` unmaps on drop.
                 log::debug!("committing {len} bytes failed: {e}");
                 Err(err)
+            }
+        }
+    }
+
+    /// Maps `len` zero bytes from the system's reserved huge pages (`MAP_HUGETLB`, whole
+    /// 2 MiB pages) and commits them (on all of rayon's threads for `parallel`, where
+    /// [`commits_in_parallel`]); `None` where the pool has too few free pages (the mapping
+    /// reserves them all, or fails), or the system has no such pool, or the commit fails.
+    #[cfg(target_os = "linux")]
+    fn reserved(len: usize, parallel: bool) -> Option<Self> {
+        let total = len.checked_next_multiple_of(HUGE_PAGE)?;
+        // SAFETY: an anonymous private mapping with no address hint: it takes no memory of
+        // the process's; failure is checked below.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                total,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            log::debug!("{total} bytes of reserved huge pages not at hand: {}", std::io::Error::last_os_error());
+            return None;
+        }
+        let base = base as *mut u8;
+        // A mapping of the pool's pages starts on a huge page's boundary.
+        debug_assert_eq!(base as usize % HUGE_PAGE, 0);
+        let buf = AlignedBuf { ptr: NonNull::new(base)?, len, map: Some((base, total)) };
+        let parallel = parallel && commits_in_parallel(total, pool_threads());
+        // SAFETY: `[base, base + total)` is the mapping made above, which `buf` owns. The
+        // commit asks no huge span of its own (0): the mapping's pages are all huge.
+        match unsafe { commit_on(base, total, 0, parallel) } {
+            Ok(()) => Some(buf),
+            Err(e) => {
+                // `buf` unmaps on drop; the caller maps ordinary memory instead.
+                log::debug!("committing {total} bytes of reserved huge pages failed: {e}");
+                None
             }
         }
     }
@@ -949,6 +1024,36 @@ mod tests {
         available_memory, commits_at_once, commits_in_parallel, huge_span, meminfo_bytes, pace_at, AlignedBuf, Pace,
     };
     use flash_map_core::tuning::TUNING;
+
+    /// An array from the reserved huge pages (`AlignedBuf::reserved`): where the pool has
+    /// free pages enough, a zeroed, writable array on a huge page's boundary whose pages
+    /// count in the process's `HugetlbPages`; where it has not, none at all.
+    #[test]
+    #[cfg_attr(miri, ignore = "maps memory")]
+    fn reserved_huge_pages_come_from_the_pool_or_not_at_all() {
+        // A count of pages, not of kB (0 where the system keeps no pool).
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+        let free: usize =
+            meminfo.lines().find_map(|l| l.strip_prefix("HugePages_Free:")).map_or(0, |v| v.trim().parse().unwrap());
+        let hugetlb = || {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            meminfo_bytes(&status, "HugetlbPages:").unwrap_or(0)
+        };
+        // Two huge pages, the second part-used.
+        let len = (3 << 20) + 5;
+        let before = hugetlb();
+        let Some(mut b) = AlignedBuf::reserved(len, false) else {
+            assert!(free < 2, "{free} reserved huge pages free, yet none mapped");
+            eprintln!("no reserved huge pages free (vm.nr_hugepages): checked that none were mapped");
+            return;
+        };
+        assert!(free >= 2, "mapped two reserved huge pages where {free} were free");
+        assert_eq!((b.len(), b.as_ptr() as usize % (2 << 20)), (len, 0));
+        assert!(hugetlb() >= before + (4 << 20), "the pages count as huge pages of the pool");
+        assert!(b.as_slice().iter().all(|&x| x == 0), "zeroed");
+        b.as_mut_slice().iter_mut().enumerate().for_each(|(i, x)| *x = i as u8);
+        assert!(b.as_slice().iter().enumerate().all(|(i, &x)| x == i as u8), "writable");
+    }
 
     /// A fresh array commits on all of the pool's threads only where both are large: from
     /// `parallel_commit_min_bytes`, on a pool of `parallel_commit_min_threads` or more (two

@@ -27,7 +27,10 @@ mod table;
 mod write;
 
 #[doc(hidden)]
-pub use buf::{advise_huge, commit_for_writes, forget_commit_paces, prepare_results, release_spare_memory, AlignedBuf};
+pub use buf::{
+    advise_huge, commit_for_writes, forget_commit_paces, prepare_results, release_spare_memory,
+    use_reserved_huge_pages, AlignedBuf,
+};
 #[cfg(target_os = "linux")]
 #[doc(hidden)]
 pub use buf::{anonymous_mapping, meminfo_bytes};

@@ -165,15 +165,17 @@ impl<K: bytemuck::Pod + Send + Sync, V: bytemuck::Pod + Send + Sync> FlashMapBui
     /// `build` rather than a fault during the first batch, and that batch does not pay for
     /// the faults. A huge page the system gives slowly (a virtual machine's host may take
     /// tens of milliseconds to supply one) sends the next parts to 4 KiB pages, so that slow
-    /// huge pages cost a bounded share of a build; a process that wants none to wait on
-    /// turns transparent huge pages off (`prctl(PR_SET_THP_DISABLE)` on Linux), and its
-    /// tables then commit in 4 KiB pages. An array larger than half the available memory
-    /// (free memory plus the page cache the kernel can reclaim) is mapped lazily instead. A
-    /// dropped table's arrays are kept (32 MiB at most, in all) for the next table of the
-    /// same shape, which then only zeroes their state words (the keys and values of empty
-    /// slots are never read): rebuilding a table of one size again and again pays for its
-    /// pages once. A build that needs that memory gets it back;
-    /// [`release_spare_memory`](crate::release_spare_memory) gives it back at once.
+    /// huge pages cost a bounded share of a build. A process that wants none to wait on
+    /// either takes its huge pages from those an administrator reserved
+    /// ([`use_reserved_huge_pages`](crate::use_reserved_huge_pages)), or turns transparent
+    /// huge pages off (`prctl(PR_SET_THP_DISABLE)` on Linux), and its tables then commit in
+    /// 4 KiB pages. An array larger than half the available memory (free memory plus the
+    /// page cache the kernel can reclaim) is mapped lazily instead. A dropped table's arrays
+    /// are kept (32 MiB at most, in all) for the next table of the same shape, which then
+    /// only zeroes their state words (the keys and values of empty slots are never read):
+    /// rebuilding a table of one size again and again pays for its pages once. A build that
+    /// needs that memory gets it back; [`release_spare_memory`](crate::release_spare_memory)
+    /// gives it back at once.
     pub fn build(self) -> Result<FlashMap<K, V>> {
         let layout = self.layout()?;
         let backend = self.choose_backend()?;

@@ -8,6 +8,9 @@
 //! - [`Counter`]: value types for [`FlashMap::bulk_add`].
 //! - [`release_spare_memory`]: gives back the memory that dropped CPU tables leave for the
 //!   next table of their size.
+//! - [`use_reserved_huge_pages`]: has CPU tables take their large arrays from the huge pages
+//!   an administrator reserved (Linux's `hugetlb` pool), so that builds never wait on the
+//!   system to make huge pages.
 //! - [`snapshot`]: the `save`/`load` format.
 //! - [`AsyncFlashMap`] (feature `tokio`).
 //! - [`cuda`] (feature `cuda`): the cudarc types of the device-resident calls
@@ -71,4 +74,33 @@ pub use map::{FlashMap, MapStats, ProbeStats, MAX_BATCH};
 #[inline]
 pub fn shard_of<K: Pod>(key: &K, shards: usize) -> usize {
     flash_map_core::hash::shard_of(bytemuck::bytes_of(key), shards)
+}
+
+/// Has the CPU tables built from now on, in this process, take their large arrays (those
+/// that would get transparent huge pages, from 2 MiB) from the huge pages an administrator
+/// reserved (Linux's `hugetlb` pool, `vm.nr_hugepages`) while the pool has enough free
+/// pages, and from ordinary memory where it has not; `false` (the default) turns it off.
+/// Returns whether it was on.
+///
+/// A build then never waits on the system (or a virtual machine's host) to make a huge
+/// page: it pays only for the kernel zeroing the pool's pages, and its table gets huge
+/// pages every time. Each array is reserved in full when it is mapped, so a pool too small
+/// for it means ordinary memory for that array, never a fault later. Opt-in, because the
+/// pool may be meant for another program. Arrays kept from dropped tables
+/// ([`release_spare_memory`]) are handed out again as they are, from the pool or not.
+/// Linux only; elsewhere it does nothing and returns `false`. BENCHMARKS.md has builds
+/// with and without it.
+///
+/// ```
+/// // With pages reserved beforehand, e.g. `sysctl vm.nr_hugepages=512` (1 GiB of
+/// // 2 MiB pages); without them the table is built from ordinary memory all the same.
+/// let was = flash_map::use_reserved_huge_pages(true);
+/// let mut m: flash_map::FlashMap<u64, u64> = flash_map::FlashMap::builder(1 << 18).force_cpu().build()?;
+/// assert_eq!(m.bulk_insert(&[(1, 10), (2, 20)])?, 2);
+/// assert_eq!(m.bulk_get(&[2])?, vec![Some(20)]);
+/// flash_map::use_reserved_huge_pages(was);
+/// # Ok::<(), flash_map::FlashMapError>(())
+/// ```
+pub fn use_reserved_huge_pages(on: bool) -> bool {
+    flash_map_cpu::use_reserved_huge_pages(on)
 }
