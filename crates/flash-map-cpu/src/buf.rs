@@ -56,20 +56,21 @@ const SPARE_BYTES: usize = flash_map_core::tuning::TUNING.spare_bytes;
 static RESERVED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Has the tables built from now on, in this process, take the arrays that would get
-/// transparent huge pages (from `TUNING.huge_page_min_bytes`) from the huge pages the system
-/// keeps reserved (Linux's `hugetlb` pool, `vm.nr_hugepages`) while the pool has enough of
-/// them, and from the usual mappings where it has not (`on` = false, the default: never).
-/// Returns whether they did before.
+/// transparent huge pages (from 1 MiB, see `huge_span`) from the huge pages the system keeps
+/// reserved (Linux's `hugetlb` pool, `vm.nr_hugepages`) while the pool has enough of them,
+/// and from the usual mappings where it has not (`on` = false, the default: never). Returns
+/// whether they did before.
 ///
 /// Why: the pool's pages are set aside when an administrator reserves them, so a build
 /// takes them without waiting on the kernel (or a virtual machine's host) to make huge
-/// pages, and never meets a slow one; its cost is the kernel zeroing them. The array is
-/// reserved in full when it is mapped (a pool too small for it is a fallback, never a fault
-/// later), and committed at once, as other arrays are, whatever the available memory (the
-/// pool lies outside it). Opt-in, as the pool may be meant for another program (a
-/// database's shared buffers) that would then find fewer pages. Arrays kept from dropped
-/// tables ([`release_spare_memory`]) are handed out again as they are, from the pool or
-/// not. Linux only; elsewhere a no-op that returns false.
+/// pages, and never meets a slow one; its cost is the kernel zeroing them (a whole 2 MiB
+/// page for an array's last, partial one, however small). The array is reserved in full
+/// when it is mapped (a pool too small for it is a fallback, never a fault later), and
+/// committed at once, as other arrays are, whatever the available memory (the pool lies
+/// outside it). Opt-in, as the pool may be meant for another program (a database's shared
+/// buffers) that would then find fewer pages. Arrays kept from dropped tables
+/// ([`release_spare_memory`]) are handed out again as they are, from the pool or not.
+/// Linux only; elsewhere a no-op that returns false.
 pub fn use_reserved_huge_pages(on: bool) -> bool {
     #[cfg(target_os = "linux")]
     return RESERVED.swap(on, std::sync::atomic::Ordering::Relaxed);
@@ -214,9 +215,13 @@ impl AlignedBuf {
     /// Maps `len` zero bytes and commits them (on all of rayon's threads for `parallel`, where
     /// [`commits_in_parallel`]); for
     /// a `huge` span (a multiple of 2 MiB, [`huge_span`]), 2 MiB-aligned with transparent
-    /// huge pages advised over that span, which may reach past `len` into the mapping.
+    /// huge pages advised over that span, which may reach past `len` into the mapping; or,
+    /// where the process asked for them ([`use_reserved_huge_pages`]), from the reserved
+    /// huge pages for an array with a huge span ([`reserved`](Self::reserved)).
     #[cfg(target_os = "linux")]
     fn mapped(len: usize, huge: usize, parallel: bool) -> Result<Self, CpuError> {
+        // Also an array of 1-2 MiB (one huge page, `huge_span`): on the usual path it takes a
+        // huge page only right after a fast one, and the pool's arrays show the pace none.
         if huge > 0 && RESERVED.load(std::sync::atomic::Ordering::Relaxed) {
             if let Some(buf) = Self::reserved(len, parallel) {
                 return Ok(buf);
@@ -263,23 +268,10 @@ impl AlignedBuf {
     #[cfg(target_os = "linux")]
     fn reserved(len: usize, parallel: bool) -> Option<Self> {
         let total = len.checked_next_multiple_of(HUGE_PAGE)?;
-        // SAFETY: an anonymous private mapping with no address hint: it takes no memory of
-        // the process's; failure is checked below.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                total,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_HUGETLB,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
+        let Some(base) = mapping(total, libc::MAP_HUGETLB) else {
             log::debug!("{total} bytes of reserved huge pages not at hand: {}", std::io::Error::last_os_error());
             return None;
-        }
-        let base = base as *mut u8;
+        };
         // A mapping of the pool's pages starts on a huge page's boundary.
         debug_assert_eq!(base as usize % HUGE_PAGE, 0);
         let buf = AlignedBuf { ptr: NonNull::new(base)?, len, map: Some((base, total)) };
@@ -961,6 +953,14 @@ fn commit_huge_on<T>(ptr: *mut T, len: usize, pace: &'static ProcessPace) {
 /// table's arrays are mapped.
 #[cfg(target_os = "linux")]
 pub fn anonymous_mapping(len: usize) -> Option<*mut u8> {
+    mapping(len, 0)
+}
+
+/// A fresh anonymous private mapping of `len` bytes, readable and writable, with `flags`
+/// added to `mmap`'s (`MAP_HUGETLB`: from the reserved huge pages); `None` where the system
+/// refuses it (`errno` says why).
+#[cfg(target_os = "linux")]
+fn mapping(len: usize, flags: libc::c_int) -> Option<*mut u8> {
     // SAFETY: an anonymous private mapping with no address hint: it takes no memory of the
     // process's; failure is checked below.
     let p = unsafe {
@@ -968,7 +968,7 @@ pub fn anonymous_mapping(len: usize) -> Option<*mut u8> {
             std::ptr::null_mut(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | flags,
             -1,
             0,
         )

@@ -77,7 +77,7 @@ pub fn shard_of<K: Pod>(key: &K, shards: usize) -> usize {
 }
 
 /// Has the CPU tables built from now on, in this process, take their large arrays (those
-/// that would get transparent huge pages, from 2 MiB) from the huge pages an administrator
+/// that would get transparent huge pages, from 1 MiB) from the huge pages an administrator
 /// reserved (Linux's `hugetlb` pool, `vm.nr_hugepages`) while the pool has enough free
 /// pages, and from ordinary memory where it has not; `false` (the default) turns it off.
 /// Returns whether it was on.
