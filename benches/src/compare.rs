@@ -537,8 +537,13 @@ fn main() {
     println!("threads: {threads}");
     if flag("--hugetlb") {
         flash_map::use_reserved_huge_pages(true);
-        let pool = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        let free = pool.lines().find(|l| l.starts_with("HugePages_Free:")).unwrap_or("HugePages_Free: ?");
+        #[cfg(target_os = "linux")]
+        let free = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|t| flash_map_cpu::meminfo_count(&t, "HugePages_Free:"))
+            .map_or("?".into(), |n| format!("{n} free"));
+        #[cfg(not(target_os = "linux"))]
+        let free = String::from("none: Linux only");
         println!("reserved huge pages for FlashMap's tables ({free})");
     }
     if args.iter().any(|a| a == "--threads") {

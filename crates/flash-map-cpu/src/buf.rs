@@ -754,14 +754,37 @@ fn available_memory() -> Option<usize> {
 }
 
 /// The value of `field` (a line's first word, with its colon) in the text of `/proc/meminfo`
-/// (or of `/proc/self/status`, which writes its sizes alike), in bytes (the file gives kB).
-/// Public, hidden, only so that the benches read these files as the crate does.
+/// (or of `/proc/self/status`, which writes its sizes alike), in bytes (the file gives kB;
+/// `None` for a field without that unit, a count). Public, hidden, only so that the benches
+/// and tests read these files as the crate does.
 #[cfg(target_os = "linux")]
 #[doc(hidden)]
 pub fn meminfo_bytes(text: &str, field: &str) -> Option<usize> {
-    let line = text.lines().find(|l| l.starts_with(field))?;
-    let kb: usize = line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
-    kb.checked_mul(1024)
+    match meminfo_number(text, field)? {
+        (kb, "kB") => kb.checked_mul(1024),
+        _ => None,
+    }
+}
+
+/// The value of `field` in the same texts where it is a count, without a unit (as
+/// `HugePages_Free:`, the reserved huge pages free); `None` for a size in kB. Public, hidden,
+/// as [`meminfo_bytes`] is.
+#[cfg(target_os = "linux")]
+#[doc(hidden)]
+pub fn meminfo_count(text: &str, field: &str) -> Option<usize> {
+    match meminfo_number(text, field)? {
+        (n, "") => Some(n),
+        _ => None,
+    }
+}
+
+/// The number after `field` at the start of a line of `text`, and the unit after it (empty
+/// where there is none).
+#[cfg(target_os = "linux")]
+fn meminfo_number<'t>(text: &'t str, field: &str) -> Option<(usize, &'t str)> {
+    let mut words = text.lines().find_map(|l| l.strip_prefix(field))?.split_whitespace();
+    let n = words.next()?.parse().ok()?;
+    Some((n, words.next().unwrap_or("")))
 }
 
 /// The system's page size.
@@ -1021,7 +1044,8 @@ impl Drop for AlignedBuf {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::{
-        available_memory, commits_at_once, commits_in_parallel, huge_span, meminfo_bytes, pace_at, AlignedBuf, Pace,
+        available_memory, commits_at_once, commits_in_parallel, huge_span, meminfo_bytes, meminfo_count, pace_at,
+        AlignedBuf, Pace,
     };
     use flash_map_core::tuning::TUNING;
 
@@ -1033,8 +1057,7 @@ mod tests {
     fn reserved_huge_pages_come_from_the_pool_or_not_at_all() {
         // A count of pages, not of kB (0 where the system keeps no pool).
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
-        let free: usize =
-            meminfo.lines().find_map(|l| l.strip_prefix("HugePages_Free:")).map_or(0, |v| v.trim().parse().unwrap());
+        let free = meminfo_count(&meminfo, "HugePages_Free:").unwrap_or(0);
         let hugetlb = || {
             let status = std::fs::read_to_string("/proc/self/status").unwrap();
             meminfo_bytes(&status, "HugetlbPages:").unwrap_or(0)
@@ -1631,6 +1654,13 @@ mod tests {
         assert_eq!(meminfo_bytes(text, "MemFree:"), Some(312_264 * 1024));
         assert_eq!(meminfo_bytes(text, "Cached:"), None);
         assert_eq!(meminfo_bytes("MemAvailable: lots kB\n", "MemAvailable:"), None);
+        // Counts have no unit: read by `meminfo_count`, never taken for kB.
+        let pool = "HugePages_Total:     200\nHugePages_Free:      198\nHugepagesize:       2048 kB\n";
+        assert_eq!(meminfo_count(pool, "HugePages_Free:"), Some(198));
+        assert_eq!(meminfo_bytes(pool, "HugePages_Free:"), None);
+        assert_eq!(meminfo_count(pool, "Hugepagesize:"), None);
+        assert_eq!(meminfo_bytes(pool, "Hugepagesize:"), Some(2 << 20));
+        assert_eq!(meminfo_count(pool, "HugePages_Rsvd:"), None);
     }
 
     /// This machine's: present (Linux 3.14+), and no more than all of memory.

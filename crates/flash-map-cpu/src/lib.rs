@@ -33,7 +33,7 @@ pub use buf::{
 };
 #[cfg(target_os = "linux")]
 #[doc(hidden)]
-pub use buf::{anonymous_mapping, meminfo_bytes};
+pub use buf::{anonymous_mapping, meminfo_bytes, meminfo_count};
 pub use exec::Exec;
 pub use ops::set_rayon_serial_mutations;
 #[doc(hidden)]

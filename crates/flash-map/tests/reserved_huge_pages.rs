@@ -25,10 +25,8 @@ fn tables_take_reserved_huge_pages_where_the_pool_has_them() {
 /// Free pages of the pool, and their size in bytes (0 pages where the system keeps none).
 fn pool_free() -> (usize, usize) {
     let text = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo");
-    let field = |name: &str| {
-        text.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.split_whitespace().next().unwrap().parse().unwrap())
-    };
-    (field("HugePages_Free:").unwrap_or(0), field("Hugepagesize:").unwrap_or(2048) << 10)
+    let free = flash_map_cpu::meminfo_count(&text, "HugePages_Free:").unwrap_or(0);
+    (free, flash_map_cpu::meminfo_bytes(&text, "Hugepagesize:").unwrap_or(2 << 20))
 }
 
 #[test]
