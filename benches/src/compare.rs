@@ -2,7 +2,7 @@
 //! one process, on the same data (issue #4's table, swept over sizes for issue 13).
 //!
 //! `cargo run --release -p flash-map-benches --bin compare [-- --w1 N] [--w2 N] [--reps R]
-//! [--warm] [--no-floor] [--other-layout] [--no-flush] [--threads] [--hugetlb]` (`-- --churn` instead
+//! [--warm] [--no-floor] [--other-layout] [--no-flush] [--threads] [--hugetlb] [--runs N]` (`-- --churn` instead
 //! measures issue #5's churn criterion; `-- --patterns` the key-pattern sweep of issue 10
 //! at `--small N` (default 65536) and `--w2 N` keys, see `sweep.rs`).
 //!
@@ -43,18 +43,28 @@
 //! [`warm_memory`]). `--threads` instead sweeps rayon thread counts 1..=N (FlashMap Rayon,
 //! papaya, DashMap, each in a pool of that size) at `--w2 N` pairs (default 800K).
 //! `COMPARE_ONLY=Serial` (a substring of an engine's name) runs just that engine, for
-//! profiling. `--hugetlb` has FlashMap's tables (and the floors' arrays, made as the
-//! engine's are) take their large arrays from the system's reserved huge pages
-//! (`flash_map::use_reserved_huge_pages`; `vm.nr_hugepages` must hold a table's worth).
+//! profiling. `--runs N` (N >= 2) runs the size sweep N times, each run a process of its
+//! own, and then judges issue 13's rule over the runs as the issue states it (each run's
+//! medians; the median over the runs at most the goal, no run more than 10 % over it, the
+//! slowest build of all at most twice the median of the runs'), naming, for each cell that
+//! misses, whether its floor misses too (`judge.rs`). `--hugetlb` has FlashMap's tables
+//! (and the floors' arrays, made as the engine's are) take their large arrays from the
+//! system's reserved huge pages (`flash_map::use_reserved_huge_pages`; `vm.nr_hugepages`
+//! must hold a table's worth).
 
 use std::time::Instant;
 
+mod judge;
 mod sweep;
 
 use flash_map::{Backend, FlashMap};
 use flash_map_benches::floor::Floor;
 use flash_map_benches::{cold_start, data, splitmix, Data, Gen, H};
+// Times of engines that `COMPARE_ONLY` left out, and ratios to them, are NaN: `median` sorts
+// them last.
+use judge::{median, Record, BUILD_MAX_OVER_MEDIAN, GOALS, RECORD_VAR, WORST_RUN_SLACK};
 use rayon::prelude::*;
+use std::io::Write as _;
 
 /// Touches and frees `WARM_BYTES` of fresh memory (in huge pages where the system gives
 /// them), so that the engine run next starts with memory the hypervisor has already backed.
@@ -72,13 +82,6 @@ fn warm_memory() {
         unsafe { p.add(i).write(1) };
     }
     std::hint::black_box(&v);
-}
-
-/// The median of `v`; times of engines that `COMPARE_ONLY` left out, and ratios to them, are
-/// NaN, and sort last.
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn ms_since(t: Instant) -> f64 {
@@ -246,6 +249,11 @@ const OTHER: usize = 6;
 /// The index of the floor of the rayon engine's lookups ([`rayon_floor_run`]) in [`NAMES`].
 const RAYON_FLOOR: usize = 7;
 
+/// For each of [`GOALS`]' rows, the engine and the peer (indices into [`NAMES`]), and the
+/// floor and the peer of the floor's row.
+const GOAL_ENGINES: [((usize, usize), (usize, usize)); 3] =
+    [((0, 2), (FLOOR, 2)), ((1, 3), (RAYON_FLOOR, 3)), ((1, 4), (RAYON_FLOOR, 4))];
+
 /// Runs the engines `which` (indices into [`NAMES`]) `o.reps` times each, interleaved, each
 /// repetition starting with the next engine, and every other repetition in reverse order,
 /// so that no engine always runs first or always follows the same one; in cold memory each
@@ -308,14 +316,6 @@ fn ratios(a: &[Times], b: &[Times]) -> [(f64, f64); 4] {
     })
 }
 
-/// How far over its goal issue 13 lets a single run's ratio go: "no single run more than
-/// 10 % over it".
-const WORST_RUN_SLACK: f64 = 1.1;
-
-/// How many times its median a FlashMap engine's slowest build may take (issue 13: "the
-/// maximum build time over the runs is at most 2× the median").
-const BUILD_MAX_OVER_MEDIAN: f64 = 2.0;
-
 /// Whether a cell meets issue 13's goal: its median ratio `m` at most `goal`, and its worst
 /// run's `w` at most [`WORST_RUN_SLACK`] times it; the mark printed beside it (`✗` for a
 /// median over the goal, `✗ worst` for a worst run over the slack). NaN (an engine left out)
@@ -330,11 +330,12 @@ fn verdict(m: f64, w: f64, goal: f64) -> (bool, &'static str) {
     }
 }
 
-/// Prints the ratio rows of `goals` (label, engine, peer, goal); true if every cell met its
+/// Prints the ratio rows of `goals` (indices into [`GOALS`]); true if every cell met its
 /// goal ([`verdict`]: the median, and the worst run within [`WORST_RUN_SLACK`]).
-fn goal_rows(runs: &[Vec<Times>], goals: &[(&str, usize, usize, f64)]) -> bool {
+fn goal_rows(runs: &[Vec<Times>], goals: &[usize]) -> bool {
     let mut all = true;
-    for &(label, a, b, goal) in goals {
+    for &g in goals {
+        let ((label, goal, _), ((a, b), _)) = (GOALS[g], GOAL_ENGINES[g]);
         let cells = ratios(&runs[a], &runs[b]).map(|(m, w)| (verdict(m, w, goal), m, w));
         let ok = cells.iter().all(|&((ok, _), _, _)| ok);
         all &= ok;
@@ -383,16 +384,76 @@ fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
         let build = measured(m[4], || format!("{first:.2} / {:.2} / {max_build:.2}{mark}", m[4]));
         println!("| {} | {} | {build} |", NAMES[i], ops.join(" | "));
     }
-    let met = goal_rows(
-        &runs,
-        &[("Serial / hashbrown", 0, 2, 0.7), ("Rayon / papaya", 1, 3, 0.8), ("Rayon / DashMap", 1, 4, 0.5)],
-    );
+    let met = goal_rows(&runs, &[0, 1, 2]);
     println!(
         "| FlashMap builds (max <= {BUILD_MAX_OVER_MEDIAN} × median) | | | | | {} |",
         if builds_met { "met" } else { "not met" }
     );
     floor_rows(&runs, o);
+    record(&format!("{name} {n}"), &runs, which, o);
     met && builds_met
+}
+
+/// Where this is one run of `--runs` ([`RECORD_VAR`] names a file), appends to that file
+/// the run's medians for `workload`: the goal rows' ratios and the floors' ([`judge::GOALS`]'
+/// labels) and each FlashMap engine's median and slowest build.
+fn record(workload: &str, runs: &[Vec<Times>], which: &[usize], o: Opts) {
+    let Some(path) = std::env::var_os(RECORD_VAR) else {
+        return;
+    };
+    let mut rows: Vec<(&str, (usize, usize))> = GOALS.iter().zip(GOAL_ENGINES).map(|(g, e)| (g.0, e.0)).collect();
+    if o.floor {
+        rows.extend(GOALS.iter().zip(GOAL_ENGINES).map(|(g, e)| (g.2, e.1)));
+    }
+    let mut records: Vec<Record> = rows
+        .into_iter()
+        .map(|(label, (a, b))| Record::Ratio {
+            workload: workload.into(),
+            label: label.into(),
+            ops: ratios(&runs[a], &runs[b]).map(|(m, _)| m),
+        })
+        .collect();
+    for i in [0, 1].into_iter().filter(|i| which.contains(i)) {
+        records.push(Record::Build {
+            workload: workload.into(),
+            engine: NAMES[i].into(),
+            median: median(runs[i].iter().map(|t| t[4]).collect()),
+            max: runs[i].iter().map(|t| t[4]).fold(0.0, f64::max),
+        });
+    }
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("the record file");
+    for r in records {
+        writeln!(f, "{}", r.line()).expect("writing the record file");
+    }
+}
+
+/// `compare ... --runs N`: the same command without `--runs`, `n` times, each a process of
+/// its own (so that every run's first build is a fresh process's, as a user's is) recording
+/// its medians ([`record`]), then issue 13's rule judged over the runs ([`judge::judge`]).
+fn over_runs(args: &[String], n: usize) {
+    let mut rest: Vec<String> = args[1..].to_vec();
+    if let Some(i) = rest.iter().position(|a| a == "--runs") {
+        rest.drain(i..(i + 2).min(rest.len()));
+    }
+    assert!(
+        !rest.iter().any(|a| ["--threads", "--churn", "--patterns"].contains(&a.as_str())),
+        "--runs judges the size sweep only"
+    );
+    let exe = std::env::current_exe().expect("the compare binary's path");
+    let mut all = Vec::new();
+    for r in 1..=n {
+        let path = std::env::temp_dir().join(format!("flash-map-compare-{}-{r}.tsv", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        println!("\n## run {r} of {n}");
+        let status = std::process::Command::new(&exe).args(&rest).env(RECORD_VAR, &path).status().expect("a run");
+        assert!(status.success(), "run {r} failed: {status}");
+        let text = std::fs::read_to_string(&path).expect("the run's record file");
+        let _ = std::fs::remove_file(&path);
+        all.push(text.lines().filter_map(Record::parse).collect::<Vec<_>>());
+    }
+    let (report, cells, builds) = judge::judge(&all);
+    print!("{report}");
+    println!("\nall goals met over {n} runs: {}", cells.0 == cells.1 && builds.0 == builds.1);
 }
 
 /// The floors' rows, for those that ran (`o.floor`, `o.other`); median and worst run. The
@@ -455,7 +516,7 @@ fn thread_sweep(n: usize, max: usize, o: Opts) {
         for i in [1, 3, 4] {
             println!("| {} | {} |", NAMES[i], med(i).join(" | "));
         }
-        goal_rows(&runs, &[("Rayon / papaya", 1, 3, 0.8), ("Rayon / DashMap", 1, 4, 0.5)]);
+        goal_rows(&runs, &[1, 2]);
     }
 }
 
@@ -518,6 +579,10 @@ fn main() {
             .unwrap_or(default)
     };
     let reps = arg("--reps", 5);
+    let over = arg("--runs", 1);
+    if over > 1 {
+        return over_runs(&args, over);
+    }
     if args.iter().any(|a| a == "--patterns") {
         let reps = arg("--reps", 3);
         let small = sweep::sweep(arg("--small", 1 << 16), reps);
