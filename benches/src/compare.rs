@@ -36,12 +36,13 @@
 //! a `u32` index per slot, or one value per slot), to measure what the choice gains.
 //!
 //! Memory is cold by default, as a user's fresh process has it: before each engine runs,
-//! the memory earlier runs freed goes back to the system, and fresh memory of twice a
-//! table's size is faulted in and given back, so that every engine starts from pages that
-//! no engine used last and no cache holds ([`cold_start`]; `--no-flush` leaves out the
-//! last step). `--warm` instead touches 1 GiB before each engine (issue #4's setting, see
-//! [`warm_memory`]). `--threads` instead sweeps rayon thread counts 1..=N (FlashMap Rayon,
-//! papaya, DashMap, each in a pool of that size) at `--w2 N` pairs (default 800K).
+//! the memory earlier runs freed goes back to the system, and fresh memory of three times a
+//! table's size plus both lookups' results is faulted in and given back, so that every
+//! engine starts from pages that no engine used last and no cache holds, enough for its
+//! whole footprint ([`cold_start`]; `--no-flush` leaves out the last step). `--warm`
+//! instead touches 1 GiB before each engine (issue #4's setting, see [`warm_memory`]).
+//! `--threads` instead sweeps rayon thread counts 1..=N (FlashMap Rayon, papaya, DashMap,
+//! each in a pool of that size) at `--w2 N` pairs (default 800K).
 //! `COMPARE_ONLY=Serial` (a substring of an engine's name) runs just that engine, for
 //! profiling. `--runs N` (N >= 2) runs the size sweep N times, each run a process of its
 //! own, and then judges issue 13's rule over the runs as the issue states it (each run's
@@ -261,11 +262,19 @@ const GOAL_ENGINES: [((usize, usize), (usize, usize)); 3] =
 fn runs<K: Gen, V: Gen>(d: &Data<K, V>, which: &[usize], o: Opts) -> Vec<Vec<Times>> {
     let mut runs: Vec<Vec<Times>> = vec![Vec::new(); NAMES.len()];
     let only = std::env::var("COMPARE_ONLY").ok();
-    // Twice a FlashMap table's bytes for the batch (at least 64 MiB): more than any engine
-    // here takes, so that none finds the last one's pages.
+    // Fresh memory for every engine's whole footprint: three FlashMap tables' bytes for the
+    // batch (the table, the partition's scratch, room to spare) and both lookups' results,
+    // at least 64 MiB; so that none finds the last one's pages, and none meets
+    // memory that the system handed back to the host (where free guest memory is reported,
+    // touching it again costs several times a page fault). At twice the table's bytes and
+    // no results, the serial engine's miss of 8M `u64` keys, whose table and scratch had
+    // taken the rest, committed its results in such memory and took twice the time of its
+    // floor, which has no scratch (BENCHMARKS.md, issue 13, "cold memory for every
+    // engine's whole footprint").
     let slots = flash_map_core::TableLayout::for_capacity(d.pairs.len(), 0.5, size_of::<K>(), size_of::<V>())
         .map_or(0, |l| l.slots);
-    let flush = if !o.flush { 0 } else { (2 * slots * (1 + size_of::<K>() + size_of::<V>())).max(64 << 20) };
+    let results = 2 * d.pairs.len() * size_of::<Option<V>>();
+    let flush = if !o.flush { 0 } else { (3 * slots * (1 + size_of::<K>() + size_of::<V>()) + results).max(64 << 20) };
     for rep in 0..o.reps {
         eprintln!("  run {}/{}", rep + 1, o.reps);
         for j in 0..which.len() {
