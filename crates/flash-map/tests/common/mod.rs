@@ -49,15 +49,11 @@ pub fn run_in_child(name: &str, child: &str, env: &[(&str, &str)], what: &str) -
 }
 
 /// `field` of a `/proc` file in kB (`VmRSS:` of `/proc/self/status`, `AnonHugePages:` of
-/// `/proc/self/smaps_rollup`), in bytes.
+/// `/proc/self/smaps_rollup`), in bytes, read as the crate reads them.
 #[cfg(target_os = "linux")]
 pub fn proc_bytes(path: &str, field: &str) -> usize {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    text.lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse::<usize>().ok())
-        .unwrap_or_else(|| panic!("{field} in {path}"))
-        << 10
+    flash_map_cpu::meminfo_bytes(&text, field).unwrap_or_else(|| panic!("{field} in {path}"))
 }
 
 /// Builds a `u64 -> u64` map for `capacity` entries on `b` and checks that `build` left its
