@@ -382,6 +382,7 @@ fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
     // FlashMap's builds: each engine's maximum at most `BUILD_MAX_OVER_MEDIAN` times its
     // median (marked ✗ where not; an engine left out, NaN, is not judged).
     let mut builds_met = true;
+    let mut builds = Vec::new();
     for &i in which {
         let m: Times = std::array::from_fn(|op| median(runs[i].iter().map(|t| t[op]).collect()));
         let max_build = runs[i].iter().map(|t| t[4]).fold(0.0, f64::max);
@@ -392,6 +393,9 @@ fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
         let mark = if stalled { " ✗" } else { "" };
         let build = measured(m[4], || format!("{first:.2} / {:.2} / {max_build:.2}{mark}", m[4]));
         println!("| {} | {} | {build} |", NAMES[i], ops.join(" | "));
+        if i <= 1 {
+            builds.push((NAMES[i], m[4], max_build));
+        }
     }
     let met = goal_rows(&runs, &[0, 1, 2]);
     println!(
@@ -399,14 +403,14 @@ fn workload<K: Gen, V: Gen>(name: &str, n: usize, o: Opts) -> bool {
         if builds_met { "met" } else { "not met" }
     );
     floor_rows(&runs, o);
-    record(&format!("{name} {n}"), &runs, which, o);
+    record(&format!("{name} {n}"), &runs, &builds, o);
     met && builds_met
 }
 
 /// Where this is one run of `--runs` ([`RECORD_VAR`] names a file), appends to that file
 /// the run's medians for `workload`: the goal rows' ratios and the floors' ([`judge::GOALS`]'
-/// labels) and each FlashMap engine's median and slowest build.
-fn record(workload: &str, runs: &[Vec<Times>], which: &[usize], o: Opts) {
+/// labels) and `builds`, each FlashMap engine's name, median and slowest build.
+fn record(workload: &str, runs: &[Vec<Times>], builds: &[(&str, f64, f64)], o: Opts) {
     let Some(path) = std::env::var_os(RECORD_VAR) else {
         return;
     };
@@ -422,13 +426,8 @@ fn record(workload: &str, runs: &[Vec<Times>], which: &[usize], o: Opts) {
             ops: ratios(&runs[a], &runs[b]).map(|(m, _)| m),
         })
         .collect();
-    for i in [0, 1].into_iter().filter(|i| which.contains(i)) {
-        records.push(Record::Build {
-            workload: workload.into(),
-            engine: NAMES[i].into(),
-            median: median(runs[i].iter().map(|t| t[4]).collect()),
-            max: runs[i].iter().map(|t| t[4]).fold(0.0, f64::max),
-        });
+    for &(engine, median, max) in builds {
+        records.push(Record::Build { workload: workload.into(), engine: engine.into(), median, max });
     }
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("the record file");
     for r in records {
@@ -475,20 +474,20 @@ fn floor_rows(runs: &[Vec<Times>], o: Opts) {
     let row = |r: [(f64, f64); 4], mark: &dyn Fn(f64) -> &'static str| -> String {
         r.map(|(m, w)| measured(m, || format!("{m:.2} ({w:.2}){}", mark(m)))).join(" | ")
     };
-    if o.floor {
-        let layout = ratios(&runs[FLOOR], &runs[2]);
+    // The floor of goal row `g` against its peer, marked above that goal.
+    let floor_row = |g: usize| {
+        let ((label, goal, floor_label), (_, (floor, peer))) = (GOALS[g], GOAL_ENGINES[g]);
+        let engine = label.split(' ').next().unwrap_or(label).to_lowercase();
         println!(
-            "| Floor / hashbrown (median, worst run; ▲ above the serial goal 0.7) | {} | |",
-            row(layout, &|m| if m > 0.7 { " ▲" } else { "" })
+            "| {floor_label} (median, worst run; ▲ above the {engine} goal {goal}) | {} | |",
+            row(ratios(&runs[floor], &runs[peer]), &|m| if m > goal { " ▲" } else { "" })
         );
+    };
+    if o.floor {
+        floor_row(0);
         println!("| Serial / Floor (median, worst run) | {} | |", row(ratios(&runs[0], &runs[FLOOR]), &|_| ""));
-        for (peer, goal) in [(3, 0.8), (4, 0.5)] {
-            println!(
-                "| Rayon floor / {} (median, worst run; ▲ above the rayon goal {goal}) | {} | |",
-                NAMES[peer],
-                row(ratios(&runs[RAYON_FLOOR], &runs[peer]), &|m| if m > goal { " ▲" } else { "" })
-            );
-        }
+        floor_row(1);
+        floor_row(2);
         println!(
             "| Rayon / Rayon floor (median, worst run) | {} | |",
             row(ratios(&runs[1], &runs[RAYON_FLOOR]), &|_| "")
