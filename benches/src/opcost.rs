@@ -7,8 +7,10 @@
 //! keys), `remove` (of every key, from a table filled untimed), `remove_after_get` (the same
 //! right after a lookup of every key: with `OPCOST_RAYON=1`, a mutation that follows a
 //! parallel pass while rayon's threads still spin), `build` (a fresh table built
-//! and filled), `fill` (the same, the build untimed) and `floor` (see [`Floor`]: its build,
-//! split into allocation and fill, hit, miss and remove); prints the minimum and median of
+//! and filled), `fill` (the same, the build untimed), `add` (W2 only: every pair's value
+//! added to the counter of its key, all present, against hashbrown's `entry` loop) and
+//! `floor` (see [`Floor`]: its build, split into allocation and fill, hit, miss and
+//! remove); prints the minimum and median of
 //! REPS runs of each and the ratio of the medians. FlashMap's lookups write into one kept
 //! vector (`bulk_get_into`); with `OPCOST_FRESH=1` each returns a fresh one (`bulk_get`),
 //! as hashbrown's collect does. `OPCOST_LOAD=0.875` builds FlashMap's
@@ -47,8 +49,7 @@ fn t<T>(f: impl FnOnce() -> T) -> (f64, T) {
 
 fn go<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize, op: &str) {
     let n = d.pairs.len();
-    let mut fl = vec![];
-    let mut hb = vec![];
+    let (mut fl, mut hb) = (vec![], vec![]);
     let mut m = map::<K, V>(n);
     m.bulk_insert(&d.pairs).unwrap();
     let mut h = hashbrown::HashMap::<K, V, H>::with_capacity_and_hasher(n, H::default());
@@ -138,16 +139,51 @@ fn go<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize, op: &str) {
         };
         hb.push(b);
     }
+    report(op, n, fl, hb);
+}
+
+/// Prints the minimum and median of FlashMap's and hashbrown's times for `op`, and the
+/// ratio of the medians.
+fn report(op: &str, n: usize, mut fl: Vec<f64>, mut hb: Vec<f64>) {
     fl.sort_by(|a, b| a.partial_cmp(b).unwrap());
     hb.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let m = fl.len() / 2;
     println!(
         "{op} n={n}: flash min {:.3} med {:.3} | hashbrown min {:.3} med {:.3} | ratio(med) {:.2}",
         fl[0],
-        fl[reps / 2],
+        fl[m],
         hb[0],
-        hb[reps / 2],
-        fl[reps / 2] / hb[reps / 2]
+        hb[m],
+        fl[m] / hb[m]
     );
+}
+
+/// `add` (W2 only: `u64` counters): the batch's values added to a table that holds every
+/// key already (`bulk_add`), against hashbrown's per-key `entry` loop on its own table.
+fn add(d: &Data<u64, u64>, reps: usize) {
+    let n = d.pairs.len();
+    let mut m = map::<u64, u64>(n);
+    m.bulk_insert(&d.pairs).unwrap();
+    let mut h = hashbrown::HashMap::<u64, u64, H>::with_capacity_and_hasher(n, H::default());
+    h.extend(d.pairs.iter().copied());
+    let (mut fl, mut hb) = (vec![], vec![]);
+    for _ in 0..reps {
+        fl.push(t(|| m.bulk_add(&d.pairs).unwrap()).0);
+        if std::env::var_os("ONLY_FLASH").is_some() {
+            hb.push(0.0);
+            continue;
+        }
+        hb.push(
+            t(|| {
+                for (k, v) in &d.pairs {
+                    let c = h.entry(*k).or_insert(0);
+                    *c = c.wrapping_add(*v);
+                }
+            })
+            .0,
+        );
+    }
+    report("add", n, fl, hb);
 }
 
 fn floor<K: Gen, V: Gen>(d: &Data<K, V>, reps: usize) {
@@ -184,6 +220,8 @@ fn main() {
         for o in &ops {
             if *o == "floor" {
                 floor(&d, reps)
+            } else if *o == "add" {
+                add(&d, reps)
             } else {
                 go(&d, reps, o)
             }
@@ -191,6 +229,7 @@ fn main() {
     } else {
         let d = data::<[u8; 32], [u8; 128]>(n);
         for o in &ops {
+            assert!(*o != "add", "add runs on W2 (counters) only");
             if *o == "floor" {
                 floor(&d, reps)
             } else {

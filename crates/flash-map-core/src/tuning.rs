@@ -87,9 +87,12 @@ pub struct Tuning {
     /// and the table is at most `rayon_serial_table_bytes` ... Its parallel claims are
     /// atomic and probe slot by slot, and in a table that stays in cache they cost each
     /// thread about twice what a serial claim costs (BENCHMARKS.md, issue 13), so two
-    /// threads do no more than one.
+    /// threads do no more than one. In such a pool claims (insert, insert_new, add) run on
+    /// the calling thread at every table size but one: the fill of an empty table that the
+    /// serial engine would partition (`flash_map_cpu`'s `serial_rule`).
     pub rayon_serial_max_threads: usize,
-    /// ... (beyond it, memory latency dominates, and the threads' misses overlap).
+    /// ... (beyond it, memory latency dominates, and the threads' misses overlap: for
+    /// removals).
     pub rayon_serial_table_bytes: usize,
     /// The serial insert into a table without tombstones writes the value of a key already
     /// present at once, while the key's line is in cache, and keeps the value it overwrote

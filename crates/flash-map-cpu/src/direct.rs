@@ -1,5 +1,5 @@
-//! The serial insert in batch order without per-position records, for tables without
-//! tombstones: the common case of a table being filled or updated.
+//! The serial insert (and add) in batch order without per-position records, for tables
+//! without tombstones: the common case of a table being filled, updated or counted into.
 //!
 //! The general claim pass ([`crate::claim`]) records every key's slot and what its claim did,
 //! so that a batch that fails can be undone and duplicates resolved afterwards. This pass
@@ -13,6 +13,11 @@
 //! at the first key that gives up on collisions, and once the new keys are more than the
 //! free capacity (the batch has then failed for certain).
 //!
+//! The serial add (`add`, counters) runs through the same pass: a new key's counter starts
+//! at its value, and a key that meets an existing slot adds its value there at once, in
+//! batch order; a failed batch subtracts what it added (wrapping arithmetic, so exactly),
+//! with no log.
+//!
 //! A failed batch is undone without records: in a table without tombstones, linear probing
 //! makes the claims of keys `0..f` undoable in reverse order. When key `i` is undone, every
 //! later claim already is, so the table is as key `i`'s claim left it: the key lies in the
@@ -21,11 +26,12 @@
 
 use flash_map_core::probe::{claim_without_tombstones, find, Claim};
 use flash_map_core::slot::EMPTY;
-use flash_map_core::{Batch, ClaimCounts};
+use flash_map_core::{Batch, ClaimCounts, CounterKind};
 
 use crate::mem::{copy_small, copy_value};
 use crate::pipeline::{per_plan, plan_of, prefetch_lines, Ahead, Fetch};
 use crate::slots::{per_hash, per_key_size, with_key_size, with_sizes, with_strategy};
+use crate::write::{add_one, sub_one};
 use crate::{CpuError, CpuTable, Exec};
 
 /// How many entries of the list of updates ahead the values written after the batch are
@@ -47,8 +53,9 @@ enum Stop {
 }
 
 impl CpuTable {
-    /// Whether [`insert_direct`](Self::insert_direct) may run a batch of `n` pairs: serial,
-    /// no tombstones, and batch positions that fit the list of updates.
+    /// Whether [`insert_direct`](Self::insert_direct) (and [`add_direct`](Self::add_direct))
+    /// may run a batch of `n` pairs: serial, no tombstones, and batch positions that fit the
+    /// list of updates.
     pub(crate) fn direct_insert_applies(&self, n: usize) -> bool {
         matches!(self.exec, Exec::Serial) && self.ledger.tombstones() == 0 && u32::try_from(n).is_ok()
     }
@@ -62,33 +69,49 @@ impl CpuTable {
     pub(crate) fn insert_direct(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
         assert!(self.direct_insert_applies(b.len()), "a direct insert where it does not apply");
         let fetch = self.claim_fetch();
-        per_hash!(self.hash, ID => per_key_size!(self.layout.key_size, KS => self.insert_direct_k::<ID, KS>(b, fetch)))
+        per_hash!(self.hash, ID => per_key_size!(self.layout.key_size, KS => self.insert_direct_k::<ID, KS>(b, fetch, None)))
     }
 
-    /// [`insert_direct`](Self::insert_direct) for keys of `KS` bytes, hashing with the
-    /// Identity strategy when `ID`. A function of its own, not inlined by force: every arm of
-    /// these matches is a copy of the pass, and an unoptimized build gives each its own stack
-    /// slots in the frame of the function that holds the match (all of them at once
-    /// overflowed a 2 MiB thread stack).
+    /// Adds the counters of batch `b` (of `kind`, the table's value size) in its own order
+    /// (see the module's documentation); returns how many keys were new. On an error the
+    /// table is as it was.
+    ///
+    /// # Panics
+    /// If the direct pass does not [apply](Self::direct_insert_applies) to the table and
+    /// `b`.
+    pub(crate) fn add_direct(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, CpuError> {
+        assert!(self.direct_insert_applies(b.len()), "a direct add where it does not apply");
+        let fetch = self.claim_fetch();
+        per_hash!(self.hash, ID => per_key_size!(self.layout.key_size, KS => self.insert_direct_k::<ID, KS>(b, fetch, Some(kind))))
+    }
+
+    /// [`insert_direct`](Self::insert_direct) (or, for `add`, [`add_direct`](Self::add_direct))
+    /// for keys of `KS` bytes, hashing with the Identity strategy when `ID`. A function of
+    /// its own, not inlined by force: every arm of these matches is a copy of the pass, and
+    /// an unoptimized build gives each its own stack slots in the frame of the function that
+    /// holds the match (all of them at once overflowed a 2 MiB thread stack).
     fn insert_direct_k<const ID: bool, const KS: usize>(
         &mut self,
         b: &Batch<'_>,
         fetch: Fetch,
+        add: Option<CounterKind>,
     ) -> Result<usize, CpuError> {
         per_key_size!(@arms self.layout.value_size, VS => {
             // The plans of a claim: nothing (a cached table), or the home key line, and the
             // value's first line unless it shares the key's record.
-            per_plan!(plan_of(&self.raw(), fetch), P => self.insert_direct_kv::<ID, KS, VS, P>(b, fetch); 0, ON | KEYS, ON | KEYS | VALUES)
+            per_plan!(plan_of(&self.raw(), fetch), P => self.insert_direct_kv::<ID, KS, VS, P>(b, fetch, add); 0, ON | KEYS, ON | KEYS | VALUES)
         }; 4, 8, 16)
     }
 
-    /// [`insert_direct`](Self::insert_direct) for keys of `KS` and values of `VS` bytes (0:
-    /// the table's sizes), fetching per `fetch`, whose plan is `P`.
+    /// [`insert_direct_k`](Self::insert_direct_k) for values of `VS` bytes (0: the table's
+    /// size), fetching per `fetch`, whose plan is `P`; adding counters of `add`'s kind
+    /// instead of writing values when it is given.
     #[inline(always)]
     fn insert_direct_kv<const ID: bool, const KS: usize, const VS: usize, const P: u8>(
         &mut self,
         b: &Batch<'_>,
         fetch: Fetch,
+        add: Option<CounterKind>,
     ) -> Result<usize, CpuError> {
         let n = b.len();
         self.make_value_room(n)?;
@@ -104,11 +127,12 @@ impl CpuTable {
         // value waits for the batch's success). Only where key and value share a record,
         // whose line the claim has just read (a value of its own array is a line the claim did
         // not touch, and logging it cost more than writing it later), and where the table
-        // holds entries (in an empty one, only the batch's own duplicates meet a key).
+        // holds entries (in an empty one, only the batch's own duplicates meet a key). An add
+        // needs none: what it added is subtracted again.
         let vs = raw.value_size;
         let mut log = std::mem::take(&mut self.overwritten);
         log.clear();
-        let limit = if raw.record != 0 && !self.ledger.is_empty() { self.update_log_bytes } else { 0 };
+        let limit = if raw.record != 0 && !self.ledger.is_empty() && add.is_none() { self.update_log_bytes } else { 0 };
         let want = n.saturating_mul(vs).min(limit);
         if log.capacity() < want {
             let _ = log.try_reserve_exact(want);
@@ -160,7 +184,12 @@ impl CpuTable {
                         // `n` fits a `u32` (`direct_insert_applies`), and so do slot numbers
                         // (`MAX_SLOTS`).
                         later.push((i as u32, slot as u32));
-                        if logged < log_room {
+                        if let Some(kind) = add {
+                            // SAFETY: `slot <= mask` holds a counter of `kind` (the table's
+                            // value size, checked by `add`), aligned to its width (as in
+                            // `add_in_order`); `i < n`; one thread writes.
+                            unsafe { add_one(raw.value_ptr(slot), b.val(i), kind, false) };
+                        } else if logged < log_room {
                             // SAFETY: `slot <= mask` holds `vs` value bytes; the log has room
                             // for `log_room` values, and `logged < log_room`; `i < n`; one
                             // thread writes.
@@ -219,7 +248,9 @@ impl CpuTable {
         };
         if settled.is_ok() {
             self.vused = next_value;
-            for (j, &(i, slot)) in later.iter().enumerate().skip(logged) {
+            // An add's keys that met a slot have added their values already.
+            let written = if add.is_some() { later.len() } else { logged };
+            for (j, &(i, slot)) in later.iter().enumerate().skip(written) {
                 if let Some(&(_, ahead)) = later.get(j + AHEAD) {
                     // SAFETY: `ahead` is a slot of this table, from its claim in this pass.
                     prefetch_lines(unsafe { raw.value_ptr(ahead as usize) }, raw.value_size);
@@ -228,8 +259,15 @@ impl CpuTable {
                 unsafe { copy_value(&raw, b, i as usize, slot as usize) };
             }
         } else {
-            // The overwritten values back, latest first (a key met twice gets its oldest),
-            // then the claims undone.
+            // The overwritten values back, latest first (a key met twice gets its oldest), or
+            // what an add added subtracted, then the claims undone.
+            if let Some(kind) = add {
+                for &(i, slot) in &later {
+                    // SAFETY: as where it was added: `slot <= mask` holds an aligned counter
+                    // of `kind`, `i < n`, one thread writes.
+                    unsafe { sub_one(raw.value_ptr(slot as usize), b.val(i as usize), kind) };
+                }
+            }
             for (j, &(_, slot)) in later[..logged].iter().enumerate().rev() {
                 // SAFETY: entry `j < logged` of the log was written above; `slot <= mask`.
                 unsafe { copy_small(log_at.add(j * vs), raw.value_ptr(slot as usize), vs) };

@@ -43,14 +43,36 @@ pub fn set_rayon_serial_mutations(on: bool) {
     SERIAL_PASSES.store(on, Ordering::Relaxed);
 }
 
-/// Whether a rayon mutation of `n` keys, in a pool of `threads` threads, on a table of
-/// `table_bytes`, runs serially: one rayon task's worth of keys, or a small pool on a table
-/// that stays in cache ([`TUNING`](flash_map_core::tuning::TUNING)`.rayon_serial_max_threads`
-/// and `.rayon_serial_table_bytes`).
+/// What a mutation does, for the rayon engine's choice of running it serially
+/// ([`CpuTable::mutates_serially`]).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Mutation {
+    /// Claims: insert, insert_new, add.
+    Claims,
+    /// Removals.
+    Remove,
+}
+
+/// Whether a rayon mutation `m` of `n` keys, in a pool of `threads` threads, on a table of
+/// `table_bytes`, runs serially: one rayon task's worth of keys; or a small pool
+/// ([`TUNING`](flash_map_core::tuning::TUNING)`.rayon_serial_max_threads`) on a table that
+/// stays in cache (`.rayon_serial_table_bytes`), or, for [`Mutation::Claims`], on a table
+/// of any size unless `partitioned_fill` (the table is empty and the serial engine would
+/// fill it in partition order).
+///
+/// In a small pool the parallel claims lose at every size: for keys already present, an
+/// insert elects per slot the copy that writes its value (two more passes over the table)
+/// and an add adds in a pass of its own, where the serial engine writes or adds at once; and an empty table that the serial engine fills in batch order fills faster
+/// serially too. Only a partitioned fill of an empty table is left to the threads, whose
+/// claims need no partition's scratch: in fresh memory that scratch cost the serial fill
+/// more than the threads did. Removals gain from the threads beyond the cache
+/// (BENCHMARKS.md, issue 13, "a small pool's claims on one thread").
 #[cfg(feature = "rayon")]
-pub(crate) fn serial_rule(n: usize, threads: usize, table_bytes: usize) -> bool {
+pub(crate) fn serial_rule(n: usize, threads: usize, table_bytes: usize, m: Mutation, partitioned_fill: bool) -> bool {
     let t = &flash_map_core::tuning::TUNING;
-    n <= t.rayon_min_len || threads <= t.rayon_serial_max_threads && table_bytes <= t.rayon_serial_table_bytes
+    n <= t.rayon_min_len
+        || threads <= t.rayon_serial_max_threads
+            && (table_bytes <= t.rayon_serial_table_bytes || m == Mutation::Claims && !partitioned_fill)
 }
 
 /// Whether a table made now may run its rayon mutations, and its small lookups, serially.
@@ -96,60 +118,69 @@ impl CpuTable {
     /// read keys from twice the memory, unless a test asked for partitions
     /// ([`set_region_bytes`](Self::set_region_bytes)).
     pub(crate) fn partition_shift(&self, n: usize) -> Option<u32> {
+        if self.exec.is_parallel() {
+            return None;
+        }
+        self.serial_partition_shift(n)
+    }
+
+    /// [`partition_shift`](Self::partition_shift) as the serial engine's passes would have
+    /// it, whichever engine runs the table.
+    fn serial_partition_shift(&self, n: usize) -> Option<u32> {
         let batch_order_bytes = if self.is_empty() {
             self.partition_min_bytes.saturating_mul(flash_map_core::tuning::TUNING.fill_batch_order_factor)
         } else {
             self.partition_min_bytes
         };
         let records = self.record != 0 && !self.records_partition;
-        if self.exec.is_parallel() || self.is_dense() || records || self.table_bytes() <= batch_order_bytes {
+        if self.is_dense() || records || self.table_bytes() <= batch_order_bytes {
             return None;
         }
         let l = &self.layout;
         partition::plan(l.slots, 1 + l.key_size + l.value_size, n, self.region_bytes)
     }
 
-    /// Whether a mutation of `n` keys runs on the calling thread with the serial engine's
+    /// Whether mutation `m` of `n` keys runs on the calling thread with the serial engine's
     /// passes although the table is run by rayon: a batch of one rayon task (which would run
-    /// on one thread anyway, with atomic claims), or a pool of at most
-    /// [`TUNING`](flash_map_core::tuning::TUNING)`.rayon_serial_max_threads` threads on a
-    /// table of at most `rayon_serial_table_bytes`, where the parallel claims gain nothing
-    /// (see those fields). Both engines give the same results for the same calls, so only
-    /// the speed changes.
-    pub(crate) fn mutates_serially(&self, n: usize) -> bool {
+    /// on one thread anyway, with atomic claims), or in a pool of at most
+    /// [`TUNING`](flash_map_core::tuning::TUNING)`.rayon_serial_max_threads` threads where the
+    /// parallel passes gain nothing ([`serial_rule`] says where). Both engines give the same
+    /// results for the same calls, so only the speed changes.
+    pub(crate) fn mutates_serially(&self, n: usize, m: Mutation) -> bool {
         #[cfg(feature = "rayon")]
         if self.exec == Exec::Rayon && self.serial_passes {
-            return serial_rule(n, rayon::current_num_threads(), self.table_bytes());
+            let partitioned_fill = self.is_empty() && self.serial_partition_shift(n).is_some();
+            return serial_rule(n, rayon::current_num_threads(), self.table_bytes(), m, partitioned_fill);
         }
-        let _ = n;
+        let _ = (n, m);
         false
     }
 
     /// Runs `op` on `b`, or, when worth it, on `b` in partition order (see
     /// [`crate::partition`]): then `op` gets a [`Reordered`] telling the regions' size and
     /// holding the order, to bring per-position results back with [`Order::merge`].
-    /// `values` says whether `op` reads the batch's values, `flags` whether it needs one flag
-    /// byte per record in the order's `found`. The partition keeps the order of copies of
-    /// one key, so batch-order rules hold on either path. Every mutation runs through here,
-    /// on one thread where [`mutates_serially`](Self::mutates_serially) says so.
+    /// `m` says what `op` does (claims read the batch's values), `flags` whether it needs one
+    /// flag byte per record in the order's `found`. The partition keeps the order of copies
+    /// of one key, so batch-order rules hold on either path. Every mutation runs through
+    /// here, on one thread where [`mutates_serially`](Self::mutates_serially) says so.
     pub(crate) fn partitioned<R>(
         &mut self,
         b: &Batch<'_>,
-        values: bool,
+        m: Mutation,
         flags: bool,
         op: impl FnOnce(&mut Self, &Batch<'_>, Option<Reordered<'_>>) -> Result<R, CpuError>,
     ) -> Result<R, CpuError> {
-        if self.mutates_serially(b.len()) {
+        if self.mutates_serially(b.len(), m) {
             let exec = std::mem::replace(&mut self.exec, Exec::Serial);
             // The table's own exec comes back when the call returns (after a panic it would
             // stay serial: slower, as correct).
-            let r = self.partitioned(b, values, flags, op);
+            let r = self.partitioned(b, m, flags, op);
             self.exec = exec;
             return r;
         }
         let Some(shift) = self.partition_shift(b.len()) else { return op(self, b, None) };
         let mut scratch = std::mem::take(self.scratch.get_mut().unwrap_or_else(|e| e.into_inner()));
-        let p = scratch.partition(b, self.hash, &self.layout, shift, values, 0).and_then(|p| {
+        let p = scratch.partition(b, self.hash, &self.layout, shift, m == Mutation::Claims, 0).and_then(|p| {
             if flags {
                 p.order.flags(b.len())?;
             }

@@ -4,6 +4,7 @@
 use flash_map_core::probe::remove;
 use flash_map_core::{Batch, Remove};
 
+use crate::ops::Mutation;
 use crate::pipeline::{fetch_for, per_plan, plan_of, staged, Ahead, Fetch};
 #[cfg(feature = "rayon")]
 use crate::slots::AtomicSlots;
@@ -72,7 +73,8 @@ impl Remove for CpuTable {
     /// Removes every key of `b`; returns how many distinct keys were present.
     fn remove(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
         self.check_shape(b, false);
-        let removed = self.partitioned(b, false, false, |t, b, r| Ok(t.remove_in_order(b, r.map(|r| r.shift))))?;
+        let removed =
+            self.partitioned(b, Mutation::Remove, false, |t, b, r| Ok(t.remove_in_order(b, r.map(|r| r.shift))))?;
         self.ledger.removed(removed);
         self.compact_if_needed();
         Ok(removed)

@@ -1,6 +1,8 @@
 //! Engine-level unit tests (the model tests live in the umbrella crate).
 
-use flash_map_core::{AddCounters, Batch, HashStrategy, Insert, InsertNew, KeyHasher, Refusal, Remove, TableLayout};
+use flash_map_core::{
+    AddCounters, Batch, CounterKind, HashStrategy, Insert, InsertNew, KeyHasher, Refusal, Remove, TableLayout,
+};
 
 use crate::{CpuError, CpuTable, Exec};
 
@@ -90,6 +92,56 @@ fn a_batch_that_fills_the_capacity_exactly_fits_and_one_key_more_does_not() {
     for exec in execs() {
         check::<1>(exec);
         check::<8>(exec);
+    }
+}
+
+/// An add that fails (the new key past the free capacity, placed right after the last new
+/// key that fits, after the keys that follow it, and at the end) leaves every counter as it
+/// was, those that its earlier keys had added to included (the serial engine adds them at
+/// once and subtracts them again), on every engine, for both counter widths; the same batch
+/// without that key adds every copy.
+#[test]
+fn a_failed_add_leaves_every_counter_as_it_was() {
+    fn check<V: bytemuck::Pod + Eq + std::fmt::Debug + Send>(exec: Exec, kind: CounterKind, v: fn(u64) -> V) {
+        let layout = TableLayout::for_capacity(24, 0.5, 8, kind.width()).unwrap();
+        let mut t = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Identity), exec).unwrap();
+        let first: Vec<u64> = (0..4).collect();
+        let ones: Vec<V> = first.iter().map(|&i| v(1 + i)).collect();
+        assert_eq!(t.add(&Batch::columns(&first, &ones).unwrap(), kind).unwrap(), 4, "{exec:?} {kind:?}");
+        let free = (layout.capacity - 4) as u64;
+        // Each new key, then an existing key (added to at once), then the new key again.
+        let mut keys: Vec<u64> = Vec::new();
+        for j in 0..free {
+            keys.extend([100 + j, j % 4, 100 + j]);
+        }
+        keys.extend([0, 100]);
+        let adds = |keys: &[u64]| -> Vec<V> { keys.iter().map(|&k| v(k.wrapping_mul(7) + 3)).collect() };
+        for at in [3 * free as usize - 2, 3 * free as usize, keys.len()] {
+            let mut over = keys.clone();
+            over.insert(at, 999);
+            over.push(1);
+            let before = entries(&t);
+            let err = t.add(&Batch::columns(&over, &adds(&over)).unwrap(), kind).unwrap_err();
+            assert!(
+                matches!(err, CpuError::Refused(Refusal::Full { len: 4, .. })),
+                "{exec:?} {kind:?}, at {at}: {err:?}"
+            );
+            assert_eq!((t.len(), entries(&t)), (4, before), "{exec:?} {kind:?}, at {at}");
+        }
+        assert_eq!(t.add(&Batch::columns(&keys, &adds(&keys)).unwrap(), kind).unwrap(), free as usize);
+        let mut want: std::collections::HashMap<u64, u64> = first.iter().map(|&k| (k, 1 + k)).collect();
+        for &k in &keys {
+            let c = want.entry(k).or_insert(0);
+            *c = c.wrapping_add(k.wrapping_mul(7) + 3);
+        }
+        let all: Vec<u64> = want.keys().copied().collect();
+        let got = values_of::<V>(&t, &Batch::keys(&all));
+        let want: Vec<Option<V>> = all.iter().map(|k| Some(v(want[k]))).collect();
+        assert_eq!(got, want, "{exec:?} {kind:?}");
+    }
+    for exec in execs() {
+        check::<u32>(exec, CounterKind::U32, |x| x as u32);
+        check::<u64>(exec, CounterKind::U64, |x| x);
     }
 }
 
@@ -758,19 +810,28 @@ fn a_table_on_a_dropped_tables_memory_shows_none_of_its_entries() {
 }
 
 /// The rayon engine runs a mutation serially for a batch of one rayon task, or in a pool of
-/// at most two threads on a table of at most 16 MiB; otherwise in parallel. Seen from the
-/// outside: an insert with duplicates allocates the per-slot election words only when it
-/// runs in parallel, and the results are the serial engine's either way.
+/// at most two threads on a table of at most 16 MiB, and there claims (insert, insert_new,
+/// add) on a table of any size but an empty one filled in partition order; otherwise in
+/// parallel. Seen from the outside: an insert with duplicates allocates the per-slot
+/// election words only when it runs in parallel, and the results are the serial engine's
+/// either way.
 #[cfg(feature = "rayon")]
 #[test]
 #[cfg_attr(miri, ignore = "runs rayon pools of several threads")]
 fn rayon_mutations_run_serially_where_threads_gain_nothing() {
-    use crate::ops::serial_rule;
+    use crate::ops::{serial_rule, Mutation};
     let (min, big) = (flash_map_core::tuning::TUNING.rayon_min_len, 16 << 20);
-    assert!(serial_rule(min, 16, big + 1), "one task's worth of keys");
-    assert!(serial_rule(min + 1, 2, big), "two threads, a table in cache");
-    assert!(!serial_rule(min + 1, 2, big + 1), "two threads, a larger table");
-    assert!(!serial_rule(min + 1, 3, 4096), "three threads");
+    for m in [Mutation::Claims, Mutation::Remove] {
+        assert!(serial_rule(min, 16, big + 1, m, true), "{m:?}: one task's worth of keys");
+        assert!(serial_rule(min + 1, 2, big, m, true), "{m:?}: two threads, a table in cache");
+        assert!(!serial_rule(min + 1, 3, 4096, m, false), "{m:?}: three threads");
+        assert_eq!(
+            serial_rule(min + 1, 2, big + 1, m, false),
+            m == Mutation::Claims,
+            "{m:?}: two threads, a larger table"
+        );
+        assert!(!serial_rule(min + 1, 2, big + 1, m, true), "{m:?}: two threads, a partitioned fill");
+    }
     let layout = TableLayout::for_capacity(20_000, 0.5, 8, 8).unwrap();
     let p: Vec<(u64, u64)> = (0..20_000u64).map(|i| (i % 7000, i)).collect();
     let mut want = CpuTable::new(layout, KeyHasher::plain(HashStrategy::Murmur3), Exec::Serial).unwrap();
@@ -785,6 +846,60 @@ fn rayon_mutations_run_serially_where_threads_gain_nothing() {
         assert_eq!(get_all(&t, &p), get_all(&want, &p), "{threads} threads");
         assert_eq!(t.exec, Exec::Rayon, "the table's engine came back");
     }
+}
+
+/// In a pool of two threads, on a table beyond `rayon_serial_table_bytes`: an empty table's
+/// fill runs serially where the serial engine fills in batch order and in parallel where it
+/// would partition; an insert or an add into a table that holds keys runs serially,
+/// partitioned where the serial engine partitions; a removal runs in parallel. Seen from
+/// the outside as above (the election words only in parallel, the partitioned passes
+/// counted: a parallel pass never partitions), with the serial engine's results each time.
+#[cfg(feature = "rayon")]
+#[test]
+#[cfg_attr(miri, ignore = "a table of 34 MB on rayon pools")]
+fn a_small_pools_claims_run_serially_on_large_tables_but_partitioned_fills() {
+    let layout = TableLayout::for_capacity(600_000, 0.5, 8, 8).unwrap();
+    assert!(crate::table::table_bytes(&layout) > flash_map_core::tuning::TUNING.rayon_serial_table_bytes);
+    // 300K pairs of 200K keys: a third of them duplicates, so that a parallel insert elects.
+    let p: Vec<(u64, u64)> = (0..300_000u64).map(|i| (i % 200_000, i)).collect();
+    let gone: Vec<u64> = (0..200_000u64).step_by(3).collect();
+    let hs = KeyHasher::plain(HashStrategy::Murmur3);
+    let mut want = CpuTable::new(layout, hs, Exec::Serial).unwrap();
+    want.insert(&pairs_batch(&p)).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    // Makes `t`'s serial passes partition this batch (a table of records would not), in
+    // regions of the default size.
+    let partition = |t: &mut CpuTable| t.set_region_bytes(crate::partition::REGION_BYTES);
+    for partitioned_fill in [false, true] {
+        let mut t = CpuTable::new(layout, hs, Exec::Rayon).unwrap();
+        t.serial_passes = true;
+        if partitioned_fill {
+            partition(&mut t);
+        }
+        pool.install(|| t.insert(&pairs_batch(&p))).unwrap();
+        assert_eq!(!t.aux.is_empty(), partitioned_fill, "partitioned fill {partitioned_fill}: in parallel");
+        assert_eq!(t.partitioned_passes(), 0, "partitioned fill {partitioned_fill}");
+        assert_eq!(get_all(&t, &p), get_all(&want, &p), "partitioned fill {partitioned_fill}");
+        assert_eq!(t.exec, Exec::Rayon, "the table's engine came back");
+    }
+    // Into a table that holds keys, with its serial passes partitioned: the same batch
+    // again (all keys present), the same batch added, then a removal.
+    let mut t = CpuTable::new(layout, hs, Exec::Rayon).unwrap();
+    t.serial_passes = true;
+    pool.install(|| t.insert(&pairs_batch(&p))).unwrap();
+    partition(&mut t);
+    pool.install(|| t.insert(&pairs_batch(&p))).unwrap();
+    assert!(t.aux.is_empty(), "an update ran in parallel");
+    assert_eq!(t.partitioned_passes(), 1, "the update's serial pass was not partitioned");
+    want.add(&pairs_batch(&p), CounterKind::U64).unwrap();
+    pool.install(|| t.add(&pairs_batch(&p), CounterKind::U64)).unwrap();
+    assert_eq!(t.partitioned_passes(), 2, "the add ran in parallel");
+    assert_eq!(get_all(&t, &p), get_all(&want, &p), "after the add");
+    want.remove(&Batch::keys(&gone)).unwrap();
+    pool.install(|| t.remove(&Batch::keys(&gone))).unwrap();
+    assert_eq!(t.partitioned_passes(), 2, "the removal ran serially");
+    assert_eq!((t.len(), get_all(&t, &p)), (want.len(), get_all(&want, &p)), "after the removal");
+    assert_eq!(t.exec, Exec::Rayon, "the table's engine came back");
 }
 
 /// Cache sizes as sysfs writes them.

@@ -1,7 +1,9 @@
 //! The operations that write values: `insert` (the last copy of a key wins), `insert_new`
 //! (the first new copy wins) and `add` (every copy adds). Each claims first
 //! ([`crate::claim`]); values that the claims did not settle are written after, serially in
-//! batch order, or in parallel by the copy each slot elects.
+//! batch order, or in parallel by the copy each slot elects. A serial insert or add in
+//! batch order into a table without tombstones runs as one pass instead
+//! ([`crate::direct`]).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -9,7 +11,7 @@ use flash_map_core::abi::{ClaimMode, KIND_EXISTING, KIND_NEW_FROM_EMPTY, KIND_NE
 use flash_map_core::{AddCounters, Batch, CounterKind, Insert, InsertNew};
 
 use crate::mem::{copy_value, SyncPtr};
-use crate::ops::Reordered;
+use crate::ops::{Mutation, Reordered};
 use crate::{CpuError, CpuTable, Exec};
 
 /// Which copy of a duplicated key writes its value in a parallel pass.
@@ -135,6 +137,9 @@ impl CpuTable {
 
     fn add_in_order(&mut self, b: &Batch<'_>, kind: CounterKind, shift: Option<u32>) -> Result<usize, CpuError> {
         assert_eq!(self.layout.value_size, kind.width(), "counter width matches the value size");
+        if shift.is_none() && self.direct_insert_applies(b.len()) {
+            return self.add_direct(b, kind);
+        }
         let st = self.claim_pass(b, ClaimMode::ZeroValue, shift)?;
         self.settle(b.len(), st)?;
         let raw = self.raw();
@@ -153,13 +158,16 @@ impl CpuTable {
     }
 }
 
-/// Adds the counter at `src` to the one at `dst`.
+/// Adds the counter at `src` to the one at `dst` (wrapping), atomically for `atomic`.
 ///
 /// # Safety
-/// `dst` aligned and valid for the counter width, `src` valid for reads of it.
+/// `dst` aligned and valid for the counter width, `src` valid for reads of it; for
+/// `!atomic`, no other thread accesses `dst` meanwhile.
 #[inline(always)]
-unsafe fn add_one(dst: *mut u8, src: *const u8, kind: CounterKind, atomic: bool) {
-    // SAFETY: by contract.
+pub(crate) unsafe fn add_one(dst: *mut u8, src: *const u8, kind: CounterKind, atomic: bool) {
+    // SAFETY: the caller gives `dst` aligned and valid for the width, accessed by no other
+    // thread unless `atomic` (then every access to it is atomic), and `src` valid for reads
+    // of it (`# Safety`).
     unsafe {
         match kind {
             CounterKind::U32 => {
@@ -184,12 +192,35 @@ unsafe fn add_one(dst: *mut u8, src: *const u8, kind: CounterKind, atomic: bool)
     }
 }
 
+/// Subtracts the counter at `src` from the one at `dst` (wrapping): undoes [`add_one`].
+///
+/// # Safety
+/// `dst` aligned and valid for the counter width, `src` valid for reads of it; no other
+/// thread accesses `dst` meanwhile.
+#[inline(always)]
+pub(crate) unsafe fn sub_one(dst: *mut u8, src: *const u8, kind: CounterKind) {
+    // SAFETY: the caller gives `dst` aligned, valid for the width and accessed by no other
+    // thread (so plain reads and writes), and `src` valid for reads of it (`# Safety`).
+    unsafe {
+        match kind {
+            CounterKind::U32 => {
+                let d = dst as *mut u32;
+                *d = (*d).wrapping_sub(std::ptr::read_unaligned(src as *const u32));
+            }
+            CounterKind::U64 => {
+                let d = dst as *mut u64;
+                *d = (*d).wrapping_sub(std::ptr::read_unaligned(src as *const u64));
+            }
+        }
+    }
+}
+
 impl Insert for CpuTable {
     /// Upserts every pair of `b`; returns how many keys were new. Last duplicate wins.
     /// On [`CpuError::Refused`] the table is unchanged.
     fn insert(&mut self, b: &Batch<'_>) -> Result<usize, CpuError> {
         self.check_shape(b, true);
-        let new = self.partitioned(b, true, false, |t, b, r| t.insert_in_order(b, r.map(|r| r.shift)))?;
+        let new = self.partitioned(b, Mutation::Claims, false, |t, b, r| t.insert_in_order(b, r.map(|r| r.shift)))?;
         self.compact_if_needed();
         Ok(new)
     }
@@ -201,7 +232,7 @@ impl InsertNew for CpuTable {
     fn insert_new(&mut self, b: &Batch<'_>, out: &mut [bool]) -> Result<usize, CpuError> {
         self.check_shape(b, true);
         assert_eq!(out.len(), b.len(), "one result per pair");
-        let new = self.partitioned(b, true, true, |t, b, r| {
+        let new = self.partitioned(b, Mutation::Claims, true, |t, b, r| {
             let Some(Reordered { shift, order: sc }) = r else { return t.insert_new_in_order(b, out, None) };
             // SAFETY: the flags hold zeros and ones only, valid `bool`s.
             let won = unsafe { &mut *(&mut sc.found[..b.len()] as *mut [u8] as *mut [bool]) };
@@ -221,7 +252,8 @@ impl AddCounters for CpuTable {
     /// how many keys were new. Atomic: on an error the table is unchanged.
     fn add(&mut self, b: &Batch<'_>, kind: CounterKind) -> Result<usize, CpuError> {
         self.check_shape(b, true);
-        let new = self.partitioned(b, true, false, |t, b, r| t.add_in_order(b, kind, r.map(|r| r.shift)))?;
+        let new =
+            self.partitioned(b, Mutation::Claims, false, |t, b, r| t.add_in_order(b, kind, r.map(|r| r.shift)))?;
         self.compact_if_needed();
         Ok(new)
     }
