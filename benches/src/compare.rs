@@ -71,8 +71,8 @@ use std::io::Write as _;
 /// them), so that the engine run next starts with memory the hypervisor has already backed.
 /// On these VMs, free guest memory is reported back to the host (`page_reporting`), and the
 /// first touch of such memory costs several times a normal page fault: without this,
-/// whichever engine runs first after a pause pays for it (a serial insert measured 0.4 s
-/// warm and 1.1 s cold; filling a 129 MB result in huge pages 16 ms warm, 235 ms cold).
+/// whichever engine runs first after a pause pays for it, a cold serial insert or a cold
+/// fill of a large result taking several times as long as a warm one (BENCHMARKS.md).
 fn warm_memory() {
     const WARM_BYTES: usize = 1 << 30;
     let mut v: Vec<u8> = Vec::with_capacity(WARM_BYTES);

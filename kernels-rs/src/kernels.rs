@@ -73,7 +73,8 @@ fn device_slots(t: &TableArgs) -> DeviceSlots {
 /// `i < b.len`; the batch's keys lie in device memory.
 #[inline(always)]
 unsafe fn key_at(b: &BatchArgs, i: usize) -> *const u8 {
-    // SAFETY: by contract, inside the key column.
+    // SAFETY: `i < b.len` and the column holds `b.len` keys `key_stride` bytes apart, so
+    // the offset stays inside the batch's key column in device memory.
     unsafe { (b.keys as *const u8).add(i.wrapping_mul(b.key_stride as usize)) }
 }
 
@@ -83,7 +84,8 @@ unsafe fn key_at(b: &BatchArgs, i: usize) -> *const u8 {
 /// `i < b.len`; the batch's values lie in device memory.
 #[inline(always)]
 unsafe fn value_at(b: &BatchArgs, i: usize) -> *const u8 {
-    // SAFETY: by contract, inside the value column.
+    // SAFETY: `i < b.len` and the column holds `b.len` values `value_stride` bytes apart,
+    // so the offset stays inside the batch's value column in device memory.
     unsafe { (b.values as *const u8).add(i.wrapping_mul(b.value_stride as usize)) }
 }
 

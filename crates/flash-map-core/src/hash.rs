@@ -86,11 +86,12 @@ impl KeyHasher {
     #[inline(always)]
     pub unsafe fn hash(&self, key: *const u8, len: usize) -> u64 {
         match self.strategy {
-            // SAFETY: `key` is readable for `len` bytes (this function's contract).
+            // SAFETY: `key` is readable for `len` bytes (`# Safety`), all that each strategy
+            // reads.
             HashStrategy::Identity => unsafe { identity_hash(key, len) },
-            // SAFETY: as above.
+            // SAFETY: `key` is readable for `len` bytes (`# Safety`).
             HashStrategy::Murmur3 => unsafe { murmur3(key, len) },
-            // SAFETY: as above.
+            // SAFETY: `key` is readable for `len` bytes (`# Safety`).
             HashStrategy::SipHash13 => unsafe { siphash13(key, len, self.seed[0], self.seed[1]) },
         }
     }
@@ -105,19 +106,22 @@ impl KeyHasher {
 
 /// Reads up to 8 bytes little-endian, zero-padded (8 and 4 bytes with one load where the
 /// target allows, [`crate::bytes::read_u64_le`]).
+///
+/// # Safety
+/// `p` valid for reads of `n` bytes (any alignment), `n <= 8`.
 #[inline(always)]
 unsafe fn read_le(p: *const u8, n: usize) -> u64 {
     match n {
-        // SAFETY: the caller's `n = 8` readable bytes.
+        // SAFETY: `p` holds `n` = 8 readable bytes (`# Safety`), the read's width.
         8 => return unsafe { crate::bytes::read_u64_le(p) },
-        // SAFETY: the caller's `n = 4` readable bytes.
+        // SAFETY: `p` holds `n` = 4 readable bytes (`# Safety`), the read's width.
         4 => return unsafe { crate::bytes::read_u32_le(p) } as u64,
         _ => {}
     }
     let mut v = 0u64;
     let mut i = 0usize;
     while i < n {
-        // SAFETY: caller guarantees `n` readable bytes.
+        // SAFETY: `i < n`, and `p` holds `n` readable bytes (`# Safety`).
         v |= (unsafe { *p.add(i) } as u64) << (8 * i as u32);
         i = i.wrapping_add(1);
     }

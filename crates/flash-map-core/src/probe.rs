@@ -111,7 +111,7 @@ pub unsafe trait Slots {
         let mut g = Group { matching: 0, empty: 0, tombstone: 0 };
         let mut j = 0;
         while j < GROUP {
-            // SAFETY: `slot + j <= mask` by contract.
+            // SAFETY: `j < GROUP` and `slot + GROUP <= mask + 1` (`# Safety`), so `slot + j <= mask`.
             let st = unsafe { self.state(slot + j) };
             g.matching |= ((st == full) as u32) << j;
             g.empty |= ((st == EMPTY) as u32) << j;
@@ -523,11 +523,14 @@ pub const fn next(slot: usize, mask: usize) -> usize {
 }
 
 /// Waits while `slot` is busy with `busy`, then tells whether it is `full`.
+///
+/// # Safety
+/// `slot <= s.mask()`.
 #[inline(always)]
 unsafe fn settled_is<S: Slots>(s: &S, slot: usize, mut st: u32, busy: u32, full: u32) -> bool {
     while st == busy {
         core::hint::spin_loop();
-        // SAFETY: forwarded `slot <= mask`.
+        // SAFETY: `slot <= mask` (`# Safety`), as `state` requires.
         st = unsafe { s.state(slot) };
     }
     st == full
@@ -555,7 +558,8 @@ pub unsafe fn find<S: Slots>(s: &S, hash: u64, key: *const u8) -> Option<usize> 
             let mut cand = g.candidates();
             while cand != 0 {
                 let slot = h + cand.trailing_zeros() as usize;
-                // SAFETY: slot in range; key valid by contract.
+                // SAFETY: `slot` is a bit of the group at `h`, which lies inside the table, so
+                // `slot <= mask`; `key` holds `key_size` readable bytes (`# Safety`).
                 if unsafe { bytes_eq(s.key_ptr(slot), key, s.key_size()) } {
                     return Some(slot);
                 }
@@ -589,7 +593,8 @@ pub unsafe fn find_from<S: Slots>(s: &S, hash: u64, key: *const u8, mut slot: us
         if st == EMPTY {
             return None;
         }
-        // SAFETY: slot in range; key valid for `ks` bytes by contract.
+        // SAFETY: `slot <= mask` (the caller's start, then `next`); `key` holds `ks` readable
+        // bytes (`# Safety`, as `find`'s).
         if st == full && unsafe { bytes_eq(s.key_ptr(slot), key, ks) } {
             return Some(slot);
         }
@@ -614,7 +619,8 @@ pub unsafe fn probe_length<S: Slots>(s: &S, hash: u64, key: *const u8) -> usize 
         visited += 1;
         // SAFETY: `slot <= mask`.
         let st = unsafe { s.state(slot) };
-        // SAFETY: slot in range; key valid by contract.
+        // SAFETY: `slot <= mask` (`home`, then `next`); `key` holds `key_size` readable bytes
+        // (`# Safety`, as `find`'s).
         if st == EMPTY || st == full && unsafe { bytes_eq(s.key_ptr(slot), key, s.key_size()) } {
             break;
         }
@@ -631,7 +637,8 @@ pub unsafe fn probe_length<S: Slots>(s: &S, hash: u64, key: *const u8) -> usize 
 pub unsafe fn probe_lengths<S: Slots>(s: &S, hasher: &crate::KeyHasher, keys: &[u8]) -> (u64, usize) {
     let (mut sum, mut max) = (0u64, 0usize);
     for k in keys.chunks_exact(s.key_size()) {
-        // SAFETY: `k` holds `key_size` bytes; no claims run by contract.
+        // SAFETY: `k` holds `key_size` bytes (`chunks_exact`), and the caller runs no claims on
+        // the table meanwhile (`# Safety`), as `probe_length` requires.
         let n = unsafe { probe_length(s, hasher.hash_bytes(k), k.as_ptr()) };
         sum += n as u64;
         max = max.max(n);
@@ -763,7 +770,9 @@ unsafe fn claim_from<S: Slots>(
         if is_free(st) {
             // SAFETY: slot in range.
             if unsafe { s.cas_state(slot, st, busy) } {
-                // SAFETY: the slot is ours until published; key valid by contract.
+                // SAFETY: the compare-and-swap above moved the slot from free to busy, so no other
+                // thread writes its key until it is published here; `key` holds `ks` readable bytes
+                // (`# Safety`, as `claim`'s).
                 unsafe {
                     crate::bytes::copy_bytes(key, s.key_ptr(slot), ks);
                     s.publish(slot, full);
@@ -809,7 +818,7 @@ unsafe fn claim_from<S: Slots>(
 #[inline(always)]
 unsafe fn claim_in_group<S: Slots, const TOMBS: bool>(s: &S, home: usize, full: u32, key: *const u8) -> Option<Claim> {
     let ks = s.key_size();
-    // SAFETY: the group lies inside the table by contract.
+    // SAFETY: `home + GROUP <= mask + 1` (`# Safety`): the group lies inside the table.
     let g = unsafe { s.group(home, full) };
     if g.empty == 0 {
         return None;
@@ -817,7 +826,8 @@ unsafe fn claim_in_group<S: Slots, const TOMBS: bool>(s: &S, home: usize, full: 
     let mut cand = g.matching;
     while cand != 0 {
         let at = home + cand.trailing_zeros() as usize;
-        // SAFETY: slot in range; key valid by contract.
+        // SAFETY: `at` is a bit of the group, inside the table; `key` holds `ks` readable bytes
+        // (`# Safety`, as `claim`'s).
         if unsafe { bytes_eq(s.key_ptr(at), key, ks) } {
             return Some(Claim::Existing(at));
         }
@@ -829,7 +839,8 @@ unsafe fn claim_in_group<S: Slots, const TOMBS: bool>(s: &S, home: usize, full: 
     } else {
         (home + g.empty.trailing_zeros() as usize, EMPTY)
     };
-    // SAFETY: the slot is free and this thread the only writer; key valid by contract.
+    // SAFETY: the slot is free and, with `S::GROUPED`, this thread is the table's only writer
+    // (`# Safety`), so nothing else reads or writes its key; `key` holds `ks` readable bytes.
     unsafe {
         crate::bytes::copy_bytes(key, s.key_ptr(at), ks);
         s.publish(at, full);

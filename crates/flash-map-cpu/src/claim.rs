@@ -113,7 +113,10 @@ impl Recorder {
     /// thread once; a new slot is this thread's to write.
     #[inline(always)]
     unsafe fn record(&self, i: usize, c: Claim, b: &Batch<'_>, values: &mut ValueCursor<'_>) {
-        // SAFETY: by contract.
+        // SAFETY: `i < b.len()`, the length of `pos` and `kind`, and this call is the only
+        // one for `i`, so their writes at `i` are in bounds and race with nothing; a new
+        // slot came from this thread's claim, so its value (and aux word) is this thread's
+        // to write, and `copy_value` reads record `i` of the batch, which exists.
         unsafe {
             match c {
                 Claim::Existing(slot) => {
@@ -178,15 +181,18 @@ impl SerialClaims<'_, '_> {
     #[inline(always)]
     unsafe fn claim(&mut self, i: usize, h: u64) {
         if self.failed || self.budget.exceeded(self.new) {
-            // SAFETY: by contract.
+            // SAFETY: `i < b.len()` and claimed once (this method's own precondition), as
+            // `skip` requires.
             unsafe { self.rec.skip(i) };
             return;
         }
-        // SAFETY: by contract; the batch's keys have the table's key size.
+        // SAFETY: `i < b.len()`, so `b.key(i)` points at one of the batch's keys, which
+        // hold the table's key size (the passes check the batch's shape first).
         let c = unsafe { claim(&self.s, h, self.b.key(i)) };
         self.new += matches!(c, Claim::New { .. }) as usize;
         self.failed = c == Claim::Collisions;
-        // SAFETY: by contract.
+        // SAFETY: `i < b.len()`, recorded once, and a new slot from the claim above is this
+        // (the only) thread's to write, as `record` requires.
         unsafe { self.rec.record(i, c, self.b, &mut self.values) };
     }
 }

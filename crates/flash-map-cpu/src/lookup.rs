@@ -58,10 +58,9 @@ impl CpuTable {
                 return;
             }
             let found = order.found.as_ptr();
-            // SAFETY: `j < n`, written by the lookup.
             order.merge(b.len(), |i, j| {
                 prefetch_read(found.wrapping_add(j + 64));
-                // SAFETY: as above.
+                // SAFETY: the merge hands out `j < n`, and the lookup wrote all `n` flags.
                 out[i] = unsafe { *found.add(j) } != 0
             });
         });
@@ -225,14 +224,13 @@ impl CpuTable {
     /// A lookup whose keys are mostly absent reads state bytes alone (a missing key rarely
     /// matches a fingerprint), so its regions count only those: an eighth of a region's
     /// bytes, as many slots as half a region of the 4-byte state words they were measured
-    /// with. Measured on 8M absent `u64` keys (16M slots), regions of 128 / 256 /
-    /// 512 KiB of state words took 104 / 102 / 108 ms, and regions sized for whole 20-byte
-    /// slots 107 ms; with 1 key in 16 / 32 / 64 present, 163 / 138 / 121 ms against 173–186
-    /// / 143 / 128–130 ms (1 in 8: 193 ms either way). Which case applies is estimated from
-    /// a sample of the batch. (Tables
-    /// of large slots stay unpartitioned even then: absent 32-byte keys, 1M of them in a
-    /// table of 164-byte slots, took 62 ms partitioned against 41 ms in batch order, as
-    /// the copy of their keys costs more than the 8 MB of state words it keeps in cache.)
+    /// with. On 8M `u64` keys (16M slots) such regions were as fast as regions sized for
+    /// whole slots when no key was present, and faster when 1 key in 16 to 64 was (1 in 8:
+    /// the same); BENCHMARKS.md, issue 13, "Regions sized by state words", has the figures.
+    /// Which case applies is estimated from a sample of the batch. (Tables of large slots
+    /// stay unpartitioned even then: 1M absent 32-byte keys in a table of 164-byte slots
+    /// were slower partitioned than in batch order, as the copy of their keys costs more
+    /// than the 8 MB of state words it keeps in cache.)
     /// State bytes that the last-level cache holds are read in batch order, as a table that
     /// it holds is ([`partition_shift`](Self::partition_shift)).
     fn lookup_shift(&self, b: &Batch<'_>) -> Option<u32> {

@@ -7,16 +7,20 @@ use crate::slots::RawTable;
 /// Raw pointer wrapper for disjoint per-index writes from a parallel pass.
 #[derive(Clone, Copy)]
 pub(crate) struct SyncPtr<T>(pub(crate) *mut T);
-// SAFETY: used only for writes to distinct indices, whose owner outlives the pass.
+// SAFETY: the pointer is only dereferenced through the `unsafe` `write` and `read` below,
+// whose callers keep each index to one writer and no concurrent reader, inside an owner
+// that outlives the pass; sending the address itself to another thread touches nothing.
 unsafe impl<T> Send for SyncPtr<T> {}
-// SAFETY: as above.
+// SAFETY: sharing `&SyncPtr` only shares the address; every access goes through the same
+// `unsafe` methods, under the same one-writer-per-index rule, as for `Send`.
 unsafe impl<T> Sync for SyncPtr<T> {}
 impl<T> SyncPtr<T> {
     /// # Safety
     /// `i` in bounds and written by one thread only.
     #[inline(always)]
     pub(crate) unsafe fn write(self, i: usize, v: T) {
-        // SAFETY: by contract.
+        // SAFETY: the caller keeps `i` within the allocation (so `add` stays inside it) and
+        // has no other thread access index `i` meanwhile, so this store races with nothing.
         unsafe { *self.0.add(i) = v }
     }
     /// # Safety
@@ -26,7 +30,8 @@ impl<T> SyncPtr<T> {
     where
         T: Copy,
     {
-        // SAFETY: by contract.
+        // SAFETY: the caller keeps `i` within the allocation, initialized, and unwritten
+        // during the read, so this load is in bounds and races with no store.
         unsafe { *self.0.add(i) }
     }
 }
@@ -37,7 +42,9 @@ impl<T> SyncPtr<T> {
 /// `i < b.len()`, `slot <= raw.mask`, and no other thread writes that slot's value meanwhile.
 #[inline(always)]
 pub(crate) unsafe fn copy_value(raw: &RawTable, b: &Batch<'_>, i: usize, slot: usize) {
-    // SAFETY: by contract; batch values and slot values hold `value_size` bytes.
+    // SAFETY: `i < b.len()` makes `b.val(i)` point at `value_size` readable bytes, and
+    // `slot <= raw.mask` makes `value_ptr(slot)` point at the slot's `value_size` bytes,
+    // which no other thread writes meanwhile; the batch and the table never overlap.
     unsafe { copy_small(b.val(i), raw.value_ptr(slot), raw.value_size) }
 }
 
@@ -48,7 +55,9 @@ pub(crate) unsafe fn copy_value(raw: &RawTable, b: &Batch<'_>, i: usize, slot: u
 /// As [`std::ptr::copy_nonoverlapping`].
 #[inline(always)]
 pub(crate) unsafe fn copy_small(src: *const u8, dst: *mut u8, len: usize) {
-    // SAFETY: by contract; unaligned reads and writes of exactly `len` bytes.
+    // SAFETY: the caller gives `src` readable and `dst` writable for `len` bytes, not
+    // overlapping (as `copy_nonoverlapping` requires); each arm reads and writes exactly
+    // `len` bytes with unaligned accesses, so no alignment is assumed.
     unsafe {
         match len {
             4 => (dst as *mut u32).write_unaligned((src as *const u32).read_unaligned()),

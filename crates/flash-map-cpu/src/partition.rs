@@ -6,9 +6,9 @@
 //! the whole batch is known before it runs: hashing it first and moving each record into
 //! the bucket of its home slot's *region* (a run of slots whose three arrays together fill
 //! about a quarter of an L2 cache), the probe pass then works through one region at a time.
-//! Every line of a region is fetched once and serves all the keys homed there; on the
-//! measured machine, serial passes over 8M `u64` pairs ran 1.8–2.2x faster than in batch
-//! order (insert 364 → 200 ms, hit 365 → 190, miss 261 → 125, remove 266 → 120).
+//! Every line of a region is fetched once and serves all the keys homed there, and serial
+//! passes over tables far larger than the last-level cache run about twice as fast as in
+//! batch order (BENCHMARKS.md has the figures).
 //!
 //! The partition is *stable*: records keep their batch order within a region, and copies of
 //! one key share a region, so every serial rule that depends on batch order ("the last
@@ -86,9 +86,9 @@ pub(crate) struct Partitioned<'s> {
 /// Grows `v` to at least `n` elements (zeroed), committing fresh memory first: in huge
 /// pages where they come fast, paced as a lookup's results are ([`commit_huge_for_writes`]).
 /// Advised huge pages and left to the zeroing to fault in, as before, a scratch of 128 MB
-/// cost what its first huge page cost 64 times over where that was slow: the partitioned
-/// insert of 8M `u64` pairs then took 2.6 times the time of the same insert in batch order
-/// (BENCHMARKS.md, issue 13).
+/// cost what its first huge page cost 64 times over where that was slow, and the
+/// partitioned insert of 8M `u64` pairs was then far slower than the same insert in batch
+/// order (BENCHMARKS.md, issue 13).
 fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> Result<(), CpuError> {
     if v.len() < n {
         let bytes = n.saturating_mul(size_of::<T>());

@@ -419,7 +419,7 @@ impl<'a, const KS: usize, const P: u8> Ahead<'a, KS, P> {
 /// Both state lines are fetched without a test: whether a group crosses a line depends on
 /// the hash, so a branch on it went the unexpected way for a large share of keys, and its
 /// mispredictions cost more than a second prefetch of a line mostly already on its way
-/// (BENCHMARKS.md, issue 13: W2 80K hits 0.83 → 0.50 ms).
+/// (BENCHMARKS.md, issue 13, W2 80K hits).
 ///
 /// # Safety
 /// `i < b.len()`; `b`'s keys hold `ks` bytes, the table's key size.
@@ -535,10 +535,10 @@ const SWEEP: usize = TUNING.sweep_slots;
 /// table. The lines a key needs are thus fetched about one region before it runs, and no
 /// per-key prefetch is needed.
 ///
-/// Measured on 8M `u64` keys (table of 16M slots, regions of 16K slots), against a
-/// prefetch of each key's home lines 16 keys ahead: probes of absent keys 57 → 45 ms,
-/// of present keys 90 → 78 ms. A sweep twice as fast was slower (47 and 84 ms), as was
-/// no prefetch at all (54 ms for absent keys; 39 ms when the whole table is in cache).
+/// Measured on 8M `u64` keys (table of 16M slots, regions of 16K slots), the sweep beat a
+/// prefetch of each key's home lines 16 keys ahead on absent and present keys alike; a
+/// sweep twice as fast was slower, as was no prefetch at all (BENCHMARKS.md, "A sweep one
+/// region ahead").
 pub(crate) struct Sweep {
     /// The next slot to fetch (a multiple of 16 when regions are: real tables' regions
     /// hold thousands of slots).

@@ -50,7 +50,9 @@ pub(crate) struct RawTable {
 // SAFETY: a pass hands the same `RawTable` to its threads only with atomic slot claims
 // (`AtomicSlots`) or disjoint writes; the table outlives the pass (it is borrowed mutably).
 unsafe impl Send for RawTable {}
-// SAFETY: as above.
+// SAFETY: a shared `&RawTable` gives only its pointers and sizes; every access through them
+// is `unsafe` and made under the same rule as for `Send` (atomic claims, disjoint writes,
+// or reads while no pass writes), within the borrowed table's lifetime.
 unsafe impl Sync for RawTable {}
 
 /// Evaluates `$body` with the constant `$ks` set to `$size` when that is a common key size
@@ -163,7 +165,8 @@ impl RawTable {
     /// `slot <= mask`.
     #[inline(always)]
     pub(crate) unsafe fn key_ptr(&self, slot: usize) -> *mut u8 {
-        // SAFETY: in range by contract.
+        // SAFETY: `slot <= mask`, and the key array holds `mask + 1` keys of `key_stride`
+        // bytes, so the offset stays inside it.
         unsafe { self.keys.add(slot * self.key_stride) }
     }
 
@@ -181,8 +184,10 @@ impl RawTable {
     /// that it is below `vcap`.
     #[inline(always)]
     pub(crate) unsafe fn value_ptr(&self, slot: usize) -> *mut u8 {
-        // SAFETY: in range by contract: a dense slot's index is below `vcap`, and the value
-        // array holds `vcap` values.
+        // SAFETY: `slot <= mask` keeps the index array's read (and, undense, the value
+        // offset: `mask + 1` values of `value_stride` bytes) in range; a dense slot's index
+        // came from `assign_value`, so it is below `vcap`, and the value array holds `vcap`
+        // values of `value_size` bytes.
         unsafe {
             if self.is_dense() {
                 self.values.add(*self.index.add(slot) as usize * self.value_size)

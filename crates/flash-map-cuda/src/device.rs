@@ -169,8 +169,10 @@ impl Gpu {
         let blocks = n.div_ceil(BLOCK).min(self.sm_count as usize * TUNING.gpu_blocks_per_sm).max(1) as u32;
         let mut args = [p as *const P as *mut c_void];
         // SAFETY: `k`'s one parameter is a `P` (`KernelParams`, checked above), which the
-        // driver copies from `p` during the call; the addresses in it are valid by contract,
-        // and `stream` is a live stream of this context (contract).
+        // driver copies from `p` during the call; the device addresses in it are valid in
+        // this context until the launch completes on `stream`, and `stream` is a live
+        // stream of this context, both as `# Safety` requires, so the kernel touches only
+        // memory it may.
         unsafe {
             result::launch_kernel(
                 self.funcs.0[k as usize],
