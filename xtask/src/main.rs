@@ -9,8 +9,10 @@
 //!   disassemble it with `nvdisasm` (both fetched from PyPI wheels into `.cache/`), and print
 //!   per kernel its instructions and its global-memory instructions by kind and width: what a
 //!   probe costs in memory instructions, without a GPU. The SASS goes to `target/sass/`.
-//! - `gpu-bundle [DIR]`: build the GPU test and benchmark executables into one folder with a
-//!   `run.sh` that runs them on a CUDA machine and writes logs to a given directory.
+//! - `gpu-bundle [DIR]`: build the GPU test and benchmark executables (and the compare
+//!   binary, for the rayon thread sweep) into one packed archive beside a `run.sh` that
+//!   unpacks and runs them on a CUDA machine within a time budget and packs their logs into
+//!   a given directory (three files: the device tool brings back at most eight).
 
 use std::env;
 use std::fs;
@@ -461,36 +463,75 @@ fn gpu_bundle(dir: Option<PathBuf>) -> Res {
     for ex in EXAMPLES.iter().chain(&["gpu_bench", "gpu_join"]) {
         fs::copy(target.join("release/examples").join(ex), dir.join("bin").join(ex)).map_err(|e| e.to_string())?;
     }
+    // The compare binary, for issue 13's rayon thread sweep on the machine's host cores.
+    run(c().args(["build", "--release", "-p", "flash-map-benches", "--bin", "compare", "--target-dir"]).arg(&target))?;
+    fs::copy(target.join("release/compare"), dir.join("bin/compare")).map_err(|e| e.to_string())?;
+    // Packed: the executables share most of their code, which xz finds across files (the
+    // device tool carries at most 64 MiB, working tree included). gzip where xz is missing.
+    let tar =
+        |flag: &str, name: &str| run(Command::new("tar").arg(flag).arg(dir.join(name)).arg("-C").arg(&dir).arg("bin"));
+    let packed = if tar("-cJf", "bin.tar.xz").is_ok() {
+        "bin.tar.xz"
+    } else {
+        let _ = fs::remove_file(dir.join("bin.tar.xz"));
+        tar("-czf", "bin.tar.gz")?;
+        "bin.tar.gz"
+    };
+    fs::remove_dir_all(dir.join("bin")).map_err(|e| e.to_string())?;
+    let bytes = fs::metadata(dir.join(packed)).map_err(|e| e.to_string())?.len();
     let script = format!(
         r#"#!/usr/bin/env bash
-# flash-map GPU checks: the model tests against the Cuda backend, the quickstart, the benchmark.
-# Usage: run.sh LOGDIR   (made by `cargo xtask gpu-bundle`)
+# flash-map GPU checks: the model tests against the Cuda backend, the quickstart, the
+# benchmark, issue 13's rayon thread sweep, the other tests and the examples, most important
+# first. Usage: run.sh LOGDIR [BUDGET_S]   (made by `cargo xtask gpu-bundle`)
+# Every log goes into LOGDIR/logs.tar.gz; LOGDIR keeps only that, summary.txt and
+# device.txt (the device tool brings back at most 8 files). Steps that would start after
+# BUDGET_S seconds (default 520) are skipped, so the logs are packed before a time limit.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
-logs="${{1:-$here/logs}}"; mkdir -p "$logs"
+logs="${{1:-$here/logs}}"; budget="${{2:-520}}"
+all="$logs/all"; mkdir -p "$all"
+sum="$logs/summary.txt"
+bin="${{TMPDIR:-/tmp}}/flash-map-bundle"; rm -rf "$bin"; mkdir -p "$bin"
+tar -C "$bin" -xf "$here/{packed}" 2>"$all/unpack.log" \
+  || python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$here/{packed}" "$bin" >>"$all/unpack.log" 2>&1 \
+  || {{ echo "could not unpack {packed}" | tee -a "$sum"; exit 2; }}
+bin="$bin/bin"
 export FLASH_MAP_TEST_CUDA=1 RUST_LOG=${{RUST_LOG:-info}}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$logs/device.txt" 2>&1
+nproc >> "$logs/device.txt"
 status=0
+# step NAME LIMIT_S CMD...: runs CMD (its output to all/NAME.log) unless the budget is spent.
+step() {{
+  local name=$1 limit=$2; shift 2
+  echo "== $name" >> "$sum"
+  if [ $((SECONDS + 10)) -gt "$budget" ]; then echo "SKIPPED: out of time ($SECONDS s)" >> "$sum"; status=1; return; fi
+  local t0=$SECONDS
+  timeout "$limit" "$@" > "$all/$name.log" 2>&1; local rc=$?
+  [ $rc -eq 0 ] || status=1
+  echo "rc $rc, $((SECONDS - t0)) s" >> "$sum"
+}}
+step test_model 120 "$bin/test_model" --test-threads=4
+tail -n 3 "$all/test_model.log" >> "$sum" 2>/dev/null
+RUST_LOG=info,flash_map_cuda=debug step quickstart 60 "$bin/quickstart"
+cat "$all/quickstart.log" >> "$sum" 2>/dev/null
+step gpu_bench 150 "$bin/gpu_bench"
+cat "$all/gpu_bench.log" >> "$sum" 2>/dev/null
+step compare_threads 150 "$bin/compare" --threads --w2 800000 --reps 3
+grep -E "threads|^\| (FlashMap|papaya|DashMap|Rayon)" "$all/compare_threads.log" >> "$sum" 2>/dev/null
 for t in {tests}; do
-  echo "== $t" | tee -a "$logs/summary.txt"
-  timeout 100 "$here/bin/$t" --test-threads=4 > "$logs/$t.log" 2>&1; rc=$?
-  tail -n 3 "$logs/$t.log" | tee -a "$logs/summary.txt"; [ $rc -eq 0 ] || status=1
+  [ "$t" = test_model ] && continue
+  step "$t" 60 "$bin/$t" --test-threads=4
+  tail -n 3 "$all/$t.log" >> "$sum" 2>/dev/null
 done
-echo "== quickstart" | tee -a "$logs/summary.txt"
-RUST_LOG=info,flash_map_cuda=debug timeout 120 "$here/bin/quickstart" > "$logs/quickstart.log" 2>&1 || status=1
-cat "$logs/quickstart.log" >> "$logs/summary.txt"
 for ex in {examples}; do
-  echo "== $ex" | tee -a "$logs/summary.txt"
-  timeout 60 "$here/bin/$ex" > "$logs/$ex.log" 2>&1 || status=1
-  grep -E "verified|ops/s|FlashMap" "$logs/$ex.log" | tail -n 4 >> "$logs/summary.txt"
+  step "$ex" 60 "$bin/$ex"
+  grep -E "verified|ops/s|FlashMap" "$all/$ex.log" | tail -n 4 >> "$sum"
 done
-echo "== gpu_join" | tee -a "$logs/summary.txt"
-timeout 90 "$here/bin/gpu_join" > "$logs/gpu_join.log" 2>&1 || status=1
-grep -E "verified|built|probe of" "$logs/gpu_join.log" >> "$logs/summary.txt"
-echo "== gpu_bench" | tee -a "$logs/summary.txt"
-timeout 150 "$here/bin/gpu_bench" > "$logs/gpu_bench.log" 2>&1 || status=1
-cat "$logs/gpu_bench.log" >> "$logs/summary.txt"
-echo "exit status $status" >> "$logs/summary.txt"
+step gpu_join 90 "$bin/gpu_join"
+grep -E "verified|built|probe of" "$all/gpu_join.log" >> "$sum"
+echo "exit status $status after $SECONDS s" >> "$sum"
+tar -C "$logs" -czf "$logs/logs.tar.gz" all && rm -rf "$all"
 exit $status
 "#,
         tests = tests.join(" "),
@@ -499,9 +540,11 @@ exit $status
     fs::write(dir.join("run.sh"), script).map_err(|e| e.to_string())?;
     output(Command::new("chmod").arg("+x").arg(dir.join("run.sh")))?;
     println!(
-        "gpu-bundle: {} with {} test executables, the examples and gpu_bench; run `{}/run.sh LOGDIR` on a CUDA machine",
+        "gpu-bundle: {} with {} test executables, the examples, gpu_bench and compare in {packed} ({:.1} MiB); \
+         run `{}/run.sh LOGDIR [BUDGET_S]` on a CUDA machine",
         dir.display(),
         tests.len(),
+        bytes as f64 / (1 << 20) as f64,
         dir.display()
     );
     Ok(())

@@ -138,7 +138,7 @@ fn pinned_copy(bytes_up: usize, bytes_down: usize) -> (f64, f64) {
     // them; `alloc_pinned` leaves them uninitialised.
     let mut up = unsafe { ctx.alloc_pinned::<u8>(bytes_up) }.expect("pinned");
     up.as_mut_slice().expect("host").fill(1);
-    // SAFETY: as above.
+    // SAFETY: the same: zeroed by the host (`fill(0)` below) before any copy reads it.
     let mut down = unsafe { ctx.alloc_pinned::<u8>(bytes_down) }.expect("pinned");
     down.as_mut_slice().expect("host").fill(0);
     let mut dev = stream.alloc_zeros::<u8>(bytes_up.max(bytes_down)).expect("alloc");
@@ -162,6 +162,11 @@ fn pinned_copy(bytes_up: usize, bytes_down: usize) -> (f64, f64) {
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // Asked through the map first: cudarc's own context call panics where no driver loads.
+    if let Err(e) = FlashMap::<u64, u64>::builder(16).backend(Backend::Cuda).build() {
+        eprintln!("no usable CUDA device ({e}); this benchmark needs one: see quickstart for the CPU backends");
+        std::process::exit(2);
+    }
     let ctx = CudaContext::new(0).expect("a CUDA device");
     let cc = ctx.compute_capability().expect("compute capability");
     println!("device: {} (sm_{}{})", ctx.name().expect("name"), cc.0, cc.1);
