@@ -501,11 +501,14 @@ export FLASH_MAP_TEST_CUDA=1 RUST_LOG=${{RUST_LOG:-info}}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$logs/device.txt" 2>&1
 nproc >> "$logs/device.txt"
 status=0
-# step NAME LIMIT_S CMD...: runs CMD (its output to all/NAME.log) unless the budget is spent.
+# step NAME LIMIT_S CMD...: runs CMD (its output to all/NAME.log) for at most LIMIT_S
+# seconds and never past the budget; skipped when less than 10 s of it is left.
 step() {{
   local name=$1 limit=$2; shift 2
   echo "== $name" >> "$sum"
-  if [ $((SECONDS + 10)) -gt "$budget" ]; then echo "SKIPPED: out of time ($SECONDS s)" >> "$sum"; status=1; return; fi
+  local left=$((budget - SECONDS))
+  if [ "$left" -lt 10 ]; then echo "SKIPPED: out of time ($SECONDS s)" >> "$sum"; status=1; return; fi
+  [ "$limit" -le "$left" ] || limit=$left
   local t0=$SECONDS
   timeout "$limit" "$@" > "$all/$name.log" 2>&1; local rc=$?
   [ $rc -eq 0 ] || status=1
@@ -526,12 +529,13 @@ for t in {tests}; do
 done
 for ex in {examples}; do
   step "$ex" 60 "$bin/$ex"
-  grep -E "verified|ops/s|FlashMap" "$all/$ex.log" | tail -n 4 >> "$sum"
+  grep -E "verified|ops/s|FlashMap" "$all/$ex.log" 2>/dev/null | tail -n 4 >> "$sum"
 done
 step gpu_join 90 "$bin/gpu_join"
-grep -E "verified|built|probe of" "$all/gpu_join.log" >> "$sum"
+grep -E "verified|built|probe of" "$all/gpu_join.log" >> "$sum" 2>/dev/null
 echo "exit status $status after $SECONDS s" >> "$sum"
 tar -C "$logs" -czf "$logs/logs.tar.gz" all && rm -rf "$all"
+cat "$sum"
 exit $status
 "#,
         tests = tests.join(" "),
