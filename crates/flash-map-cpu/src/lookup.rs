@@ -230,7 +230,8 @@ impl CpuTable {
     /// Which case applies is estimated from a sample of the batch. (Tables of large slots
     /// stay unpartitioned even then: 1M absent 32-byte keys in a table of 164-byte slots
     /// were slower partitioned than in batch order, as the copy of their keys costs more
-    /// than the 8 MB of state words it keeps in cache.)
+    /// than the 8 MB of state words it keeps in cache: BENCHMARKS.md, "Figures that code
+    /// comments quoted".)
     /// State bytes that the last-level cache holds are read in batch order, as a table that
     /// it holds is ([`partition_shift`](Self::partition_shift)).
     fn lookup_shift(&self, b: &Batch<'_>) -> Option<u32> {

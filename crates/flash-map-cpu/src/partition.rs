@@ -8,7 +8,7 @@
 //! about a quarter of an L2 cache), the probe pass then works through one region at a time.
 //! Every line of a region is fetched once and serves all the keys homed there, and serial
 //! passes over tables far larger than the last-level cache run about twice as fast as in
-//! batch order (BENCHMARKS.md has the figures).
+//! batch order (BENCHMARKS.md, "Figures that code comments quoted").
 //!
 //! The partition is *stable*: records keep their batch order within a region, and copies of
 //! one key share a region, so every serial rule that depends on batch order ("the last
@@ -88,7 +88,7 @@ pub(crate) struct Partitioned<'s> {
 /// Advised huge pages and left to the zeroing to fault in, as before, a scratch of 128 MB
 /// cost what its first huge page cost 64 times over where that was slow, and the
 /// partitioned insert of 8M `u64` pairs was then far slower than the same insert in batch
-/// order (BENCHMARKS.md, issue 13).
+/// order (BENCHMARKS.md, "Figures that code comments quoted").
 fn grow<T: Copy + Default>(v: &mut Vec<T>, n: usize) -> Result<(), CpuError> {
     if v.len() < n {
         let bytes = n.saturating_mul(size_of::<T>());

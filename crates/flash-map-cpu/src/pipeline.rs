@@ -419,7 +419,7 @@ impl<'a, const KS: usize, const P: u8> Ahead<'a, KS, P> {
 /// Both state lines are fetched without a test: whether a group crosses a line depends on
 /// the hash, so a branch on it went the unexpected way for a large share of keys, and its
 /// mispredictions cost more than a second prefetch of a line mostly already on its way
-/// (BENCHMARKS.md, issue 13, W2 80K hits).
+/// (BENCHMARKS.md, issue 13, "a branch taken out of the prefetch").
 ///
 /// # Safety
 /// `i < b.len()`; `b`'s keys hold `ks` bytes, the table's key size.
