@@ -100,10 +100,12 @@ unsafe fn value_at(b: &BatchArgs, i: usize) -> *const u8 {
 /// `key` valid for reads of `len` bytes.
 #[inline(always)]
 unsafe fn hash_of(hs: &KeyHasher, key: *const u8, len: usize) -> u64 {
-    // SAFETY (all arms): forwarded contract.
     match hs.strategy {
+        // SAFETY: `key` is valid for reads of `len` bytes (`# Safety`), all it reads.
         HashStrategy::Identity => unsafe { flash_map_core::hash::identity_hash(key, len) },
+        // SAFETY: as for Identity: `len` readable bytes at `key` (`# Safety`).
         HashStrategy::Murmur3 => unsafe { fm_murmur3(key, len) },
+        // SAFETY: as for Identity: `len` readable bytes at `key` (`# Safety`).
         HashStrategy::SipHash13 => unsafe { fm_siphash(key, len, hs.seed[0], hs.seed[1]) },
     }
 }
@@ -117,7 +119,7 @@ unsafe fn hash_of(hs: &KeyHasher, key: *const u8, len: usize) -> u64 {
 #[no_mangle]
 #[inline(never)]
 unsafe extern "C" fn fm_murmur3(key: *const u8, len: usize) -> u64 {
-    // SAFETY: forwarded contract.
+    // SAFETY: `key` is valid for reads of `len` bytes (`# Safety`), all `murmur3` reads.
     unsafe { flash_map_core::hash::murmur3(key, len) }
 }
 
@@ -130,7 +132,7 @@ unsafe extern "C" fn fm_murmur3(key: *const u8, len: usize) -> u64 {
 #[no_mangle]
 #[inline(never)]
 unsafe extern "C" fn fm_siphash(key: *const u8, len: usize, k0: u64, k1: u64) -> u64 {
-    // SAFETY: forwarded contract.
+    // SAFETY: `key` is valid for reads of `len` bytes (`# Safety`), all `siphash13` reads.
     unsafe { flash_map_core::hash::siphash13(key, len, k0, k1) }
 }
 

@@ -193,7 +193,8 @@ impl<'a> Batch<'a> {
             vbase: values.as_ptr() as *const u8,
             vstride: size_of::<V>(),
             split: true,
-            // SAFETY: the keys' bytes are initialised (contract).
+            // SAFETY: every byte of a `K` is initialised (`# Safety`), as `keys_unchecked`
+            // requires.
             ..unsafe { Self::keys_unchecked(keys) }
         }
     }

@@ -17,7 +17,7 @@ const UNALIGNED_IS_FAST: bool = cfg!(any(target_arch = "x86_64", target_arch = "
 /// `p` valid for reads of 8 bytes.
 #[inline(always)]
 pub unsafe fn read_u64_le(p: *const u8) -> u64 {
-    // SAFETY: forwarded contract.
+    // SAFETY: `p` is valid for reads of 8 bytes (`# Safety`), all `read_u64_le_on` needs.
     unsafe { read_u64_le_on(p, UNALIGNED_IS_FAST) }
 }
 
@@ -42,7 +42,7 @@ pub(crate) unsafe fn read_u64_le_on(p: *const u8, fast: bool) -> u64 {
 /// `p` valid for reads of 4 bytes.
 #[inline(always)]
 pub unsafe fn read_u32_le(p: *const u8) -> u32 {
-    // SAFETY: forwarded contract.
+    // SAFETY: `p` is valid for reads of 4 bytes (`# Safety`), all `read_u32_le_on` needs.
     unsafe { read_u32_le_on(p, UNALIGNED_IS_FAST) }
 }
 

@@ -149,7 +149,7 @@ pub unsafe fn identity(key: *const u8, len: usize) -> u64 {
 /// `key` valid for reads of `len` bytes.
 #[inline(always)]
 pub unsafe fn identity_hash(key: *const u8, len: usize) -> u64 {
-    // SAFETY: forwarded contract.
+    // SAFETY: `key` is valid for reads of `len` bytes (`# Safety`), all `identity` reads.
     fmix64(unsafe { identity(key, len) })
 }
 
@@ -171,7 +171,8 @@ pub const fn fmix64(mut k: u64) -> u64 {
 /// `key` valid for reads of `len` bytes.
 #[inline(always)]
 pub unsafe fn murmur3(key: *const u8, len: usize) -> u64 {
-    // SAFETY: forwarded contract.
+    // SAFETY: `key` is valid for reads of `len` bytes (`# Safety`), all `murmur3_seeded`
+    // reads.
     unsafe { murmur3_seeded(key, len, 0) }
 }
 

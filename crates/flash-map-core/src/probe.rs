@@ -129,7 +129,7 @@ pub unsafe trait Slots {
     /// As [`group`](Self::group).
     #[inline(always)]
     unsafe fn matching(&self, slot: usize, full: u32) -> u32 {
-        // SAFETY: forwarded contract.
+        // SAFETY: `slot + GROUP <= mask + 1` (`# Safety`, as `group`'s).
         unsafe { self.group(slot, full) }.matching
     }
 
@@ -140,7 +140,7 @@ pub unsafe trait Slots {
     /// As [`group`](Self::group).
     #[inline(always)]
     unsafe fn any_empty(&self, slot: usize) -> bool {
-        // SAFETY: forwarded contract.
+        // SAFETY: `slot + GROUP <= mask + 1` (`# Safety`, as `group`'s).
         unsafe { self.group(slot, EMPTY) }.empty != 0
     }
 }
@@ -572,7 +572,8 @@ pub unsafe fn find<S: Slots>(s: &S, hash: u64, key: *const u8) -> Option<usize> 
         // SAFETY: the rest of the sequence, from the slot after the group.
         return unsafe { find_from(s, hash, key, next(h + GROUP - 1, mask), mask + 1 - GROUP) };
     }
-    // SAFETY: forwarded contract; the whole table is left to search.
+    // SAFETY: `key` holds `key_size` readable bytes and no claims run (`# Safety`, as
+    // `find_from`'s); `h = home(..) <= mask`, and the whole table is left to search.
     unsafe { find_from(s, hash, key, h, mask.wrapping_add(1)) }
 }
 
@@ -656,7 +657,7 @@ pub unsafe fn probe_lengths<S: Slots>(s: &S, hasher: &crate::KeyHasher, keys: &[
 /// `key` valid for `s.key_size()` bytes.
 #[inline(always)]
 pub unsafe fn claim<S: Slots>(s: &S, hash: u64, key: *const u8) -> Claim {
-    // SAFETY: forwarded contract.
+    // SAFETY: `key` is valid for `key_size` bytes (`# Safety`), all `claim_bounded` asks.
     unsafe { claim_bounded(s, hash, key, COLLISION_LIMIT) }
 }
 
@@ -668,7 +669,8 @@ pub unsafe fn claim<S: Slots>(s: &S, hash: u64, key: *const u8) -> Claim {
 /// As [`claim`]; no slot of the table is a tombstone.
 #[inline(always)]
 pub unsafe fn claim_without_tombstones<S: Slots>(s: &S, hash: u64, key: *const u8) -> Claim {
-    // SAFETY: forwarded contract.
+    // SAFETY: `key` is valid for `key_size` bytes and no slot is a tombstone (`# Safety`),
+    // what `claim_grouped` asks with `TOMBS` false.
     unsafe { claim_grouped::<S, false>(s, hash, key, COLLISION_LIMIT) }
 }
 
@@ -679,7 +681,8 @@ pub unsafe fn claim_without_tombstones<S: Slots>(s: &S, hash: u64, key: *const u
 /// As [`claim`].
 #[inline(always)]
 pub unsafe fn claim_bounded<S: Slots>(s: &S, hash: u64, key: *const u8, limit: u32) -> Claim {
-    // SAFETY: forwarded contract.
+    // SAFETY: `key` is valid for `key_size` bytes (`# Safety`), all `claim_grouped` asks
+    // with `TOMBS` true.
     unsafe { claim_grouped::<S, true>(s, hash, key, limit) }
 }
 
@@ -696,7 +699,9 @@ unsafe fn claim_grouped<S: Slots, const TOMBS: bool>(s: &S, hash: u64, key: *con
     let ks = s.key_size();
     let mut slot = home(hash, mask);
     if S::GROUPED && slot + GROUP <= mask.wrapping_add(1) && limit >= GROUP as u32 {
-        // SAFETY: forwarded contract; the group lies inside the table.
+        // SAFETY: `key` is valid (`# Safety`), `S::GROUPED` holds, the group lies inside
+        // the table (tested just above), and with `TOMBS` false no slot is a tombstone
+        // (`# Safety`): what `claim_in_group` asks.
         if let Some(c) = unsafe { claim_in_group::<S, TOMBS>(s, slot, full, key) } {
             return c;
         }
@@ -740,7 +745,8 @@ unsafe fn claim_grouped<S: Slots, const TOMBS: bool>(s: &S, hash: u64, key: *con
         return Claim::NoRoom;
     }
     // Phase 2: claim the first free slot from `first_free` on.
-    // SAFETY: forwarded contract; `first_free <= mask`.
+    // SAFETY: `key` is valid for `key_size` bytes (`# Safety`, as `claim`'s), and
+    // `first_free <= mask` (a slot phase 1 visited).
     unsafe { claim_from(s, hash, first_free, full, busy, key, limit) }
 }
 
@@ -856,7 +862,8 @@ unsafe fn claim_in_group<S: Slots, const TOMBS: bool>(s: &S, home: usize, full: 
 /// `key` valid for `s.key_size()` bytes; no concurrent claims on the same table.
 #[inline(always)]
 pub unsafe fn remove<S: Slots>(s: &S, hash: u64, key: *const u8) -> bool {
-    // SAFETY: forwarded contract.
+    // SAFETY: `key` is valid for `key_size` bytes and no claims run (`# Safety`), as `find`
+    // asks.
     match unsafe { find(s, hash, key) } {
         // SAFETY: slot in range.
         Some(slot) => unsafe { s.cas_state(slot, full_word(s.tag(hash)), TOMBSTONE) },
@@ -882,7 +889,9 @@ pub unsafe fn remove<S: Slots>(s: &S, hash: u64, key: *const u8) -> bool {
 /// `s` is used by this thread alone for the whole call (`Slots` plain accesses suffice);
 /// `values` is valid for `(mask + 1) * value_size` bytes and does not overlap the keys.
 pub unsafe fn rehash_in_place<S: Slots>(s: &S, values: *mut u8, value_size: usize, hasher: &crate::KeyHasher) {
-    // SAFETY: forwarded contract; a value array of its own has a stride of one value.
+    // SAFETY: `s` is this thread's alone and `values` holds `(mask + 1) * value_size` bytes
+    // apart from the keys (`# Safety`): `mask + 1` strides of one value each, as the
+    // strided form asks.
     unsafe { rehash_in_place_strided(s, values, value_size, value_size, hasher) }
 }
 

@@ -365,14 +365,17 @@ unsafe fn commit(start: *mut u8, len: usize, huge: usize, parallel: bool, steps:
         if workers > 1 {
             use rayon::prelude::*;
             let base = start as usize;
-            // SAFETY: forwarded contract; the workers share the steps, each taken once.
+            // SAFETY: `commit_steps` asks what this function does (`# Safety`: the range is
+            // whole pages the caller owns), and gets the same range; the workers share the
+            // steps, each step taken by one of them once.
             return (0..workers)
                 .into_par_iter()
                 .try_for_each(|_| unsafe { commit_steps(base as *mut u8, len, huge, steps) });
         }
     }
     let _ = parallel;
-    // SAFETY: forwarded contract; one worker takes every step.
+    // SAFETY: as for the workers above: the same range, whole pages the caller owns
+    // (`# Safety`); here one worker takes every step.
     unsafe { commit_steps(start, len, huge, steps) }
 }
 
@@ -506,7 +509,8 @@ unsafe fn commit_steps(start: *mut u8, len: usize, huge: usize, steps: &Steps) -
 /// As [`commit`].
 #[cfg(target_os = "linux")]
 unsafe fn commit_on(start: *mut u8, len: usize, huge: usize, parallel: bool) -> std::io::Result<()> {
-    // SAFETY: forwarded contract.
+    // SAFETY: `commit`'s `# Safety` is this function's, for the same range (whole pages
+    // the caller owns); the steps are fresh.
     unsafe { commit(start, len, huge, parallel, &Steps::on(&PACE)) }
 }
 

@@ -65,11 +65,13 @@ pub(crate) unsafe fn staged(
     mut body: impl FnMut(usize, u64),
 ) {
     if let Fetch::Plain { values, shift } = fetch {
-        // SAFETY: forwarded contract.
+        // SAFETY: `plain`'s `# Safety` is this function's, and the arguments are passed on
+        // as they came (`raw` the live table, `range` within the batch, keys of its size).
         unsafe { plain(raw, hs, b, range, values, shift, body) };
         return;
     }
-    // SAFETY: forwarded contract.
+    // SAFETY: `Ahead::new`'s `# Safety` is this function's, and the arguments are passed on
+    // as they came; `KS` = 0 and the plan `DYNAMIC` hold for any table and fetch.
     let mut ahead = unsafe { Ahead::<0>::new(raw, hs, b, range.clone(), fetch) };
     for i in range {
         // SAFETY: `i` runs through `range` in order.

@@ -146,7 +146,7 @@ impl DeviceBuf {
             return Ok(());
         }
         // SAFETY: the range lies inside the allocation (asserted); the caller keeps `dst`
-        // allocated and untouched until the copy completes (the function's contract).
+        // allocated and untouched until the copy completes (`# Safety`).
         unsafe { result::memcpy_dtoh_async(dst, self.ptr + offset as u64, self.stream.cu_stream()) }
             .map_err(drv("cuMemcpyDtoHAsync"))
     }

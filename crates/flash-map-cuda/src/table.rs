@@ -321,7 +321,7 @@ impl CudaTable {
         };
         let p = ClaimParams { table: self.tab(), batch: d, claim: ClaimArgs { budget, ..self.claim_args(s, mode) } };
         // SAFETY: the table's arrays, the batch `d` (keys and values of the table's sizes in
-        // this context's memory, by the callers' contracts) and the scratch buffers sized for
+        // this context's memory, as the callers' `# Safety` requires) and the scratch buffers sized for
         // `n` keys above.
         unsafe { self.gpu.launch(&self.stream, Kernel::Claim, n, &p) }?;
         let c = self.counters(s)?;
@@ -459,7 +459,8 @@ impl CudaTable {
     /// until the work queued on the table's stream by this call has completed.
     pub unsafe fn find_device(&self, d: DeviceBatch, found: u64, out: u64) -> Result<(), CudaError> {
         self.gpu.bind()?;
-        // SAFETY: forwarded contract; no counters.
+        // SAFETY: `launch_find` asks what this function does (`# Safety`: `d`'s keys, `found`
+        // and `out` valid in this context until the stream's work completes); no counters.
         unsafe { self.launch_find(d, found, out, 0) }
     }
 
@@ -467,7 +468,9 @@ impl CudaTable {
     /// As [`find_device`](Self::find_device); `counters` is 0 or this table's counters.
     unsafe fn launch_find(&self, d: DeviceBatch, found: u64, out: u64, counters: u64) -> Result<(), CudaError> {
         let p = FindParams { table: self.tab(), batch: d, found, out, counters };
-        // SAFETY: forwarded contract.
+        // SAFETY: every address in `p` is valid in this context until the launch completes
+        // on the table's stream: the table's own arrays, and `d`, `found`, `out` and
+        // `counters` (`# Safety`, as `find_device`'s), as `launch` requires.
         unsafe { self.gpu.launch(&self.stream, Kernel::Find, d.len as usize, &p) }
     }
 
@@ -572,7 +575,9 @@ impl CudaTable {
         };
         s.counters.zero()?;
         let p = RemoveParams { table: self.tab(), batch: d, counters: s.counters.ptr() };
-        // SAFETY: the table, the batch's keys (by the callers' contracts) and the counters.
+        // SAFETY: the addresses in `p` are the table's arrays, the batch's keys (valid in this
+        // context until the stream's work completes, as the callers' `# Safety` requires)
+        // and the counters, as `launch` requires.
         unsafe { self.gpu.launch(&self.stream, Kernel::Remove, d.len as usize, &p) }?;
         let removed = self.counters(s)?[C_REMOVED] as usize;
         self.ledger.removed(removed);
