@@ -220,6 +220,11 @@ impl RawTable {
         true
     }
 
+    /// Slot `slot`'s state byte, for atomic access.
+    ///
+    /// # Safety
+    /// `slot <= mask`, and while the reference is used every access to that byte, by any
+    /// thread, is atomic (a parallel pass's protocol).
     #[cfg(feature = "rayon")]
     #[inline(always)]
     unsafe fn atomic(&self, slot: usize) -> &AtomicU8 {
