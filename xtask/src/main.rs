@@ -485,8 +485,9 @@ fn gpu_bundle(dir: Option<PathBuf>) -> Res {
 # benchmark, issue 13's rayon thread sweep, the other tests and the examples, most important
 # first. Usage: run.sh LOGDIR [BUDGET_S]   (made by `cargo xtask gpu-bundle`)
 # Every log goes into LOGDIR/logs.tar.gz; LOGDIR keeps only that, summary.txt and
-# device.txt (the device tool brings back at most 8 files). Steps that would start after
-# BUDGET_S seconds (default 520) are skipped, so the logs are packed before a time limit.
+# device.txt (the device tool brings back at most 8 files). No step runs past BUDGET_S
+# seconds (default 520): each one's limit is cut to what is left, and a step with under 10 s
+# left is skipped, so the logs are packed before a time limit.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
 logs="${{1:-$here/logs}}"; budget="${{2:-520}}"
