@@ -62,11 +62,12 @@ pub(crate) enum Mutation {
 ///
 /// In a small pool the parallel claims lose at every size: for keys already present, an
 /// insert elects per slot the copy that writes its value (two more passes over the table)
-/// and an add adds in a pass of its own, where the serial engine writes or adds at once; and an empty table that the serial engine fills in batch order fills faster
-/// serially too. Only a partitioned fill of an empty table is left to the threads, whose
-/// claims need no partition's scratch: in fresh memory that scratch cost the serial fill
-/// more than the threads did. Removals gain from the threads beyond the cache
-/// (BENCHMARKS.md, issue 13, "a small pool's claims on one thread").
+/// and an add adds in a pass of its own, where the serial engine writes or adds at once;
+/// and an empty table that the serial engine fills in batch order fills faster serially
+/// too. Only a partitioned fill of an empty table is left to the threads, whose claims need
+/// no partition's scratch: in fresh memory that scratch cost the serial fill more than the
+/// threads did. Removals gain from the threads beyond the cache (BENCHMARKS.md, issue 13,
+/// "a small pool's claims on one thread").
 #[cfg(feature = "rayon")]
 pub(crate) fn serial_rule(n: usize, threads: usize, table_bytes: usize, m: Mutation, partitioned_fill: bool) -> bool {
     let t = &flash_map_core::tuning::TUNING;
