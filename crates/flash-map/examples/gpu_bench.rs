@@ -170,6 +170,30 @@ fn main() {
     let ctx = CudaContext::new(0).expect("a CUDA device");
     let cc = ctx.compute_capability().expect("compute capability");
     println!("device: {} (sm_{}{})", ctx.name().expect("name"), cc.0, cc.1);
+    // Each part runs even when an earlier one failed (a wrong result panics), so one run on
+    // a lent GPU shows everything; the exit status says whether all of them passed.
+    let mut failed = Vec::new();
+    let mut part = |name: &'static str, f: &mut dyn FnMut()| {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+            eprintln!("FAILED: {name}");
+            failed.push(name);
+        }
+    };
+    part("host-to-host", &mut || host_section());
+    for n in [1 << 24, 1 << 26] {
+        for hash in [HashStrategy::Identity, HashStrategy::Murmur3, HashStrategy::SipHash13] {
+            part("device-resident", &mut || device_resident(n, hash));
+        }
+    }
+    part("L2 fetch granularity", &mut || l2_section(&ctx));
+    if !failed.is_empty() {
+        eprintln!("gpu_bench: {} part(s) failed: {failed:?}", failed.len());
+        std::process::exit(1);
+    }
+}
+
+/// (a): host-to-host on Cuda and Rayon, and the bare pinned copy of the same bytes.
+fn host_section() {
     let n = 1_000_000;
     let pairs: Vec<([u8; 32], [u8; 128])> = (0..n as u64)
         .map(|i| {
@@ -207,11 +231,10 @@ fn main() {
         down * 1e3,
         (n * 128) as f64 / down / 1e9
     );
-    for n in [1 << 24, 1 << 26] {
-        for hash in [HashStrategy::Identity, HashStrategy::Murmur3, HashStrategy::SipHash13] {
-            device_resident(n, hash);
-        }
-    }
+}
+
+/// The device-resident `Identity` runs again at two L2 fetch granularities.
+fn l2_section(ctx: &CudaContext) {
     // Every probe reads whole 32-byte sectors at random; the L2 may fetch more than that
     // from memory per miss. The limit is the context's (the map shares the primary
     // context), so it is set here, for this measurement only, and put back.
