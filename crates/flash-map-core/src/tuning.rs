@@ -134,19 +134,22 @@ pub struct Tuning {
     /// back more huge pages than the process had just freed), and in 4 KiB pages never.
     pub result_huge_max_bytes: usize,
     /// The rayon engine commits a fresh table array of at least this many bytes on all of
-    /// its threads (on a pool of `parallel_commit_min_threads` or more), and a smaller one
-    /// on the calling thread, as the serial engine does. Measured on a virtual machine whose
-    /// host takes freed memory back (BENCHMARKS.md, issue 13): builds of tables of
-    /// 27–143 MB, after a cold start in one process, took as long at the median on one
-    /// thread as on two and spiked far less (likely: two threads faulting huge pages at once
-    /// find them slow more often, and go to 4 KiB pages; not traced) ...
+    /// its threads (on a pool of `parallel_commit_min_threads` or more), in equal shares of
+    /// whole huge pages, and a smaller one on the calling thread, as the serial engine
+    /// does. Measured on a 16-thread host (BENCHMARKS.md, issue 13, "the H200 machine's
+    /// host"), in fresh processes against the calling thread alone, with the pace judging
+    /// the parallel commit as a whole: tables of 27 MB to 285 MB (W1 100K to W2 8M) built
+    /// 1.8 to 9.5 times faster at the median and 1.6 to 4 times at the maximum; a 5 MB
+    /// one (W2 80K, its 4 MiB record array in two shares) as fast. (An earlier threshold of
+    /// 256 MiB was set on two threads, where the parallel commit no longer runs at all.) ...
     pub parallel_commit_min_bytes: usize,
     /// ... and on a pool of fewer threads than this, every array commits on the calling
     /// thread: in fresh processes on the same two-thread machine, 285 MB tables built on
     /// one thread at least as fast at the median as on two, free memory, fragmented or just
     /// given back, with as many huge pages or more, and 0.5–1 GB tables alike; maxima
     /// alike. (Earlier, on another two-thread machine, two threads committed 344 MB faster
-    /// where huge pages came fast; pools of more threads than two were not measured.)
+    /// where huge pages came fast.) Pools of 4, 8 and 16 threads on a 16-thread host gained
+    /// from it (`parallel_commit_min_bytes`).
     pub parallel_commit_min_threads: usize,
     /// A commit runs in steps of this many bytes ...
     pub commit_step_bytes: usize,
@@ -231,7 +234,7 @@ pub const TUNING: Tuning = Tuning {
     huge_page_tail_min_bytes: 1 << 20,
     spare_bytes: 32 << 20,
     result_huge_max_bytes: 32 << 20,
-    parallel_commit_min_bytes: 256 << 20,
+    parallel_commit_min_bytes: 4 << 20,
     parallel_commit_min_threads: 3,
     commit_step_bytes: 8 << 20,
     commit_share_min_bytes: 2 << 20,
