@@ -483,7 +483,8 @@ fn gpu_bundle(dir: Option<PathBuf>) -> Res {
         r#"#!/usr/bin/env bash
 # flash-map GPU checks: the model and device-API tests against the Cuda backend, the
 # quickstart, the benchmark, issue 13's rayon thread sweep, the other tests and the
-# examples, most important first. Usage: run.sh LOGDIR [BUDGET_S]   (made by `cargo xtask gpu-bundle`)
+# examples, most important first.
+# Usage: run.sh LOGDIR [BUDGET_S]   (made by `cargo xtask gpu-bundle`)
 # Every log goes into LOGDIR/logs.tar.gz; LOGDIR keeps only that, summary.txt and
 # device.txt (the device tool brings back at most 8 files). No step runs past BUDGET_S
 # seconds (default 520): each one's limit is cut to what is left, and a step with under 10 s

@@ -445,10 +445,10 @@ impl Steps {
 /// the commit as a whole gets fewer than `TUNING.commit_min_rate` bytes a second, not where
 /// each of sixteen threads does. Sixteen threads faulting their first huge pages of fresh
 /// memory at once each waited many times a lone thread's time for it, together about one
-/// thread's rate (BENCHMARKS.md, issue 13, "the H200 machine's host"); judged per thread,
-/// those pages were slow and sent the commit to 4 KiB pages, slower in all. The 4 KiB stretches and the huge pages
-/// kept after them last as long in wall-clock time either way (every worker counts its
-/// part of the time off them).
+/// thread's rate (BENCHMARKS.md, "The GPU bundle on an H200"); judged per thread, those
+/// pages were slow and sent the commit to 4 KiB pages, slower in all. The 4 KiB stretches
+/// and the huge pages kept after them last as long in wall-clock time either way (every
+/// worker counts its part of the time off them).
 ///
 /// # Safety
 /// As [`commit`].
@@ -1444,14 +1444,14 @@ mod tests {
     }
 
     /// A fresh array from `parallel_commit_min_bytes` up, made by the rayon engine in a pool
-    /// of `parallel_commit_min_threads` or more, is committed by the pool's threads: resident
-    /// in full and zero, its last step shorter than the others (9 MiB + 12 KiB on four
-    /// threads: shares of 4 MiB). Reuse of a dropped array of the same length would make
-    /// it resident too, so the length is one no other test uses.
+    /// of `parallel_commit_min_threads` or more, is committed in shares for the pool's
+    /// threads (9 MiB + 12 KiB on four threads: two shares of 4 MiB and a shorter last
+    /// one): resident in full, and zero. Reuse of a dropped array of the same length would
+    /// make it resident too, so the length is one no other test uses.
     #[cfg(feature = "rayon")]
     #[test]
     #[cfg_attr(miri, ignore = "maps memory and asks mincore")]
-    fn a_large_pools_fresh_array_is_committed_by_its_threads() {
+    fn a_large_pools_fresh_array_is_committed_in_shares() {
         let len = (9 << 20) + 3 * 4096;
         assert!(len >= TUNING.parallel_commit_min_bytes && commits_in_parallel(len, 4));
         let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
