@@ -137,10 +137,10 @@ pub struct Tuning {
     /// its threads (on a pool of `parallel_commit_min_threads` or more), in equal shares of
     /// whole huge pages, and a smaller one on the calling thread, as the serial engine
     /// does. Measured on a 16-thread host (BENCHMARKS.md, "The GPU bundle on an H200"), in
-    /// fresh processes against the calling thread alone, with the pace judging
-    /// the parallel commit as a whole: tables of 27 MB to 285 MB (W1 100K to W2 8M) built
-    /// 1.8 to 9.5 times faster at the median and 1.6 to 4 times at the maximum; a 5 MB
-    /// one (W2 80K, its 4 MiB record array in two shares) as fast. (An earlier threshold of
+    /// fresh processes against the calling thread alone, with the pace judging the parallel
+    /// commit as a whole: tables of 27 MB to 285 MB (W1 100K to W2 8M) built 1.8 to 9.5
+    /// times faster at the median and 1.6 to 4 times at the maximum; a 5 MB one (W2 80K,
+    /// its 4 MiB record array in two shares) as fast. (An earlier threshold of
     /// 256 MiB was set on two threads, where the parallel commit no longer runs at all.) ...
     pub parallel_commit_min_bytes: usize,
     /// ... and on a pool of fewer threads than this, every array commits on the calling

@@ -401,27 +401,28 @@ impl Steps {
     }
 
     /// Fresh steps of 4 KiB pages (a commit with no huge span, which never asks the pace)
-    /// for `len` bytes that `workers` threads commit: equal steps in whole pages, one per
-    /// worker while each holds at least `TUNING.commit_share_min_bytes` (else as many as
-    /// hold that much, at least one: a range below twice the minimum is one step, which the
-    /// calling thread takes, [`commit`]), and none above `TUNING.commit_step_bytes`.
+    /// for `len` bytes that `workers` threads commit: [`Steps::shares`] in whole pages.
     fn shared(len: usize, workers: usize) -> Self {
-        let t = &flash_map_core::tuning::TUNING;
-        let page = page_size();
-        let count = (len / t.commit_share_min_bytes).clamp(1, workers.max(1));
-        let size = len.div_ceil(count).next_multiple_of(page).clamp(page, t.commit_step_bytes);
-        Steps { size, ..Steps::on(&PACE) }
+        Self::shares(len, workers, page_size())
     }
 
-    /// Fresh steps for a table's array of `len` bytes that `workers` threads commit ([`PACE`]):
-    /// as [`Steps::shared`], equal shares of at least `TUNING.commit_share_min_bytes` and at
-    /// most `TUNING.commit_step_bytes`, but in whole huge pages, so that every step starts on
-    /// a huge page's boundary where the array's huge span does. In steps of
-    /// `commit_step_bytes` alone, a 32 MiB array went to four of sixteen threads.
+    /// Fresh steps for a table's array of `len` bytes that `workers` threads commit:
+    /// [`Steps::shares`] in whole huge pages, so that every step starts on a huge page's
+    /// boundary where the array's huge span does. In steps of `commit_step_bytes` alone, a
+    /// 32 MiB array went to four of sixteen threads.
     fn table_shares(len: usize, workers: usize) -> Self {
+        Self::shares(len, workers, HUGE_PAGE)
+    }
+
+    /// Fresh steps ([`PACE`]) for `len` bytes that `workers` threads commit: equal steps in
+    /// whole `unit`s, one per worker while each holds at least
+    /// `TUNING.commit_share_min_bytes` (else as many as hold that much, at least one: a
+    /// range below twice the minimum is one step, which the calling thread takes,
+    /// [`commit`]), and none above `TUNING.commit_step_bytes` (a multiple of `unit`).
+    fn shares(len: usize, workers: usize, unit: usize) -> Self {
         let t = &flash_map_core::tuning::TUNING;
         let count = (len / t.commit_share_min_bytes).clamp(1, workers.max(1));
-        let size = len.div_ceil(count).next_multiple_of(HUGE_PAGE).clamp(HUGE_PAGE, t.commit_step_bytes);
+        let size = len.div_ceil(count).next_multiple_of(unit).clamp(unit, t.commit_step_bytes);
         Steps { size, ..Steps::on(&PACE) }
     }
 
